@@ -1,0 +1,36 @@
+/**
+ * Events: everything the outside world can tell a Postman.
+ *
+ * The runtime turns socket callbacks, DNS/connect results and timer expiry into these records and
+ * hands them to `Postman.handle(event, now)`. Events are plain immutable data so that a test, a fuzzer
+ * or a port in another language can replay them from JSON (see test/vectors).
+ */
+
+/** The two sockets of one proxied connection: the client that connected to us, and the origin we dialled. */
+export type Side = "client" | "origin"
+
+/** Why dialling the origin failed; decides the status of the error response (502 or 504). */
+export type ConnectFailure =
+  | "unresolved" // the name did not resolve (NXDOMAIN, `.invalid`, no address)
+  | "refused" // ECONNREFUSED
+  | "unreachable" // EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL...
+  | "timeout" // the runtime's own connect attempt timed out (the core's deadline usually fires first)
+  | "error" // anything else
+
+export type Event =
+  /** Bytes arrived from a side. The core may keep a reference to `bytes`: the runtime must not reuse the buffer. */
+  | { readonly _tag: "Received"; readonly side: Side; readonly bytes: Uint8Array }
+  /** The peer on `side` half-closed its sending direction (TCP FIN): no more bytes will come from it. */
+  | { readonly _tag: "Ended"; readonly side: Side }
+  /** The socket on `side` failed (reset, EPIPE...). Nothing more can be read from or written to it. */
+  | { readonly _tag: "Errored"; readonly side: Side; readonly message: string }
+  /** The origin socket asked for by the last `Connect` action is established. */
+  | { readonly _tag: "Connected" }
+  /** The origin socket asked for by the last `Connect` action could not be established. No socket exists. */
+  | { readonly _tag: "ConnectFailed"; readonly reason: ConnectFailure; readonly message: string }
+  /** A `Write` to `side` was refused by a full buffer (socket.write returned false). */
+  | { readonly _tag: "Blocked"; readonly side: Side }
+  /** The write buffer of `side` drained after a `Blocked`. */
+  | { readonly _tag: "Drained"; readonly side: Side }
+  /** The clock reached (or passed) the deadline the core last asked for. */
+  | { readonly _tag: "Timeout" }
