@@ -1,0 +1,17 @@
+// Regenerates the transition table in docs/design.md from src/core/transitions.ts.
+// Usage: node scripts/design-table.ts [--check]   (--check exits 1 if the document is out of date)
+import { readFileSync, writeFileSync } from "node:fs"
+import { renderTable, replaceTable } from "../src/core/transitions-doc.ts"
+
+const path = new URL("../docs/design.md", import.meta.url)
+const doc = readFileSync(path, "utf8")
+const next = replaceTable(doc, renderTable())
+if (process.argv.includes("--check")) {
+  if (next !== doc) {
+    console.error("docs/design.md is out of date: run `npm run docs`")
+    process.exit(1)
+  }
+} else if (next !== doc) {
+  writeFileSync(path, next)
+  console.log("docs/design.md: transition table updated")
+}
