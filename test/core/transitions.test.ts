@@ -1,0 +1,163 @@
+/**
+ * One test per row of the transition table (src/core/transitions.ts, printed in docs/design.md §5):
+ * drive a Postman into the row's `from` state, deliver its event under its condition, and check the
+ * state it lands in and the exact action tags it emits. A row without a scenario fails the suite.
+ */
+import { describe as group, expect, it } from "vitest"
+import type { Action } from "../../src/core/actions.ts"
+import { renderTable, replaceTable } from "../../src/core/transitions-doc.ts"
+import { transitions } from "../../src/core/transitions.ts"
+import { connect, connectFailed, describe, Harness, originErrored } from "./harness.ts"
+import { readFileSync } from "node:fs"
+
+const connectHead = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+const getHead = "GET http://example.com/page HTTP/1.1\r\nHost: example.com\r\n\r\n"
+const postHead = (length: number) =>
+  `POST http://example.com/upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: ${length}\r\n\r\n`
+const chunkedHead = "POST http://example.com/upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+const connecting = (head = getHead) => {
+  const h = new Harness({ maxBufferedBytes: 16 })
+  h.client(head)
+  expect(h.postman.state).toBe("Connecting")
+  return h
+}
+const forwarding = (head = getHead) => {
+  const h = connecting(head)
+  connect(h)
+  expect(h.postman.state).toBe("Forwarding")
+  return h
+}
+const tunnel = () => {
+  const h = connecting(connectHead)
+  connect(h)
+  expect(h.postman.state).toBe("Tunnel")
+  return h
+}
+const respondingWithBody = () => {
+  const h = forwarding()
+  h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+  return h
+}
+
+interface Scenario {
+  readonly run: () => { h: Harness; step: ReadonlyArray<Action> }
+  readonly check?: (h: Harness) => void
+}
+const status = (code: number) => (h: Harness) => expect(h.clientText()).toMatch(new RegExp(`^HTTP/1\\.1 ${code} `, "m"))
+
+const scenarios: Record<string, Scenario> = {
+  A1: { run: () => { const h = new Harness(); return { h, step: h.client("GET http://exa", 5) } } },
+  A2: { run: () => { const h = new Harness({ maxRequestLine: 32 }); return { h, step: h.client(`GET http://example.com/${"a".repeat(64)}`) } }, check: status(414) },
+  A3: { run: () => { const h = new Harness({ maxHeadBytes: 256 }); return { h, step: h.client(`GET http://e/ HTTP/1.1\r\nHost: e\r\nX: ${"a".repeat(300)}\r\n`) } }, check: status(431) },
+  A4: { run: () => { const h = new Harness(); return { h, step: h.client("GET /relative HTTP/1.1\r\nHost: e\r\n\r\n") } }, check: status(400) },
+  A5: { run: () => { const h = new Harness(); return { h, step: h.client(connectHead) } }, check: (h) => expect(h.connects).toEqual([{ host: "example.com", port: 443 }]) },
+  A6: { run: () => { const h = new Harness(); return { h, step: h.client(getHead) } }, check: (h) => expect(h.connects).toEqual([{ host: "example.com", port: 80 }]) },
+  A7: { run: () => { const h = new Harness(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  A8: { run: () => { const h = new Harness(); h.client("GET http://e"); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  A9: { run: () => { const h = new Harness(); return { h, step: h.send({ _tag: "Errored", side: "client", message: "ECONNRESET" }) } } },
+  A10: { run: () => { const h = new Harness(); h.client("GET http://e"); return { h, step: h.fireDeadline() } }, check: status(408) },
+  A11: { run: () => { const h = new Harness(); return { h, step: h.fireDeadline() } }, check: (h) => expect(h.clientText()).toBe("") },
+
+  C1: { run: () => { const h = connecting(postHead(8)); return { h, step: h.client("12345678") } } },
+  C2: { run: () => { const h = connecting(postHead(32)); return { h, step: h.client("0123456789abcdef0123") } } },
+  C3: {
+    run: () => { const h = connecting(connectHead); h.client("hello"); return { h, step: connect(h) } },
+    check: (h) => { expect(h.clientText()).toBe("HTTP/1.1 200 Connection established\r\n\r\n"); expect(h.originText()).toBe("hello") },
+  },
+  C4: {
+    run: () => { const h = connecting(postHead(5)); h.client("abcde"); return { h, step: connect(h) } },
+    check: (h) => expect(h.originText()).toMatch(/^POST \/upload HTTP\/1\.1\r\nHost: example\.com\r\n[\s\S]*\r\n\r\nabcde$/),
+  },
+  C5: { run: () => { const h = connecting(); return { h, step: connectFailed(h, "unresolved") } }, check: status(502) },
+  C6: { run: () => { const h = connecting(); return { h, step: connectFailed(h, "timeout") } }, check: status(504) },
+  C7: { run: () => { const h = connecting(); return { h, step: h.fireDeadline() } }, check: status(504) },
+  C8: { run: () => { const h = connecting(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  C9: { run: () => { const h = connecting(postHead(10)); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  C10: { run: () => { const h = connecting(); return { h, step: h.send({ _tag: "Errored", side: "client", message: "ECONNRESET" }) } } },
+
+  F1: { run: () => { const h = forwarding(postHead(10)); return { h, step: h.client("12345") } } },
+  F2: { run: () => { const h = forwarding(); return { h, step: h.client("GET http://") } } },
+  F3: { run: () => { const h = forwarding(chunkedHead); return { h, step: h.client("zz\r\n") } }, check: status(400) },
+  F4: { run: () => { const h = forwarding(); return { h, step: h.fromOrigin("HTTP/1.1 100 Continue\r\n\r\n") } }, check: (h) => expect(h.clientText()).toMatch(/^HTTP\/1\.1 100 Continue\r\n/) },
+  F5: {
+    run: () => {
+      const h = forwarding("GET http://example.com/ws HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+      return { h, step: h.fromOrigin("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n") }
+    },
+    check: (h) => expect(h.clientText()).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n[\s\S]*Upgrade: websocket/),
+  },
+  F6: { run: () => { const h = forwarding(); return { h, step: h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n") } } },
+  F7: { run: () => { const h = forwarding(); return { h, step: h.fromOrigin("HTTP/1.1 abc\r\n\r\n") } }, check: status(502) },
+  F8: { run: () => { const h = respondingWithBody(); return { h, step: h.fromOrigin("12345") } } },
+  F9: { run: () => { const h = respondingWithBody(); return { h, step: h.fromOrigin("0123456789") } } },
+  F10: {
+    run: () => {
+      const h = forwarding("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+      h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+      return { h, step: h.fromOrigin("abc") }
+    },
+    check: (h) => expect(h.clientText()).toMatch(/\r\nConnection: close\r\n/),
+  },
+  F11: { run: () => { const h = forwarding(); h.fromOrigin("HTTP/1.1 200 OK\r\n\r\nuntil close"); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } } },
+  F12: { run: () => { const h = forwarding(); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } }, check: status(502) },
+  F13: { run: () => { const h = respondingWithBody(); h.fromOrigin("123"); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } } },
+  F14: { run: () => { const h = forwarding(); return { h, step: originErrored(h) } }, check: status(502) },
+  F15: { run: () => { const h = forwarding(); h.fireDeadline(); return { h, step: h.fireDeadline() } }, check: status(504) },
+  F16: { run: () => { const h = forwarding(); h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 5_000); return { h, step: h.fireDeadline() } } },
+  F17: { run: () => { const h = forwarding(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+
+  T1: { run: () => { const h = tunnel(); return { h, step: h.client("ping") } }, check: (h) => expect(h.originText()).toBe("ping") },
+  T2: { run: () => { const h = tunnel(); return { h, step: h.fromOrigin("pong") } }, check: (h) => expect(h.clientText()).toMatch(/pong$/) },
+  T3: { run: () => { const h = tunnel(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  T4: { run: () => { const h = tunnel(); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } } },
+  T5: { run: () => { const h = tunnel(); h.send({ _tag: "Ended", side: "client" }); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } } },
+  T6: { run: () => { const h = tunnel(); return { h, step: originErrored(h) } } },
+  T7: { run: () => { const h = tunnel(); return { h, step: h.send({ _tag: "Errored", side: "client", message: "EPIPE" }) } } },
+  T8: { run: () => { const h = tunnel(); h.fireDeadline(); return { h, step: h.fireDeadline() } } },
+  T9: { run: () => { const h = tunnel(); return { h, step: h.send({ _tag: "Blocked", side: "client" }) } } },
+  T10: { run: () => { const h = tunnel(); h.send({ _tag: "Blocked", side: "client" }); return { h, step: h.send({ _tag: "Drained", side: "client" }) } } },
+  T11: { run: () => { const h = tunnel(); return { h, step: h.send({ _tag: "Blocked", side: "origin" }) } } },
+  T12: { run: () => { const h = tunnel(); h.send({ _tag: "Blocked", side: "origin" }); return { h, step: h.send({ _tag: "Drained", side: "origin" }) } } },
+
+  S1: { run: () => { const h = new Harness(); return { h, step: h.shutdown() } } },
+  S2: {
+    run: () => { const h = forwarding(); return { h, step: h.shutdown() } },
+    check: (h) => { h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); expect(h.clientText()).toMatch(/Connection: close/); expect(h.postman.closed).toBe(true) },
+  },
+  S3: { run: () => { const h = tunnel(); return { h, step: h.abort() } }, check: (h) => expect(h.logs.at(-1)?.outcome).toBe("shutdown") },
+  X1: { run: () => { const h = new Harness(); h.send({ _tag: "Ended", side: "client" }); return { h, step: h.client("GET http://e/ HTTP/1.1\r\n\r\n") } } },
+}
+
+/** "Write(client 414)" -> "Write(client)", "SetDeadline(head)" -> "SetDeadline": the table's notes are for readers. */
+const normalize = (spec: string): string => {
+  const m = /^(\w+)(?:\((\w+)( reusable)?[^)]*\))?$/.exec(spec)
+  if (m === null) return spec
+  const [, tag, side, reusable] = m
+  if (tag === "SetDeadline" || side === undefined) return tag!
+  return `${tag}(${side}${reusable ?? ""})`
+}
+
+group("transition table", () => {
+  for (const row of transitions) {
+    it(`${row.id}: ${row.from} --${row.event}${row.when ? ` [${row.when}]` : ""}--> ${row.to}`, () => {
+      const scenario = scenarios[row.id]
+      expect(scenario, `no scenario for row ${row.id}`).toBeDefined()
+      const { h, step } = scenario!.run()
+      const wantsDeadline = row.actions.some((a) => a.startsWith("SetDeadline"))
+      const got = step.map(describe).filter((a) => wantsDeadline || a !== "SetDeadline")
+      expect(got).toEqual(row.actions.map(normalize))
+      expect(h.postman.state).toBe(row.to)
+      scenario!.check?.(h)
+    })
+  }
+
+  it("has no scenario without a row", () => {
+    expect(Object.keys(scenarios).sort()).toEqual(transitions.map((t) => t.id).sort())
+  })
+
+  it("is printed unchanged in docs/design.md", () => {
+    const doc = readFileSync(new URL("../../docs/design.md", import.meta.url), "utf8")
+    expect(replaceTable(doc, renderTable())).toBe(doc)
+  })
+})
