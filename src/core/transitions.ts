@@ -31,7 +31,7 @@ const row = (
 ): Transition => ({ id, from, event, when, to, actions })
 
 export const transitions: ReadonlyArray<Transition> = [
-  row("A1", "AwaitingHead", "Received(client)", "head incomplete, first byte of it", "AwaitingHead", ["SetDeadline(head)"]),
+  row("A1", "AwaitingHead", "Received(client)", "first bytes of a head on a kept-alive connection", "AwaitingHead", ["SetDeadline(head)"]),
   row("A2", "AwaitingHead", "Received(client)", "request line longer than maxRequestLine", "Closed", ["Write(client 414)", "Log", "Close(client)"]),
   row("A3", "AwaitingHead", "Received(client)", "head larger than maxHeadBytes", "Closed", ["Write(client 431)", "Log", "Close(client)"]),
   row("A4", "AwaitingHead", "Received(client)", "head complete but invalid (400/405/414/431/501/505/508)", "Closed", ["Write(client 4xx/5xx)", "Log", "Close(client)"]),
@@ -63,7 +63,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F7", "Forwarding", "Received(origin)", "malformed head", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
   row("F8", "Forwarding", "Received(origin)", "body bytes, body not complete", "Forwarding", ["Write(client)"]),
   row("F9", "Forwarding", "Received(origin)", "body complete, connection kept alive", "AwaitingHead", ["Write(client)", "Log", "Close(origin reusable)"]),
-  row("F10", "Forwarding", "Received(origin)", "body complete, client connection to close", "Closed", ["Write(client)", "Log", "Close(origin)", "Close(client)"]),
+  row("F10", "Forwarding", "Received(origin)", "body complete, client connection to close", "Closed", ["Write(client)", "Log", "Close(origin reusable)", "Close(client)"]),
   row("F11", "Forwarding", "Ended(origin)", "close-delimited body", "Closed", ["Log", "Close(origin)", "Close(client)"]),
   row("F12", "Forwarding", "Ended(origin)", "no response head yet", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
   row("F13", "Forwarding", "Ended(origin)", "delimited body incomplete", "Closed", ["Log", "Close(origin)", "Close(client)"]),

@@ -47,7 +47,15 @@ interface Scenario {
 const status = (code: number) => (h: Harness) => expect(h.clientText()).toMatch(new RegExp(`^HTTP/1\\.1 ${code} `, "m"))
 
 const scenarios: Record<string, Scenario> = {
-  A1: { run: () => { const h = new Harness(); return { h, step: h.client("GET http://exa", 5) } } },
+  A1: {
+    run: () => {
+      const h = respondingWithBody()
+      h.fromOrigin("0123456789")
+      expect(h.postman.state).toBe("AwaitingHead")
+      return { h, step: h.client("GET http://exa", 5) }
+    },
+    check: (h) => expect(h.deadline).toBe(h.now + 30_000),
+  },
   A2: { run: () => { const h = new Harness({ maxRequestLine: 32 }); return { h, step: h.client(`GET http://example.com/${"a".repeat(64)}`) } }, check: status(414) },
   A3: { run: () => { const h = new Harness({ maxHeadBytes: 256 }); return { h, step: h.client(`GET http://e/ HTTP/1.1\r\nHost: e\r\nX: ${"a".repeat(300)}\r\n`) } }, check: status(431) },
   A4: { run: () => { const h = new Harness(); return { h, step: h.client("GET /relative HTTP/1.1\r\nHost: e\r\n\r\n") } }, check: status(400) },

@@ -1,0 +1,112 @@
+/**
+ * serialize: writes the heads the proxy forwards, rebuilt from their parsed form, never copied raw.
+ *
+ * Owns: the forwarded request head (to the origin) and response head (to the client), hop-by-hop field
+ * removal, Via, and the keep-alive decision of a message. Never: touches bodies; they are forwarded with
+ * the framing they came with, so Transfer-Encoding and Content-Length are always kept.
+ *
+ * Rules (RFC 9110 §7.6):
+ * - Hop-by-hop fields are removed in both directions: Connection and every field it names,
+ *   Proxy-Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-Authorization, Proxy-Authenticate.
+ *   Connection cannot remove Content-Length or Transfer-Encoding (that would change the framing of a
+ *   body we forward verbatim: a smuggling vector). With `keepUpgrade` an Upgrade field is kept and
+ *   "Connection: upgrade" re-added.
+ * - Request: `METHOD SP path SP HTTP/1.1`, then `Host: host[:port]` from the target (port omitted when
+ *   80, IPv6 in brackets; the received Host is dropped), the other fields in received order, then Via.
+ * - Response: `HTTP/1.1 SP status SP reason`, the fields, Via, and `Connection: close` when asked.
+ * - Via: the received Via values joined, then `1.x <via>` with the version the message was received in.
+ * Header text is latin1 (one byte per character) so obs-text goes through unchanged.
+ */
+import { fieldValues, hasToken, listValues } from "./fields.ts"
+import { encodeLatin1 } from "./latin1.ts"
+import type { Field, HttpVersion, RequestHead, ResponseHead, Target } from "./types.ts"
+
+export { fieldValues, hasToken }
+
+/** Removed from every forwarded head (lower-case). */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+])
+
+/** Fields that Connection cannot remove: the body framing must reach the next hop as it was received. */
+const FRAMING: ReadonlySet<string> = new Set(["content-length", "transfer-encoding"])
+
+const DEFAULT_HTTP_PORT = 80
+
+/** The fields to forward (hop-by-hop and Via removed), and the Via value to send, and the Connection value. */
+const forwardFields = (
+  headers: ReadonlyArray<Field>,
+  version: HttpVersion,
+  via: string,
+  keepUpgrade: boolean,
+  alsoDrop: string | undefined,
+): { fields: Array<Field>; via: string; upgrade: boolean } => {
+  const named = new Set(listValues(headers, "connection").map((t) => t.toLowerCase()))
+  const fields: Array<Field> = []
+  const vias: Array<string> = []
+  let upgrade = false
+  for (const field of headers) {
+    const lower = field[0].toLowerCase()
+    if (lower === "via") {
+      if (field[1].length > 0) vias.push(field[1])
+    } else if (lower === "upgrade" && keepUpgrade) {
+      fields.push(field)
+      upgrade = true
+    } else if (lower === alsoDrop || HOP_BY_HOP.has(lower) || (named.has(lower) && !FRAMING.has(lower))) {
+      // dropped
+    } else {
+      fields.push(field)
+    }
+  }
+  vias.push(`${version} ${via}`)
+  return { fields, via: vias.join(", "), upgrade }
+}
+
+const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
+
+const authority = (target: Target): string =>
+  target.port === DEFAULT_HTTP_PORT && target.form === "absolute" ? hostPart(target.host) : `${hostPart(target.host)}:${target.port}`
+
+const writeFields = (fields: ReadonlyArray<Field>): string => {
+  let s = ""
+  for (const [name, value] of fields) s += `${name}: ${value}\r\n`
+  return s
+}
+
+/** Request head to send to the origin: origin-form, HTTP/1.1, hop-by-hop fields removed, Host from the target, Via added. */
+export const serializeRequestHead = (head: RequestHead, opts: { readonly via: string; readonly keepUpgrade: boolean }): Uint8Array => {
+  const { target } = head
+  // CONNECT never reaches this in the Postman (it becomes a tunnel); if it did, authority-form is its form.
+  const requestTarget = target.form === "absolute" ? target.path : authority(target)
+  const out = forwardFields(head.headers, head.version, opts.via, opts.keepUpgrade, "host")
+  let s = `${head.method} ${requestTarget} HTTP/1.1\r\nHost: ${authority(target)}\r\n`
+  s += writeFields(out.fields)
+  s += `Via: ${out.via}\r\n`
+  if (out.upgrade) s += "Connection: upgrade\r\n"
+  return encodeLatin1(s + "\r\n")
+}
+
+/** Response head to send to the client: hop-by-hop fields removed, Via added, Connection: close if `close`. */
+export const serializeResponseHead = (
+  head: ResponseHead,
+  opts: { readonly via: string; readonly close: boolean; readonly keepUpgrade: boolean },
+): Uint8Array => {
+  const out = forwardFields(head.headers, head.version, opts.via, opts.keepUpgrade, undefined)
+  let s = `HTTP/1.1 ${head.status} ${head.reason}\r\n`
+  s += writeFields(out.fields)
+  s += `Via: ${out.via}\r\n`
+  const connection = [...(out.upgrade ? ["upgrade"] : []), ...(opts.close ? ["close"] : [])]
+  if (connection.length > 0) s += `Connection: ${connection.join(", ")}\r\n`
+  return encodeLatin1(s + "\r\n")
+}
+
+/** True if the message asks to close after it: Connection: close, or HTTP/1.0 without Connection: keep-alive. */
+export const wantsClose = (version: HttpVersion, headers: ReadonlyArray<Field>): boolean =>
+  hasToken(headers, "connection", "close") || (version === "1.0" && !hasToken(headers, "connection", "keep-alive"))
