@@ -52,6 +52,7 @@ const scenarios: Record<string, Scenario> = {
       const h = respondingWithBody()
       h.fromOrigin("0123456789")
       expect(h.postman.state).toBe("AwaitingHead")
+      h.fireDeadline() // the connect deadline, still armed: re-armed as the keep-alive deadline
       return { h, step: h.client("GET http://exa", 5) }
     },
     check: (h) => expect(h.deadline).toBe(h.now + 30_000),

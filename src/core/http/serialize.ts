@@ -11,8 +11,10 @@
  *   Connection cannot remove Content-Length or Transfer-Encoding (that would change the framing of a
  *   body we forward verbatim: a smuggling vector). With `keepUpgrade` an Upgrade field is kept and
  *   "Connection: upgrade" re-added.
- * - Request: `METHOD SP path SP HTTP/1.1`, then `Host: host[:port]` from the target (port omitted when
- *   80, IPv6 in brackets; the received Host is dropped), the other fields in received order, then Via.
+ * - Request: `METHOD SP path SP HTTP/1.1` (HTTP/1.0 for an HTTP/1.0 client, so that the origin cannot
+ *   answer with chunked coding the client could not decode), then `Host: host[:port]` from the target
+ *   (port omitted when 80, IPv6 in brackets; the received Host is dropped), the other fields in received
+ *   order, then Via.
  * - Response: `HTTP/1.1 SP status SP reason`, the fields, Via, and `Connection: close` when asked.
  * - Via: the received Via values joined, then `1.x <via>` with the version the message was received in.
  * Header text is latin1 (one byte per character) so obs-text goes through unchanged.
@@ -80,13 +82,18 @@ const writeFields = (fields: ReadonlyArray<Field>): string => {
   return s
 }
 
-/** Request head to send to the origin: origin-form, HTTP/1.1, hop-by-hop fields removed, Host from the target, Via added. */
+/**
+ * Request head to send to the origin: origin-form, hop-by-hop fields removed, Host from the target, Via added.
+ * The version is HTTP/1.1, except for an HTTP/1.0 client's request, which goes out as HTTP/1.0: the origin
+ * then cannot answer with chunked coding, which that client could not decode (RFC 9112 §7.1) and which
+ * the proxy forwards verbatim.
+ */
 export const serializeRequestHead = (head: RequestHead, opts: { readonly via: string; readonly keepUpgrade: boolean }): Uint8Array => {
   const { target } = head
   // CONNECT never reaches this in the Postman (it becomes a tunnel); if it did, authority-form is its form.
   const requestTarget = target.form === "absolute" ? target.path : authority(target)
   const out = forwardFields(head.headers, head.version, opts.via, opts.keepUpgrade, "host")
-  let s = `${head.method} ${requestTarget} HTTP/1.1\r\nHost: ${authority(target)}\r\n`
+  let s = `${head.method} ${requestTarget} HTTP/${head.version}\r\nHost: ${authority(target)}\r\n`
   s += writeFields(out.fields)
   s += `Via: ${out.via}\r\n`
   if (out.upgrade) s += "Connection: upgrade\r\n"
