@@ -1,0 +1,515 @@
+/**
+ * Connection: the socket adapter of ONE client connection.
+ *
+ * Owns the client socket, at most one origin socket at a time, and the `Postman` that decides what
+ * happens to them. Socket callbacks become `Event`s fed synchronously to the Postman; the returned
+ * `Action`s are carried out in order by a plain `switch`. No Effect, no promise, no closure per chunk:
+ * the socket listeners are module-level functions that find their Connection through a symbol on the
+ * socket, so an idle tunnel costs two sockets and one small object.
+ *
+ * Rules it keeps:
+ * - Re-entrancy: an event that arises while actions are being carried out (`Blocked` from a write, a
+ *   resolver answering synchronously) is queued and fed after the current action list, never in the middle.
+ * - After the Postman closed a side, that socket's events are ignored (a gracefully closed socket keeps
+ *   being read, and what arrives is discarded, until the peer's FIN or the linger deadline).
+ * - Every origin attempt has a generation; a DNS or connect result that arrives after the Postman moved
+ *   on (Close of the origin, a new Connect, the client gone) is dropped and its socket destroyed.
+ * - Every socket we create or accept is destroyed exactly once (by us, or by Node after an error or both
+ *   FINs) and its listeners are removed on 'close'. When the client socket is gone the Connection is
+ *   finished: the origin is destroyed, the deadline cancelled, and the owner told (`onFinished`).
+ *
+ * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
+ * a socket callback (a bug in the core is logged and the connection destroyed).
+ */
+import * as net from "node:net"
+import type { Action } from "../core/actions.ts"
+import type { ConnectFailure, Event, Side } from "../core/events.ts"
+import type { Limits } from "../core/limits.ts"
+import { Postman } from "../core/postman.ts"
+import type { AccessLog } from "./AccessLog.ts"
+import type { Deadlines, Timed } from "./Deadlines.ts"
+import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+
+/** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
+export const LINGER_MS = 5_000
+/** TCP keepalive probes start after this much idle time. */
+export const KEEPALIVE_DELAY_MS = 60_000
+
+/** Counters of one worker, updated in place (summed by the main thread; see protocol.ts WorkerStats). */
+export interface MutableStats {
+  connectionsAccepted: number
+  connectionsLive: number
+  requests: number
+  tunnels: number
+  bytesFromClients: number
+  bytesFromOrigins: number
+  errors: number
+}
+
+export const emptyStats = (): MutableStats => ({
+  connectionsAccepted: 0,
+  connectionsLive: 0,
+  requests: 0,
+  tunnels: 0,
+  bytesFromClients: 0,
+  bytesFromOrigins: 0,
+  errors: 0,
+})
+
+/** What every Connection of a worker shares. */
+export interface ConnectionContext {
+  readonly limits: Limits
+  readonly via: string
+  readonly deadlines: Deadlines
+  readonly resolve: ResolveFn
+  readonly log: AccessLog
+  readonly stats: MutableStats
+  /** Called once, when the client socket is gone and everything of this connection is released. */
+  readonly onFinished: (connection: Connection) => void
+}
+
+/** Map a connect error code to the reason the core understands. */
+export const connectFailure = (code: string | undefined): ConnectFailure => {
+  switch (code) {
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+    case "EAI_NODATA":
+    case "ENODATA":
+      return "unresolved"
+    case "ECONNREFUSED":
+      return "refused"
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EADDRNOTAVAIL":
+    case "EHOSTDOWN":
+    case "ENETDOWN":
+      return "unreachable"
+    case "ETIMEDOUT":
+      return "timeout"
+    default:
+      return "error"
+  }
+}
+
+/** Where a socket slot stands, as far as this adapter is concerned. */
+const IDLE = 0 // no socket (origin only)
+const CONNECTING = 1 // origin: resolving or dialling
+const OPEN = 2 // the core uses it
+const CLOSING = 3 // the core released it gracefully: flushing and draining, events ignored
+const GONE = 4 // destroyed (or being destroyed); waiting for nothing
+type SlotState = typeof IDLE | typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof GONE
+
+const kConnection = Symbol("hctunnel.connection")
+interface TaggedSocket extends net.Socket {
+  [kConnection]?: Connection | undefined
+}
+
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+const errorCode = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
+
+export class Connection implements Timed {
+  // Timed (owned by Deadlines)
+  deadlineIndex = -1
+  deadlineAt = 0
+
+  readonly client: net.Socket
+  /** "address:port" of the client, for the access log. */
+  readonly peer: string
+  private readonly ctx: ConnectionContext
+  private readonly postman: Postman
+
+  private clientState: SlotState = OPEN
+  private origin: net.Socket | undefined = undefined
+  private originState: SlotState = IDLE
+  /** Incremented by every Connect and every abandonment; a result of an older generation is stale. */
+  private connectGeneration = 0
+  private originPort = 0
+  private originPaused = false
+
+  private busy = false
+  private queue: Array<Event> | undefined = undefined
+  private finished = false
+
+  constructor(client: net.Socket, ctx: ConnectionContext) {
+    this.client = client
+    this.ctx = ctx
+    this.peer = `${client.remoteAddress ?? "?"}:${client.remotePort ?? 0}`
+    this.postman = new Postman({ limits: ctx.limits, via: ctx.via })
+    const tagged = client as TaggedSocket
+    tagged[kConnection] = this
+    client.on("data", onClientData)
+    client.on("end", onClientEnd)
+    client.on("drain", onClientDrain)
+    client.on("error", onClientError)
+    client.on("close", onClientClose)
+    this.guard(() => this.execute(this.postman.start(ctx.deadlines.now())))
+  }
+
+  /** True once the client socket is gone and everything was released. */
+  get isFinished(): boolean {
+    return this.finished
+  }
+
+  /** The Postman has released the client (it may still be lingering). */
+  get isClosed(): boolean {
+    return this.postman.closed
+  }
+
+  /** Graceful stop (worker shutdown): idle connections close now, exchanges in flight finish first. */
+  shutdown(now: number = this.ctx.deadlines.now()): void {
+    if (this.postman.closed) return
+    this.guard(() => this.execute(this.postman.shutdown(now)))
+  }
+
+  /** Stop now (grace period over): the core logs what was in flight, then every socket is destroyed. */
+  abort(detail: string, now: number = this.ctx.deadlines.now()): void {
+    if (!this.postman.closed) this.guard(() => this.execute(this.postman.abort(now, detail)))
+    this.destroyAll()
+  }
+
+  /** Deadlines callback: the core's deadline, or (once the core closed the client) the linger deadline. */
+  onDeadline(now: number): void {
+    if (this.postman.closed) this.destroyAll()
+    else this.feed({ _tag: "Timeout" }, now)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Feeding the core
+
+  /** Feed one event, or queue it if actions are being carried out right now. */
+  feed(event: Event, now?: number): void {
+    if (this.busy) {
+      ;(this.queue ??= []).push(event)
+      return
+    }
+    this.guard(() => {
+      let next: Event | undefined = event
+      let t = now ?? this.ctx.deadlines.now()
+      while (next !== undefined) {
+        if (this.postman.closed) break
+        this.execute(this.postman.handle(next, t))
+        next = this.queue?.shift()
+        t = this.ctx.deadlines.now()
+      }
+    })
+  }
+
+  /** Run `f` with the busy flag set; then feed what was queued. A throw (a bug) destroys the connection. */
+  private guard(f: () => void): void {
+    const wasBusy = this.busy
+    this.busy = true
+    try {
+      f()
+      if (!wasBusy) this.drainQueue()
+    } catch (e) {
+      this.ctx.stats.errors++
+      this.ctx.log.message("error", `connection ${this.peer}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+      this.queue = undefined
+      this.destroyAll()
+    } finally {
+      this.busy = wasBusy
+    }
+  }
+
+  private drainQueue(): void {
+    for (let next = this.queue?.shift(); next !== undefined; next = this.queue?.shift()) {
+      if (this.postman.closed) break
+      this.execute(this.postman.handle(next, this.ctx.deadlines.now()))
+    }
+    this.queue = undefined
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Carrying out actions
+
+  private execute(actions: ReadonlyArray<Action>): void {
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i] as Action
+      switch (a._tag) {
+        case "Write": {
+          const socket = this.openSocket(a.side)
+          if (socket !== undefined && !socket.write(a.bytes)) (this.queue ??= []).push({ _tag: "Blocked", side: a.side })
+          break
+        }
+        case "HalfClose": {
+          this.openSocket(a.side)?.end()
+          break
+        }
+        case "Close":
+          if (a.side === "client") this.closeClient(a.graceful)
+          else this.closeOrigin(a.graceful)
+          break
+        case "PauseReading":
+          if (a.side === "origin") this.originPaused = true
+          this.openSocket(a.side)?.pause()
+          break
+        case "ResumeReading":
+          if (a.side === "origin") this.originPaused = false
+          this.openSocket(a.side)?.resume()
+          break
+        case "SetDeadline":
+          if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
+          break
+        case "Connect":
+          this.connect(a.host, a.port)
+          break
+        case "Log": {
+          const stats = this.ctx.stats
+          const r = a.record
+          if (r.kind === "tunnel") stats.tunnels++
+          else stats.requests++
+          if (r.outcome !== "ok" && r.outcome !== "shutdown") stats.errors++
+          this.ctx.log.access(this.peer, r)
+          break
+        }
+      }
+    }
+  }
+
+  /** The socket of `side` if the core may still use it (not released, not destroyed under us). */
+  private openSocket(side: Side): net.Socket | undefined {
+    const socket = side === "client" ? (this.clientState === OPEN ? this.client : undefined) : this.originState === OPEN ? this.origin : undefined
+    return socket === undefined || socket.destroyed ? undefined : socket
+  }
+
+  private closeClient(graceful: boolean): void {
+    if (this.clientState !== OPEN) return
+    const client = this.client
+    if (!graceful || client.destroyed) {
+      this.clientState = GONE
+      client.destroy()
+      return
+    }
+    // Lingering close: send FIN after the pending bytes, keep reading (and discarding) so the peer's
+    // late bytes do not make the kernel answer with RST and destroy the response we just sent.
+    // Node destroys the socket once both directions are done; the linger deadline is the backstop.
+    this.clientState = CLOSING
+    client.end()
+    client.resume()
+    this.ctx.deadlines.set(this, this.ctx.deadlines.now() + LINGER_MS)
+  }
+
+  private closeOrigin(graceful: boolean): void {
+    const socket = this.origin
+    if (this.originState === CONNECTING) {
+      // The core gave up on this attempt (timeout, client gone): whatever comes back is stale.
+      this.connectGeneration++
+      this.originState = IDLE
+      this.origin = undefined
+      socket?.destroy()
+      return
+    }
+    if (this.originState !== OPEN || socket === undefined) return
+    if (!graceful || socket.destroyed) {
+      this.originState = IDLE
+      this.origin = undefined
+      socket.destroy()
+      return
+    }
+    this.originState = CLOSING
+    socket.end()
+    socket.resume()
+  }
+
+  private connect(host: string, port: number): void {
+    this.abandonOrigin()
+    const generation = ++this.connectGeneration
+    this.originState = CONNECTING
+    this.originPort = port
+    this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
+  }
+
+  private resolved(generation: number, error: ResolveError | undefined, result: Resolved | undefined): void {
+    if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
+    if (error !== undefined || result === undefined) {
+      this.originState = IDLE
+      this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
+      return
+    }
+    const socket = net.connect({
+      host: result.address,
+      port: this.originPort,
+      family: result.family,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+      allowHalfOpen: true,
+    }) as TaggedSocket
+    socket[kConnection] = this
+    socket.on("connect", onOriginConnect)
+    socket.on("data", onOriginData)
+    socket.on("end", onOriginEnd)
+    socket.on("drain", onOriginDrain)
+    socket.on("error", onOriginError)
+    socket.on("close", onOriginClose)
+    if (this.originPaused) socket.pause()
+    this.origin = socket
+  }
+
+  /** Drop the current origin socket whatever its state (a new Connect, or the connection is finished). */
+  private abandonOrigin(): void {
+    const socket = this.origin
+    this.connectGeneration++
+    this.origin = undefined
+    this.originState = IDLE
+    if (socket !== undefined && !socket.destroyed) socket.destroy()
+  }
+
+  /** Release everything now (linger over, grace over, or an internal error). */
+  destroyAll(): void {
+    this.abandonOrigin()
+    if (this.clientState !== GONE) {
+      this.clientState = GONE
+      this.client.destroy()
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Socket callbacks (called by the module-level listeners below)
+
+  /** @internal */ clientData(chunk: Buffer): void {
+    if (this.clientState !== OPEN) return // lingering: discard
+    this.ctx.stats.bytesFromClients += chunk.length
+    this.feed({ _tag: "Received", side: "client", bytes: chunk })
+  }
+
+  /** @internal */ clientEnd(): void {
+    if (this.clientState === OPEN) this.feed({ _tag: "Ended", side: "client" })
+  }
+
+  /** @internal */ clientDrain(): void {
+    if (this.clientState === OPEN) this.feed({ _tag: "Drained", side: "client" })
+  }
+
+  /** @internal */ clientError(error: Error): void {
+    if (this.clientState === OPEN) this.feed({ _tag: "Errored", side: "client", message: errorMessage(error) })
+  }
+
+  /** @internal */ clientClose(): void {
+    const wasOpen = this.clientState === OPEN
+    this.clientState = GONE
+    if (wasOpen && !this.postman.closed) this.feed({ _tag: "Errored", side: "client", message: "connection closed" })
+    this.finish()
+  }
+
+  /** @internal */ originConnect(socket: net.Socket): void {
+    if (socket !== this.origin || this.originState !== CONNECTING) {
+      socket.destroy() // a late answer to an attempt the core gave up on
+      return
+    }
+    this.originState = OPEN
+    this.feed({ _tag: "Connected" })
+  }
+
+  /** @internal */ originData(socket: net.Socket, chunk: Buffer): void {
+    if (socket !== this.origin || this.originState !== OPEN) return
+    this.ctx.stats.bytesFromOrigins += chunk.length
+    this.feed({ _tag: "Received", side: "origin", bytes: chunk })
+  }
+
+  /** @internal */ originEnd(socket: net.Socket): void {
+    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Ended", side: "origin" })
+  }
+
+  /** @internal */ originDrain(socket: net.Socket): void {
+    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Drained", side: "origin" })
+  }
+
+  /** @internal */ originError(socket: net.Socket, error: Error): void {
+    if (socket !== this.origin) return
+    if (this.originState === CONNECTING) {
+      // Node destroys the socket itself after an error.
+      this.originState = IDLE
+      this.origin = undefined
+      this.connectGeneration++
+      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+    } else if (this.originState === OPEN) {
+      // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
+      this.feed({ _tag: "Errored", side: "origin", message: errorMessage(error) })
+    }
+  }
+
+  /** @internal */ originClose(socket: net.Socket): void {
+    if (socket !== this.origin) return
+    const state = this.originState
+    this.origin = undefined
+    this.originState = IDLE
+    if (state === CONNECTING) {
+      this.connectGeneration++
+      this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
+    } else if (state === OPEN) {
+      // Closed under the core without the core releasing it (after an 'error' the core usually has).
+      this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })
+    }
+  }
+
+  private finish(): void {
+    if (this.finished) return
+    this.finished = true
+    this.abandonOrigin()
+    this.ctx.deadlines.cancel(this)
+    this.queue = undefined
+    this.ctx.onFinished(this)
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Module-level listeners: `this` is the socket (EventEmitter calls listeners with the emitter as `this`).
+
+function owner(socket: TaggedSocket): Connection | undefined {
+  return socket[kConnection]
+}
+
+function onClientData(this: TaggedSocket, chunk: Buffer): void {
+  owner(this)?.clientData(chunk)
+}
+function onClientEnd(this: TaggedSocket): void {
+  owner(this)?.clientEnd()
+}
+function onClientDrain(this: TaggedSocket): void {
+  owner(this)?.clientDrain()
+}
+function onClientError(this: TaggedSocket, error: Error): void {
+  owner(this)?.clientError(error)
+}
+function onClientClose(this: TaggedSocket): void {
+  const connection = owner(this)
+  this.removeListener("data", onClientData)
+  this.removeListener("end", onClientEnd)
+  this.removeListener("drain", onClientDrain)
+  this.removeListener("error", onClientError)
+  this.removeListener("close", onClientClose)
+  this[kConnection] = undefined
+  connection?.clientClose()
+}
+
+function onOriginConnect(this: TaggedSocket): void {
+  const connection = owner(this)
+  if (connection === undefined) this.destroy()
+  else connection.originConnect(this)
+}
+function onOriginData(this: TaggedSocket, chunk: Buffer): void {
+  owner(this)?.originData(this, chunk)
+}
+function onOriginEnd(this: TaggedSocket): void {
+  owner(this)?.originEnd(this)
+}
+function onOriginDrain(this: TaggedSocket): void {
+  owner(this)?.originDrain(this)
+}
+function onOriginError(this: TaggedSocket, error: Error): void {
+  owner(this)?.originError(this, error)
+}
+function onOriginClose(this: TaggedSocket): void {
+  const connection = owner(this)
+  this.removeListener("connect", onOriginConnect)
+  this.removeListener("data", onOriginData)
+  this.removeListener("end", onOriginEnd)
+  this.removeListener("drain", onOriginDrain)
+  this.removeListener("error", onOriginError)
+  this.removeListener("close", onOriginClose)
+  this[kConnection] = undefined
+  connection?.originClose(this)
+}

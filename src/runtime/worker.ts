@@ -1,0 +1,67 @@
+/**
+ * worker.ts: the entry point of one worker thread.
+ *
+ * Owns the thread's lifecycle and its side of the main <-> worker protocol (src/runtime/protocol.ts),
+ * spoken through Effect's worker runner (`NodeWorkerRunner` + `WorkerRunnerPlatform`), so the main
+ * thread must use `NodeWorker` (`effect/workers/Worker` `WorkerPlatform.spawn(id).run(...)`), which adds
+ * the runner's framing and handshake.
+ *
+ * Sequence:
+ * 1. `workerData` is the `WorkerInit`. The worker listens on every `init.listen` address
+ *    (`reusePort: init.reusePort`) and sends `Listening` with the bound addresses (port 0 resolved),
+ *    or `ListenFailed` with the error code (e.g. "EADDRINUSE"); after `ListenFailed` it accepts nothing
+ *    and waits for the main thread to close it (a `Shutdown` is answered `Drained` at once).
+ * 2. Every `init.statsIntervalMs` (if > 0) it sends `Stats`; `ReportStats` gets one `Stats` at once.
+ * 3. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
+ *    then send `Drained`. The thread ends when the main thread closes the runner (NodeWorker's scope).
+ *
+ * The byte path never runs Effect: all of it is in ProxyServer/Connection, plain callbacks.
+ */
+import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
+import { Effect, Schedule } from "effect"
+import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
+import { workerData } from "node:worker_threads"
+import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
+
+const init = workerData as WorkerInit
+
+const program = Effect.gen(function*() {
+  const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
+  const server = new ProxyServer(init)
+  yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
+
+  const listened = yield* Effect.callback<ListenResult>((resume) => {
+    server.listen((result) => resume(Effect.succeed(result)))
+  })
+  if (listened.ok) {
+    yield* runner.send(0, { _tag: "Listening", id: init.id, addresses: listened.addresses })
+  } else {
+    server.log.message("error", `cannot listen: ${listened.message}`)
+    yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
+  }
+
+  const sendStats = Effect.suspend(() => runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot() }))
+  if (listened.ok && init.statsIntervalMs > 0) {
+    yield* Effect.forkScoped(
+      sendStats.pipe(Effect.delay(init.statsIntervalMs), Effect.repeat(Schedule.spaced(init.statsIntervalMs))),
+    )
+  }
+
+  // Returns when the main thread closes the runner.
+  yield* runner.run((_port, message) => {
+    switch (message._tag) {
+      case "Shutdown":
+        return Effect.callback<void>((resume) => {
+          server.shutdown(message.graceMs, () => resume(Effect.void))
+        }).pipe(
+          Effect.andThen(sendStats),
+          Effect.andThen(runner.send(0, { _tag: "Drained", id: init.id })),
+        )
+      case "ReportStats":
+        return sendStats
+    }
+  })
+}).pipe(Effect.scoped, Effect.provide(NodeWorkerRunner.layer))
+
+NodeRuntime.runMain(program)
