@@ -121,6 +121,8 @@ export class Postman {
   /** Bytes of the request line seen so far without a line end (early 414). */
   private requestLineBytes = 0
   private requestLineEnded = false
+  /** Bytes received for the head being read (for the log of a rejected head). */
+  private headBytesSeen = 0
   /** `now` of the first byte of the request being handled (for logs and durations). */
   private requestStartedAt = 0
   /** Client bytes that arrived before they can be used: while connecting, and pipelined requests. */
@@ -270,7 +272,9 @@ export class Postman {
       this.requestStartedAt = now
       this.requestLineBytes = 0
       this.requestLineEnded = false
+      this.headBytesSeen = 0
     }
+    this.headBytesSeen += bytes.length
     if (!this.requestLineEnded) {
       // Refuse an endless request line early, without waiting for the whole head limit.
       const lf = bytes.indexOf(10)
@@ -707,7 +711,7 @@ export class Postman {
   // Endings
 
   /** A request head was refused: answer with its status, close, and log. */
-  private reject(status: number, reason: string, now: number, headBytes = 0): void {
+  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen): void {
     this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, reason, this.via) })
     const outcome: Outcome = status === 408 ? "timeout" : "client-error"
     this.emit({
