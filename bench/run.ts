@@ -1,0 +1,608 @@
+/**
+ * hctunnel benchmark harness. See bench/README.md.
+ *
+ *   node bench/run.ts [--quick] [--only name,...] [--json FILE]
+ *                     [--proxy HOST:PORT [--proxy-pid PID] [--label NAME]] [--workers 2] [--direct-only]
+ *
+ * Starts the origins (bench/origin.ts) and, unless --proxy is given, the compiled proxy (node dist/cli.js) under a
+ * guard; runs each workload directly and through the proxy in alternating rounds; prints a table and writes JSON.
+ */
+import { execFileSync, spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import net from "node:net"
+import os from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { installCleanup, runJson, runNode, startJson, stop, type RunResult } from "./lib/children.ts"
+import { cpuSeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
+import { fmt, median, summarize, type Summary } from "./lib/stats.ts"
+import { assertLoopback, authority, parseEndpoint, type Endpoint } from "./lib/wire.ts"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = resolve(here, "..")
+const GEN = (name: string): string => join(here, "gen", `${name}.ts`)
+
+// ---------------------------------------------------------------- options
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    json: { type: "string" },
+    proxy: { type: "string" },
+    "proxy-pid": { type: "string" },
+    label: { type: "string" },
+    workers: { type: "string", default: "2" },
+    "direct-only": { type: "boolean", default: false },
+    rounds: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+  strict: true,
+})
+
+const ALL = [
+  "start-rss",
+  "idle-rss",
+  "tunnel-down",
+  "tunnel-up",
+  "tunnel8",
+  "http-get",
+  "small-rps",
+  "latency",
+  "tunnel-rate",
+] as const
+type Name = (typeof ALL)[number]
+
+if (opt.help) {
+  process.stdout.write(
+    [
+      "usage: node bench/run.ts [options]   (npm run bench -- [options] builds first)",
+      "  --quick               about 2 minutes: 256 MiB transfers, 3 rounds, 2000 idle tunnels",
+      "  --only a,b            run a subset of: " + ALL.join(", "),
+      "  --json FILE           write results (default bench/results/latest.json)",
+      "  --proxy HOST:PORT     measure another running proxy instead of starting node dist/cli.js",
+      "  --proxy-pid PID       its pid, for CPU and RSS figures (with --proxy)",
+      "  --label NAME          name of the proxy in the output (default hctunnel, or the --proxy address)",
+      "  --workers N           hctunnel --workers (default 2)",
+      "  --rounds N            rounds per workload (default 3 quick, 5 full)",
+      "  --direct-only         no proxy at all: check the origins and generators",
+      "",
+    ].join("\n"),
+  )
+  process.exit(0)
+}
+
+const quick = opt.quick
+const P = {
+  bulkBytes: quick ? 256 * 2 ** 20 : 2 ** 30,
+  rounds: Number(opt.rounds ?? (quick ? 3 : 5)),
+  wrkSeconds: quick ? 3 : 8,
+  rateMs: quick ? 3000 : 8000,
+  latencyRequests: quick ? 3000 : 10_000,
+  idleCount: quick ? 2000 : 10_000,
+  clients: 50,
+}
+const only = new Set<string>(opt.only === undefined ? ALL : opt.only.split(",").map((s) => s.trim()))
+for (const n of only) if (!(ALL as ReadonlyArray<string>).includes(n)) throw new Error(`unknown workload ${n}; known: ${ALL.join(", ")}`)
+const directOnly = opt["direct-only"]
+const external = opt.proxy !== undefined
+const label = opt.label ?? (external ? opt.proxy! : "hctunnel")
+const jsonPath = resolve(opt.json ?? join(here, "results", "latest.json"))
+
+// ---------------------------------------------------------------- helpers
+
+const log = (s: string): void => void process.stdout.write(s + "\n")
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Run a command through bash with the open-files limit raised as far as allowed. */
+const withNoFile = (command: string, args: ReadonlyArray<string>): [string, string[]] => [
+  "bash",
+  ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', command, ...args],
+]
+
+const freePort = (): Promise<number> =>
+  new Promise((res, rej) => {
+    const s = net.createServer()
+    s.once("error", rej)
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => res(port))
+    })
+  })
+
+const waitForPort = async (ep: Endpoint, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = net.connect(ep.port, ep.host)
+      s.once("connect", () => {
+        s.destroy()
+        res(true)
+      })
+      s.once("error", () => res(false))
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${authority(ep)} after ${timeoutMs} ms`)
+    await sleep(50)
+  }
+}
+
+const which = (cmd: string): boolean => spawnSync("bash", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0
+
+const ensureWrk = (): boolean => {
+  if (which("wrk")) return true
+  if (process.getuid?.() === 0 && which("apt-get")) {
+    log("wrk not found: installing it (apt-get install -y wrk) ...")
+    spawnSync("bash", ["-c", "apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1)"], {
+      stdio: "inherit",
+    })
+    if (which("wrk")) return true
+  }
+  log("wrk not found: install it with `apt-get install -y wrk` (Debian/Ubuntu); skipping small-rps")
+  return false
+}
+
+/** Parse bash `times` output (second line: children's user and system time). */
+const parseTimes = (stderr: string): number => {
+  const lines = stderr.trim().split("\n")
+  const last = lines[lines.length - 1] ?? ""
+  let total = 0
+  for (const m of last.matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2])
+  return total
+}
+
+// ---------------------------------------------------------------- processes under test
+
+installCleanup()
+
+const origin = await startJson(process.execPath, [join(here, "origin.ts")], 10_000)
+const originPid = Number(origin.hello["pid"])
+const ORIGIN_HOST = String(origin.hello["host"])
+const bulkEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["bulk"]) }
+const echoEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["echo"]) }
+const httpEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["http"]) }
+
+let proxyEp: Endpoint | undefined
+let proxyPid: number | undefined
+let proxyCommand: string | undefined
+let guard: Awaited<ReturnType<typeof startJson>> | undefined
+
+if (directOnly) {
+  log("--direct-only: no proxy; only the direct figures are measured")
+} else if (external) {
+  proxyEp = parseEndpoint(opt.proxy!)
+  assertLoopback(proxyEp)
+  if (opt["proxy-pid"] !== undefined) proxyPid = Number(opt["proxy-pid"])
+  await waitForPort(proxyEp, 3000)
+} else {
+  const cli = join(root, "dist", "cli.js")
+  if (!existsSync(cli)) {
+    log(`${cli} not found: run \`npm run build\` first (or use --proxy HOST:PORT, or --direct-only)`)
+    process.exit(2)
+  }
+  const port = await freePort()
+  proxyEp = { host: "127.0.0.1", port }
+  const args = [cli, "--listen", authority(proxyEp), "--workers", opt.workers!, "--log-level", "none"]
+  proxyCommand = `node ${args.map((a) => a.replace(root + "/", "")).join(" ")}`
+  const [cmd, cmdArgs] = withNoFile(process.execPath, args)
+  guard = await startJson(process.execPath, [join(here, "lib", "guard.ts"), cmd, ...cmdArgs], 10_000)
+  proxyPid = Number(guard.hello["pid"])
+  await waitForPort(proxyEp, 15_000)
+}
+
+const clk = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim())
+const env = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model ?? "?",
+  memGiB: Math.round(os.totalmem() / 2 ** 30),
+  kernel: os.release(),
+  clkTck: clk,
+  commit: (() => {
+    try {
+      return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim()
+    } catch {
+      return "?"
+    }
+  })(),
+  mode: quick ? "quick" : "full",
+  proxy: directOnly ? "none" : label,
+  proxyAddress: proxyEp === undefined ? undefined : authority(proxyEp),
+  proxyPid,
+  proxyCommand,
+  proxyOpenFilesLimit: proxyPid === undefined ? undefined : openFilesLimit(proxyPid),
+  params: P,
+}
+log(`hctunnel bench (${env.mode}) ${env.date}  node ${env.node}  ${env.cpus} cpus (${env.cpuModel})  ${env.memGiB} GiB`)
+log(`proxy: ${env.proxy}${proxyEp ? " at " + authority(proxyEp) : ""}${proxyPid ? " pid " + proxyPid : " (no pid: no CPU/RSS figures)"}${proxyCommand ? "  [" + proxyCommand + "]" : ""}`)
+log(`origins: bulk ${authority(bulkEp)}  echo ${authority(echoEp)}  http ${authority(httpEp)} (pid ${originPid})`)
+log("")
+
+// ---------------------------------------------------------------- measurement
+
+type Mode = "direct" | "proxy"
+
+/** One round of one workload in one mode. */
+interface Sample {
+  /** The workload's main figure (MB/s, requests/s, µs...). */
+  readonly value: number
+  /** Work done in this round, in the unit CPU is normalised by (GB or 10k requests). */
+  readonly work: number
+  readonly seconds: number
+  readonly genCpu: number
+  readonly originCpu: number
+  readonly proxyCpu: number
+  readonly extra: Record<string, number>
+  readonly warnings: ReadonlyArray<string>
+}
+
+interface Target {
+  readonly text: string
+  readonly check: (r: Result) => boolean | undefined
+}
+
+interface Result {
+  readonly name: Name
+  readonly title: string
+  readonly unit: string
+  readonly workUnit: string
+  readonly direct?: Summary
+  readonly proxy?: Summary
+  readonly ratio?: number
+  readonly addedUs?: number
+  readonly proxyCpuPerWork?: number
+  readonly genCpuPerWork?: { direct?: number; proxy?: number }
+  readonly originCpuPerWork?: { direct?: number; proxy?: number }
+  readonly genUtil?: { direct?: number; proxy?: number }
+  readonly proxyUtil?: number
+  readonly extra?: Record<string, number | { direct?: number; proxy?: number }>
+  readonly targets: ReadonlyArray<{ text: string; pass: boolean | undefined }>
+  readonly notes: ReadonlyArray<string>
+}
+
+const results: Result[] = []
+
+const measure = async (mode: Mode, body: () => Promise<Omit<Sample, "originCpu" | "proxyCpu">>): Promise<Sample> => {
+  const o0 = cpuSeconds(originPid)
+  const p0 = proxyPid === undefined ? NaN : cpuSeconds(proxyPid)
+  const s = await body()
+  const originCpu = cpuSeconds(originPid) - o0
+  const proxyCpu = proxyPid === undefined ? NaN : cpuSeconds(proxyPid) - p0
+  const warnings = [...s.warnings]
+  if (mode === "direct" && proxyCpu > 0.05) warnings.push(`proxy used ${fmt(proxyCpu)} CPU-s during a direct round`)
+  return { ...s, originCpu, proxyCpu, warnings }
+}
+
+/** Alternate direct and proxy rounds (ABAB, BABA...) and summarise. */
+const rounds = async (
+  name: Name,
+  run: (mode: Mode) => Promise<Omit<Sample, "originCpu" | "proxyCpu">>,
+): Promise<{ direct: Sample[]; proxy: Sample[] }> => {
+  const out: { direct: Sample[]; proxy: Sample[] } = { direct: [], proxy: [] }
+  const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy"]
+  for (let r = 0; r < P.rounds; r++) {
+    const order = r % 2 === 0 ? modes : [...modes].reverse()
+    for (const mode of order) {
+      const s = await measure(mode, () => run(mode))
+      out[mode].push(s)
+      const w = s.warnings.length > 0 ? `  ! ${s.warnings.join("; ")}` : ""
+      log(`  ${name} round ${r + 1} ${mode.padEnd(6)} ${fmt(s.value)}${w}`)
+    }
+  }
+  return out
+}
+
+const perWork = (xs: ReadonlyArray<Sample>, key: "genCpu" | "originCpu" | "proxyCpu"): number | undefined => {
+  if (xs.length === 0) return undefined
+  const cpu = xs.reduce((a, s) => a + s[key], 0)
+  const work = xs.reduce((a, s) => a + s.work, 0)
+  return work > 0 && Number.isFinite(cpu) ? cpu / work : undefined
+}
+const util = (xs: ReadonlyArray<Sample>, key: "genCpu" | "proxyCpu"): number | undefined =>
+  xs.length === 0 ? undefined : median(xs.map((s) => s[key] / s.seconds))
+
+/** Build a Result from rounds of a direct-vs-proxy workload. */
+const compare = (
+  name: Name,
+  title: string,
+  unit: string,
+  workUnit: string,
+  data: { direct: Sample[]; proxy: Sample[] },
+  targets: ReadonlyArray<Target>,
+  opts: { lowerIsBetter?: boolean; extraKeys?: ReadonlyArray<string> } = {},
+): Result => {
+  const direct = summarize(data.direct.map((s) => s.value))
+  const proxy = data.proxy.length > 0 ? summarize(data.proxy.map((s) => s.value)) : undefined
+  const extra: Record<string, { direct?: number; proxy?: number }> = {}
+  for (const k of opts.extraKeys ?? []) {
+    const e: { direct?: number; proxy?: number } = { direct: median(data.direct.map((s) => s.extra[k] ?? NaN)) }
+    if (proxy !== undefined) e.proxy = median(data.proxy.map((s) => s.extra[k] ?? NaN))
+    extra[k] = e
+  }
+  const notes = [...new Set([...data.direct, ...data.proxy].flatMap((s) => s.warnings))]
+  const base: Result = {
+    name,
+    title,
+    unit,
+    workUnit,
+    direct,
+    ...(proxy === undefined ? {} : { proxy }),
+    ...(proxy === undefined ? {} : opts.lowerIsBetter ? { addedUs: proxy.median - direct.median } : { ratio: proxy.median / direct.median }),
+    ...(perWork(data.proxy, "proxyCpu") === undefined ? {} : { proxyCpuPerWork: perWork(data.proxy, "proxyCpu")! }),
+    genCpuPerWork: { direct: perWork(data.direct, "genCpu"), proxy: perWork(data.proxy, "genCpu") } as { direct?: number; proxy?: number },
+    originCpuPerWork: { direct: perWork(data.direct, "originCpu"), proxy: perWork(data.proxy, "originCpu") } as {
+      direct?: number
+      proxy?: number
+    },
+    genUtil: { direct: util(data.direct, "genCpu"), proxy: util(data.proxy, "genCpu") } as { direct?: number; proxy?: number },
+    ...(proxyPid === undefined || data.proxy.length === 0 ? {} : { proxyUtil: util(data.proxy, "proxyCpu")! }),
+    extra,
+    targets: [],
+    notes,
+  }
+  return { ...base, targets: targets.map((t) => ({ text: t.text, pass: t.check(base) })) }
+}
+
+const ratioAtLeast = (x: number): Target => ({ text: `ratio >= ${x}`, check: (r) => (r.ratio === undefined ? undefined : r.ratio >= x) })
+const cpuAtMost = (x: number, per: string): Target => ({
+  text: `<= ${x} CPU-s/${per}`,
+  check: (r) => (r.proxyCpuPerWork === undefined ? undefined : r.proxyCpuPerWork <= x),
+})
+
+// ---------------------------------------------------------------- workloads
+
+const proxyArgs = (mode: Mode): string[] => (mode === "proxy" && proxyEp !== undefined ? ["--proxy", authority(proxyEp)] : [])
+const num = (r: RunResult, k: string): number => Number(r.last[k])
+const GB = 1e9
+
+const bulk = (name: Name, title: string, tunnels: number, dir: "down" | "up", targets: Target[]) => async (): Promise<Result> => {
+  const data = await rounds(name, async (mode) => {
+    const r = await runNode(
+      GEN("bulk"),
+      ["--target", authority(bulkEp), ...proxyArgs(mode), "--tunnels", String(tunnels), "--bytes", String(P.bulkBytes), "--dir", dir, "--deadline-ms", "150000"],
+      { timeoutMs: 160_000 },
+    )
+    const bytes = num(r, "bytes")
+    const seconds = num(r, "seconds")
+    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), extra: {}, warnings: [] }
+  })
+  return compare(name, title, "MB/s", "GB", data, targets)
+}
+
+const httpGet = async (): Promise<Result> => {
+  const data = await rounds("http-get", async (mode) => {
+    const r = await runNode(
+      GEN("httpget"),
+      ["--origin", authority(httpEp), ...proxyArgs(mode), "--bytes", String(P.bulkBytes), "--deadline-ms", "150000"],
+      { timeoutMs: 160_000 },
+    )
+    const bytes = num(r, "bytes")
+    const seconds = num(r, "seconds")
+    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), extra: {}, warnings: [] }
+  })
+  return compare("http-get", `plain HTTP GET, ${fmt(P.bulkBytes / 2 ** 20)} MiB body`, "MB/s", "GB", data, [ratioAtLeast(0.35)])
+}
+
+let haveWrk = false
+const smallRps = async (): Promise<Result | undefined> => {
+  if (!haveWrk) return undefined
+  const lua = join(here, "wrk", "small.lua")
+  const data = await rounds("small-rps", async (mode) => {
+    const wrkArgs = ["-t1", `-c${P.clients}`, `-d${P.wrkSeconds}s`, "--timeout", "5s", "-s", lua]
+    if (mode === "proxy" && proxyEp !== undefined) {
+      wrkArgs.push(`http://${authority(proxyEp)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
+    } else wrkArgs.push(`http://${authority(httpEp)}/small`)
+    const r = await runJson("bash", ["-c", 'wrk "$@"; rc=$?; times >&2; exit $rc', "wrk", ...wrkArgs], { timeoutMs: (P.wrkSeconds + 20) * 1000 })
+    const requests = num(r, "requests")
+    const seconds = num(r, "durationUs") / 1e6
+    const errors = num(r, "connectErrors") + num(r, "readErrors") + num(r, "writeErrors") + num(r, "statusErrors") + num(r, "timeouts")
+    const warnings = errors > 0 ? [`wrk errors (${mode}): connect ${num(r, "connectErrors")} read ${num(r, "readErrors")} write ${num(r, "writeErrors")} status ${num(r, "statusErrors")} timeout ${num(r, "timeouts")}`] : []
+    const expectBytes = requests * 100
+    if (num(r, "bytes") < expectBytes) warnings.push(`short responses (${mode})`)
+    return {
+      value: requests / seconds,
+      work: requests / 10_000,
+      seconds,
+      genCpu: parseTimes(r.stderr),
+      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
+      warnings,
+    }
+  })
+  return compare("small-rps", `100-byte responses, ${P.clients} keep-alive connections (wrk)`, "req/s", "10k req", data, [ratioAtLeast(0.25), cpuAtMost(0.6, "10k req")], {
+    extraKeys: ["p50Us", "p99Us", "errors"],
+  })
+}
+
+const latency = async (): Promise<Result> => {
+  const data = await rounds("latency", async (mode) => {
+    const r = await runNode(GEN("latency"), ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"], {
+      timeoutMs: 130_000,
+    })
+    const reconnects = num(r, "reconnects")
+    return {
+      value: num(r, "p50Us"),
+      work: num(r, "requests") / 10_000,
+      seconds: num(r, "seconds"),
+      genCpu: num(r, "cpuSeconds"),
+      extra: { p90Us: num(r, "p90Us"), p99Us: num(r, "p99Us"), reconnects },
+      warnings: reconnects > 0 ? [`${mode}: server closed the connection ${reconnects} times (those requests include a connect)`] : [],
+    }
+  })
+  return compare(
+    "latency",
+    "one request at a time, 100-byte GET (p50)",
+    "µs",
+    "10k req",
+    data,
+    [{ text: "added p50 <= 80 µs", check: (r) => (r.addedUs === undefined ? undefined : r.addedUs <= 80) }],
+    { lowerIsBetter: true, extraKeys: ["p90Us", "p99Us", "reconnects"] },
+  )
+}
+
+const tunnelRate = async (): Promise<Result> => {
+  const data = await rounds("tunnel-rate", async (mode) => {
+    const r = await runNode(
+      GEN("rate"),
+      ["--target", authority(echoEp), ...proxyArgs(mode), "--clients", String(P.clients), "--duration-ms", String(P.rateMs)],
+      { timeoutMs: P.rateMs + 40_000 },
+    )
+    const n = num(r, "tunnels")
+    const errors = num(r, "errors")
+    return {
+      value: n / num(r, "seconds"),
+      work: n / 10_000,
+      seconds: num(r, "seconds"),
+      genCpu: num(r, "cpuSeconds"),
+      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
+      warnings: errors > 0 ? [`${mode}: ${errors} failed tunnels, first: ${String(r.last["firstError"])}`] : [],
+    }
+  })
+  return compare("tunnel-rate", `new tunnel per request (CONNECT, 100 B echo, close), ${P.clients} clients`, "tunnels/s", "10k tunnels", data, [ratioAtLeast(0.4)], {
+    extraKeys: ["p50Us", "p99Us", "errors"],
+  })
+}
+
+const startRss = async (): Promise<Result | undefined> => {
+  if (proxyPid === undefined) return undefined
+  const mb = rssKiB(proxyPid) / 1024
+  log(`  start-rss ${fmt(mb)} MB`)
+  const notes = external ? ["measured when the bench started (an external proxy may have run before)"] : ["1 s after the proxy accepted its first connection"]
+  const t = { text: "<= 80 MB", pass: external ? undefined : mb <= 80 }
+  return { name: "start-rss", title: `RSS at start${external ? "" : ` (--workers ${opt.workers})`}`, unit: "MB", workUnit: "", proxy: summarize([mb]), targets: [t], notes }
+}
+
+const idleRss = async (): Promise<Result | undefined> => {
+  if (proxyPid === undefined || proxyEp === undefined) return undefined
+  const limit = openFilesLimit(proxyPid) ?? 1024
+  const cap = Math.floor((limit - 200) / 2) // each tunnel holds two sockets in the proxy
+  const count = Math.min(P.idleCount, cap)
+  const notes: string[] = []
+  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel)`)
+  await sleep(1000)
+  const before = rssKiB(proxyPid)
+  let after = before
+  let opened = 0
+  let failed = 0
+  const [cmd, args] = withNoFile(process.execPath, [GEN("idle"), "--target", authority(echoEp), "--proxy", authority(proxyEp), "--count", String(count), "--deadline-ms", "240000"])
+  const r = await runJson(cmd, args, {
+    timeoutMs: 250_000,
+    onMessage: (msg, cp) => {
+      if (msg["ready"] !== true) return
+      opened = Number(msg["open"])
+      failed = Number(msg["failed"])
+      if (msg["firstError"] !== undefined) notes.push(`first failure: ${String(msg["firstError"])}`)
+      void sleep(2000).then(() => {
+        after = rssKiB(proxyPid!)
+        cp.stdin?.write("close\n")
+      })
+    },
+  })
+  if (r.last["stillOpen"] !== undefined && Number(r.last["stillOpen"]) < opened) notes.push(`${opened - Number(r.last["stillOpen"])} tunnels closed while idle`)
+  if (failed > 0) notes.push(`${failed} tunnels failed to open`)
+  const perTunnelKB = opened > 0 ? ((after - before) * 1024) / opened / 1000 : NaN
+  log(`  idle-rss ${opened} tunnels: RSS ${fmt(before / 1024)} -> ${fmt(after / 1024)} MB = ${fmt(perTunnelKB)} KB per tunnel`)
+  return {
+    name: "idle-rss",
+    title: `RSS per idle open tunnel (${opened} tunnels)`,
+    unit: "KB/tunnel",
+    workUnit: "",
+    proxy: summarize([perTunnelKB]),
+    extra: { tunnels: opened, failed, rssBeforeMB: before / 1024, rssAfterMB: after / 1024 },
+    targets: [{ text: "<= 6 KB", pass: Number.isFinite(perTunnelKB) ? perTunnelKB <= 6 : undefined }],
+    notes,
+  }
+}
+
+const WORKLOADS: Record<Name, () => Promise<Result | undefined>> = {
+  "start-rss": startRss,
+  "idle-rss": idleRss,
+  "tunnel-down": bulk("tunnel-down", "1 CONNECT tunnel, origin -> client", 1, "down", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
+  "tunnel-up": bulk("tunnel-up", "1 CONNECT tunnel, client -> origin", 1, "up", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
+  tunnel8: bulk("tunnel8", "8 concurrent CONNECT tunnels, origin -> client, aggregate", 8, "down", [ratioAtLeast(0.4)]),
+  "http-get": httpGet,
+  "small-rps": smallRps,
+  latency,
+  "tunnel-rate": tunnelRate,
+}
+
+// ---------------------------------------------------------------- run
+
+if (only.has("small-rps")) haveWrk = ensureWrk()
+const started = Date.now()
+let failures = 0
+for (const name of ALL) {
+  if (!only.has(name)) continue
+  log(`${name}:`)
+  try {
+    const r = await WORKLOADS[name]()
+    if (r !== undefined) results.push(r)
+    else log("  skipped")
+  } catch (err) {
+    failures++
+    log(`  FAILED: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  if (proxyPid !== undefined && guard !== undefined && guard.cp.exitCode !== null) {
+    log("the proxy exited: stopping")
+    failures++
+    break
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const pct = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? "-" : `${Math.round(x * 100)}%`)
+const row = (cells: ReadonlyArray<string>): string => `| ${cells.join(" | ")} |`
+const lines: string[] = []
+lines.push(row(["workload", "unit", "direct median", `${label} median [min-max]`, "ratio / added", "proxy CPU", "gen CPU direct/proxy", "gen util d/p", "target"]))
+lines.push(row(Array(9).fill("---") as string[]))
+for (const r of results) {
+  const p = r.proxy
+  const rel = r.ratio !== undefined ? fmt(r.ratio, 2) : r.addedUs !== undefined ? `+${fmt(r.addedUs)} µs` : "-"
+  const cpu = r.proxyCpuPerWork !== undefined ? `${fmt(r.proxyCpuPerWork)} s/${r.workUnit}` : "-"
+  const gen =
+    r.genCpuPerWork === undefined ? "-" : `${fmt(r.genCpuPerWork.direct)} / ${fmt(r.genCpuPerWork.proxy)} s/${r.workUnit}`
+  const gu = r.genUtil === undefined ? "-" : `${pct(r.genUtil.direct)} / ${pct(r.genUtil.proxy)}`
+  const tg = r.targets.map((t) => `${t.text} ${t.pass === undefined ? "?" : t.pass ? "PASS" : "FAIL"}`).join(", ")
+  lines.push(
+    row([
+      r.name,
+      r.unit,
+      r.direct === undefined ? "-" : fmt(r.direct.median),
+      p === undefined ? "-" : p.samples.length > 1 ? `${fmt(p.median)} [${fmt(p.min)}-${fmt(p.max)}]` : fmt(p.median),
+      rel,
+      cpu,
+      gen,
+      gu,
+      tg,
+    ]),
+  )
+}
+log("")
+log(`results (${env.mode}, ${P.rounds} rounds, ${Math.round((Date.now() - started) / 1000)} s):`)
+for (const l of lines) log(l)
+log("")
+for (const r of results) {
+  const ex = r.extra === undefined ? "" : Object.entries(r.extra).map(([k, v]) => (typeof v === "number" ? `${k} ${fmt(v)}` : `${k} ${fmt(v.direct)}/${fmt(v.proxy)}`)).join(", ")
+  const d = r.direct === undefined ? "" : `direct [${fmt(r.direct.min)}-${fmt(r.direct.max)}]`
+  const pu = r.proxyUtil === undefined ? "" : `proxy util ${pct(r.proxyUtil)}`
+  const oc = r.originCpuPerWork === undefined ? "" : `origin CPU ${fmt(r.originCpuPerWork.direct)}/${fmt(r.originCpuPerWork.proxy)} s/${r.workUnit}`
+  log(`${r.name}: ${r.title}. ${[d, ex, pu, oc].filter((s) => s !== "").join("; ")}`)
+  for (const n of r.notes) log(`  note: ${n}`)
+}
+
+mkdirSync(dirname(jsonPath), { recursive: true })
+writeFileSync(jsonPath, JSON.stringify({ env, results }, null, 2) + "\n")
+log(`\nwrote ${jsonPath}`)
+
+if (guard !== undefined) await stop(guard.cp, 5000)
+await stop(origin.cp, 2000)
+if (proxyPid !== undefined && !external && existsSync(`/proc/${proxyPid}`)) {
+  try {
+    if (!readFileSync(`/proc/${proxyPid}/stat`, "utf8").includes(") Z")) process.kill(proxyPid, "SIGKILL")
+  } catch {
+    // gone
+  }
+}
+process.exit(failures > 0 ? 1 : 0)
