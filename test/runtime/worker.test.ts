@@ -1,0 +1,73 @@
+/**
+ * The worker thread end to end: spawned with Effect's NodeWorker exactly as the supervisor does,
+ * speaking the protocol.ts messages; one CONNECT through it over loopback; ReportStats; Shutdown -> Drained.
+ */
+import { NodeWorker } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Queue } from "effect"
+import { WorkerPlatform } from "effect/workers/Worker"
+import { Worker } from "node:worker_threads"
+import type { FromWorker, ToWorker } from "../../src/runtime/protocol.ts"
+import { baseInit, echoServer, rawClient } from "./loopback.ts"
+
+const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, tag: T) =>
+  Effect.gen(function*() {
+    for (;;) {
+      const msg = yield* Queue.take(queue)
+      if (msg._tag === tag) return msg as Extract<FromWorker, { _tag: T }>
+    }
+  }).pipe(Effect.timeout("10 seconds"))
+
+const spawnLayer = (init: ReturnType<typeof baseInit>) =>
+  NodeWorker.layer(() =>
+    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init, stdout: true })
+  )
+
+describe("worker thread", () => {
+  it.live("listens, tunnels, reports stats, drains on Shutdown", () =>
+    Effect.gen(function*() {
+      const echo = yield* Effect.acquireRelease(Effect.promise(() => echoServer()), (e) => Effect.promise(() => e.close()))
+      const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(7)
+      const inbox = yield* Queue.unbounded<FromWorker>()
+      yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
+
+      const listening = yield* takeTag(inbox, "Listening")
+      assert.strictEqual(listening.id, 7)
+      const port = listening.addresses[0]?.port ?? 0
+      assert.isAbove(port, 0)
+
+      yield* Effect.promise(async () => {
+        const c = rawClient(port)
+        c.socket.write(`CONNECT origin.test:${echo.port} HTTP/1.1\r\nHost: origin.test:${echo.port}\r\n\r\n`)
+        await c.waitFor("\r\n\r\n")
+        c.socket.write("hello worker")
+        await c.waitFor("hello worker")
+        c.socket.end()
+        await c.waitClose()
+      })
+
+      yield* worker.send({ _tag: "ReportStats" })
+      const stats = yield* takeTag(inbox, "Stats")
+      assert.strictEqual(stats.stats.connectionsAccepted, 1)
+      assert.isAbove(stats.stats.bytesFromClients, 0)
+
+      yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
+      const drained = yield* takeTag(inbox, "Drained")
+      assert.strictEqual(drained.id, 7)
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none" })))))
+
+  it.live("reports ListenFailed with the error code when the address is taken, then drains on Shutdown", () =>
+    Effect.gen(function*() {
+      const taken = yield* Effect.acquireRelease(Effect.promise(() => echoServer()), (e) => Effect.promise(() => e.close()))
+      const init = baseInit({ id: 1, logLevel: "none", listen: [{ host: "127.0.0.1", port: taken.port }] })
+      yield* Effect.gen(function*() {
+        const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(1)
+        const inbox = yield* Queue.unbounded<FromWorker>()
+        yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
+        const failed = yield* takeTag(inbox, "ListenFailed")
+        assert.strictEqual(failed.code, "EADDRINUSE")
+        yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
+        yield* takeTag(inbox, "Drained")
+      }).pipe(Effect.provide(spawnLayer(init)))
+    }).pipe(Effect.scoped))
+})
