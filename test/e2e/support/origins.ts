@@ -103,6 +103,7 @@ export interface EchoBody {
  *  GET /drip?n=K&ms=M       -> K chunks, one every M ms
  *  POST /continue           -> 100-continue is answered explicitly, then the echo of the body
  *  GET /close               -> body delimited by closing the connection (no Content-Length)
+ *  any, with `Upgrade: echo` -> 101, then the connection echoes raw bytes
  */
 export const startHttpOrigin = async (name = "origin"): Promise<HttpOrigin> => {
   const seen: HttpOrigin["seen"] = []
@@ -203,6 +204,16 @@ export const startHttpOrigin = async (name = "origin"): Promise<HttpOrigin> => {
   server.on("checkContinue", (req, res) => {
     res.writeContinue()
     handler(req, res)
+  })
+  // `Upgrade: echo`: 101, then a raw byte echo on the same connection.
+  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders })
+    socket.on("error", () => {})
+    if ((req.headers.upgrade ?? "").toLowerCase() !== "echo") return void socket.destroy()
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+    if (head.length > 0) socket.write(head)
+    socket.on("data", (d: Buffer) => socket.write(d))
+    socket.on("end", () => socket.end())
   })
   server.on("connection", () => void connections++)
   const sockets = track(server)

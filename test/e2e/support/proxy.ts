@@ -28,6 +28,8 @@ export interface ProxyOptions {
   readonly graceMs?: number
   readonly maxHeadBytes?: number
   readonly maxRequestLine?: number
+  /** Access log format; "text" unless told. */
+  readonly logFormat?: "text" | "json"
   /** Extra raw flags. */
   readonly extraArgs?: ReadonlyArray<string>
   /** Extra environment (e.g. HCTUNNEL_TEST_HOOKS=1). */
@@ -38,7 +40,7 @@ export interface ProxyOptions {
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
 export const flagsFor = (port: number, o: ProxyOptions): string[] => {
-  const args = ["--listen", `${LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2), "--log-format", "text"]
+  const args = ["--listen", `${LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2), "--log-format", o.logFormat ?? "text"]
   const ms = (flag: string, v: number | undefined): void => {
     if (v !== undefined) args.push(flag, `${v}ms`)
   }
@@ -90,7 +92,7 @@ export const cleanEnv = (extra: Readonly<Record<string, string>> = {}): NodeJS.P
   return { ...env, ...extra }
 }
 
-const canConnect = (port: number): Promise<boolean> =>
+export const canConnect = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const s = net.connect(port, LOOPBACK)
     s.once("connect", () => {

@@ -1,0 +1,283 @@
+/**
+ * Raw sockets for what real clients will not do: keep-alive across origins, pipelining, a head one byte
+ * at a time, half-close through tunnels, early CONNECT bytes, error statuses, the access log.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { refusedPort, startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
+import { startProxy, type Proxy } from "./support/proxy.ts"
+import { Conn, get, openTunnel, sleep, until } from "./support/wire.ts"
+
+let proxy: Proxy
+let a: HttpOrigin
+let b: HttpOrigin
+let manual: Awaited<ReturnType<typeof startTcpServer>>
+let closedPort: number
+
+beforeAll(async () => {
+  ;[a, b, manual, closedPort, proxy] = await Promise.all([
+    startHttpOrigin("a"),
+    startHttpOrigin("b"),
+    startTcpServer("manual"),
+    refusedPort(),
+    startProxy({ workers: 2, maxRequestLine: 8192, maxHeadBytes: 65536 }),
+  ])
+})
+
+afterAll(async () => {
+  await proxy?.stop()
+  await Promise.all([a?.close(), b?.close(), manual?.close()])
+})
+
+describe("HTTP forwarding on raw sockets", () => {
+  it("several requests on one proxy connection, to two different origins", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(get(`http://localhost:${a.port}/name`))
+      const r1 = await c.readResponse()
+      await c.write(get(`http://127.0.0.1:${b.port}/name`))
+      const r2 = await c.readResponse()
+      await c.write(get(`http://localhost:${a.port}/small`))
+      const r3 = await c.readResponse()
+      expect([r1.status, r2.status, r3.status]).toEqual([200, 200, 200])
+      expect(r1.body.toString()).toBe("hello from a\n")
+      expect(r2.body.toString()).toBe("hello from b\n")
+      expect(r3.body.toString()).toBe("hello from a\n")
+      expect(c.closed || c.ended).toBe(false)
+      expect(b.seen.find((s) => s.url === "/name")?.headers.host).toBe(`127.0.0.1:${b.port}`)
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("pipelining: two requests in one write, responses in order", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(get(`http://localhost:${a.port}/slow?ms=200`) + get(`http://localhost:${b.port}/name`))
+      const r1 = await c.readResponse()
+      const r2 = await c.readResponse()
+      expect(r1.body.toString()).toBe("slow\n")
+      expect(r1.headers["x-origin"]).toBe("a")
+      expect(r2.body.toString()).toBe("hello from b\n")
+      expect(r2.headers["x-origin"]).toBe("b")
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("a request head sent one byte at a time", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      const head = get(`http://localhost:${a.port}/small?bytewise`, "User-Agent: e2e\r\n")
+      for (const ch of head) await c.write(ch)
+      const r = await c.readResponse()
+      expect(r.status).toBe(200)
+      expect(r.body.toString()).toBe("hello from a\n")
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("hop-by-hop fields are removed, Via is added, Host is rewritten", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(
+        `GET http://localhost:${a.port}/headers HTTP/1.1\r\nHost: wrong.example\r\nConnection: keep-alive, X-Hop\r\n` +
+          `X-Hop: secret\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eDp5\r\nX-End: kept\r\n\r\n`,
+      )
+      const r = await c.readResponse()
+      expect(r.status).toBe(200)
+      expect(r.headers["via"]).toMatch(/^1\.1 /)
+      const seen = JSON.parse(r.body.toString()) as { headers: Record<string, string> }
+      expect(seen.headers["host"]).toBe(`localhost:${a.port}`)
+      expect(seen.headers["x-hop"]).toBeUndefined()
+      expect(seen.headers["proxy-connection"]).toBeUndefined()
+      expect(seen.headers["proxy-authorization"]).toBeUndefined()
+      expect(seen.headers["x-end"]).toBe("kept")
+      expect(seen.headers["via"]).toMatch(/^1\.1 /)
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("Upgrade: a 101 from the origin turns the connection into a tunnel", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(`GET http://localhost:${a.port}/up HTTP/1.1\r\nHost: localhost:${a.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`)
+      const h = await c.readHead()
+      expect(h.status).toBe(101)
+      expect(h.headers["upgrade"]).toBe("echo")
+      await c.write("raw bytes after 101")
+      expect((await c.readBytes(19)).toString()).toBe("raw bytes after 101")
+      c.end()
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+  })
+})
+
+describe("CONNECT tunnels on raw sockets", () => {
+  it("half-close client -> origin: the origin sees the end and can still send", async () => {
+    const accepted = manual.nextConnection()
+    const c = await openTunnel(proxy.port, `127.0.0.1:${manual.port}`)
+    try {
+      const o = await accepted
+      await c.write("ping")
+      c.end()
+      await until("origin sees the client's end", () => o.ended)
+      expect(Buffer.concat(o.received).toString()).toBe("ping")
+      expect(c.ended).toBe(false)
+      o.socket.write("pong after your FIN")
+      expect((await c.readBytes(19)).toString()).toBe("pong after your FIN")
+      o.socket.end()
+      await c.waitEnd()
+      await c.closedPromise
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("half-close origin -> client: the client sees the end and can still send", async () => {
+    const accepted = manual.nextConnection()
+    const c = await openTunnel(proxy.port, `localhost:${manual.port}`)
+    try {
+      const o = await accepted
+      o.socket.write("bye")
+      o.socket.end()
+      expect((await c.readToEnd()).toString()).toBe("bye")
+      expect(c.ended).toBe(true)
+      await c.write("still talking")
+      await until("origin gets the bytes sent after its FIN", () => Buffer.concat(o.received).toString() === "still talking")
+      c.end()
+      await until("origin sees the end", () => o.ended)
+      await c.closedPromise
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("bytes sent right after the CONNECT head, before the 200, reach the origin", async () => {
+    const accepted = manual.nextConnection()
+    const c = await Conn.open(proxy.port)
+    try {
+      const authority = `127.0.0.1:${manual.port}`
+      await c.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\nEARLY-BYTES\x00\xff`)
+      const h = await c.readHead()
+      expect(h.status).toBe(200)
+      const o = await accepted
+      await until("origin gets the early bytes", () => Buffer.concat(o.received).length >= 13)
+      expect(Buffer.concat(o.received)).toEqual(Buffer.from("EARLY-BYTES\x00\xff", "latin1"))
+      o.socket.write("reply")
+      expect((await c.readBytes(5)).toString()).toBe("reply")
+    } finally {
+      c.destroy()
+    }
+  })
+})
+
+/** Send `request`, read one response, check the proxy closes the connection after it. */
+const expectError = async (request: string | Buffer, status: number): Promise<string> => {
+  const c = await Conn.open(proxy.port)
+  try {
+    await c.write(request)
+    const r = await c.readResponse()
+    expect(r.status, r.rawHead).toBe(status)
+    expect(r.headers["connection"]).toBe("close")
+    expect(r.headers["content-type"]).toMatch(/^text\/plain/)
+    await c.waitEnd()
+    return r.body.toString()
+  } finally {
+    c.destroy()
+  }
+}
+
+describe("error statuses", () => {
+  it("502 when the origin refuses the connection (HTTP and CONNECT)", async () => {
+    await expectError(get(`http://127.0.0.1:${closedPort}/`), 502)
+    await expectError(`CONNECT 127.0.0.1:${closedPort} HTTP/1.1\r\nHost: 127.0.0.1:${closedPort}\r\n\r\n`, 502)
+  })
+
+  it("502 when the name does not resolve (*.invalid)", async () => {
+    await expectError(get("http://nowhere.invalid/"), 502)
+    await expectError("CONNECT nowhere.invalid:443 HTTP/1.1\r\nHost: nowhere.invalid:443\r\n\r\n", 502)
+  })
+
+  it("400 for malformed requests", async () => {
+    await expectError("GET /origin-form HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    await expectError("this is not http\r\n\r\n", 400)
+    await expectError(`GET http://localhost:${a.port}/ HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n`, 400)
+    await expectError(
+      `POST http://localhost:${a.port}/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      400,
+    )
+    await expectError(`GET http://localhost:${a.port}/ HTTP/1.1\r\n\r\n`, 400) // HTTP/1.1 without Host
+  })
+
+  it("431 for a huge head", async () => {
+    const big = `X-Big: ${"a".repeat(8000)}\r\n`.repeat(10)
+    await expectError(get(`http://localhost:${a.port}/`, big), 431)
+  })
+
+  it("431 for too many header fields", async () => {
+    const many = Array.from({ length: 150 }, (_, i) => `X-F${i}: v\r\n`).join("")
+    await expectError(get(`http://localhost:${a.port}/`, many), 431)
+  })
+
+  it("414 for a long URI, answered before the head ends", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(`GET http://localhost:${a.port}/${"x".repeat(10_000)}`) // no end of line yet
+      const r = await c.readResponse()
+      expect(r.status).toBe(414)
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("405 TRACE, 501 https:// in absolute form, 505 HTTP/2.0", async () => {
+    await expectError(`TRACE http://localhost:${a.port}/ HTTP/1.1\r\nHost: a\r\n\r\n`, 405)
+    await expectError(`GET https://localhost:${a.port}/ HTTP/1.1\r\nHost: a\r\n\r\n`, 501)
+    await expectError(`GET http://localhost:${a.port}/ HTTP/2.0\r\nHost: a\r\n\r\n`, 505)
+  })
+
+  it("nothing malformed reaches the origin", async () => {
+    const before = a.seen.length
+    await expectError(`GET http://localhost:${a.port}/smuggle HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy`, 400)
+    await sleep(100)
+    expect(a.seen.slice(before).filter((s) => s.url === "/smuggle")).toEqual([])
+  })
+})
+
+describe("access log", () => {
+  it("one line per request with method, target and status", async () => {
+    const target = `http://localhost:${a.port}/small?log=${Date.now()}`
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(get(target))
+      expect((await c.readResponse()).status).toBe(200)
+    } finally {
+      c.destroy()
+    }
+    const line = await proxy.waitForLine((l) => l.includes(target))
+    expect(line).toMatch(/\bGET\b/)
+    expect(line).toMatch(/\b200\b/)
+    await sleep(200)
+    expect(proxy.stdout.filter((l) => l.includes(target))).toHaveLength(1)
+  })
+
+  it("errors and tunnels are logged too", async () => {
+    const target = `http://127.0.0.1:${closedPort}/refused-${Date.now()}`
+    await expectError(get(target), 502)
+    const line = await proxy.waitForLine((l) => l.includes(target))
+    expect(line).toMatch(/\bGET\b.*\b502\b/)
+    const accepted = manual.nextConnection()
+    const t = await openTunnel(proxy.port, `127.0.0.1:${manual.port}`)
+    const o = await accepted
+    t.end()
+    await until("origin sees the end", () => o.ended)
+    o.socket.end()
+    await t.closedPromise
+    await proxy.waitForLine((l) => /\bCONNECT\b/.test(l) && l.includes(`127.0.0.1:${manual.port}`) && /\b200\b/.test(l))
+  })
+})
