@@ -15,7 +15,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { installCleanup, runJson, runNode, startJson, stop, type RunResult } from "./lib/children.ts"
-import { cpuSeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
+import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
 import { fmt, median, summarize, type Summary } from "./lib/stats.ts"
 import { assertLoopback, authority, parseEndpoint, type Endpoint } from "./lib/wire.ts"
 
@@ -143,12 +143,13 @@ const ensureWrk = (): boolean => {
   return false
 }
 
-/** Parse bash `times` output (second line: children's user and system time). */
-const parseTimes = (stderr: string): number => {
-  const lines = stderr.trim().split("\n")
-  const last = lines[lines.length - 1] ?? ""
+/** Parse bash `times` output: the children's user + system time (last line), or with all, the shell's too. */
+const parseTimes = (stderr: string, all = false): number => {
+  const lines = stderr.trim().split("\n").slice(-2)
   let total = 0
-  for (const m of last.matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2])
+  for (const line of all ? lines : lines.slice(-1)) {
+    for (const m of line.matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2])
+  }
   return total
 }
 
@@ -232,7 +233,11 @@ interface Sample {
   readonly work: number
   readonly seconds: number
   readonly genCpu: number
+  /** The generator process's whole CPU time (startup included), for the machine-load accounting. */
+  readonly genCpuTotal: number
   readonly originCpu: number
+  /** CPU used on the machine during the round by processes other than generator, origin, proxy and harness (cores). */
+  readonly otherCores: number
   readonly proxyCpu: number
   readonly extra: Record<string, number>
   readonly warnings: ReadonlyArray<string>
@@ -257,6 +262,8 @@ interface Result {
   readonly originCpuPerWork?: { direct?: number; proxy?: number }
   readonly genUtil?: { direct?: number; proxy?: number }
   readonly proxyUtil?: number
+  /** Median CPU (in cores) used by other processes on the machine during the rounds: noise. */
+  readonly otherCores?: number
   readonly extra?: Record<string, number | { direct?: number; proxy?: number }>
   readonly targets: ReadonlyArray<{ text: string; pass: boolean | undefined }>
   readonly notes: ReadonlyArray<string>
@@ -264,21 +271,35 @@ interface Result {
 
 const results: Result[] = []
 
-const measure = async (mode: Mode, body: () => Promise<Omit<Sample, "originCpu" | "proxyCpu">>): Promise<Sample> => {
+type Measured = Omit<Sample, "originCpu" | "proxyCpu" | "otherCores">
+
+const selfCpu = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
+
+const measure = async (mode: Mode, body: () => Promise<Measured>): Promise<Sample> => {
+  const w0 = performance.now()
+  const m0 = machineBusySeconds()
+  const h0 = selfCpu()
   const o0 = cpuSeconds(originPid)
   const p0 = proxyPid === undefined ? NaN : cpuSeconds(proxyPid)
   const s = await body()
   const originCpu = cpuSeconds(originPid) - o0
   const proxyCpu = proxyPid === undefined ? NaN : cpuSeconds(proxyPid) - p0
+  const wall = (performance.now() - w0) / 1000
+  const other = machineBusySeconds() - m0 - (selfCpu() - h0) - originCpu - (Number.isFinite(proxyCpu) ? proxyCpu : 0) - s.genCpuTotal
+  const otherCores = Math.max(0, other / wall)
   const warnings = [...s.warnings]
   if (mode === "direct" && proxyCpu > 0.05) warnings.push(`proxy used ${fmt(proxyCpu)} CPU-s during a direct round`)
-  return { ...s, originCpu, proxyCpu, warnings }
+  if (otherCores > 0.25) warnings.push(`other processes used ${fmt(otherCores, 2)} cores during this round`)
+  return { ...s, originCpu, proxyCpu, otherCores, warnings }
 }
 
 /** Alternate direct and proxy rounds (ABAB, BABA...) and summarise. */
 const rounds = async (
   name: Name,
-  run: (mode: Mode) => Promise<Omit<Sample, "originCpu" | "proxyCpu">>,
+  run: (mode: Mode) => Promise<Measured>,
 ): Promise<{ direct: Sample[]; proxy: Sample[] }> => {
   const out: { direct: Sample[]; proxy: Sample[] } = { direct: [], proxy: [] }
   const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy"]
@@ -338,6 +359,7 @@ const compare = (
     },
     genUtil: { direct: util(data.direct, "genCpu"), proxy: util(data.proxy, "genCpu") } as { direct?: number; proxy?: number },
     ...(proxyPid === undefined || data.proxy.length === 0 ? {} : { proxyUtil: util(data.proxy, "proxyCpu")! }),
+    otherCores: median([...data.direct, ...data.proxy].map((s) => s.otherCores)),
     extra,
     targets: [],
     notes,
@@ -366,7 +388,7 @@ const bulk = (name: Name, title: string, tunnels: number, dir: "down" | "up", ta
     )
     const bytes = num(r, "bytes")
     const seconds = num(r, "seconds")
-    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), extra: {}, warnings: [] }
+    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"), extra: {}, warnings: [] }
   })
   return compare(name, title, "MB/s", "GB", data, targets)
 }
@@ -380,7 +402,7 @@ const httpGet = async (): Promise<Result> => {
     )
     const bytes = num(r, "bytes")
     const seconds = num(r, "seconds")
-    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), extra: {}, warnings: [] }
+    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"), extra: {}, warnings: [] }
   })
   return compare("http-get", `plain HTTP GET, ${fmt(P.bulkBytes / 2 ** 20)} MiB body`, "MB/s", "GB", data, [ratioAtLeast(0.35)])
 }
@@ -406,6 +428,7 @@ const smallRps = async (): Promise<Result | undefined> => {
       work: requests / 10_000,
       seconds,
       genCpu: parseTimes(r.stderr),
+      genCpuTotal: parseTimes(r.stderr, true),
       extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
       warnings,
     }
@@ -425,7 +448,7 @@ const latency = async (): Promise<Result> => {
       value: num(r, "p50Us"),
       work: num(r, "requests") / 10_000,
       seconds: num(r, "seconds"),
-      genCpu: num(r, "cpuSeconds"),
+      genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
       extra: { p90Us: num(r, "p90Us"), p99Us: num(r, "p99Us"), reconnects },
       warnings: reconnects > 0 ? [`${mode}: server closed the connection ${reconnects} times (those requests include a connect)`] : [],
     }
@@ -454,7 +477,7 @@ const tunnelRate = async (): Promise<Result> => {
       value: n / num(r, "seconds"),
       work: n / 10_000,
       seconds: num(r, "seconds"),
-      genCpu: num(r, "cpuSeconds"),
+      genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
       extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
       warnings: errors > 0 ? [`${mode}: ${errors} failed tunnels, first: ${String(r.last["firstError"])}`] : [],
     }
@@ -588,7 +611,8 @@ for (const r of results) {
   const d = r.direct === undefined ? "" : `direct [${fmt(r.direct.min)}-${fmt(r.direct.max)}]`
   const pu = r.proxyUtil === undefined ? "" : `proxy util ${pct(r.proxyUtil)}`
   const oc = r.originCpuPerWork === undefined ? "" : `origin CPU ${fmt(r.originCpuPerWork.direct)}/${fmt(r.originCpuPerWork.proxy)} s/${r.workUnit}`
-  log(`${r.name}: ${r.title}. ${[d, ex, pu, oc].filter((s) => s !== "").join("; ")}`)
+  const other = r.otherCores === undefined ? "" : `other processes ${fmt(r.otherCores, 2)} cores`
+  log(`${r.name}: ${r.title}. ${[d, ex, pu, oc, other].filter((s) => s !== "").join("; ")}`)
   for (const n of r.notes) log(`  note: ${n}`)
 }
 

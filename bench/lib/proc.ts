@@ -100,3 +100,11 @@ export const openFilesLimit = (pid: number): number | undefined => {
 }
 
 export const isAlive = (pid: number): boolean => readStat(pid) !== undefined
+
+/** Busy CPU seconds of the whole machine so far (all cpus; idle and iowait excluded), from /proc/stat. */
+export const machineBusySeconds = (): number => {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? ""
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number) // user nice system idle iowait irq softirq steal
+  const total = f.reduce((a, b) => a + b, 0)
+  return (total - (f[3] ?? 0) - (f[4] ?? 0) - (f[7] ?? 0)) / clockTicks()
+}

@@ -218,8 +218,9 @@ export const guardProcess = (deadlineMs: number): void => {
   }, deadlineMs).unref()
 }
 
+/** Print one JSON result line; cpuTotalSeconds (the whole process so far, startup included) is always added. */
 export const report = (obj: Record<string, unknown>): void => {
-  process.stdout.write(JSON.stringify(obj) + "\n")
+  process.stdout.write(JSON.stringify({ ...obj, cpuTotalSeconds: cpuNow() }) + "\n")
 }
 
 /** process.cpuUsage() as seconds. */
