@@ -144,7 +144,7 @@ export class Connection implements Timed {
     client.on("drain", onClientDrain)
     client.on("error", onClientError)
     client.on("close", onClientClose)
-    this.guard(() => this.execute(this.postman.start(ctx.deadlines.now())))
+    this.guard(() => this.postman.start(ctx.deadlines.now()))
   }
 
   /** True once the client socket is gone and everything was released. */
@@ -160,12 +160,12 @@ export class Connection implements Timed {
   /** Graceful stop (worker shutdown): idle connections close now, exchanges in flight finish first. */
   shutdown(now: number = this.ctx.deadlines.now()): void {
     if (this.postman.closed) return
-    this.guard(() => this.execute(this.postman.shutdown(now)))
+    this.guard(() => this.postman.shutdown(now))
   }
 
   /** Stop now (grace period over): the core logs what was in flight, then every socket is destroyed. */
   abort(detail: string, now: number = this.ctx.deadlines.now()): void {
-    if (!this.postman.closed) this.guard(() => this.execute(this.postman.abort(now, detail)))
+    if (!this.postman.closed) this.guard(() => this.postman.abort(now, detail))
     this.destroyAll()
   }
 
@@ -178,47 +178,56 @@ export class Connection implements Timed {
   // ---------------------------------------------------------------------------------------------
   // Feeding the core
 
-  /** Feed one event, or queue it if actions are being carried out right now. */
+  /** Feed one event, or queue it if actions are being carried out right now. (Hot path: no closure, no allocation.) */
   feed(event: Event, now?: number): void {
     if (this.busy) {
       ;(this.queue ??= []).push(event)
       return
     }
-    this.guard(() => {
-      let next: Event | undefined = event
-      let t = now ?? this.ctx.deadlines.now()
-      while (next !== undefined) {
-        if (this.postman.closed) break
-        this.execute(this.postman.handle(next, t))
-        next = this.queue?.shift()
-        t = this.ctx.deadlines.now()
-      }
-    })
-  }
-
-  /** Run `f` with the busy flag set; then feed what was queued. A throw (a bug) destroys the connection. */
-  private guard(f: () => void): void {
-    const wasBusy = this.busy
     this.busy = true
     try {
-      f()
-      if (!wasBusy) this.drainQueue()
+      if (!this.postman.closed) this.execute(this.postman.handle(event, now ?? this.ctx.deadlines.now()))
+      this.drainQueue()
     } catch (e) {
-      this.ctx.stats.errors++
-      this.ctx.log.message("error", `connection ${this.peer}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
-      this.queue = undefined
-      this.destroyAll()
+      this.failed(e)
     } finally {
-      this.busy = wasBusy
+      this.busy = false
+    }
+  }
+
+  /** Carry out `make()`'s actions (start, shutdown, abort), then feed what was queued meanwhile. */
+  private guard(make: () => ReadonlyArray<Action>): void {
+    if (this.busy) {
+      // Called from inside an action (not done today): run after the current action list, never in its middle.
+      queueMicrotask(() => this.guard(make))
+      return
+    }
+    this.busy = true
+    try {
+      this.execute(make())
+      this.drainQueue()
+    } catch (e) {
+      this.failed(e)
+    } finally {
+      this.busy = false
     }
   }
 
   private drainQueue(): void {
-    for (let next = this.queue?.shift(); next !== undefined; next = this.queue?.shift()) {
-      if (this.postman.closed) break
-      this.execute(this.postman.handle(next, this.ctx.deadlines.now()))
+    const queue = this.queue
+    if (queue === undefined) return
+    while (queue.length > 0 && !this.postman.closed) {
+      this.execute(this.postman.handle(queue.shift() as Event, this.ctx.deadlines.now()))
     }
-    this.queue = undefined
+    queue.length = 0
+  }
+
+  /** A throw from the core or from our own code is a bug: log it, count it, release the connection. */
+  private failed(e: unknown): void {
+    this.ctx.stats.errors++
+    this.ctx.log.message("error", `connection ${this.peer}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+    if (this.queue !== undefined) this.queue.length = 0
+    this.destroyAll()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -328,15 +337,23 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
       return
     }
-    const socket = net.connect({
-      host: result.address,
-      port: this.originPort,
-      family: result.family,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
-      allowHalfOpen: true,
-    }) as TaggedSocket
+    let socket: TaggedSocket
+    try {
+      socket = net.connect({
+        host: result.address,
+        port: this.originPort,
+        family: result.family,
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+        allowHalfOpen: true,
+      })
+    } catch (e) {
+      // Invalid options (a port out of range...): no socket exists.
+      this.originState = IDLE
+      this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
+      return
+    }
     socket[kConnection] = this
     socket.on("connect", onOriginConnect)
     socket.on("data", onOriginData)
@@ -450,7 +467,7 @@ export class Connection implements Timed {
     this.finished = true
     this.abandonOrigin()
     this.ctx.deadlines.cancel(this)
-    this.queue = undefined
+    if (this.queue !== undefined) this.queue.length = 0
     this.ctx.onFinished(this)
   }
 }

@@ -20,7 +20,7 @@ const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, t
 
 const spawnLayer = (init: ReturnType<typeof baseInit>) =>
   NodeWorker.layer(() =>
-    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init, stdout: true })
+    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init })
   )
 
 describe("worker thread", () => {
