@@ -14,7 +14,6 @@
  * - More than `maxHeaders` fields: too many (431 for a request).
  * - The head must end with its empty line and nothing after it.
  */
-import { decodeLatin1 } from "./latin1.ts"
 import { COLON, CR, HTAB, isFieldValueChar, isTchar, LF, SP } from "./syntax.ts"
 import type { Field } from "./types.ts"
 
@@ -40,8 +39,8 @@ const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
 export const describeBadByte = (b: number | undefined, where: string): string =>
   b === CR ? `bare CR in ${where}` : `invalid character 0x${(b ?? 0).toString(16).padStart(2, "0")} in ${where}`
 
-/** Parse the field lines from `pos` to the empty line that ends the head. */
-export const parseFieldLines = (head: Uint8Array, pos: number, maxHeaders: number): FieldsResult => {
+/** Parse the field lines from `pos` to the empty line that ends the head; `text` is decodeLatin1 of the whole head. */
+export const parseFieldLines = (head: Uint8Array, text: string, pos: number, maxHeaders: number): FieldsResult => {
   const fields: Array<Field> = []
   for (;;) {
     const end = lineContentEnd(head, pos)
@@ -70,7 +69,7 @@ export const parseFieldLines = (head: Uint8Array, pos: number, maxHeaders: numbe
       const b = head[k] as number
       if (isFieldValueChar[b] !== 1) return fail(describeBadByte(b, "a field value"))
     }
-    fields.push([decodeLatin1(head, pos, i), decodeLatin1(head, v, w)])
+    fields.push([text.slice(pos, i), text.slice(v, w)])
     pos = nextLineStart(head, end)
   }
 }

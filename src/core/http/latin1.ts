@@ -9,8 +9,22 @@
 /** Arguments per String.fromCharCode call: well under any engine's argument limit. */
 const SLICE = 4096
 
-/** Decode bytes [start, end) of `bytes`, one character per byte. */
+/** For all-ASCII input only, where UTF-8 and latin1 agree: native and much faster than fromCharCode. */
+const ascii = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/** Shorter ranges are decoded with fromCharCode directly; the ASCII check and TextDecoder call cost more. */
+const NATIVE_FROM = 32
+
+/**
+ * Decode bytes [start, end) of `bytes`, one character per byte. Parsers decode a whole head once and
+ * slice it (V8 slices share the parent string) rather than decoding each field: ~10x fewer cycles.
+ */
 export const decodeLatin1 = (bytes: Uint8Array, start: number, end: number): string => {
+  if (end - start >= NATIVE_FROM) {
+    let i = start
+    while (i < end && (bytes[i] as number) < 0x80) i++
+    if (i === end) return ascii.decode(bytes.subarray(start, end))
+  }
   if (end - start <= SLICE) {
     return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as Array<number>)
   }

@@ -85,9 +85,10 @@ export const parseRequestHead = (
   if (version === undefined) return reject(400, "malformed HTTP version in the request line")
   if (version === "other") return reject(505, `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`)
 
-  const method = decodeLatin1(head, 0, sp1)
-  const rawTarget = decodeLatin1(head, sp1 + 1, sp2)
-  const fields = parseFieldLines(head, nextLineStart(head, end), limits.maxHeaders)
+  const text = decodeLatin1(head, 0, head.length)
+  const method = text.slice(0, sp1)
+  const rawTarget = text.slice(sp1 + 1, sp2)
+  const fields = parseFieldLines(head, text, nextLineStart(head, end), limits.maxHeaders)
   if (!fields.ok) return reject(fields.tooMany ? 431 : 400, fields.reason)
   const target = method === "CONNECT" ? parseAuthorityForm(rawTarget) : parseAbsoluteForm(rawTarget)
   if (!target.ok) return target

@@ -53,9 +53,10 @@ export const parseResponseHead = (head: Uint8Array, limits: { readonly maxHeader
       const b = head[i] as number
       if (isFieldValueChar[b] !== 1) return fail(describeBadByte(b, "the reason phrase"))
     }
-    reason = decodeLatin1(head, STATUS_END + 1, end)
   }
-  const fields = parseFieldLines(head, nextLineStart(head, end), limits.maxHeaders)
+  const text = decodeLatin1(head, 0, head.length)
+  if (end > STATUS_END) reason = text.slice(STATUS_END + 1, end)
+  const fields = parseFieldLines(head, text, nextLineStart(head, end), limits.maxHeaders)
   if (!fields.ok) return fail(fields.reason)
   return { ok: true, value: { version, status, reason, headers: fields.fields } }
 }

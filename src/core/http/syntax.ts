@@ -45,7 +45,8 @@ export const isFieldValueChar: Uint8Array = table((b) => (b >= 0x21 && b <= 0x7e
 
 /**
  * URI characters of RFC 3986 (unreserved / reserved / "%"). Strict: no controls, SP, DEL, non-ASCII, and
- * none of `"<>\^`{|}`. Used for the authority part of a target, where only these may appear.
+ * none of `"<>\^`{|}`. The reference class of RFC 3986; request-targets are checked with the wider
+ * isTargetChar below and hosts with isRegNameChar.
  */
 export const isUriChar: Uint8Array = table(
   (b) => isAlpha(b) || isDigitByte(b) || inString("-._~:/?#[]@!$&'()*+,;=%")(b),
