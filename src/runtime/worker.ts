@@ -15,6 +15,9 @@
  * 3. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
  *    then send `Drained`. The thread ends when the main thread closes the runner (NodeWorker's scope).
  *
+ * Test hook: with HCTUNNEL_TEST_HOOKS=1 in the environment, a request for `crash.hctunnel.invalid`
+ * ends this thread with exit code 70 (see ProxyServer), to test the supervisor's restart.
+ *
  * The byte path never runs Effect: all of it is in ProxyServer/Connection, plain callbacks.
  */
 import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
@@ -28,7 +31,7 @@ const init = workerData as WorkerInit
 
 const program = Effect.gen(function*() {
   const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
-  const server = new ProxyServer(init)
+  const server = new ProxyServer(init, { testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1" })
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
 
   const listened = yield* Effect.callback<ListenResult>((resume) => {

@@ -4,7 +4,7 @@
  */
 import { NodeWorker } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Queue } from "effect"
+import { Cause, Effect, Exit, Fiber, Queue } from "effect"
 import { WorkerPlatform } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import type { FromWorker, ToWorker } from "../../src/runtime/protocol.ts"
@@ -18,9 +18,9 @@ const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, t
     }
   }).pipe(Effect.timeout("10 seconds"))
 
-const spawnLayer = (init: ReturnType<typeof baseInit>) =>
+const spawnLayer = (init: ReturnType<typeof baseInit>, env: Record<string, string> = {}) =>
   NodeWorker.layer(() =>
-    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init })
+    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init, env: { ...process.env, ...env } })
   )
 
 describe("worker thread", () => {
@@ -70,4 +70,18 @@ describe("worker thread", () => {
         yield* takeTag(inbox, "Drained")
       }).pipe(Effect.provide(spawnLayer(init)))
     }).pipe(Effect.scoped))
+
+  it.live("test hook: a request for crash.hctunnel.invalid ends the thread (HCTUNNEL_TEST_HOOKS=1)", () =>
+    Effect.gen(function*() {
+      const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(2)
+      const inbox = yield* Queue.unbounded<FromWorker>()
+      const running = yield* Effect.forkScoped(Effect.exit(worker.run((msg) => Queue.offer(inbox, msg))))
+      const port = (yield* takeTag(inbox, "Listening")).addresses[0]?.port ?? 0
+      const c = rawClient(port)
+      c.socket.write("GET http://crash.hctunnel.invalid/ HTTP/1.1\r\nHost: crash.hctunnel.invalid\r\n\r\n")
+      const exit = yield* Fiber.join(running).pipe(Effect.timeout("10 seconds"))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : ""), "70")
+      c.socket.destroy()
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 2, logLevel: "none" }), { HCTUNNEL_TEST_HOOKS: "1" }))))
 })

@@ -15,7 +15,7 @@ import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
 import { Connection, type ConnectionContext, emptyStats, KEEPALIVE_DELAY_MS, type MutableStats } from "../Connection.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
-import { makeResolve, type ResolverOptions } from "../Resolver.ts"
+import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -29,7 +29,27 @@ export interface ProxyServerOptions {
   readonly write?: (chunk: string) => void
   /** Replace the system DNS lookup (tests). */
   readonly lookup?: ResolverOptions["lookup"]
+  /**
+   * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
+   * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
+   */
+  readonly testHooks?: boolean
 }
+
+/** The host that crashes a worker when test hooks are on. */
+export const CRASH_HOST = "crash.hctunnel.invalid"
+
+const withTestHooks = (resolve: ResolveFn, on: boolean, log: AccessLog): ResolveFn =>
+  on
+    ? (host, cb) => {
+      if (host.toLowerCase() === CRASH_HOST) {
+        log.message("warn", "test hook: crashing this worker on purpose")
+        log.flush()
+        process.exit(70)
+      }
+      resolve(host, cb)
+    }
+    : resolve
 
 /** A client outside the allow-list: its 403 is on the way; destroyed on close or after a short linger. */
 class Refused implements Timed {
@@ -79,7 +99,11 @@ export class ProxyServer {
       limits: init.limits,
       via: init.via,
       deadlines: this.deadlines,
-      resolve: makeResolve({ hosts: init.hosts, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
+      resolve: withTestHooks(
+        makeResolve({ hosts: init.hosts, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
+        options.testHooks === true,
+        this.log,
+      ),
       log: this.log,
       stats: this.stats,
       onFinished: (connection) => this.connectionFinished(connection),
