@@ -11,8 +11,11 @@
  * - chunked (RFC 9112 §7.1), as a byte-at-a-time state machine (chunk data is skipped in bulk):
  *     chunk-size   1*HEXDIG, at most Number.MAX_SAFE_INTEGER (2^53-1); empty or non-hex: error
  *     chunk-ext    BWS ";" ...: any VCHAR / obs-text / SP / HTAB up to the line end; controls (CR not
- *                  before LF, NUL...) are errors. The whole size line is bounded by maxChunkLine.
- *     line end     CRLF, or a bare LF
+ *                  before LF, NUL...) are errors. Whitespace after the size is allowed only before ";".
+ *                  The whole size line is bounded by maxChunkLine.
+ *     line end     CRLF only. Unlike heads (which are re-serialized), chunk framing is forwarded
+ *                  verbatim: a bare LF that we accepted and a strict origin refused (or the reverse)
+ *                  would let the two disagree on where the body ends, which is request smuggling.
  *     chunk-data   then exactly CRLF after the data: anything else is an error
  *     last-chunk   size 0, then trailer field lines (same rules as head fields: token name, colon
  *                  without whitespace before it, no obs-fold, field-value bytes) up to an empty line;
@@ -195,7 +198,11 @@ class ChunkedBody implements BodyFramer {
         return this.#afterSize(b, "invalid character in chunk size")
       case SIZE_WS:
         if (b === SP || b === HTAB) return undefined
-        return this.#afterSize(b, "invalid character after chunk size")
+        if (b === SEMICOLON) {
+          this.#state = EXT
+          return undefined
+        }
+        return "whitespace after a chunk size must be followed by a chunk extension"
       case EXT:
         if (b === CR || b === LF) return this.#afterSize(b, "")
         if (isExtByte[b] !== 1) return "invalid character in chunk extension"
@@ -211,7 +218,7 @@ class ChunkedBody implements BodyFramer {
   #afterSize(b: number, otherwise: string): string | undefined {
     if (b === SEMICOLON) this.#state = EXT
     else if (b === CR) this.#state = SIZE_LF
-    else if (b === LF) this.#endSizeLine()
+    else if (b === LF) return "bare LF in chunk size line (CRLF required)"
     else return otherwise
     return undefined
   }
@@ -230,7 +237,7 @@ class ChunkedBody implements BodyFramer {
     switch (this.#state) {
       case TRAILER_START:
         if (b === CR) this.#state = END_LF
-        else if (b === LF) this.#state = DONE
+        else if (b === LF) return "bare LF in the trailer section (CRLF required)"
         else if (b === SP || b === HTAB) return "obsolete line folding in the trailer section"
         else if (isTchar[b] === 1) this.#state = TRAILER_NAME
         else return "invalid character in a trailer field name"
@@ -246,7 +253,7 @@ class ChunkedBody implements BodyFramer {
       case TRAILER_VALUE:
         if (isFieldValueChar[b] === 1) return undefined
         if (b === CR) this.#state = TRAILER_LF
-        else if (b === LF) this.#state = TRAILER_START
+        else if (b === LF) return "bare LF in the trailer section (CRLF required)"
         else return "invalid character in a trailer field value"
         return undefined
       case TRAILER_LF:

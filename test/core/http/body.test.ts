@@ -57,7 +57,6 @@ const chunkedCases: ReadonlyArray<readonly [string, string, Outcome]> = [
   ["several chunks", "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n", { body: "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n", rest: "", done: true }],
   ["hex sizes, both cases", "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", { body: "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", rest: "", done: true }],
   ["leading zeros in the size", "0005\r\nhello\r\n000\r\n\r\n", { body: "0005\r\nhello\r\n000\r\n\r\n", rest: "", done: true }],
-  ["bare LF after the size", "5\nhello\r\n0\n\n", { body: "5\nhello\r\n0\n\n", rest: "", done: true }],
   ["chunk extensions", "5;a=b;c=\"d e\"\r\nhello\r\n0;x\r\n\r\n", { body: "5;a=b;c=\"d e\"\r\nhello\r\n0;x\r\n\r\n", rest: "", done: true }],
   ["BWS before an extension", "5 \t;a\r\nhello\r\n0\r\n\r\n", { body: "5 \t;a\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
   ["a trailer section", "0\r\nX-Sum: 1\r\nY:2\r\n\r\nN", { body: "0\r\nX-Sum: 1\r\nY:2\r\n\r\n", rest: "N", done: true }],
@@ -69,7 +68,11 @@ const chunkedCases: ReadonlyArray<readonly [string, string, Outcome]> = [
   ["a 0x prefix", "0x5\r\nhello\r\n", { error: "invalid character in chunk size" }],
   ["a size over 2^53-1", "20000000000000\r\n", { error: "chunk size too large" }],
   ["a size of 17 hex digits", "10000000000000000\r\n", { error: "chunk size too large" }],
-  ["whitespace then junk after the size", "5 x\r\nhello\r\n", { error: "invalid character after chunk size" }],
+  ["whitespace then junk after the size", "5 x\r\nhello\r\n", { error: "whitespace after a chunk size must be followed by a chunk extension" }],
+  ["whitespace then the line end after the size", "5 \r\nhello\r\n", { error: "whitespace after a chunk size must be followed by a chunk extension" }],
+  ["a bare LF after the size (forwarded verbatim: CRLF required)", "5\nhello\r\n0\r\n\r\n", { error: "bare LF in chunk size line (CRLF required)" }],
+  ["a bare LF ending the last chunk's trailer section", "0\r\n\n", { error: "bare LF in the trailer section (CRLF required)" }],
+  ["a bare LF after a trailer field", "0\r\nX: y\n\r\n", { error: "bare LF in the trailer section (CRLF required)" }],
   ["a bare CR after the size", "5\rhello\r\n", { error: "bare CR in chunk size line" }],
   ["NUL in an extension", "5;a\0\r\nhello\r\n", { error: "invalid character in chunk extension" }],
   ["a bare CR in an extension", "5;a\rb\r\nhello\r\n", { error: "bare CR in chunk size line" }],
@@ -127,7 +130,7 @@ describe("makeFramer: chunked rules", () => {
 /** Well-formed chunked bodies, with extensions, LF-only size lines and trailers, followed by other bytes. */
 const chunkedBody = fc
   .record({
-    chunks: fc.array(fc.record({ data: fc.string({ maxLength: 20 }).filter((s) => s.length > 0), ext: fc.constantFrom("", ";a", ";a=b", " ;x=\"y\""), eol: fc.constantFrom("\r\n", "\n"), zeros: fc.constantFrom("", "0", "00") }), { maxLength: 5 }),
+    chunks: fc.array(fc.record({ data: fc.string({ maxLength: 20 }).filter((s) => s.length > 0), ext: fc.constantFrom("", ";a", ";a=b", " ;x=\"y\""), eol: fc.constant("\r\n"), zeros: fc.constantFrom("", "0", "00") }), { maxLength: 5 }),
     trailers: fc.array(fc.constantFrom("X: y", "Sum:1", "A-B: c d"), { maxLength: 3 }),
     after: fc.constantFrom("", "GET / HTTP/1.1\r\n", "junk"),
   })
