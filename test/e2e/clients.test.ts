@@ -228,7 +228,13 @@ const rawTunnel = (proxyPort: number, authority: string): Promise<net.Socket> =>
 describe("WebSocket", () => {
   it("echoes messages through a CONNECT tunnel", async () => {
     const socket = await rawTunnel(proxy.port, `localhost:${wsEcho.port}`)
-    const ws = new WebSocket(`ws://localhost:${wsEcho.port}/`, { createConnection: () => socket })
+    // The socket is paused with nothing lost; the http client of ws attaches its reader, then it flows again.
+    const ws = new WebSocket(`ws://localhost:${wsEcho.port}/`, {
+      createConnection: () => {
+        setImmediate(() => socket.resume())
+        return socket
+      },
+    })
     const got: string[] = []
     const done = new Promise<void>((resolve, reject) => {
       ws.on("message", (d: Buffer) => {

@@ -16,7 +16,8 @@ import { fileURLToPath } from "node:url"
 import { freePort, LOOPBACK } from "./origins.ts"
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
-export const CLI = resolve(ROOT, "dist/cli.js")
+/** The program under test; HCTUNNEL_E2E_CLI may point elsewhere (e.g. to try the suite against another build). */
+export const CLI = process.env["HCTUNNEL_E2E_CLI"] ?? resolve(ROOT, "dist/cli.js")
 
 export interface ProxyOptions {
   readonly workers?: number
