@@ -292,7 +292,6 @@ const measure = async (mode: Mode, body: () => Promise<Measured>): Promise<Sampl
   const otherCores = Math.max(0, other / wall)
   const warnings = [...s.warnings]
   if (mode === "direct" && proxyCpu > 0.05) warnings.push(`proxy used ${fmt(proxyCpu)} CPU-s during a direct round`)
-  if (otherCores > 0.25) warnings.push(`other processes used ${fmt(otherCores, 2)} cores during this round`)
   return { ...s, originCpu, proxyCpu, otherCores, warnings }
 }
 
@@ -309,7 +308,8 @@ const rounds = async (
       const s = await measure(mode, () => run(mode))
       out[mode].push(s)
       const w = s.warnings.length > 0 ? `  ! ${s.warnings.join("; ")}` : ""
-      log(`  ${name} round ${r + 1} ${mode.padEnd(6)} ${fmt(s.value)}${w}`)
+      const o = s.otherCores > 0.25 ? `  (other processes: ${fmt(s.otherCores, 2)} cores)` : ""
+      log(`  ${name} round ${r + 1} ${mode.padEnd(6)} ${fmt(s.value)}${o}${w}`)
     }
   }
   return out
@@ -342,7 +342,14 @@ const compare = (
     if (proxy !== undefined) e.proxy = median(data.proxy.map((s) => s.extra[k] ?? NaN))
     extra[k] = e
   }
-  const notes = [...new Set([...data.direct, ...data.proxy].flatMap((s) => s.warnings))]
+  const all = [...data.direct, ...data.proxy]
+  const notes = [...new Set(all.flatMap((s) => s.warnings))]
+  const busy = all.filter((s) => s.otherCores > 0.25)
+  if (busy.length > 0) {
+    notes.push(
+      `${busy.length} of ${all.length} rounds ran while other processes used > 0.25 cores (up to ${fmt(Math.max(...busy.map((s) => s.otherCores)), 2)}): noisy`,
+    )
+  }
   const base: Result = {
     name,
     title,
@@ -615,6 +622,11 @@ for (const r of results) {
   log(`${r.name}: ${r.title}. ${[d, ex, pu, oc, other].filter((s) => s !== "").join("; ")}`)
   for (const n of r.notes) log(`  note: ${n}`)
 }
+
+const verdicts = results.flatMap((r) => r.targets.map((t) => t.pass))
+const passed = verdicts.filter((v) => v === true).length
+const failed = verdicts.filter((v) => v === false).length
+if (verdicts.length > 0) log(`\ntargets met: ${passed} of ${verdicts.length} (missed ${failed}, not measured ${verdicts.length - passed - failed})`)
 
 mkdirSync(dirname(jsonPath), { recursive: true })
 writeFileSync(jsonPath, JSON.stringify({ env, results }, null, 2) + "\n")
