@@ -1,0 +1,483 @@
+/**
+ * hctunnel's configuration: one table of settings, a Schema for the decoded value, and the loader.
+ *
+ * Theory of operation: every setting is described once in `settings` (key, flag, env var, default,
+ * help text, and a Schema that decodes the raw input). The loader takes the raw inputs of the four
+ * layers, picks for each key the first layer that has it (CLI flag > HCTUNNEL_* env var > JSON
+ * config file > default), decodes it with that key's Schema, and reports every problem at once,
+ * each one naming where the bad value came from (`--port 70000`, `HCTUNNEL_PORT=70000`,
+ * `hctunnel.json: "port"`). The help text, the README table and the tests all read the same table.
+ *
+ * This module does no IO except through its caller-supplied inputs: the caller reads argv, the
+ * environment and the file. It never exits the process.
+ */
+import { isIP } from "node:net"
+import { availableParallelism } from "node:os"
+import { Effect, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { defaultLimits, type Limits } from "../core/limits.ts"
+import type { ListenAddress } from "../runtime/protocol.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
+// ---------------------------------------------------------------------------------------------
+
+/** Either the parsed value or a message saying what was wrong and what is allowed. */
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string }
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value })
+const bad = (message: string): Parsed<never> => ({ ok: false, message })
+
+const show = (u: unknown): string => (typeof u === "string" ? JSON.stringify(u) : String(JSON.stringify(u) ?? u))
+
+const integer = (min: number, max: number, what: string) => (u: unknown): Parsed<number> => {
+  const n = typeof u === "number" ? u : typeof u === "string" && /^\s*-?\d+\s*$/.test(u) ? Number(u) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    return bad(`${show(u)} is not a valid ${what}: expected an integer from ${min} to ${max}`)
+  }
+  return ok(n)
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1, milli: 1, millis: 1, millisecond: 1, milliseconds: 1,
+  s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  m: 60_000, min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
+  h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+}
+
+/** "10s", "10 seconds", "1.5m", "250ms", or a bare number of milliseconds ("10000" or 10000). */
+export const parseDurationMs = (u: unknown): number | undefined => {
+  if (typeof u === "number") return Number.isFinite(u) && u >= 0 ? Math.round(u) : undefined
+  if (typeof u !== "string") return undefined
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(u)
+  if (m === null) return undefined
+  const unit = (m[2] ?? "").toLowerCase()
+  const factor = unit === "" ? 1 : DURATION_UNITS[unit]
+  return factor === undefined ? undefined : Math.round(Number(m[1]) * factor)
+}
+
+export const formatDurationMs = (ms: number): string =>
+  ms % 3_600_000 === 0 && ms > 0 ? `${ms / 3_600_000}h`
+  : ms % 60_000 === 0 && ms > 0 ? `${ms / 60_000}m`
+  : ms % 1000 === 0 && ms > 0 ? `${ms / 1000}s`
+  : `${ms}ms`
+
+const duration = (minMs: number, maxMs: number) => (u: unknown): Parsed<number> => {
+  const ms = parseDurationMs(u)
+  if (ms === undefined) {
+    return bad(`${show(u)} is not a duration: expected a number with a unit such as "250ms", "10s", "10 seconds", "5m", "1h", or a plain number of milliseconds`)
+  }
+  if (ms < minMs || ms > maxMs) {
+    return bad(`${show(u)} is out of range: expected a duration from ${formatDurationMs(minMs)} to ${formatDurationMs(maxMs)}`)
+  }
+  return ok(ms)
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 * 1024, mb: 1024 * 1024, mib: 1024 * 1024,
+}
+export const formatBytes = (n: number): string =>
+  n % (1024 * 1024) === 0 && n > 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 && n > 0 ? `${n / 1024} KiB` : `${n}`
+
+const size = (min: number, max: number) => (u: unknown): Parsed<number> => {
+  let n: number | undefined
+  if (typeof u === "number") n = u
+  else if (typeof u === "string") {
+    const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(u)
+    const factor = m === null ? undefined : SIZE_UNITS[(m[2] ?? "").toLowerCase()]
+    if (m !== null && factor !== undefined) n = Number(m[1]) * factor
+  }
+  if (n === undefined || !Number.isSafeInteger(n)) {
+    return bad(`${show(u)} is not a size: expected a number of bytes, optionally with a KiB or MiB suffix (e.g. 65536 or "64KiB")`)
+  }
+  if (n < min || n > max) return bad(`${show(u)} is out of range: expected from ${formatBytes(min)} to ${formatBytes(max)} bytes`)
+  return ok(n)
+}
+
+const choice = <const L extends string>(choices: ReadonlyArray<L>) => (u: unknown): Parsed<L> => {
+  const s = typeof u === "string" ? u.trim().toLowerCase() : undefined
+  const found = choices.find((c) => c === s)
+  return found !== undefined ? ok(found) : bad(`${show(u)} is not allowed: expected one of ${choices.join(", ")}`)
+}
+
+/** "host:port", "[v6]:port", ":port" (all interfaces is NOT implied: ":port" means 127.0.0.1). */
+export const parseListen = (u: unknown): Parsed<ListenAddress> => {
+  if (typeof u !== "string") return bad(`${show(u)} is not a listen address: expected a string such as "127.0.0.1:8888" or "[::1]:8888"`)
+  const s = u.trim()
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:\[\]]*):(\d+)$/.exec(s)
+  if (m === null) {
+    return bad(`${show(u)} is not a listen address: expected host:port such as "127.0.0.1:8888", "0.0.0.0:3128" or "[::1]:8888" (IPv6 in brackets)`)
+  }
+  const host = m[1] === "" || m[1] === undefined ? "127.0.0.1" : m[1]
+  if (isIP(host) === 0 && host !== "localhost") {
+    return bad(`${show(u)}: ${JSON.stringify(host)} is not an IP address: use a numeric IPv4/IPv6 address (or "localhost")`)
+  }
+  const port = integer(0, 65535, "port")(m[2])
+  if (!port.ok) return bad(`${show(u)}: ${port.message}`)
+  return ok({ host: host === "localhost" ? "127.0.0.1" : host, port: port.value })
+}
+
+export const formatListen = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
+
+/** "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"). */
+export const parseCidr = (u: unknown): Parsed<string> => {
+  if (typeof u !== "string") return bad(`${show(u)} is not a CIDR: expected a string such as "10.0.0.0/8" or "::1/128"`)
+  const s = u.trim()
+  const slash = s.indexOf("/")
+  const addr = slash === -1 ? s : s.slice(0, slash)
+  const family = isIP(addr)
+  if (family === 0) {
+    return bad(`${show(u)} is not a CIDR: expected an address with a prefix length such as "10.0.0.0/8", "192.168.1.5" or "::1/128"`)
+  }
+  const maxPrefix = family === 4 ? 32 : 128
+  if (slash === -1) return ok(`${addr}/${maxPrefix}`)
+  const prefix = s.slice(slash + 1)
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > maxPrefix) {
+    return bad(`${show(u)}: the prefix length must be 0..${maxPrefix} for an IPv${family} address`)
+  }
+  return ok(`${addr}/${Number(prefix)}`)
+}
+
+const VIA_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
+const via = (u: unknown): Parsed<string> =>
+  typeof u === "string" && VIA_TOKEN.test(u)
+    ? ok(u)
+    : bad(`${show(u)} is not allowed: the Via pseudonym must be an HTTP token of 1 to 64 characters (letters, digits, and !#$%&'*+-.^_\`|~)`)
+
+/** A list from a JSON array, or from a comma-separated string (env var / flag). */
+const list = <T>(item: (u: unknown) => Parsed<T>, min: number) => (u: unknown): Parsed<ReadonlyArray<T>> => {
+  const items = Array.isArray(u) ? (u as ReadonlyArray<unknown>) : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
+  if (items === undefined) return bad(`${show(u)} is not a list: expected a JSON array or comma-separated values`)
+  if (items.length < min) return bad(`the list is empty: at least ${min} value${min === 1 ? " is" : "s are"} needed`)
+  const out: Array<T> = []
+  for (const i of items) {
+    const r = item(i)
+    if (!r.ok) return r
+    out.push(r.value)
+  }
+  return ok(out)
+}
+
+/** `{ "name": "address" }` from JSON, or "name=address,name2=address2" from a flag/env var. */
+const hostMap = (u: unknown): Parsed<Readonly<Record<string, string>>> => {
+  const pairs: Array<readonly [unknown, unknown]> =
+    typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "").map((p) => {
+        const eq = p.indexOf("=")
+        return eq === -1 ? [p, undefined] as const : [p.slice(0, eq).trim(), p.slice(eq + 1).trim()] as const
+      })
+    : typeof u === "object" && u !== null ? Object.entries(u)
+    : [[u, undefined]]
+  const out: Record<string, string> = {}
+  for (const [name, addr] of pairs) {
+    if (typeof name !== "string" || name === "" || typeof addr !== "string" || isIP(addr) === 0) {
+      return bad(`${show(typeof name === "string" && typeof addr === "string" ? `${name}=${addr}` : u)} is not a host mapping: expected name=address with a numeric IP address, e.g. "origin.test=127.0.0.1"`)
+    }
+    out[name.toLowerCase()] = addr
+  }
+  return ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas: each setting decodes `unknown` raw input into its typed value via its parser, so that
+// Schema errors carry the parser's message.
+// ---------------------------------------------------------------------------------------------
+
+const fromInput = <T>(to: Schema.Codec<T>, parse: (u: unknown) => Parsed<T>) =>
+  Schema.Unknown.pipe(
+    Schema.decodeTo(
+      to,
+      SchemaTransformation.transformEffect<T, unknown>({
+        decode: (u, options) => {
+          const r = parse(u)
+          return r.ok ? Effect.succeed(r.value) : Effect.fail(new SchemaIssue.InvalidValue({ message: r.message }, u, options))
+        },
+        encode: (t) => Effect.succeed(t),
+      })
+    )
+  )
+
+const ListenAddressSchema = Schema.Struct({ host: Schema.String, port: Schema.Number })
+const LOG_FORMATS = ["text", "json"] as const
+const LOG_LEVELS = ["debug", "info", "warn", "error", "none"] as const
+export type LogFormat = (typeof LOG_FORMATS)[number]
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export const MAX_WORKERS = 64
+export const defaultWorkers = (): number => Math.max(1, Math.min(MAX_WORKERS, availableParallelism()))
+
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+
+/** How a setting is given on each layer, and what it means. */
+export interface Setting {
+  readonly key: string
+  /** Long flag name without dashes; repeated flags are joined with "," before decoding. */
+  readonly flag: string
+  readonly alias?: string
+  readonly repeated?: boolean
+  readonly metavar: string
+  readonly env: string
+  /** Shown in --help and the README. */
+  readonly defaultText: string
+  readonly description: string
+  readonly schema: Schema.Codec<unknown, unknown>
+  /** The default, already decoded; undefined when the setting has no default (port). */
+  readonly defaultValue: () => unknown
+}
+
+const setting = <T>(s: Omit<Setting, "schema" | "defaultValue"> & {
+  readonly parse: (u: unknown) => Parsed<T>
+  readonly to: Schema.Codec<T>
+  readonly defaultValue: (() => T) | undefined
+}) => {
+  const { parse, to, defaultValue, ...rest } = s
+  return { ...rest, schema: fromInput(to, parse), defaultValue: defaultValue ?? (() => undefined), parse }
+}
+
+const limitDuration = (key: keyof Limits, flag: string, description: string, min: number, max: number) =>
+  setting({
+    key, flag, metavar: "<duration>", env: envName(key), to: Schema.Number, parse: duration(min, max),
+    defaultText: formatDurationMs(defaultLimits[key]), defaultValue: () => defaultLimits[key], description,
+  })
+const limitSize = (key: keyof Limits, flag: string, description: string, min: number, max: number, bytes: boolean) =>
+  setting({
+    key, flag, metavar: bytes ? "<bytes>" : "<n>", env: envName(key), to: Schema.Number,
+    parse: bytes ? size(min, max) : integer(min, max, flag.replace(/-/g, " ")),
+    defaultText: bytes ? formatBytes(defaultLimits[key]) : String(defaultLimits[key]), defaultValue: () => defaultLimits[key], description,
+  })
+
+/** maxHeadBytes -> HCTUNNEL_MAX_HEAD_BYTES */
+export function envName(key: string): string {
+  return `HCTUNNEL_${key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}`
+}
+
+const S = {
+  listen: setting({
+    key: "listen", flag: "listen", alias: "l", repeated: true, metavar: "<host:port>", env: envName("listen"),
+    to: Schema.Array(ListenAddressSchema), parse: list(parseListen, 1),
+    defaultText: "127.0.0.1:8888", defaultValue: () => [{ host: "127.0.0.1", port: 8888 }],
+    description: "Address to listen on: host:port or [v6]:port; repeat the flag for several (env/file: comma-separated list / array)",
+  }),
+  port: setting({
+    key: "port", flag: "port", alias: "p", metavar: "<port>", env: envName("port"), to: Schema.Number,
+    parse: integer(0, 65535, "port"), defaultText: "8888", defaultValue: undefined,
+    description: "Shorthand: use this port for every listen address (0 picks a free port)",
+  }),
+  workers: setting({
+    key: "workers", flag: "workers", alias: "w", metavar: "<n>", env: envName("workers"), to: Schema.Number,
+    parse: integer(1, MAX_WORKERS, "number of workers"), defaultText: "number of CPUs", defaultValue: defaultWorkers,
+    description: `Worker threads, each accepting connections on the same port (1-${MAX_WORKERS})`,
+  }),
+  grace: setting({
+    key: "grace", flag: "grace", metavar: "<duration>", env: envName("grace"), to: Schema.Number,
+    parse: duration(0, HOUR), defaultText: "10s", defaultValue: () => 10_000,
+    description: "On SIGINT/SIGTERM, how long live connections may take to finish before they are closed",
+  }),
+  logFormat: setting({
+    key: "logFormat", flag: "log-format", metavar: "<text|json>", env: envName("logFormat"), to: Schema.Literals(LOG_FORMATS),
+    parse: choice(LOG_FORMATS), defaultText: "text", defaultValue: (): LogFormat => "text",
+    description: "Log line format: text (logfmt) or json (one object per line)",
+  }),
+  logLevel: setting({
+    key: "logLevel", flag: "log-level", metavar: "<debug|info|warn|error|none>", env: envName("logLevel"), to: Schema.Literals(LOG_LEVELS),
+    parse: choice(LOG_LEVELS), defaultText: "info", defaultValue: (): LogLevel => "info",
+    description: "Least severe log level printed (debug adds one line per request and the periodic stats)",
+  }),
+  allow: setting({
+    key: "allow", flag: "allow", alias: "a", repeated: true, metavar: "<cidr>", env: envName("allow"),
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
+    defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
+    description: "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address",
+  }),
+  via: setting({
+    key: "via", flag: "via", metavar: "<token>", env: envName("via"), to: Schema.String, parse: via,
+    defaultText: "hctunnel", defaultValue: () => "hctunnel",
+    description: "Pseudonym this proxy adds to the Via header (loop detection)",
+  }),
+  statsInterval: setting({
+    key: "statsInterval", flag: "stats-interval", metavar: "<duration>", env: envName("statsInterval"), to: Schema.Number,
+    parse: duration(100, DAY), defaultText: "10s", defaultValue: () => 10_000,
+    description: "How often workers report counters and stats are logged (at debug level)",
+  }),
+  hosts: setting({
+    key: "hosts", flag: "hosts", repeated: true, metavar: "<name=address>", env: envName("hosts"),
+    to: Schema.Record(Schema.String, Schema.String), parse: hostMap, defaultText: "none", defaultValue: () => ({}),
+    description: "Static name -> address entries used instead of DNS (for tests); repeat for several",
+  }),
+  maxRequestLine: limitSize("maxRequestLine", "max-request-line", "Longest request line (method, target, version); longer gets 414/400", 64, 1024 * 1024, true),
+  maxHeaders: limitSize("maxHeaders", "max-headers", "Most header fields in a request or response head; more gets 431", 1, 10_000, false),
+  maxHeadBytes: limitSize("maxHeadBytes", "max-head-bytes", "Largest request/response head in bytes; larger gets 431 (request) or 502 (response)", 1024, 16 * 1024 * 1024, true),
+  maxBufferedBytes: limitSize("maxBufferedBytes", "max-buffered-bytes", "Bytes buffered per direction before reading from the other side pauses", 1024, 64 * 1024 * 1024, true),
+  connectTimeout: limitDuration("connectTimeout", "connect-timeout", "Time to open the connection to the origin; expired gets 504", 1, HOUR),
+  headTimeout: limitDuration("headTimeout", "head-timeout", "Time for a client to send a complete request head (slowloris guard); expired gets 408", 1, HOUR),
+  keepAliveTimeout: limitDuration("keepAliveTimeout", "keep-alive-timeout", "Idle time allowed between requests on a kept-alive client connection", 1, DAY),
+  idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
+}
+
+/** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
+export const settings: ReadonlyArray<Setting & { readonly parse: (u: unknown) => Parsed<unknown> }> = Object.values(S)
+
+export const CONFIG_FLAG = {
+  flag: "config", alias: "c", metavar: "<file.json>", env: "HCTUNNEL_CONFIG",
+  description: "JSON config file whose keys are the setting names below (e.g. {\"listen\": [\"0.0.0.0:3128\"], \"allow\": [\"10.0.0.0/8\"]})",
+} as const
+
+/** The decoded configuration (the Schema of the whole thing). */
+export const HctunnelConfig = Schema.Struct({
+  listen: Schema.Array(ListenAddressSchema),
+  workers: Schema.Number,
+  graceMs: Schema.Number,
+  logFormat: Schema.Literals(LOG_FORMATS),
+  logLevel: Schema.Literals(LOG_LEVELS),
+  allow: Schema.Array(Schema.String),
+  /** True when `allow` came from a flag, env var or file rather than the default. */
+  allowExplicit: Schema.Boolean,
+  via: Schema.String,
+  statsIntervalMs: Schema.Number,
+  hosts: Schema.Record(Schema.String, Schema.String),
+  limits: Schema.Struct({
+    maxRequestLine: Schema.Number,
+    maxHeaders: Schema.Number,
+    maxHeadBytes: Schema.Number,
+    maxBufferedBytes: Schema.Number,
+    connectTimeout: Schema.Number,
+    headTimeout: Schema.Number,
+    keepAliveTimeout: Schema.Number,
+    idleTimeout: Schema.Number,
+  }),
+})
+export type HctunnelConfig = typeof HctunnelConfig.Type
+
+/** The schema a JSON config file must match: every key optional, nothing else allowed. */
+export const ConfigFile = Schema.Struct(
+  Object.fromEntries(settings.map((s) => [s.key, Schema.optionalKey(s.schema)]))
+)
+
+// ---------------------------------------------------------------------------------------------
+// Loader
+// ---------------------------------------------------------------------------------------------
+
+export interface ConfigInputs {
+  /** Flags the user gave, by setting key. Repeated flags as arrays. */
+  readonly flags: Readonly<Record<string, string | ReadonlyArray<string>>>
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** The config file, if any: its name (for messages) and its text. */
+  readonly file?: { readonly name: string; readonly text: string } | undefined
+}
+
+export class ConfigError extends Error {
+  readonly _tag = "ConfigError"
+  readonly problems: ReadonlyArray<string>
+  constructor(problems: ReadonlyArray<string>) {
+    super(problems.length === 1 ? `invalid configuration: ${problems[0]}` : `invalid configuration:\n  - ${problems.join("\n  - ")}`)
+    this.problems = problems
+  }
+}
+
+const LOOPBACK_V4 = /^127\./
+export const isLoopback = (host: string): boolean =>
+  LOOPBACK_V4.test(host) || host === "::1" || host === "0:0:0:0:0:0:0:1" || /^::ffff:127\./i.test(host) || host === "localhost"
+
+const decodeSetting = (s: (typeof settings)[number], raw: unknown): Parsed<unknown> => {
+  const r = Schema.decodeUnknownResult(s.schema)(raw)
+  if (r._tag === "Success") return ok(r.success)
+  return bad(SchemaIssue.makeFormatterDefault()(r.failure.issue))
+}
+
+/**
+ * Layers the inputs per key and decodes them. Fails with every problem found, each naming its source.
+ * Does not apply the safety rule; see `checkSafety`.
+ */
+export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, ConfigError> =>
+  Effect.suspend(() => {
+    const problems: Array<string> = []
+    let fileValues: Record<string, unknown> = {}
+    const file = inputs.file
+    if (file !== undefined) {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(file.text)
+      } catch (e) {
+        problems.push(`${file.name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      if (parsed !== undefined) {
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+          problems.push(`${file.name} must hold a JSON object such as {"listen": ["127.0.0.1:8888"]}`)
+        } else {
+          fileValues = parsed as Record<string, unknown>
+          const known = new Set(settings.map((s) => s.key))
+          for (const k of Object.keys(fileValues)) {
+            if (!known.has(k)) {
+              const near = settings.find((s) => s.key.toLowerCase() === k.toLowerCase().replace(/[-_]/g, ""))
+              problems.push(`${file.name}: unknown key ${JSON.stringify(k)}${near ? ` (did you mean "${near.key}"?)` : ""}; known keys: ${[...known].join(", ")}`)
+            }
+          }
+        }
+      }
+    }
+    const values: Record<string, unknown> = {}
+    const explicit = new Set<string>()
+    for (const s of settings) {
+      const flag = inputs.flags[s.key]
+      const env = inputs.env[s.env]
+      let raw: unknown
+      let where: string
+      if (flag !== undefined && (typeof flag === "string" || flag.length > 0)) {
+        raw = typeof flag === "string" ? flag : s.repeated ? flag.join(",") : flag[flag.length - 1]
+        where = `--${s.flag} ${typeof raw === "string" ? raw : show(raw)}`
+      } else if (env !== undefined && env !== "") {
+        raw = env
+        where = `${s.env}=${env}`
+      } else if (Object.hasOwn(fileValues, s.key)) {
+        raw = fileValues[s.key]
+        where = `${file?.name ?? "config file"}: "${s.key}": ${show(raw)}`
+      } else {
+        values[s.key] = s.defaultValue()
+        continue
+      }
+      explicit.add(s.key)
+      const r = decodeSetting(s, raw)
+      if (r.ok) values[s.key] = r.value
+      else problems.push(`${where}: ${r.message.replace(/^"[^"]*": /, "")}`)
+    }
+    if (problems.length > 0) return Effect.fail(new ConfigError(problems))
+
+    let listen = values["listen"] as ReadonlyArray<ListenAddress>
+    const port = values["port"] as number | undefined
+    if (port !== undefined) listen = listen.map((a) => ({ host: a.host, port }))
+    const config: HctunnelConfig = {
+      listen,
+      workers: values["workers"] as number,
+      graceMs: values["grace"] as number,
+      logFormat: values["logFormat"] as LogFormat,
+      logLevel: values["logLevel"] as LogLevel,
+      allow: values["allow"] as ReadonlyArray<string>,
+      allowExplicit: explicit.has("allow"),
+      via: values["via"] as string,
+      statsIntervalMs: values["statsInterval"] as number,
+      hosts: values["hosts"] as Readonly<Record<string, string>>,
+      limits: {
+        maxRequestLine: values["maxRequestLine"] as number,
+        maxHeaders: values["maxHeaders"] as number,
+        maxHeadBytes: values["maxHeadBytes"] as number,
+        maxBufferedBytes: values["maxBufferedBytes"] as number,
+        connectTimeout: values["connectTimeout"] as number,
+        headTimeout: values["headTimeout"] as number,
+        keepAliveTimeout: values["keepAliveTimeout"] as number,
+        idleTimeout: values["idleTimeout"] as number,
+      },
+    }
+    return Effect.succeed(config)
+  })
+
+/** Safe by default: never an open proxy by accident. */
+export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfig, ConfigError> => {
+  const exposed = config.listen.filter((a) => !isLoopback(a.host))
+  if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
+  return Effect.fail(
+    new ConfigError([
+      `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
+        `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
+        `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
+        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone.`,
+    ])
+  )
+}
