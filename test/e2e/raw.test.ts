@@ -2,6 +2,7 @@
  * Raw sockets for what real clients will not do: keep-alive across origins, pipelining, a head one byte
  * at a time, half-close through tunnels, early CONNECT bytes, error statuses, the access log.
  */
+import { createHash, randomBytes } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { refusedPort, startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
@@ -11,13 +12,17 @@ let proxy: Proxy
 let a: HttpOrigin
 let b: HttpOrigin
 let manual: Awaited<ReturnType<typeof startTcpServer>>
+let echo: Awaited<ReturnType<typeof startTcpServer>>
+let slam: Awaited<ReturnType<typeof startTcpServer>>
 let closedPort: number
 
 beforeAll(async () => {
-  ;[a, b, manual, closedPort, proxy] = await Promise.all([
+  ;[a, b, manual, echo, slam, closedPort, proxy] = await Promise.all([
     startHttpOrigin("a"),
     startHttpOrigin("b"),
     startTcpServer("manual"),
+    startTcpServer("echo"),
+    startTcpServer("slam"),
     refusedPort(),
     startProxy({ workers: 2, maxRequestLine: 8192, maxHeadBytes: 65536 }),
   ])
@@ -25,7 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop()
-  await Promise.all([a?.close(), b?.close(), manual?.close()])
+  await Promise.all([a?.close(), b?.close(), manual?.close(), echo?.close(), slam?.close()])
 })
 
 describe("HTTP forwarding on raw sockets", () => {
@@ -72,6 +77,19 @@ describe("HTTP forwarding on raw sockets", () => {
       const r = await c.readResponse()
       expect(r.status).toBe(200)
       expect(r.body.toString()).toBe("hello from a\n")
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("an HTTP/1.0 client never gets chunked coding: the body is close-delimited", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(`GET http://localhost:${a.port}/chunked?n=3 HTTP/1.0\r\n\r\n`)
+      const h = await c.readHead()
+      expect(h.status).toBe(200)
+      expect(h.headers["transfer-encoding"]).toBeUndefined()
+      expect((await c.readToEnd()).toString()).toBe("chunk 0\nchunk 1\nchunk 2\n")
     } finally {
       c.destroy()
     }
@@ -156,6 +174,21 @@ describe("CONNECT tunnels on raw sockets", () => {
     }
   })
 
+  it("16 MiB each way through a tunnel at once, byte for byte (backpressure both ways)", { timeout: 60_000 }, async () => {
+    const c = await openTunnel(proxy.port, `127.0.0.1:${echo.port}`)
+    try {
+      const data = randomBytes(16 * 1024 * 1024)
+      const reading = c.readBytes(data.length, 50_000)
+      await c.write(data)
+      const back = await reading
+      expect(createHash("sha256").update(back).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"))
+      c.end()
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+  })
+
   it("bytes sent right after the CONNECT head, before the 200, reach the origin", async () => {
     const accepted = manual.nextConnection()
     const c = await Conn.open(proxy.port)
@@ -200,6 +233,10 @@ describe("error statuses", () => {
   it("502 when the name does not resolve (*.invalid)", async () => {
     await expectError(get("http://nowhere.invalid/"), 502)
     await expectError("CONNECT nowhere.invalid:443 HTTP/1.1\r\nHost: nowhere.invalid:443\r\n\r\n", 502)
+  })
+
+  it("502 when the origin closes without a response", async () => {
+    await expectError(get(`http://127.0.0.1:${slam.port}/dies`), 502)
   })
 
   it("400 for malformed requests", async () => {

@@ -287,8 +287,9 @@ export interface TcpEvents {
  * Raw TCP server driven by the test (`nextConnection()` resolves with the next connection accepted). Modes:
  *  - "echo": writes back what it receives; when the peer ends, ends too (after the echo).
  *  - "manual": does nothing by itself; the test reads `conns` and writes/ends the sockets.
+ *  - "slam": closes the connection as soon as the first bytes arrive (an origin that dies without answering).
  */
-export const startTcpServer = async (mode: "echo" | "manual"): Promise<Closable & TcpEvents & { nextConnection(): Promise<TcpEvents["conns"][number]> }> => {
+export const startTcpServer = async (mode: "echo" | "manual" | "slam"): Promise<Closable & TcpEvents & { nextConnection(): Promise<TcpEvents["conns"][number]> }> => {
   const conns: TcpEvents["conns"] = []
   const waiters: Array<(c: TcpEvents["conns"][number]) => void> = []
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -297,6 +298,7 @@ export const startTcpServer = async (mode: "echo" | "manual"): Promise<Closable 
     socket.on("data", (d: Buffer) => {
       c.received.push(d)
       if (mode === "echo") socket.write(d)
+      if (mode === "slam") socket.destroy()
     })
     socket.on("end", () => {
       c.ended = true

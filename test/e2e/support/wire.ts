@@ -16,7 +16,9 @@ export interface Response {
 
 export class Conn {
   readonly socket: net.Socket
-  private buf: Buffer = Buffer.alloc(0)
+  /** Received, unconsumed bytes: a list of chunks joined only when a reader needs to look inside. */
+  private chunks: Buffer[] = []
+  private size = 0
   /** The peer half-closed (FIN received). */
   ended = false
   /** The socket is fully closed. */
@@ -29,7 +31,8 @@ export class Conn {
     this.socket = socket
     if (leftover !== undefined) this.buf = leftover
     socket.on("data", (d: Buffer) => {
-      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d])
+      this.chunks.push(d)
+      this.size += d.length
       this.poke()
     })
     socket.on("end", () => {
@@ -81,17 +84,28 @@ export class Conn {
     this.socket.destroy()
   }
 
+  private get buf(): Buffer {
+    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.size)]
+    return this.chunks[0]!
+  }
+
+  private set buf(b: Buffer) {
+    this.chunks = b.length === 0 ? [] : [b]
+    this.size = b.length
+  }
+
   /** Bytes received and not consumed yet. */
   get pending(): Buffer {
     return this.buf
   }
 
   /** Wait until `ready(buffer)` returns a count n >= 0 of bytes to consume; resolves with them. */
-  private async take(ready: (b: Buffer, eof: boolean) => number, what: string, timeoutMs: number): Promise<Buffer> {
+  private async take(ready: (b: Buffer, eof: boolean) => number, what: string, timeoutMs: number, minBytes = 0): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const eof = this.ended || this.closed || this.error !== undefined
-      const n = ready(this.buf, eof)
+      // Join the chunks only when enough bytes are there for the reader to succeed (no quadratic copying).
+      const n = this.size < minBytes && !eof ? -1 : ready(this.buf, eof)
       if (n >= 0) {
         const out = this.buf.subarray(0, n)
         this.buf = this.buf.subarray(n)
@@ -115,17 +129,17 @@ export class Conn {
 
   /** Exactly n bytes. */
   readBytes(n: number, timeoutMs = 10_000): Promise<Buffer> {
-    return this.take((b) => (b.length >= n ? n : -1), `${n} bytes`, timeoutMs)
+    return this.take((b) => (b.length >= n ? n : -1), `${n} bytes`, timeoutMs, n)
   }
 
   /** Everything until the peer ends or closes. */
   readToEnd(timeoutMs = 10_000): Promise<Buffer> {
-    return this.take((b, eof) => (eof ? b.length : -1), "end of stream", timeoutMs)
+    return this.take((b, eof) => (eof ? b.length : -1), "end of stream", timeoutMs, Number.MAX_SAFE_INTEGER)
   }
 
   /** Resolves when the socket is closed or ended by the peer (whatever remains unread is discarded). */
   async waitEnd(timeoutMs = 10_000): Promise<void> {
-    await this.take((b, eof) => (eof ? b.length : -1), "end of stream", timeoutMs)
+    await this.take((b, eof) => (eof ? b.length : -1), "end of stream", timeoutMs, Number.MAX_SAFE_INTEGER)
   }
 
   /** A response head, `\r\n\r\n` included. */
