@@ -28,7 +28,7 @@ beforeAll(async () => {
     startHttpOrigin("a"),
     startTlsOrigin(cert.key, cert.cert),
     startWsEcho(),
-    startProxy({ workers: 2 }),
+    startProxy({ workers: 2, graceMs: 2000 }),
   ])
   body = randomBytes(300_000)
   bodyFile = join(cert.dir, "body.bin")

@@ -84,7 +84,7 @@ describe("graceful shutdown", () => {
 
 describe("worker crash", () => {
   it("a crashed worker is replaced and the proxy keeps serving with 2 workers", { timeout: 30_000 }, async () => {
-    const p = await launch({ workers: 2, logFormat: "json", env: { HCTUNNEL_TEST_HOOKS: "1" } })
+    const p = await launch({ workers: 2, graceMs: 2000, logFormat: "json", env: { HCTUNNEL_TEST_HOOKS: "1" } })
     expect(await getOnce(p.port, `http://localhost:${origin.port}/small`)).toEqual({ status: 200, body: "hello from l\n" })
     // The documented test hook: this request makes the worker that reads it crash.
     const c = await Conn.open(p.port)
@@ -122,7 +122,7 @@ describe("worker crash", () => {
 
 describe("no leaked sockets", () => {
   it("after 1,000 aborted connections the proxy holds as many sockets as before", { timeout: 60_000 }, async () => {
-    const p = await launch({ workers: 2 })
+    const p = await launch({ workers: 2, graceMs: 2000 })
     const settle = async (): Promise<{ total: number; sockets: number }> => {
       let last = await fdCount(p.pid)
       for (let stable = 0; stable < 3; ) {

@@ -24,7 +24,7 @@ beforeAll(async () => {
     startTcpServer("echo"),
     startTcpServer("slam"),
     refusedPort(),
-    startProxy({ workers: 2, maxRequestLine: 8192, maxHeadBytes: 65536 }),
+    startProxy({ workers: 2, graceMs: 2000, maxRequestLine: 8192, maxHeadBytes: 65536 }),
   ])
 })
 

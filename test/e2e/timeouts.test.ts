@@ -20,7 +20,7 @@ beforeAll(async () => {
     startTcpServer("echo"),
     startSilentServer(),
     startBlackhole(),
-    startProxy({ workers: 2, headTimeoutMs: 1000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 1500, connectTimeoutMs: 1000 }),
+    startProxy({ workers: 2, graceMs: 2000, headTimeoutMs: 1000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 1500, connectTimeoutMs: 1000 }),
   ])
 })
 

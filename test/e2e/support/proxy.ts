@@ -49,7 +49,7 @@ export const flagsFor = (port: number, o: ProxyOptions): string[] => {
   ms("--head-timeout", o.headTimeoutMs)
   ms("--keep-alive-timeout", o.keepAliveTimeoutMs)
   ms("--idle-timeout", o.idleTimeoutMs)
-  ms("--shutdown-grace", o.graceMs)
+  ms("--grace", o.graceMs)
   if (o.maxHeadBytes !== undefined) args.push("--max-head-bytes", String(o.maxHeadBytes))
   if (o.maxRequestLine !== undefined) args.push("--max-request-line", String(o.maxRequestLine))
   args.push(...(o.extraArgs ?? []))
@@ -88,6 +88,7 @@ export const cleanEnv = (extra: Readonly<Record<string, string>> = {}): NodeJS.P
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(https?|all|no|ftp)_proxy$/i.test(k)) continue
+    if (/^HCTUNNEL_/.test(k)) continue // the CLI reads HCTUNNEL_* settings: only what a test sets
     env[k] = v
   }
   return { ...env, ...extra }
