@@ -558,6 +558,7 @@ export class Postman {
     const reusable = exchange.originReusable && extra.length === 0 && (exchange.requestBody?.done ?? true) && !this.originEnded
     this.log(exchange, "ok", undefined, now)
     this.exchange = undefined
+    if (exchange.closeAfter) this.clientPause = 0 // released right below: no ResumeReading(client) first
     this.closeOrigin(reusable)
     if (exchange.closeAfter) {
       this.closeClient(true)
@@ -771,6 +772,9 @@ export class Postman {
   }
 
   private closeAll(graceful: boolean): void {
+    // The client is released right after the origin: resuming it (closeOrigin lifts PEER_BLOCKED) would
+    // be a ResumeReading(client) just before its Close, an action the transition table does not have.
+    this.clientPause = 0
     this.closeOrigin(false)
     this.closeClient(graceful)
   }
