@@ -28,7 +28,8 @@ import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { ConnectFailure, Event, Side } from "./events.ts"
 import { type BodyFramer, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
-import { parseRequestHead, requestFraming } from "./http/request-head.ts"
+import { parseRequestHead, REQUEST_LINE_OVERHEAD, requestFraming } from "./http/request-head.ts"
+import { RequestLineScan } from "./http/request-line-scan.ts"
 import { parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
@@ -118,9 +119,8 @@ export class Postman {
   private headReader: HeadReader | undefined
   /** `now` of the first byte of the head being read, or -1. */
   private headStartedAt = -1
-  /** Bytes of the request line seen so far without a line end (early 414). */
-  private requestLineBytes = 0
-  private requestLineEnded = false
+  /** Watches the request line of the head being read, for an early 414. */
+  private requestLine: RequestLineScan | undefined
   /** Bytes received for the head being read (for the log of a rejected head). */
   private headBytesSeen = 0
   /** `now` of the first byte of the request being handled (for logs and durations). */
@@ -270,22 +270,14 @@ export class Postman {
     if (this.headStartedAt < 0) {
       this.headStartedAt = now
       this.requestStartedAt = now
-      this.requestLineBytes = 0
-      this.requestLineEnded = false
+      this.requestLine = new RequestLineScan(this.limits.maxRequestLine, this.limits.maxHeadBytes)
       this.headBytesSeen = 0
     }
     this.headBytesSeen += bytes.length
-    if (!this.requestLineEnded) {
-      // Refuse an endless request line early, without waiting for the whole head limit.
-      const lf = bytes.indexOf(10)
-      if (lf < 0) {
-        this.requestLineBytes += bytes.length
-        if (this.requestLineBytes > this.limits.maxRequestLine) {
-          return this.reject(414, "the request line is longer than the limit", now)
-        }
-      } else {
-        this.requestLineEnded = true
-      }
+    // Refuse an endless request line early, without waiting for the whole head limit; the scan decides
+    // on the line's bytes alone, so one chunk or many give the same answer.
+    if (this.requestLine?.push(bytes) === true) {
+      return this.reject(414, `the request-target is longer than ${this.limits.maxRequestLine - REQUEST_LINE_OVERHEAD} bytes`, now)
     }
     const result = reader.push(bytes)
     switch (result._tag) {
@@ -296,6 +288,7 @@ export class Postman {
       case "Head": {
         this.headStartedAt = -1
         this.headReader = undefined
+        this.requestLine = undefined
         this.startExchange(result.head, now)
         if (result.rest.length > 0 && this.stateName !== "Closed") this.fromClient(result.rest, now)
         return

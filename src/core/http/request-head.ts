@@ -32,7 +32,7 @@ export type RequestHeadResult = { readonly ok: true; readonly value: RequestHead
 export type RequestFramingResult = { readonly ok: true; readonly value: Framing } | { readonly ok: false; readonly rejection: Rejection }
 
 /** Room left in a request line for the method, the two SPs and the version when deciding 414 vs 400. */
-const REQUEST_LINE_OVERHEAD = 20
+export const REQUEST_LINE_OVERHEAD = 20
 
 const reject = (status: Rejection["status"], reason: string): { ok: false; rejection: Rejection } => ({ ok: false, rejection: { status, reason } })
 
