@@ -179,6 +179,9 @@ export class Postman {
     if (this.stateName === "Closed") return this.out
     switch (event._tag) {
       case "Received":
+        // Nothing can arrive after a FIN: bytes "after" Ended are a runtime bug, and relaying them
+        // would write to a side we already half-closed.
+        if (event.side === "client" ? this.clientEnded : this.originEnded) break
         this.lastActivity = now
         if (event.side === "client") this.fromClient(event.bytes, now)
         else if (this.originConnected) this.fromOrigin(event.bytes, now)
