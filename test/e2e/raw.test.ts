@@ -15,14 +15,16 @@ let manual: Awaited<ReturnType<typeof startTcpServer>>
 let echo: Awaited<ReturnType<typeof startTcpServer>>
 let slam: Awaited<ReturnType<typeof startTcpServer>>
 let closedPort: number
+let v6: HttpOrigin
 
 beforeAll(async () => {
-  ;[a, b, manual, echo, slam, closedPort, proxy] = await Promise.all([
+  ;[a, b, manual, echo, slam, v6, closedPort, proxy] = await Promise.all([
     startHttpOrigin("a"),
     startHttpOrigin("b"),
     startTcpServer("manual"),
     startTcpServer("echo"),
     startTcpServer("slam"),
+    startHttpOrigin("v6", "::1"),
     refusedPort(),
     startProxy({ workers: 2, graceMs: 2000, maxRequestLine: 8192, maxHeadBytes: 65536 }),
   ])
@@ -30,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop()
-  await Promise.all([a?.close(), b?.close(), manual?.close(), echo?.close(), slam?.close()])
+  await Promise.all([a?.close(), b?.close(), manual?.close(), echo?.close(), slam?.close(), v6?.close()])
 })
 
 describe("HTTP forwarding on raw sockets", () => {
@@ -79,6 +81,26 @@ describe("HTTP forwarding on raw sockets", () => {
       expect(r.body.toString()).toBe("hello from a\n")
     } finally {
       c.destroy()
+    }
+  })
+
+  it("IPv6 literal origins: absolute-form http://[::1]:port/ and CONNECT [::1]:port", async () => {
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(get(`http://[::1]:${v6.port}/name`))
+      const r = await c.readResponse()
+      expect(r.status).toBe(200)
+      expect(r.body.toString()).toBe("hello from v6\n")
+      expect(v6.seen.find((s) => s.url === "/name")?.headers.host).toBe(`[::1]:${v6.port}`)
+    } finally {
+      c.destroy()
+    }
+    const t = await openTunnel(proxy.port, `[::1]:${v6.port}`)
+    try {
+      await t.write(`GET /small HTTP/1.1\r\nHost: [::1]:${v6.port}\r\n\r\n`)
+      expect((await t.readResponse()).body.toString()).toBe("hello from v6\n")
+    } finally {
+      t.destroy()
     }
   })
 

@@ -15,10 +15,10 @@ export interface Closable {
   close(): Promise<void>
 }
 
-const listen = (server: net.Server, backlog?: number): Promise<number> =>
+const listen = (server: net.Server, backlog?: number, host: string = LOOPBACK): Promise<number> =>
   new Promise((resolve, reject) => {
     server.once("error", reject)
-    server.listen({ host: LOOPBACK, port: 0, ...(backlog === undefined ? {} : { backlog }) }, () => {
+    server.listen({ host, port: 0, ...(backlog === undefined ? {} : { backlog }) }, () => {
       server.off("error", reject)
       resolve((server.address() as net.AddressInfo).port)
     })
@@ -105,7 +105,7 @@ export interface EchoBody {
  *  GET /close               -> body delimited by closing the connection (no Content-Length)
  *  any, with `Upgrade: echo` -> 101, then the connection echoes raw bytes
  */
-export const startHttpOrigin = async (name = "origin"): Promise<HttpOrigin> => {
+export const startHttpOrigin = async (name = "origin", host: "127.0.0.1" | "::1" = LOOPBACK): Promise<HttpOrigin> => {
   const seen: HttpOrigin["seen"] = []
   let connections = 0
   const echo = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -217,7 +217,7 @@ export const startHttpOrigin = async (name = "origin"): Promise<HttpOrigin> => {
   })
   server.on("connection", () => void connections++)
   const sockets = track(server)
-  const port = await listen(server)
+  const port = await listen(server, undefined, host)
   return { name, port, seen, connections: () => connections, close: () => closeServer(server, sockets) }
 }
 
