@@ -8,7 +8,7 @@
  * - `stop` sends SIGTERM, waits for the exit, SIGKILLs after a bound. Every proxy started is also
  *   killed when the test process exits, so a failed test leaves nothing running.
  */
-import { spawn, type ChildProcess } from "node:child_process"
+import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { existsSync } from "node:fs"
 import net from "node:net"
 import { dirname, resolve } from "node:path"
@@ -37,6 +37,21 @@ export interface ProxyOptions {
   readonly env?: Readonly<Record<string, string>>
 }
 
+let graceFlagName: string | undefined
+/** The shutdown grace flag was renamed once (--grace -> --shutdown-grace): ask --help which one this build has. */
+const graceFlag = (): string => {
+  if (graceFlagName === undefined) {
+    let help = ""
+    try {
+      help = execFileSync(process.execPath, [CLI, "--help"], { encoding: "utf8", env: cleanEnv(), timeout: 10_000 })
+    } catch (e) {
+      help = String((e as { stdout?: unknown }).stdout ?? "")
+    }
+    graceFlagName = /--shutdown-grace\b/.test(help) ? "--shutdown-grace" : "--grace"
+  }
+  return graceFlagName
+}
+
 /**
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
@@ -49,7 +64,7 @@ export const flagsFor = (port: number, o: ProxyOptions): string[] => {
   ms("--head-timeout", o.headTimeoutMs)
   ms("--keep-alive-timeout", o.keepAliveTimeoutMs)
   ms("--idle-timeout", o.idleTimeoutMs)
-  ms("--grace", o.graceMs)
+  ms(graceFlag(), o.graceMs)
   if (o.maxHeadBytes !== undefined) args.push("--max-head-bytes", String(o.maxHeadBytes))
   if (o.maxRequestLine !== undefined) args.push("--max-request-line", String(o.maxRequestLine))
   args.push(...(o.extraArgs ?? []))
