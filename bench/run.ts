@@ -343,7 +343,15 @@ const compare = (
     extra[k] = e
   }
   const all = [...data.direct, ...data.proxy]
-  const notes = [...new Set(all.flatMap((s) => s.warnings))]
+  // One note per kind of warning (same text up to the numbers), with how many rounds had it.
+  const kinds = new Map<string, { first: string; rounds: number }>()
+  for (const w of all.flatMap((s) => s.warnings)) {
+    const k = w.replace(/[\d.,]+/g, "#")
+    const e = kinds.get(k)
+    if (e === undefined) kinds.set(k, { first: w, rounds: 1 })
+    else e.rounds++
+  }
+  const notes = [...kinds.values()].map((e) => (e.rounds > 1 ? `${e.first} (and ${e.rounds - 1} more rounds like it)` : e.first))
   const busy = all.filter((s) => s.otherCores > 0.25)
   if (busy.length > 0) {
     notes.push(
@@ -456,8 +464,11 @@ const latency = async (): Promise<Result> => {
       work: num(r, "requests") / 10_000,
       seconds: num(r, "seconds"),
       genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
-      extra: { p90Us: num(r, "p90Us"), p99Us: num(r, "p99Us"), reconnects },
-      warnings: reconnects > 0 ? [`${mode}: server closed the connection ${reconnects} times (those requests include a connect)`] : [],
+      extra: { p90Us: num(r, "p90Us"), p99Us: num(r, "p99Us"), reconnects, errors: num(r, "errors") },
+      warnings: [
+        ...(reconnects > 0 ? [`${mode}: server closed the connection ${reconnects} times (those requests include a connect)`] : []),
+        ...(num(r, "errors") > 0 ? [`${mode}: ${num(r, "errors")} bad responses, first: ${String(r.last["firstError"])}`] : []),
+      ],
     }
   })
   return compare(
@@ -467,7 +478,7 @@ const latency = async (): Promise<Result> => {
     "10k req",
     data,
     [{ text: "added p50 <= 80 µs", check: (r) => (r.addedUs === undefined ? undefined : r.addedUs <= 80) }],
-    { lowerIsBetter: true, extraKeys: ["p90Us", "p99Us", "reconnects"] },
+    { lowerIsBetter: true, extraKeys: ["p90Us", "p99Us", "reconnects", "errors"] },
   )
 }
 

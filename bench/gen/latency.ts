@@ -3,7 +3,8 @@
  * directly or through the proxy (absolute-form). If the server closes the connection, the next request
  * opens a new one and its time includes the connect (counted in `reconnects`).
  * Usage: node bench/gen/latency.ts --origin H:P [--proxy H:P] --requests N [--warmup 200] [--deadline-ms 60000]
- * Prints {requests, p50Us, p90Us, p99Us, meanUs, maxUs, reconnects, seconds, cpuSeconds}.
+ * A response other than 200 with 100 bytes counts in `errors` (its time is still a sample); too many stop the run.
+ * Prints {requests, p50Us, p90Us, p99Us, meanUs, maxUs, reconnects, errors, firstError?, seconds, cpuSeconds}.
  */
 import {
   assertLoopback,
@@ -33,6 +34,9 @@ const request = getRequest(origin, "/small", proxy !== undefined)
 let conn: Conn | undefined
 let pending: { resolve: (r: Response) => void; reject: (e: Error) => void } | undefined
 let reconnects = -1
+let errors = 0
+let samplesTaken = 0
+let firstError: string | undefined
 
 /** The server closed an idle-looking connection as the request went out (it closes without saying so): resend. */
 class Resend extends Error {}
@@ -72,7 +76,11 @@ const one = async (): Promise<number> => {
         c.socket.write(request)
       })
       const us = Number(process.hrtime.bigint() - t0) / 1000
-      if (r.status !== 200 || r.bodyBytes !== 100) throw new Error(`unexpected response ${r.status} (${r.bodyBytes} bytes)`)
+      if (r.status !== 200 || r.bodyBytes !== 100) {
+        errors++
+        firstError ??= `response ${r.status} with ${r.bodyBytes} body bytes`
+        if (errors > 50 && errors * 20 > samplesTaken) throw new Error(`too many bad responses, first: ${firstError}`)
+      }
       return us
     } catch (err) {
       if (!(err instanceof Resend) || attempt >= 2) throw err
@@ -85,7 +93,12 @@ reconnects = 0
 const cpu0 = cpuNow()
 const t0 = process.hrtime.bigint()
 const samples = new Float64Array(requests)
-for (let i = 0; i < requests; i++) samples[i] = await one()
+errors = 0
+firstError = undefined
+for (let i = 0; i < requests; i++) {
+  samples[i] = await one()
+  samplesTaken++
+}
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9
 samples.sort()
 const pct = (p: number): number => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))]!
@@ -99,6 +112,8 @@ report({
   meanUs: sum / requests,
   maxUs: samples[samples.length - 1],
   reconnects,
+  errors,
+  ...(firstError === undefined ? {} : { firstError }),
   seconds,
   cpuSeconds: cpuNow() - cpu0,
 })
