@@ -258,7 +258,7 @@ const S = {
   }),
   port: setting({
     key: "port", flag: "port", alias: "p", metavar: "<port>", env: envName("port"), to: Schema.Number,
-    parse: integer(0, 65535, "port"), defaultText: "8888", defaultValue: undefined,
+    parse: integer(0, 65535, "port"), defaultText: "the port of --listen", defaultValue: undefined,
     description: "Shorthand: use this port for every listen address (0 picks a free port)",
   }),
   workers: setting({
@@ -266,15 +266,15 @@ const S = {
     parse: integer(1, MAX_WORKERS, "number of workers"), defaultText: "number of CPUs", defaultValue: defaultWorkers,
     description: `Worker threads, each accepting connections on the same port (1-${MAX_WORKERS})`,
   }),
-  grace: setting({
-    key: "grace", flag: "grace", metavar: "<duration>", env: envName("grace"), to: Schema.Number,
+  shutdownGrace: setting({
+    key: "shutdownGrace", flag: "shutdown-grace", metavar: "<duration>", env: envName("shutdownGrace"), to: Schema.Number,
     parse: duration(0, HOUR), defaultText: "10s", defaultValue: () => 10_000,
     description: "On SIGINT/SIGTERM, how long live connections may take to finish before they are closed",
   }),
   logFormat: setting({
     key: "logFormat", flag: "log-format", metavar: "<text|json>", env: envName("logFormat"), to: Schema.Literals(LOG_FORMATS),
     parse: choice(LOG_FORMATS), defaultText: "text", defaultValue: (): LogFormat => "text",
-    description: "Log line format: text (logfmt) or json (one object per line)",
+    description: "Log line format: text (one readable line per event) or json (one JSON object per line)",
   }),
   logLevel: setting({
     key: "logLevel", flag: "log-level", metavar: "<debug|info|warn|error|none>", env: envName("logLevel"), to: Schema.Literals(LOG_LEVELS),
@@ -317,7 +317,7 @@ export const settings: ReadonlyArray<Setting & { readonly parse: (u: unknown) =>
 
 export const CONFIG_FLAG = {
   flag: "config", alias: "c", metavar: "<file.json>", env: "HCTUNNEL_CONFIG",
-  description: "JSON config file whose keys are the setting names below (e.g. {\"listen\": [\"0.0.0.0:3128\"], \"allow\": [\"10.0.0.0/8\"]})",
+  description: "JSON config file: an object whose keys are the settings' names in camelCase (listen, workers, allow, idleTimeout...), e.g. {\"listen\": [\"0.0.0.0:3128\"], \"allow\": [\"10.0.0.0/8\"], \"idleTimeout\": \"2m\"}",
 } as const
 
 /** The decoded configuration (the Schema of the whole thing). */
@@ -446,7 +446,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
     const config: HctunnelConfig = {
       listen,
       workers: values["workers"] as number,
-      graceMs: values["grace"] as number,
+      graceMs: values["shutdownGrace"] as number,
       logFormat: values["logFormat"] as LogFormat,
       logLevel: values["logLevel"] as LogLevel,
       allow: values["allow"] as ReadonlyArray<string>,

@@ -1,0 +1,50 @@
+/**
+ * The main thread's log lines, in the same two formats as the workers' diagnostics (AccessLog):
+ * text `LEVEL message` and JSON `{"time", "level", "message"}`, one line each, on stdout.
+ * Effect's `Effect.log*` calls go through `loggerLayer`; the level filter is References.MinimumLogLevel.
+ */
+import { Layer, Logger, References } from "effect"
+import type { LogLevel as EffectLogLevel } from "effect/LogLevel"
+import type { LogFormat, LogLevel } from "./config.ts"
+
+const toEffectLevel: Readonly<Record<LogLevel, EffectLogLevel>> = {
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  error: "Error",
+  none: "None",
+}
+
+const levelName = (l: EffectLogLevel): string =>
+  l === "Warn" ? "warn" : l === "Fatal" ? "error" : l === "Trace" || l === "All" ? "debug" : l.toLowerCase()
+
+const messageText = (message: unknown): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((p) => (typeof p === "string" ? p : p instanceof Error ? p.message : JSON.stringify(p))).join(" ")
+}
+
+/** One formatted line (with the trailing newline) for a main-thread message. */
+export const formatLine = (format: LogFormat, level: string, text: string, time = new Date()): string =>
+  format === "json"
+    ? JSON.stringify({ time: time.toISOString(), level, message: text }) + "\n"
+    : `${level.toUpperCase()} ${text.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, "?")}\n`
+
+export const writeLine = (format: LogFormat, level: string, text: string): void => {
+  try {
+    process.stdout.write(formatLine(format, level, text))
+  } catch {
+    // stdout closed: nothing to do
+  }
+}
+
+export const makeLogger = (format: LogFormat) =>
+  Logger.make<unknown, void>((o) => {
+    writeLine(format, levelName(o.logLevel), messageText(o.message))
+  })
+
+/** Replaces Effect's default logger and sets the minimum level. */
+export const loggerLayer = (format: LogFormat, level: LogLevel) =>
+  Layer.mergeAll(
+    Logger.layer([makeLogger(format)]),
+    Layer.succeed(References.MinimumLogLevel, toEffectLevel[level]),
+  )

@@ -1,0 +1,180 @@
+/**
+ * The `hctunnel` command: flags (generated from the settings table in config.ts), configuration
+ * loading, logging set-up, and the supervisor. Everything a person reads on the terminal at start-up
+ * and at exit is written here; the proxy itself runs in the worker threads (src/runtime/worker.ts).
+ *
+ * Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM, connections drained) and for --help/--version;
+ * 1 for a configuration or listen error, or when connections had to be cut at the end of the grace period.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { Cause, Effect, Exit, Option, Runtime } from "effect"
+import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
+import { readFileSync } from "node:fs"
+import type { ListenAddress } from "../runtime/protocol.ts"
+import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
+import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
+import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+
+export const packageVersion = (): string => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown }
+    return typeof pkg.version === "string" ? pkg.version : "unknown"
+  } catch {
+    return "unknown"
+  }
+}
+
+/** A start-up problem with a message for a person (printed as `hctunnel: <message>`, exit 1). */
+export class StartupError extends Error {
+  readonly _tag = "StartupError"
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags: one per setting, plus --config. All are read as strings so that config.ts gives every
+// message (a bad value says where it came from, what is wrong and what is allowed).
+// ---------------------------------------------------------------------------------------------
+
+type AnyFlag = Flag.Flag<Option.Option<string>> | Flag.Flag<ReadonlyArray<string>>
+
+const describe = (description: string, defaultText: string, env: string): string =>
+  `${description}. Default: ${defaultText}. Env: ${env}`
+
+const settingFlags: Record<string, AnyFlag> = {}
+for (const s of settings) {
+  let flag = Flag.String(s.flag).pipe(
+    Flag.withDescription(describe(s.description, s.defaultText, s.env)),
+    Flag.withMetavar(s.metavar),
+  )
+  if (s.alias !== undefined) flag = flag.pipe(Flag.withAlias(s.alias))
+  settingFlags[s.key] = s.repeated === true ? flag.pipe(Flag.atLeast(0)) : flag.pipe(Flag.optional)
+}
+const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
+  Flag.withAlias(CONFIG_FLAG.alias),
+  Flag.withMetavar(CONFIG_FLAG.metavar),
+  Flag.withDescription(`${CONFIG_FLAG.description}. Env: ${CONFIG_FLAG.env}`),
+  Flag.optional,
+)
+
+const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
+  Effect.try({
+    try: () => ({ name: path, text: readFileSync(path, "utf8") }),
+    catch: (e) => {
+      const code = (e as NodeJS.ErrnoException).code
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+      return new StartupError(`cannot read the config file ${path}: ${why}`)
+    },
+  })
+
+/** The flags the user actually gave, by setting key (the top configuration layer). */
+const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, string | ReadonlyArray<string>> => {
+  const out: Record<string, string | ReadonlyArray<string>> = {}
+  for (const s of settings) {
+    const v = input[s.key]
+    if (Array.isArray(v)) {
+      if (v.length > 0) out[s.key] = v as ReadonlyArray<string>
+    } else if (Option.isOption(v) && Option.isSome(v)) {
+      out[s.key] = v.value as string
+    }
+  }
+  return out
+}
+
+/** The address to show in the "try: curl -x ..." hint: a wildcard address is reached through loopback. */
+const reachable = (a: ListenAddress): string =>
+  a.host === "0.0.0.0" ? `127.0.0.1:${a.port}` : a.host === "::" ? `[::1]:${a.port}` : formatListen(a)
+
+export const startupLine = (version: string, addresses: ReadonlyArray<ListenAddress>, workers: number): string => {
+  const first = addresses[0]
+  const hint = first === undefined ? "" : ` — try: curl -x http://${reachable(first)} http://example.com`
+  return `hctunnel ${version} listening on ${addresses.map(formatListen).join(", ")} with ${workers} worker${workers === 1 ? "" : "s"}${hint}`
+}
+
+const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
+  Effect.sync(() => {
+    if (config.logFormat === "json") {
+      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...s, totals: undefined, ...s.totals }) + "\n")
+    } else {
+      process.stdout.write(formatLine("text", "info", formatStatsText(s)))
+    }
+  })
+
+export const runProxy = (config: HctunnelConfig, version: string) =>
+  supervise({
+    init: {
+      listen: config.listen,
+      limits: config.limits,
+      via: config.via,
+      allow: config.allow,
+      logFormat: config.logFormat,
+      logLevel: config.logLevel,
+      hosts: config.hosts,
+      statsIntervalMs: config.statsIntervalMs,
+    },
+    workers: config.workers,
+    graceMs: config.graceMs,
+    onReady: (addresses, workers) =>
+      Effect.sync(() => {
+        const line = startupLine(version, addresses, workers)
+        // The one line everybody reads: plain in text mode, a log object in JSON mode.
+        if (config.logFormat === "json") writeLine("json", "info", line)
+        else process.stdout.write(`${line}\n`)
+      }),
+    printStats: printStats(config),
+  }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+
+export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
+  Effect.gen(function*() {
+    const env = process.env
+    const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
+    const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
+    const config = yield* loadConfig({ flags: givenFlags(input), env, file }).pipe(Effect.flatMap(checkSafety))
+    yield* runProxy(config, packageVersion())
+  })
+).pipe(
+  Command.withDescription(
+    "An HTTP/1.1 forward proxy: plain HTTP requests in absolute form (GET http://host/path) and CONNECT tunnels (HTTPS, WebSocket, any TCP). " +
+      "Settings come from flags, then HCTUNNEL_* environment variables, then the --config JSON file, then the defaults. " +
+      "Durations take a unit (250ms, 10s, 5m, 1h; a bare number is milliseconds); sizes take bytes or KiB/MiB. " +
+      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGUSR1 prints one stats line.",
+  ),
+  Command.withExamples([
+    { command: "hctunnel", description: "Listen on 127.0.0.1:8888 for local clients; then: curl -x http://127.0.0.1:8888 https://example.com" },
+    { command: "hctunnel --listen 0.0.0.0:3128 --allow 10.0.0.0/8", description: "Serve a private network (a non-loopback listener needs --allow)" },
+    { command: "hctunnel --port 9000 --workers 4 --log-format json", description: "Another port, 4 threads, JSON logs" },
+  ]),
+)
+
+/** Prints what went wrong in a sentence; returns the exit code. */
+const report = (cause: Cause.Cause<unknown>): number => {
+  if (Cause.hasInterruptsOnly(cause)) return 130
+  const error = Cause.squash(cause)
+  if (error instanceof ConfigError) {
+    process.stderr.write(`hctunnel: ${error.message}\n(see hctunnel --help)\n`)
+  } else if (error instanceof StartupError || error instanceof ListenError || error instanceof DrainTimeout) {
+    process.stderr.write(`hctunnel: ${error.message}\n`)
+  } else if (CliError.isCliError(error)) {
+    // Already shown by Command.run (the help and the parse error).
+  } else {
+    process.stderr.write(`hctunnel: unexpected error: ${Cause.pretty(cause)}\n`)
+  }
+  return 1
+}
+
+/** Like NodeRuntime.runMain, but SIGINT/SIGTERM are the supervisor's (a drain, then exit 0), not an interrupt. */
+const runMain = Runtime.makeRunMain(({ fiber }) => {
+  fiber.addObserver((exit) => {
+    const code = Exit.isSuccess(exit) ? 0 : report(exit.cause)
+    process.exitCode = code
+    // Worker threads are closed by now; exit even if some handle lingers.
+    setImmediate(() => process.exit(code))
+  })
+})
+
+hctunnel.pipe(
+  Command.run({ version: packageVersion() }),
+  // Our --log-level is a setting like the others (with an env var and a config key), so Effect's global
+  // --log-level (which only affects the main thread) is left out of the built-in flags.
+  Effect.provide(CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version, GlobalFlag.Completions] })),
+  Effect.provide(NodeServices.layer),
+  (eff) => runMain(eff, { disableErrorReporting: true }),
+)
