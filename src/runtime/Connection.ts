@@ -56,6 +56,9 @@ export const emptyStats = (): MutableStats => ({
   errors: 0,
 })
 
+/** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
+export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed">
+
 /** What every Connection of a worker shares. */
 export interface ConnectionContext {
   readonly limits: Limits
@@ -66,6 +69,8 @@ export interface ConnectionContext {
   readonly stats: MutableStats
   /** Called once, when the client socket is gone and everything of this connection is released. */
   readonly onFinished: (connection: Connection) => void
+  /** Test seam: build the engine of a connection (default: a real Postman with `limits` and `via`). */
+  readonly makeEngine?: () => Engine
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -118,7 +123,7 @@ export class Connection implements Timed {
   /** "address:port" of the client, for the access log. */
   readonly peer: string
   private readonly ctx: ConnectionContext
-  private readonly postman: Postman
+  private readonly postman: Engine
 
   private clientState: SlotState = OPEN
   private origin: net.Socket | undefined = undefined
@@ -136,7 +141,7 @@ export class Connection implements Timed {
     this.client = client
     this.ctx = ctx
     this.peer = `${client.remoteAddress ?? "?"}:${client.remotePort ?? 0}`
-    this.postman = new Postman({ limits: ctx.limits, via: ctx.via })
+    this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
     client.on("data", onClientData)
