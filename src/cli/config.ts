@@ -75,7 +75,7 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
   "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 * 1024, mb: 1024 * 1024, mib: 1024 * 1024,
 }
 export const formatBytes = (n: number): string =>
-  n % (1024 * 1024) === 0 && n > 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 && n > 0 ? `${n / 1024} KiB` : `${n}`
+  n % (1024 * 1024) === 0 && n > 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 && n > 0 ? `${n / 1024} KiB` : `${n} bytes`
 
 const size = (min: number, max: number) => (u: unknown): Parsed<number> => {
   let n: number | undefined
@@ -88,7 +88,7 @@ const size = (min: number, max: number) => (u: unknown): Parsed<number> => {
   if (n === undefined || !Number.isSafeInteger(n)) {
     return bad(`${show(u)} is not a size: expected a number of bytes, optionally with a KiB or MiB suffix (e.g. 65536 or "64KiB")`)
   }
-  if (n < min || n > max) return bad(`${show(u)} is out of range: expected from ${formatBytes(min)} to ${formatBytes(max)} bytes`)
+  if (n < min || n > max) return bad(`${show(u)} is out of range: expected a size from ${formatBytes(min)} to ${formatBytes(max)}`)
   return ok(n)
 }
 
