@@ -279,7 +279,7 @@ const S = {
   logLevel: setting({
     key: "logLevel", flag: "log-level", metavar: "<debug|info|warn|error|none>", env: envName("logLevel"), to: Schema.Literals(LOG_LEVELS),
     parse: choice(LOG_LEVELS), defaultText: "info", defaultValue: (): LogLevel => "info",
-    description: "Least severe log level printed (debug adds one line per request and the periodic stats)",
+    description: "Least severe log level printed: info includes the access log (one line per request or tunnel), debug adds the periodic stats line, none prints only the start-up line",
   }),
   allow: setting({
     key: "allow", flag: "allow", alias: "a", repeated: true, metavar: "<cidr>", env: envName("allow"),
