@@ -88,7 +88,7 @@ export const timeout: Event = { _tag: "Timeout" }
  * A normalized trace of actions: consecutive Writes to the same side merged (their split is the only
  * thing segmentation may change, docs/design.md §7.2), everything else kept as JSON-friendly records.
  */
-export const normalize = (actions: ReadonlyArray<Action>): unknown[] => {
+export const normalize = (actions: ReadonlyArray<Action>, options: { readonly logBytesFromClient?: boolean } = {}): unknown[] => {
   const out: Array<Record<string, unknown>> = []
   for (const a of actions) {
     if (a._tag === "Write") {
@@ -98,6 +98,11 @@ export const normalize = (actions: ReadonlyArray<Action>): unknown[] => {
         continue
       }
       out.push({ _tag: "Write", side: a.side, bytes: text(a.bytes) })
+      continue
+    }
+    if (a._tag === "Log" && options.logBytesFromClient === false) {
+      const { bytesFromClient: _, ...record } = a.record
+      out.push({ _tag: "Log", record })
       continue
     }
     out.push({ ...a } as Record<string, unknown>)
