@@ -15,8 +15,9 @@
  * - Every origin attempt has a generation; a DNS or connect result that arrives after the Postman moved
  *   on (Close of the origin, a new Connect, the client gone) is dropped and its socket destroyed.
  * - Every socket we create or accept is destroyed exactly once (by us, or by Node after an error or both
- *   FINs) and its listeners are removed on 'close'. When the client socket is gone the Connection is
- *   finished: the origin is destroyed, the deadline cancelled, and the owner told (`onFinished`).
+ *   FINs) and its listeners are removed on 'close'. When the client socket is gone (and an origin the core
+ *   released gracefully has flushed, bounded by LINGER_MS) the Connection is finished: anything left is
+ *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
  *
  * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
  * a socket callback (a bug in the core is logged and the connection destroyed).
@@ -69,6 +70,8 @@ export interface ConnectionContext {
   readonly stats: MutableStats
   /** Called once, when the client socket is gone and everything of this connection is released. */
   readonly onFinished: (connection: Connection) => void
+  /** How long a gracefully released socket may linger (default LINGER_MS). */
+  readonly lingerMs?: number
   /** Test seam: build the engine of a connection (default: a real Postman with `limits` and `via`). */
   readonly makeEngine?: () => Engine
 }
@@ -302,7 +305,7 @@ export class Connection implements Timed {
     this.clientState = CLOSING
     client.end()
     client.resume()
-    this.ctx.deadlines.set(this, this.ctx.deadlines.now() + LINGER_MS)
+    this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
   }
 
   private closeOrigin(graceful: boolean): void {
@@ -386,6 +389,7 @@ export class Connection implements Timed {
       this.clientState = GONE
       this.client.destroy()
     }
+    this.maybeFinish()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -413,7 +417,11 @@ export class Connection implements Timed {
     const wasOpen = this.clientState === OPEN
     this.clientState = GONE
     if (wasOpen && !this.postman.closed) this.feed({ _tag: "Errored", side: "client", message: "connection closed" })
-    this.finish()
+    if (this.originState === CLOSING && this.deadlineIndex < 0) {
+      // The origin is still flushing what the core sent it (a tunnel's last bytes): let it, within the linger bound.
+      this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
+    }
+    this.maybeFinish()
   }
 
   /** @internal */ originConnect(socket: net.Socket): void {
@@ -465,6 +473,12 @@ export class Connection implements Timed {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })
     }
+    this.maybeFinish()
+  }
+
+  /** Finished once the client socket is gone and no released origin is still flushing. */
+  private maybeFinish(): void {
+    if (this.clientState === GONE && this.originState !== CLOSING) this.finish()
   }
 
   private finish(): void {

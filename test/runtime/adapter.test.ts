@@ -63,7 +63,7 @@ afterEach(async () => {
 })
 
 /** A listener whose connections are driven by `script`; returns the port, the engines and the shared context. */
-const harness = async (script: Script, hosts: Record<string, string> = {}) => {
+const harness = async (script: Script, hosts: Record<string, string> = {}, lingerMs?: number) => {
   const engines: Array<ScriptedEngine> = []
   const lines: Array<string> = []
   const finished: Array<Connection> = []
@@ -75,6 +75,7 @@ const harness = async (script: Script, hosts: Record<string, string> = {}) => {
     log: new AccessLog({ format: "text", level: "debug", write: (s) => lines.push(s) }),
     stats: emptyStats(),
     onFinished: (c) => finished.push(c),
+    ...(lingerMs === undefined ? {} : { lingerMs }),
     makeEngine: () => {
       const e = new ScriptedEngine(script)
       engines.push(e)
@@ -223,5 +224,51 @@ describe("Connection adapter rules", () => {
     expect(h.finished.length).toBe(1)
     await sleep(10)
     expect(h.lines.join("")).toContain("internal error: Error: boom")
+  })
+
+  it("an origin released gracefully may flush after the client is gone, but only for the linger time", async () => {
+    // An origin that never ends its side: our FIN does not make it close.
+    const originSockets: Array<net.Socket> = []
+    let originClosed = false
+    const stubborn = net.createServer({ allowHalfOpen: true }, (s) => {
+      originSockets.push(s)
+      s.on("error", () => {})
+      s.on("close", () => (originClosed = true))
+      s.resume()
+    })
+    const port = await listen(stubborn)
+    cleanups.push(async () => {
+      for (const s of originSockets) s.destroy()
+      await closeServer(stubborn)
+    })
+    const h = await harness(
+      (event) =>
+        event._tag === "Received" && event.side === "client"
+          ? [{ _tag: "Connect", host: "127.0.0.1", port }]
+          : event._tag === "Connected"
+          ? [
+            { _tag: "Write", side: "origin", bytes: text("last words") },
+            { _tag: "Close", side: "origin", graceful: true, reusable: false },
+            closeClient,
+          ]
+          : [],
+      {},
+      150,
+    )
+    const c = rawClient(h.port)
+    c.socket.write("go")
+    await c.waitClose()
+    await sleep(50)
+    expect(h.finished.length).toBe(0) // the origin is still lingering
+    expect(originClosed).toBe(false)
+    await sleep(300)
+    expect(h.finished.length).toBe(1)
+    // Our origin socket is gone: a write from the origin now meets a reset.
+    // (The first write draws the reset, the next one sees it.)
+    for (let i = 0; i < 50 && !originClosed; i++) {
+      if (!originSockets[0]!.destroyed) originSockets[0]!.write("anyone?")
+      await sleep(10)
+    }
+    expect(originClosed).toBe(true)
   })
 })
