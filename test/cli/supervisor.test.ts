@@ -1,0 +1,99 @@
+/**
+ * The supervisor against a stand-in worker (fixtures/fake-worker.ts) that speaks protocol.ts:
+ * start-up with port 0 resolved for every worker, the reusePort fallback, a listen error, a crashed
+ * worker replaced, stats summed, Shutdown -> Drained -> success.
+ */
+import { Deferred, Effect, Exit, Logger } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { defaultLimits } from "../../src/core/limits.ts"
+import type { ListenAddress } from "../../src/runtime/protocol.ts"
+import { formatStatsText, ListenError, type StatsSnapshot, supervise } from "../../src/runtime/supervisor.ts"
+
+const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)
+
+const harness = (workers: number, hosts: Record<string, string>, listen: ReadonlyArray<ListenAddress> = [{ host: "127.0.0.1", port: 0 }]) => {
+  const logs: string[] = []
+  const ready: Array<{ addresses: ReadonlyArray<ListenAddress>; workers: number }> = []
+  const stats: StatsSnapshot[] = []
+  const stop = Deferred.makeUnsafe<void>()
+  const run = supervise(
+    {
+      init: { listen, limits: defaultLimits, via: "t", allow: ["127.0.0.0/8"], logFormat: "text", logLevel: "none", hosts, statsIntervalMs: 60_000 },
+      workers,
+      graceMs: 200,
+      onReady: (addresses, n) => Effect.sync(() => void ready.push({ addresses, workers: n })),
+      printStats: (s) => Effect.sync(() => void stats.push(s)),
+      workerUrl: FAKE,
+      signals: false,
+    },
+    stop,
+  ).pipe(Effect.provide(Logger.layer([Logger.make((o) => void logs.push(String(o.message)))])))
+  return { logs, ready, stats, stop, run }
+}
+
+const until = async (what: string, f: () => boolean, ms = 20_000) => {
+  const end = Date.now() + ms
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+describe("supervisor", () => {
+  it("starts N workers on the port worker 0 bound, then drains them and succeeds", { timeout: 60_000 }, async () => {
+    const h = harness(2, { mode: "ok" })
+    const done = Effect.runPromiseExit(h.run)
+    await until("ready", () => h.ready.length === 1)
+    // Worker 0 resolved port 0 to 40000; worker 1 was told 40000 (it would have said 40001 for port 0).
+    expect(h.ready[0]).toEqual({ addresses: [{ host: "127.0.0.1", port: 40000 }], workers: 2 })
+    Deferred.doneUnsafe(h.stop, Exit.void)
+    const exit = await done
+    expect(Exit.isSuccess(exit), String(exit)).toBe(true)
+    expect(h.logs.join("\n")).toMatch(/stopped: stats pid=\d+ .*workers=2\/2/)
+  })
+
+  it("without SO_REUSEPORT (ENOTSUP): a one-line notice and exactly one worker", { timeout: 60_000 }, async () => {
+    const h = harness(4, { mode: "enotsup" })
+    const done = Effect.runPromiseExit(h.run)
+    await until("ready", () => h.ready.length === 1)
+    expect(h.ready[0]?.workers).toBe(1)
+    expect(h.logs.filter((l) => /no SO_REUSEPORT \(ENOTSUP\).*exactly 1 worker \(asked for 4\)/.test(l))).toHaveLength(1)
+    Deferred.doneUnsafe(h.stop, Exit.void)
+    expect(Exit.isSuccess(await done)).toBe(true)
+  })
+
+  it("EADDRINUSE: fails with a ListenError saying what to do", { timeout: 60_000 }, async () => {
+    const h = harness(2, { mode: "inuse" }, [{ host: "127.0.0.1", port: 8888 }])
+    const exit = await Effect.runPromiseExit(h.run)
+    expect(Exit.isFailure(exit)).toBe(true)
+    const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+    expect(error?._tag === "Fail" && error.error).toBeInstanceOf(ListenError)
+    expect(error?._tag === "Fail" ? (error.error as Error).message : "").toMatch(/cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/)
+    expect(h.ready).toHaveLength(0)
+  })
+
+  it("a worker that dies is logged and replaced, and counted in restarts", { timeout: 60_000 }, async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "hctunnel-sup-")), "crashed")
+    const h = harness(2, { mode: "crash1", marker })
+    const done = Effect.runPromiseExit(h.run)
+    await until("ready", () => h.ready.length === 1)
+    await until("the replacement", () => h.logs.some((l) => /worker 1 replaced: listening again/.test(l)))
+    expect(h.logs.some((l) => /worker 1 stopped: .*exited with code: 70.*starting a new one/.test(l))).toBe(true)
+    Deferred.doneUnsafe(h.stop, Exit.void)
+    expect(Exit.isSuccess(await done)).toBe(true)
+    expect(h.logs.join("\n")).toMatch(/restarts=1/)
+  })
+
+  it("formats the stats line", () => {
+    const line = formatStatsText({
+      pid: 42, uptimeMs: 3_723_000, cpuUserMs: 1500, cpuSystemMs: 500, rssBytes: 50 * 1024 * 1024, workers: 2, workersRunning: 2, restarts: 0,
+      totals: { connectionsAccepted: 5, connectionsLive: 1, requests: 4, tunnels: 1, bytesFromClients: 2048, bytesFromOrigins: 3 * 1024 * 1024, errors: 0 },
+    })
+    expect(line).toBe(
+      "stats pid=42 uptime=1h2m3s cpu=2.00s (user 1.50s sys 0.50s) rss=50.0MiB workers=2/2 restarts=0 live=1 accepted=5 requests=4 tunnels=1 from_clients=2.0KiB from_origins=3.0MiB errors=0",
+    )
+  })
+})
