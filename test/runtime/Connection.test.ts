@@ -148,9 +148,12 @@ describe("Connection over loopback", () => {
     const c = rawClient(p.port)
     c.socket.write(`GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`)
     await c.waitFor("ok")
-    const t0 = Date.now()
-    await c.waitClose(3_000)
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(80)
+    const answered = c.bytes().length
+    // Closed quietly: nothing is written after the response (no timing thresholds: the machine may be busy).
+    await c.waitClose(5_000)
+    expect(c.bytes().length).toBe(answered)
+    await sleep(20)
+    expect(p.server.liveConnections).toBe(0)
   })
 
   it("refuses a client outside the allow-list with 403 and never starts a Postman", async () => {
@@ -188,12 +191,14 @@ describe("Connection over loopback", () => {
     await sleep(20)
     expect(p.server.liveConnections).toBe(2)
     const t0 = Date.now()
-    const stopped = p.stop(150)
-    await idle.waitClose(1_000)
-    expect(Date.now() - t0).toBeLessThan(140)
+    let drained = false
+    const stopped = p.stop(300).then(() => (drained = true))
+    await idle.waitClose(5_000)
+    expect(drained).toBe(false) // the idle connection went first; the tunnel holds the drain
+    expect(tunnel.isClosed()).toBe(false)
     await stopped
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(140)
-    await tunnel.waitClose(1_000)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290)
+    await tunnel.waitClose(5_000)
     expect(p.server.liveConnections).toBe(0)
     expect(p.lines.some((l) => l.includes("CONNECT") && l.includes("shutdown"))).toBe(true)
   })
