@@ -248,11 +248,10 @@ export class Postman {
         this.readRequestHead(bytes, now)
         return
       case "Connecting":
-        this.countFromClient(bytes.length)
+        // Counted when used: as request body, tunnel bytes, or the head of a pipelined request.
         this.queue(bytes)
         return
       case "Forwarding":
-        this.countFromClient(bytes.length)
         this.forwardRequestBody(bytes, now)
         return
       case "Tunnel":
@@ -376,15 +375,16 @@ export class Postman {
       return
     }
     const fed = body.feed(bytes)
-    if ("error" in fed) {
-      return this.failExchange(400, `malformed request body: ${fed.error}`, "client-error", now)
-    }
     if (fed.consumed > 0) {
+      exchange.bytesFromClient += fed.consumed
       this.emit({
         _tag: "Write",
         side: "origin",
         bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
       })
+    }
+    if ("error" in fed) {
+      return this.failExchange(400, `malformed request body: ${fed.error}`, "client-error", now)
     }
     if (fed.consumed < bytes.length) this.queue(bytes.subarray(fed.consumed))
   }
@@ -403,7 +403,10 @@ export class Postman {
       exchange.status = 200
       exchange.responseStarted = true
       this.emit({ _tag: "Write", side: "client", bytes: connectEstablished })
-      for (const bytes of queued) this.emit({ _tag: "Write", side: "origin", bytes })
+      for (const bytes of queued) {
+        exchange.bytesFromClient += bytes.length
+        this.emit({ _tag: "Write", side: "origin", bytes })
+      }
       // A client that half-closed right after its CONNECT still gets its bytes delivered, then the FIN.
       if (this.clientEnded) this.emit({ _tag: "HalfClose", side: "origin" })
       return
@@ -515,7 +518,10 @@ export class Postman {
       exchange.responseBody = undefined
       exchange.requestBody = undefined
       // Bytes the client sent after its request belong to the new protocol: pass them on now.
-      for (const bytes of this.takeBacklog()) this.emit({ _tag: "Write", side: "origin", bytes })
+      for (const bytes of this.takeBacklog()) {
+        exchange.bytesFromClient += bytes.length
+        this.emit({ _tag: "Write", side: "origin", bytes })
+      }
       if (rest.length > 0) this.emit({ _tag: "Write", side: "client", bytes: rest })
       if (this.clientEnded) this.emit({ _tag: "HalfClose", side: "origin" })
       return
@@ -533,15 +539,15 @@ export class Postman {
 
   private forwardResponseBody(exchange: Exchange, body: BodyFramer, bytes: Uint8Array, now: number): void {
     const fed = body.feed(bytes)
-    if ("error" in fed) {
-      return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)
-    }
     if (fed.consumed > 0) {
       this.emit({
         _tag: "Write",
         side: "client",
         bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
       })
+    }
+    if ("error" in fed) {
+      return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)
     }
     if (fed.done) {
       this.exchangeDone(exchange, bytes.subarray(fed.consumed), now)

@@ -32,7 +32,7 @@ const row = (
 
 export const transitions: ReadonlyArray<Transition> = [
   row("A1", "AwaitingHead", "Received(client)", "first bytes of a head on a kept-alive connection", "AwaitingHead", ["SetDeadline(head)"]),
-  row("A2", "AwaitingHead", "Received(client)", "request line longer than maxRequestLine", "Closed", ["Write(client 414)", "Log", "Close(client)"]),
+  row("A2", "AwaitingHead", "Received(client)", "request line longer than maxRequestLine (414 if the target made it long, else 400)", "Closed", ["Write(client 414)", "Log", "Close(client)"]),
   row("A3", "AwaitingHead", "Received(client)", "head larger than maxHeadBytes", "Closed", ["Write(client 431)", "Log", "Close(client)"]),
   row("A4", "AwaitingHead", "Received(client)", "head complete but invalid (400/405/414/431/501/505/508)", "Closed", ["Write(client 4xx/5xx)", "Log", "Close(client)"]),
   row("A5", "AwaitingHead", "Received(client)", "CONNECT head complete", "Connecting", ["Connect", "SetDeadline(connect)"]),

@@ -590,11 +590,7 @@ export const nothingMalformedReachesOrigin: PropertySpec<Malformed> = {
     // §7.2: the split changes nothing but how the Writes are cut, except the Log's bytesFromClient: a
     // head refused before its end (414, 431) counts the bytes received so far, and the chunk that
     // brought the refusal may carry more or fewer of them.
-    // Known bug, tracked by an it.fails example in regressions.test.ts: a bad chunk forwards the valid
-    // chunks before it when they came in earlier pieces, not when they share the bad chunk's piece.
-    if (m.defect !== "bad chunk size") {
-      expectEqual("actions", normalize(split.actions, { logBytesFromClient: false }), normalize(whole.actions, { logBytesFromClient: false }))
-    }
+    expectEqual("actions", normalize(split.actions, { logBytesFromClient: false }), normalize(whole.actions, { logBytesFromClient: false }))
     for (const h of [whole, split]) {
       expectEqual("status", firstStatus(h), defectStatus[m.defect])
       check(h.postman.closed, "the connection is closed after an error response")

@@ -26,7 +26,12 @@
 import { COLON, CR, HTAB, isFieldValueChar, isHexDigit, isTchar, LF, SEMICOLON, SP } from "./syntax.ts"
 import type { Framing } from "./types.ts"
 
-export type FeedResult = { readonly consumed: number; readonly done: boolean } | { readonly error: string }
+/**
+ * `consumed` bytes belong to the body (all of them when `done` is false and there is no error). With an
+ * `error`, `consumed` is the valid prefix before the offending byte, so a caller that forwards it sends
+ * the same bytes whatever the segmentation.
+ */
+export type FeedResult = { readonly consumed: number; readonly done: boolean } | { readonly error: string; readonly consumed: number }
 
 export interface BodyFramer {
   /** Consume a prefix of `bytes` belonging to this body: how many bytes, and whether the body is now complete. */
@@ -127,7 +132,7 @@ class ChunkedBody implements BodyFramer {
   }
 
   feed(bytes: Uint8Array): FeedResult {
-    if (this.#state === FAILED) return { error: this.#error }
+    if (this.#state === FAILED) return { error: this.#error, consumed: 0 }
     const n = bytes.length
     let i = 0
     while (i < n && this.#state !== DONE) {
@@ -139,13 +144,13 @@ class ChunkedBody implements BodyFramer {
         continue
       }
       const b = bytes[i] as number
-      i++
       const error = this.#step(b)
       if (error !== undefined) {
         this.#state = FAILED
         this.#error = error
-        return { error }
+        return { error, consumed: i }
       }
+      i++
     }
     return { consumed: i, done: this.#state === DONE }
   }

@@ -108,8 +108,12 @@ describe("makeFramer: chunked rules", () => {
 
   it("keeps answering its error", () => {
     const framer = chunked()
-    expect(framer.feed(bytes("z"))).toEqual({ error: "missing or invalid chunk size" })
-    expect(framer.feed(bytes("5\r\nhello\r\n"))).toEqual({ error: "missing or invalid chunk size" })
+    expect(framer.feed(bytes("z"))).toEqual({ error: "missing or invalid chunk size", consumed: 0 })
+    expect(framer.feed(bytes("5\r\nhello\r\n"))).toEqual({ error: "missing or invalid chunk size", consumed: 0 })
+  })
+
+  it("reports the valid prefix before an error", () => {
+    expect(chunked().feed(bytes("3\r\nabc\r\nzz\r\n"))).toEqual({ error: "missing or invalid chunk size", consumed: 8 })
   })
 
   it("a done framer consumes nothing more", () => {
