@@ -6,8 +6,9 @@
  * - Workers are spawned through Effect's `NodeWorker` / `WorkerPlatform` (worker.ts answers with
  *   `NodeWorkerRunner`). `worker.run(handler)` starts the thread and fails when it ends, so each worker
  *   slot is a fiber `run` + `retry(backoff)`: a worker that dies is logged and replaced.
- * - Worker 0 starts alone. Its first message decides how the others start:
- *     `Listening`  -> the others listen on the same addresses (port 0 resolved to the real port);
+ * - Worker 0's first message decides how the workers run (with fixed ports the others start at the
+ *   same time, since a thread takes a while to load; with port 0 they wait for the port it bound):
+ *     `Listening`  -> all listen on the same addresses (port 0 resolved to the real port);
  *     `ListenFailed` with ENOTSUP (no SO_REUSEPORT on this platform) -> one notice line, and exactly
  *                     one worker runs, listening without reusePort;
  *     `ListenFailed` otherwise (EADDRINUSE, EACCES...) -> `ListenError`, the caller prints it and exits 1.
@@ -150,6 +151,8 @@ export const supervise = (
     let reusePort = true
     let listen: ReadonlyArray<ListenAddress> = options.init.listen
     let shuttingDown = false
+    /** Set once worker 0 listens: from then on a worker failure is logged and counted. */
+    let decided = false
     let restarts = 0
     let retired: WorkerStats = zeroStats
     const slots: Array<Slot> = []
@@ -229,6 +232,8 @@ export const supervise = (
       runOnce(slot, undefined).pipe(
         Effect.catch((e) => {
           if (shuttingDown) return Effect.void
+          // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
+          if (!decided) return Effect.fail(e)
           const why = e instanceof WorkerListenFailed ? `cannot listen (${e.code}: ${e.message})` : e.message
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
@@ -267,8 +272,26 @@ export const supervise = (
       return { slot, verdict }
     })
 
+    // With fixed ports the other workers start at the same time as worker 0 (a thread takes a while to
+    // load); with port 0 they must wait for the port worker 0 bound.
+    const early: Array<Slot> = []
+    const startOthers = (n: number) =>
+      Effect.gen(function*() {
+        for (let id = 1; id < n; id++) {
+          const slot = newSlot(id)
+          early.push(slot)
+          slot.fiber = yield* superviseSlot(slot).pipe(provide, Effect.forkIn(scope))
+        }
+      })
+    const stopOthers = Effect.gen(function*() {
+      for (const s of early.splice(0)) if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
+    })
+    const parallel = listen.every((a) => a.port !== 0)
+    if (parallel) yield* startOthers(options.workers)
+
     let { slot: slot0, verdict } = yield* startFirst
     if (!verdict.ok && REUSEPORT_UNSUPPORTED.has(verdict.code)) {
+      yield* stopOthers
       if (slot0.fiber) yield* Fiber.interrupt(slot0.fiber)
       reusePort = false
       yield* Effect.logWarning(
@@ -277,12 +300,14 @@ export const supervise = (
       ;({ slot: slot0, verdict } = yield* startFirst)
     }
     if (!verdict.ok) {
+      yield* stopOthers
       if (slot0.fiber) yield* Fiber.interrupt(slot0.fiber)
       yield* Scope.close(scope, Exit.void)
       return yield* Effect.fail(new ListenError(verdict.code, describeListenFailure(verdict.code, verdict.message, listen)))
     }
     // Later workers (and restarts) listen on the ports worker 0 actually bound (port 0 resolved).
     listen = verdict.addresses
+    decided = true
     slots.push(slot0)
     // Worker 0's first run is already going; once it ends, the slot is supervised like the others.
     if (slot0.fiber !== undefined) {
@@ -304,11 +329,8 @@ export const supervise = (
     }
 
     const count = reusePort ? options.workers : 1
-    for (let id = 1; id < count; id++) {
-      const slot = newSlot(id)
-      slots.push(slot)
-      slot.fiber = yield* superviseSlot(slot).pipe(provide, Effect.forkIn(scope))
-    }
+    if (!parallel || !reusePort) yield* startOthers(count)
+    slots.push(...early)
     // Wait (briefly) until every worker listens, so the start-up line is true when printed.
     yield* Effect.sleep("20 millis").pipe(
       Effect.repeat({ until: () => slots.every((s) => s.listening), times: 500 }),

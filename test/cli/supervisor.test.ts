@@ -73,6 +73,8 @@ describe("supervisor", () => {
     expect(error?._tag === "Fail" && error.error).toBeInstanceOf(ListenError)
     expect(error?._tag === "Fail" ? (error.error as Error).message : "").toMatch(/cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/)
     expect(h.ready).toHaveLength(0)
+    // Worker 1 started at the same time (fixed port) and failed the same way: not reported twice.
+    expect(h.logs.filter((l) => /stopped/.test(l))).toEqual([])
   })
 
   it("a worker that dies is logged and replaced, and counted in restarts", { timeout: 60_000 }, async () => {
