@@ -617,8 +617,10 @@ for (const name of ALL) {
 const pct = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? "-" : `${Math.round(x * 100)}%`)
 const row = (cells: ReadonlyArray<string>): string => `| ${cells.join(" | ")} |`
 const lines: string[] = []
-lines.push(row(["workload", "unit", "direct median", `${label} median [min-max]`, "ratio / added", "proxy CPU", "gen CPU direct/proxy", "gen util d/p", "target"]))
-lines.push(row(Array(9).fill("---") as string[]))
+lines.push(
+  row(["workload", "unit", "direct median", `${label} median [min-max]`, "ratio / added", "p50/p99 µs direct; proxy", "proxy CPU", "gen CPU direct/proxy", "gen util d/p", "target"]),
+)
+lines.push(row(Array(10).fill("---") as string[]))
 for (const r of results) {
   const p = r.proxy
   const rel = r.ratio !== undefined ? fmt(r.ratio, 2) : r.addedUs !== undefined ? `+${fmt(r.addedUs)} µs` : "-"
@@ -626,6 +628,12 @@ for (const r of results) {
   const gen =
     r.genCpuPerWork === undefined ? "-" : `${fmt(r.genCpuPerWork.direct)} / ${fmt(r.genCpuPerWork.proxy)} s/${r.workUnit}`
   const gu = r.genUtil === undefined ? "-" : `${pct(r.genUtil.direct)} / ${pct(r.genUtil.proxy)}`
+  const lat = (m: "direct" | "proxy"): string => {
+    const p50 = r.name === "latency" ? r[m]?.median : (r.extra?.["p50Us"] as { direct?: number; proxy?: number } | undefined)?.[m]
+    const p99 = (r.extra?.["p99Us"] as { direct?: number; proxy?: number } | undefined)?.[m]
+    return `${fmt(p50)} / ${fmt(p99)}`
+  }
+  const latCell = r.extra?.["p99Us"] === undefined ? "-" : `${lat("direct")}; ${lat("proxy")}`
   const tg = r.targets.map((t) => `${t.text} ${t.pass === undefined ? "?" : t.pass ? "PASS" : "FAIL"}`).join(", ")
   lines.push(
     row([
@@ -634,6 +642,7 @@ for (const r of results) {
       r.direct === undefined ? "-" : fmt(r.direct.median),
       p === undefined ? "-" : p.samples.length > 1 ? `${fmt(p.median)} [${fmt(p.min)}-${fmt(p.max)}]` : fmt(p.median),
       rel,
+      latCell,
       cpu,
       gen,
       gu,

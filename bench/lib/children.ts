@@ -22,7 +22,8 @@ const killEveryone = (signal: NodeJS.Signals): void => {
 export const installCleanup = (): void => {
   if (installed) return
   installed = true
-  process.on("exit", () => killEveryone("SIGKILL"))
+  // SIGTERM, not SIGKILL: the guard must live long enough to stop the proxy it runs (it SIGKILLs it after 3 s).
+  process.on("exit", () => killEveryone("SIGTERM"))
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
       process.stderr.write(`\nbench: ${sig}, stopping children\n`)
