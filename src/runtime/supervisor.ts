@@ -272,6 +272,40 @@ export const supervise = (
       return { slot, verdict }
     })
 
+    // Signals, installed before any worker starts (so a SIGUSR1 right after the start-up line never reaches
+    // Node's default handler, the inspector): SIGUSR1 prints stats; the first SIGINT/SIGTERM starts the
+    // shutdown (after start-up completes), a second one cuts it short.
+    const shutdownRequested = stop ?? (yield* Deferred.make<void>())
+    const forceStop = yield* Deferred.make<void>()
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const onUsr1 = () => {
+      runFork(reportStats)
+    }
+    const onStop = () => {
+      if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
+      else Deferred.doneUnsafe(shutdownRequested, Exit.void)
+    }
+    const reportStats = Effect.gen(function*() {
+      for (const s of slots) if (s.handle && s.listening) yield* s.handle.send({ _tag: "ReportStats" }).pipe(Effect.ignore)
+      yield* Effect.sleep("100 millis")
+      yield* options.printStats(snapshot())
+    })
+    if (options.signals !== false) {
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          process.on("SIGUSR1", onUsr1)
+          process.on("SIGINT", onStop)
+          process.on("SIGTERM", onStop)
+        }),
+        () =>
+          Effect.sync(() => {
+            process.off("SIGUSR1", onUsr1)
+            process.off("SIGINT", onStop)
+            process.off("SIGTERM", onStop)
+          }),
+      ).pipe(Scope.provide(scope))
+    }
+
     // With fixed ports the other workers start at the same time as worker 0 (a thread takes a while to
     // load); with port 0 they must wait for the port worker 0 bound.
     const early: Array<Slot> = []
@@ -343,38 +377,6 @@ export const supervise = (
       Effect.forever,
       Effect.forkIn(scope),
     )
-
-    // Signals: SIGUSR1 prints stats; the first SIGINT/SIGTERM starts the shutdown, a second one cuts it short.
-    const shutdownRequested = stop ?? (yield* Deferred.make<void>())
-    const forceStop = yield* Deferred.make<void>()
-    const runFork = Effect.runForkWith(yield* Effect.context<never>())
-    const onUsr1 = () => {
-      runFork(reportStats)
-    }
-    const onStop = () => {
-      if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
-      else Deferred.doneUnsafe(shutdownRequested, Exit.void)
-    }
-    const reportStats = Effect.gen(function*() {
-      for (const s of slots) if (s.handle && s.listening) yield* s.handle.send({ _tag: "ReportStats" }).pipe(Effect.ignore)
-      yield* Effect.sleep("100 millis")
-      yield* options.printStats(snapshot())
-    })
-    if (options.signals !== false) {
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          process.on("SIGUSR1", onUsr1)
-          process.on("SIGINT", onStop)
-          process.on("SIGTERM", onStop)
-        }),
-        () =>
-          Effect.sync(() => {
-            process.off("SIGUSR1", onUsr1)
-            process.off("SIGINT", onStop)
-            process.off("SIGTERM", onStop)
-          }),
-      ).pipe(Scope.provide(scope))
-    }
 
     yield* Deferred.await(shutdownRequested)
     shuttingDown = true
