@@ -119,7 +119,7 @@ export const canConnect = (port: number): Promise<boolean> =>
     s.once("error", () => resolve(false))
   })
 
-export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 20_000): Promise<Proxy> => {
+export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45_000): Promise<Proxy> => {
   if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` (npm test does it first)`)
   const port = await freePort()
   const args = flagsFor(port, options)
@@ -223,17 +223,21 @@ export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 20
   return proxy
 }
 
-/** Count the proxy's open file descriptors (Linux /proc). */
-export const fdCount = async (pid: number): Promise<{ total: number; sockets: number }> => {
+/** Count the proxy's open file descriptors (Linux /proc), with a breakdown by kind ("socket", "pipe", "anon_inode:[eventfd]"...). */
+export const fdCount = async (pid: number): Promise<{ total: number; sockets: number; kinds: Record<string, number> }> => {
   const { readdir, readlink } = await import("node:fs/promises")
   const names = await readdir(`/proc/${pid}/fd`)
   let sockets = 0
+  const kinds: Record<string, number> = {}
   for (const n of names) {
+    let kind = "?"
     try {
-      if ((await readlink(`/proc/${pid}/fd/${n}`)).startsWith("socket:")) sockets++
+      kind = (await readlink(`/proc/${pid}/fd/${n}`)).replace(/:\[\d+\]$/, "")
     } catch {
       // closed between readdir and readlink
     }
+    if (kind === "socket") sockets++
+    kinds[kind] = (kinds[kind] ?? 0) + 1
   }
-  return { total: names.length, sockets }
+  return { total: names.length, sockets, kinds }
 }
