@@ -29,6 +29,7 @@ import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
+import type { OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
@@ -74,6 +75,8 @@ export interface ConnectionContext {
   readonly lingerMs?: number
   /** Test seam: build the engine of a connection (default: a real Postman with `limits` and `via`). */
   readonly makeEngine?: () => Engine
+  /** Idle origin connections of this worker; without it, reusable origins are simply closed. */
+  readonly pool?: OriginPool
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -134,6 +137,8 @@ export class Connection implements Timed {
   /** Incremented by every Connect and every abandonment; a result of an older generation is stale. */
   private connectGeneration = 0
   private originPort = 0
+  /** `host:port` of the current origin as the core asked for it: the pool key. */
+  private originKey = ""
   private originPaused = false
 
   private busy = false
@@ -256,7 +261,7 @@ export class Connection implements Timed {
         }
         case "Close":
           if (a.side === "client") this.closeClient(a.graceful)
-          else this.closeOrigin(a.graceful)
+          else this.closeOrigin(a.graceful, a.reusable)
           break
         case "PauseReading":
           if (a.side === "origin") this.originPaused = true
@@ -308,7 +313,7 @@ export class Connection implements Timed {
     this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
   }
 
-  private closeOrigin(graceful: boolean): void {
+  private closeOrigin(graceful: boolean, reusable: boolean): void {
     const socket = this.origin
     if (this.originState === CONNECTING) {
       // The core gave up on this attempt (timeout, client gone): whatever comes back is stale.
@@ -319,6 +324,15 @@ export class Connection implements Timed {
       return
     }
     if (this.originState !== OPEN || socket === undefined) return
+    const pool = this.ctx.pool
+    if (reusable && pool !== undefined && !socket.destroyed) {
+      // At a message boundary: hand it to the worker's pool instead of closing it.
+      detachOrigin(socket as TaggedSocket)
+      this.origin = undefined
+      this.originState = IDLE
+      pool.put(this.originKey, socket)
+      return
+    }
     if (!graceful || socket.destroyed) {
       this.originState = IDLE
       this.origin = undefined
@@ -335,7 +349,31 @@ export class Connection implements Timed {
     const generation = ++this.connectGeneration
     this.originState = CONNECTING
     this.originPort = port
+    this.originKey = `${host}:${port}`
+    const pooled = this.ctx.pool?.take(this.originKey)
+    if (pooled !== undefined) {
+      // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
+      // (we are inside the action list) and fed after the current actions.
+      this.adoptOrigin(pooled as TaggedSocket)
+      this.originState = OPEN
+      this.feed({ _tag: "Connected" })
+      return
+    }
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
+  }
+
+  /** Make `socket` this connection's origin: our listeners, our paused state. */
+  private adoptOrigin(socket: TaggedSocket): void {
+    socket[kConnection] = this
+    socket.on("connect", onOriginConnect)
+    socket.on("data", onOriginData)
+    socket.on("end", onOriginEnd)
+    socket.on("drain", onOriginDrain)
+    socket.on("error", onOriginError)
+    socket.on("close", onOriginClose)
+    if (this.originPaused) socket.pause()
+    else socket.resume()
+    this.origin = socket
   }
 
   private resolved(generation: number, error: ResolveError | undefined, result: Resolved | undefined): void {
@@ -362,15 +400,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
       return
     }
-    socket[kConnection] = this
-    socket.on("connect", onOriginConnect)
-    socket.on("data", onOriginData)
-    socket.on("end", onOriginEnd)
-    socket.on("drain", onOriginDrain)
-    socket.on("error", onOriginError)
-    socket.on("close", onOriginClose)
-    if (this.originPaused) socket.pause()
-    this.origin = socket
+    this.adoptOrigin(socket)
   }
 
   /** Drop the current origin socket whatever its state (a new Connect, or the connection is finished). */
@@ -540,12 +570,17 @@ function onOriginError(this: TaggedSocket, error: Error): void {
 }
 function onOriginClose(this: TaggedSocket): void {
   const connection = owner(this)
-  this.removeListener("connect", onOriginConnect)
-  this.removeListener("data", onOriginData)
-  this.removeListener("end", onOriginEnd)
-  this.removeListener("drain", onOriginDrain)
-  this.removeListener("error", onOriginError)
-  this.removeListener("close", onOriginClose)
-  this[kConnection] = undefined
+  detachOrigin(this)
   connection?.originClose(this)
+}
+
+/** Remove every listener a Connection put on an origin socket (closed, or handed to the pool). */
+function detachOrigin(socket: TaggedSocket): void {
+  socket.removeListener("connect", onOriginConnect)
+  socket.removeListener("data", onOriginData)
+  socket.removeListener("end", onOriginEnd)
+  socket.removeListener("drain", onOriginDrain)
+  socket.removeListener("error", onOriginError)
+  socket.removeListener("close", onOriginClose)
+  socket[kConnection] = undefined
 }

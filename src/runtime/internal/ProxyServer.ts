@@ -15,6 +15,7 @@ import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
 import { Connection, type ConnectionContext, emptyStats, KEEPALIVE_DELAY_MS, type MutableStats } from "../Connection.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
+import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
@@ -73,6 +74,7 @@ export class ProxyServer {
   readonly init: WorkerInit
   readonly stats: MutableStats = emptyStats()
   readonly deadlines = new Deadlines()
+  readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
   private readonly allow: AllowList
   private readonly context: ConnectionContext
@@ -106,6 +108,7 @@ export class ProxyServer {
       ),
       log: this.log,
       stats: this.stats,
+      pool: this.pool,
       onFinished: (connection) => this.connectionFinished(connection),
     }
   }
@@ -208,6 +211,7 @@ export class ProxyServer {
     if (this.draining) return this.checkDrained()
     this.draining = true
     this.stopAccepting()
+    this.pool.close()
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
     if (this.connections.size > 0 || this.refused.size > 0) {
@@ -224,6 +228,7 @@ export class ProxyServer {
     this.draining = true
     this.stopAccepting()
     this.abortAll("worker closed")
+    this.pool.close()
     this.deadlines.stop()
     this.log.flush()
   }
