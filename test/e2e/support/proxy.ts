@@ -228,16 +228,18 @@ export const fdCount = async (pid: number): Promise<{ total: number; sockets: nu
   const { readdir, readlink } = await import("node:fs/promises")
   const names = await readdir(`/proc/${pid}/fd`)
   let sockets = 0
+  let total = 0
   const kinds: Record<string, number> = {}
   for (const n of names) {
-    let kind = "?"
+    let kind: string
     try {
       kind = (await readlink(`/proc/${pid}/fd/${n}`)).replace(/:\[\d+\]$/, "")
     } catch {
-      // closed between readdir and readlink
+      continue // closed between readdir and readlink: not open any more
     }
+    total++
     if (kind === "socket") sockets++
     kinds[kind] = (kinds[kind] ?? 0) + 1
   }
-  return { total: names.length, sockets, kinds }
+  return { total, sockets, kinds }
 }
