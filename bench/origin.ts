@@ -7,6 +7,7 @@
  *  - http: minimal HTTP/1.1 server on raw sockets, keep-alive:
  *      GET /small      -> 100-byte body
  *      GET /bytes/<n>  -> n-byte body (Content-Length)
+ *      GET /__stats    -> {"bulk":n,"echo":n,"http":n}: connections accepted so far by each server
  * Prints one JSON line {pid, bulk, echo, http} once listening. Exits when stdin closes.
  * Usage: node bench/origin.ts [--host 127.0.0.1]
  */
@@ -77,7 +78,11 @@ const adopt = (accepted: net.Socket, onBytes: (socket: net.Socket, view: Buffer)
   return socket
 }
 
+/** Connections accepted per server (GET /__stats on the http port returns them as JSON). */
+const acceptedCount = { bulk: 0, echo: 0, http: 0 }
+
 const bulk = net.createServer({ pauseOnConnect: true }, (accepted) => {
+  acceptedCount.bulk++
   let line = ""
   let sinkLeft = -1
   const socket = adopt(accepted, (socket, d) => {
@@ -113,6 +118,7 @@ const bulk = net.createServer({ pauseOnConnect: true }, (accepted) => {
 })
 
 const echo = net.createServer({ pauseOnConnect: true }, (accepted) => {
+  acceptedCount.echo++
   const socket = adopt(accepted, (socket, d) => socket.write(Buffer.from(d)))
   onError(socket)
   socket.setNoDelay(true)
@@ -121,6 +127,7 @@ const echo = net.createServer({ pauseOnConnect: true }, (accepted) => {
 const CRLFCRLF = Buffer.from("\r\n\r\n")
 
 const http = net.createServer({ pauseOnConnect: true }, (accepted) => {
+  acceptedCount.http++
   let buf: Buffer = Buffer.alloc(0)
   let skipBody = 0
   let busy = false
@@ -163,6 +170,10 @@ const http = net.createServer({ pauseOnConnect: true }, (accepted) => {
             work()
           }
         })
+      } else if (path === "/__stats") {
+        const body = JSON.stringify(acceptedCount)
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+        if (close) socket.end()
       } else {
         socket.write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         if (close) socket.end()

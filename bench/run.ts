@@ -145,6 +145,25 @@ const settle = async (pid: number, maxMs = 10_000): Promise<number> => {
   return Date.now() - t0
 }
 
+/** Connections the origins accepted so far (GET /__stats; this request's own connection is subtracted). */
+const originConnections = (): Promise<{ bulk: number; echo: number; http: number }> =>
+  new Promise((res, rej) => {
+    const s = net.connect(httpEp.port, httpEp.host)
+    let text = ""
+    s.setEncoding("latin1")
+    s.on("data", (d: string) => (text += d))
+    s.once("error", rej)
+    s.once("close", () => {
+      try {
+        const c = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as { bulk: number; echo: number; http: number }
+        res({ ...c, http: c.http - 1 })
+      } catch (err) {
+        rej(err instanceof Error ? err : new Error(String(err)))
+      }
+    })
+    s.write(`GET /__stats HTTP/1.1\r\nHost: ${authority(httpEp)}\r\nConnection: close\r\n\r\n`)
+  })
+
 const which = (cmd: string): boolean => spawnSync("bash", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0
 
 const ensureWrk = (): boolean => {
@@ -449,7 +468,9 @@ const smallRps = async (): Promise<Result | undefined> => {
     if (mode === "proxy" && proxyEp !== undefined) {
       wrkArgs.push(`http://${authority(proxyEp)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
     } else wrkArgs.push(`http://${authority(httpEp)}/small`)
+    const c0 = await originConnections()
     const r = await runJson("bash", ["-c", 'wrk "$@"; rc=$?; times >&2; exit $rc', "wrk", ...wrkArgs], { timeoutMs: (P.wrkSeconds + 20) * 1000 })
+    const originConns = (await originConnections()).http - c0.http
     const requests = num(r, "requests")
     const seconds = num(r, "durationUs") / 1e6
     const errors = num(r, "connectErrors") + num(r, "readErrors") + num(r, "writeErrors") + num(r, "statusErrors") + num(r, "timeouts")
@@ -462,27 +483,35 @@ const smallRps = async (): Promise<Result | undefined> => {
       seconds,
       genCpu: parseTimes(r.stderr),
       genCpuTotal: parseTimes(r.stderr, true),
-      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
+      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors, originConnsPer1kReq: (originConns / requests) * 1000 },
       warnings,
     }
   })
   return compare("small-rps", `100-byte responses, ${P.clients} keep-alive connections (wrk)`, "req/s", "10k req", data, [ratioAtLeast(0.25), cpuAtMost(0.6, "10k req")], {
-    extraKeys: ["p50Us", "p99Us", "errors"],
+    extraKeys: ["p50Us", "p99Us", "errors", "originConnsPer1kReq"],
   })
 }
 
 const latency = async (): Promise<Result> => {
   const data = await rounds("latency", async (mode) => {
+    const c0 = await originConnections()
     const r = await runNode(GEN("latency"), ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"], {
       timeoutMs: 130_000,
     })
     const reconnects = num(r, "reconnects")
+    const originConns = (await originConnections()).http - c0.http
     return {
       value: num(r, "p50Us"),
       work: num(r, "requests") / 10_000,
       seconds: num(r, "seconds"),
       genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
-      extra: { p90Us: num(r, "p90Us"), p99Us: num(r, "p99Us"), reconnects, errors: num(r, "errors") },
+      extra: {
+        p90Us: num(r, "p90Us"),
+        p99Us: num(r, "p99Us"),
+        reconnects,
+        errors: num(r, "errors"),
+        originConnsPer1kReq: (originConns / (num(r, "requests") + 200)) * 1000,
+      },
       warnings: [
         ...(reconnects > 0 ? [`${mode}: server closed the connection ${reconnects} times (those requests include a connect)`] : []),
         ...(num(r, "errors") > 0 ? [`${mode}: ${num(r, "errors")} bad responses, first: ${String(r.last["firstError"])}`] : []),
@@ -496,7 +525,7 @@ const latency = async (): Promise<Result> => {
     "10k req",
     data,
     [{ text: "added p50 <= 80 µs", check: (r) => (r.addedUs === undefined ? undefined : r.addedUs <= 80) }],
-    { lowerIsBetter: true, extraKeys: ["p90Us", "p99Us", "reconnects", "errors"] },
+    { lowerIsBetter: true, extraKeys: ["p90Us", "p99Us", "reconnects", "errors", "originConnsPer1kReq"] },
   )
 }
 
