@@ -3,7 +3,9 @@
  * text `LEVEL message` and JSON `{"time", "level", "message"}`, one line each, on stdout.
  * Effect's `Effect.log*` calls go through `loggerLayer`; the level filter is References.MinimumLogLevel.
  */
-import { Layer, Logger, References } from "effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as References from "effect/References"
 import type { LogLevel as EffectLogLevel } from "effect/LogLevel"
 import type { LogFormat, LogLevel } from "./config.ts"
 

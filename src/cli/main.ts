@@ -6,8 +6,12 @@
  * Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM, connections drained) and for --help/--version;
  * 1 for a configuration or listen error, or when connections had to be cut at the end of the grace period.
  */
-import { NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Option, Runtime } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import type { ListenAddress } from "../runtime/protocol.ts"

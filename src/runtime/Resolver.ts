@@ -13,20 +13,25 @@
  */
 import { lookup } from "node:dns"
 import { isIP } from "node:net"
-import { Context, Effect, Layer, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Data from "effect/Data"
 
 export interface Resolved {
   readonly address: string
   readonly family: 4 | 6
 }
 
-export class ResolveError extends Schema.TaggedError<ResolveError>()("ResolveError", {
-  host: Schema.String,
+// Data.TaggedError rather than a Schema class: this module runs in every worker thread, and loading
+// effect/Schema there costs several MB of RSS per worker for an error that never crosses a boundary.
+export class ResolveError extends Data.TaggedError("ResolveError")<{
+  readonly host: string
   /** "invalid": a reserved name that never resolves; "notfound": the resolver found nothing; "failed": the lookup failed. */
-  reason: Schema.Literals(["invalid", "notfound", "failed"]),
-  code: Schema.String,
-  message: Schema.String,
-}) {}
+  readonly reason: "invalid" | "notfound" | "failed"
+  readonly code: string
+  readonly message: string
+}> {}
 
 export type ResolveCallback = (error: ResolveError | undefined, result: Resolved | undefined) => void
 

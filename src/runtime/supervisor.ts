@@ -21,13 +21,21 @@
  *
  * It never touches client sockets: the byte path lives entirely in the workers.
  */
-import { NodeWorker } from "@effect/platform-node"
-import { Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import type { FromWorker, ListenAddress, ToWorker, WorkerInit, WorkerStats } from "./protocol.ts"
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
+/** Young-generation size of each worker's V8 heap (MB); see the comment where workers are spawned. */
+export const WORKER_YOUNG_GENERATION_MB = 4
+
 export interface SupervisorOptions {
   /** The init every worker gets; `id`, `reusePort` and the resolved `listen` are set per spawn. */
   readonly init: Omit<WorkerInit, "id" | "reusePort">
@@ -163,6 +171,10 @@ export const supervise = (
         // Keep the threads' stdout/stderr in this process's streams (the access log).
         stdout: false,
         stderr: false,
+        // A small young generation: the default sizes it for throughput-hungry apps and costs
+        // ~8 MB of RSS per thread; a worker's short-lived garbage (events, actions) is small and
+        // the byte buffers live outside the V8 heap. See docs/performance.md.
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       })
 
     const platformLayer = NodeWorker.layer(spawner)

@@ -20,8 +20,10 @@
  *
  * The byte path never runs Effect: all of it is in ProxyServer/Connection, plain callbacks.
  */
-import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
-import { Effect, Schedule } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
