@@ -90,6 +90,12 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
       [3, o("bulk")], [3, ev({ _tag: "Blocked", side: "client" })], [4, ev({ _tag: "Drained", side: "client" })], [5, ev({ _tag: "Errored", side: "client", message: "ECONNRESET" })]],
   },
   {
+    file: "retry-reused-origin", name: "A reused origin connection closed under a GET is retried once",
+    description: "The origin closed the pooled connection as the request went out: no byte came back, the request is idempotent without a body, so it is sent again on a fresh connection instead of answering 502.",
+    script: [[0, "start"], [1, c("GET http://a.example/r HTTP/1.1\r\nHost: a.example\r\n\r\n")], [1, ev({ _tag: "Connected", reused: true })],
+      [2, ev({ _tag: "Ended", side: "origin" })], [3, ev({ _tag: "Connected" })], [4, o("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]],
+  },
+  {
     file: "interim-100-continue", name: "100 Continue is forwarded before the final response",
     description: "Expect: 100-continue is end-to-end; the 1xx goes to the HTTP/1.1 client, then the final response.",
     script: [[0, "start"], [1, c("PUT http://a.example/f HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")], [2, ev({ _tag: "Connected" })],

@@ -24,8 +24,11 @@ export type Event =
   | { readonly _tag: "Ended"; readonly side: Side }
   /** The socket on `side` failed (reset, EPIPE...). Nothing more can be read from or written to it. */
   | { readonly _tag: "Errored"; readonly side: Side; readonly message: string }
-  /** The origin socket asked for by the last `Connect` action is established. */
-  | { readonly _tag: "Connected" }
+  /**
+   * The origin socket asked for by the last `Connect` action is established. `reused`: it is a kept-alive
+   * connection from the runtime's pool, which the origin may be closing just now (see retries in design.md).
+   */
+  | { readonly _tag: "Connected"; readonly reused?: boolean }
   /** The origin socket asked for by the last `Connect` action could not be established. No socket exists. */
   | { readonly _tag: "ConnectFailed"; readonly reason: ConnectFailure; readonly message: string }
   /** A `Write` to `side` was refused by a full buffer (socket.write returned false). */

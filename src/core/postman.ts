@@ -71,6 +71,9 @@ const describeConnectFailure = (reason: ConnectFailure, host: string, port: numb
   }
 }
 
+/** RFC 9110 §9.2.2: a request with one of these methods may be sent again without changing its effect. */
+const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
+
 const chunkLimits = (limits: Limits) => ({ maxChunkLine: 4096, maxTrailerBytes: limits.maxHeadBytes })
 
 /** One request and its response (or one tunnel), from its head to its end. */
@@ -92,6 +95,10 @@ interface Exchange {
   responseBody: BodyFramer | undefined
   /** The origin may be reused after this exchange (delimited response, no `Connection: close`). */
   originReusable: boolean
+  /** The request has no body and an idempotent method: it may be sent again on a fresh connection. */
+  readonly replayable: boolean
+  /** It was sent again once already (after a reused origin connection failed). */
+  retried: boolean
   /** Some response bytes (a 1xx, or the final head) have gone to the client: no error response is possible any more. */
   responseStarted: boolean
   status: number
@@ -135,6 +142,8 @@ export class Postman {
   private originOpen = false
   private originConnected = false
   private originEnded = false
+  /** The current origin connection came from the runtime's pool of kept-alive connections. */
+  private originReused = false
   private originPause = 0
 
   private exchange: Exchange | undefined
@@ -194,7 +203,10 @@ export class Postman {
         if (event.side === "client" || this.originOpen) this.sideFailed(event.side, event.message, now)
         break
       case "Connected":
-        if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) this.connected(now)
+        if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
+          this.originReused = event.reused === true
+          this.connected(now)
+        }
         break
       case "ConnectFailed":
         if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
@@ -324,6 +336,8 @@ export class Postman {
       responseHeads: undefined,
       responseBody: undefined,
       originReusable: false,
+      replayable: !tunnel && framing.value.kind === "none" && idempotentMethods.has(head.method),
+      retried: false,
       responseStarted: false,
       status: 0,
       upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
@@ -622,6 +636,7 @@ export class Postman {
     if (this.stateName !== "Forwarding" || exchange === undefined) return
     const body = exchange.responseBody
     if (body === undefined) {
+      if (this.retryOnFreshConnection(exchange, now)) return
       return this.failExchange(502, "the origin closed the connection without a response", "origin-error", now)
     }
     if (body.endOfStream()) {
@@ -636,12 +651,36 @@ export class Postman {
     if (side === "origin") {
       this.originOpen = false // the socket is gone; no Close(origin) is owed
       this.originConnected = false
+      const exchange = this.exchange
+      if (this.stateName === "Forwarding" && exchange !== undefined && this.retryOnFreshConnection(exchange, now)) return
       if (this.stateName === "Forwarding" || this.stateName === "Connecting") {
         return this.failExchange(502, `the origin connection failed: ${message}`, "origin-error", now)
       }
       return this.finish("aborted", `origin: ${message}`, now, false)
     }
     this.finish("aborted", `client: ${message}`, now, false)
+  }
+
+  /**
+   * A kept-alive origin connection from the pool can be closed by the origin at the very moment we send
+   * a request on it. If nothing came back yet and the request can safely be sent again (idempotent, no
+   * body), dial again once instead of answering 502 (RFC 9112 §9.3.1).
+   */
+  private retryOnFreshConnection(exchange: Exchange, now: number): boolean {
+    if (!this.originReused || exchange.retried || !exchange.replayable || exchange.bytesFromOrigin > 0 || exchange.responseStarted) {
+      return false
+    }
+    exchange.retried = true
+    this.closeOrigin(false)
+    this.stateName = "Connecting"
+    this.connectStartedAt = now
+    this.originOpen = true
+    this.originConnected = false
+    this.originEnded = false
+    this.originReused = false
+    this.originPause = 0
+    this.emit({ _tag: "Connect", host: exchange.host, port: exchange.port })
+    return true
   }
 
   private timeout(now: number): void {

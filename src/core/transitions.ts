@@ -71,6 +71,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F15", "Forwarding", "Timeout", "idle deadline passed, no response yet", "Closed", ["Write(client 504)", "Log", "Close(origin)", "Close(client)"]),
   row("F16", "Forwarding", "Timeout", "deadline passed but there was activity since", "Forwarding", ["SetDeadline(idle)"]),
   row("F17", "Forwarding", "Ended(client)", "request complete", "Forwarding", []),
+  row("F18", "Forwarding", "Ended(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Close(origin)", "Connect"]),
+  row("F19", "Forwarding", "Errored(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Connect"]),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),
   row("T2", "Tunnel", "Received(origin)", "", "Tunnel", ["Write(client)"]),

@@ -356,7 +356,7 @@ export class Connection implements Timed {
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
       this.originState = OPEN
-      this.feed({ _tag: "Connected" })
+      this.feed({ _tag: "Connected", reused: true })
       return
     }
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))

@@ -85,8 +85,8 @@ export class Harness {
   fromOrigin(data: string | Uint8Array, advance = 0) {
     return this.send({ _tag: "Received", side: "origin", bytes: typeof data === "string" ? latin1(data) : data }, advance)
   }
-  connected(advance = 0) {
-    return this.send({ _tag: "Connected" }, advance)
+  connected(advance = 0, reused = false) {
+    return this.send(reused ? { _tag: "Connected", reused } : { _tag: "Connected" }, advance)
   }
   /** Advance the clock to the armed deadline and deliver the Timeout. */
   fireDeadline() {
@@ -178,9 +178,9 @@ export class Harness {
 }
 
 /** Connected, updating the harness's socket model first (as the runtime would). */
-export const connect = (h: Harness, advance = 0) => {
+export const connect = (h: Harness, advance = 0, reused = false) => {
   h.markOrigin("open")
-  return h.connected(advance)
+  return h.connected(advance, reused)
 }
 export const connectFailed = (h: Harness, reason: Extract<Event, { _tag: "ConnectFailed" }>["reason"]) => {
   h.markOrigin("closed")

@@ -114,6 +114,14 @@ const scenarios: Record<string, Scenario> = {
   F14: { run: () => { const h = forwarding(); return { h, step: originErrored(h) } }, check: status(502) },
   F15: { run: () => { const h = forwarding(); h.fireDeadline(); return { h, step: h.fireDeadline() } }, check: status(504) },
   F16: { run: () => { const h = forwarding(); h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 5_000); return { h, step: h.fireDeadline() } } },
+  F18: {
+    run: () => { const h = connecting(); connect(h, 0, true); return { h, step: h.send({ _tag: "Ended", side: "origin" }) } },
+    check: (h) => { connect(h); expect(h.originText(1)).toMatch(/^GET \/page HTTP\/1\.1\r\n/); expect(h.connects).toHaveLength(2) },
+  },
+  F19: {
+    run: () => { const h = connecting(); connect(h, 0, true); return { h, step: originErrored(h) } },
+    check: (h) => { expect(h.connects).toHaveLength(2); connect(h); h.send({ _tag: "Ended", side: "origin" }); expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 /) },
+  },
   F17: { run: () => { const h = forwarding(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
 
   T1: { run: () => { const h = tunnel(); return { h, step: h.client("ping") } }, check: (h) => expect(h.originText()).toBe("ping") },
