@@ -3,7 +3,7 @@
  * connections, connect timeout (504) and an origin that never answers (504).
  * No timing thresholds: each test waits (bounded) for the outcome, never asserts on how long it took.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, it } from "vitest"
 import { startBlackhole, startHttpOrigin, startSilentServer, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
 import { Conn, get, openTunnel, until } from "./support/wire.ts"
@@ -29,8 +29,9 @@ afterAll(async () => {
   await Promise.all([origin?.close(), echo?.close(), silent?.close(), blackhole?.close()])
 })
 
-describe("timeouts", () => {
-  it("slowloris: a partial head gets 408 and the connection is closed", async () => {
+// The tests only wait on the proxy's timers and share nothing but the proxy: they run concurrently.
+describe.concurrent("timeouts", () => {
+  it("slowloris: a partial head gets 408 and the connection is closed", async ({ expect }) => {
     const c = await Conn.open(proxy.port)
     try {
       await c.write(`GET http://localhost:${origin.port}/small HTTP/1.1\r\nHost: localhost\r\nX-Slow: `)
@@ -44,7 +45,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("slowloris: trickling bytes does not extend the head deadline", async () => {
+  it("slowloris: trickling bytes does not extend the head deadline", async ({ expect }) => {
     const c = await Conn.open(proxy.port)
     try {
       const head = get(`http://localhost:${origin.port}/small`, `X-Pad: ${"p".repeat(200)}\r\n`)
@@ -64,7 +65,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("a connection that sends nothing is closed without a response", async () => {
+  it("a connection that sends nothing is closed without a response", async ({ expect }) => {
     const c = await Conn.open(proxy.port)
     try {
       const rest = await c.readToEnd(10_000)
@@ -74,7 +75,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("a kept-alive client connection idle past the keep-alive timeout is closed", async () => {
+  it("a kept-alive client connection idle past the keep-alive timeout is closed", async ({ expect }) => {
     const c = await Conn.open(proxy.port)
     try {
       await c.write(get(`http://localhost:${origin.port}/small?ka`))
@@ -88,7 +89,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("a tunnel idle past the idle timeout is closed (both sides)", async () => {
+  it("a tunnel idle past the idle timeout is closed (both sides)", async ({ expect }) => {
     const accepted = echo.nextConnection()
     const c = await openTunnel(proxy.port, `127.0.0.1:${echo.port}`)
     try {
@@ -103,7 +104,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("504 when the origin accepts but never answers (idle timeout before a response)", async () => {
+  it("504 when the origin accepts but never answers (idle timeout before a response)", async ({ expect }) => {
     const c = await Conn.open(proxy.port)
     try {
       await c.write(get(`http://127.0.0.1:${silent.port}/never`))
@@ -115,7 +116,7 @@ describe("timeouts", () => {
     }
   })
 
-  it("504 on a connect timeout (origin whose accept queue is full)", async () => {
+  it("504 on a connect timeout (origin whose accept queue is full)", async ({ expect }) => {
     // On loopback nothing times out by itself; a listener with a full accept queue drops SYNs, so connect() hangs.
     expect(await blackhole.verify(300), "a connect to the full accept queue should hang on this kernel").toBe(true)
     const c = await Conn.open(proxy.port)
