@@ -2,7 +2,7 @@
  * The process as a whole: graceful shutdown with a tunnel open, a worker crash and its replacement,
  * no leaked sockets after many aborted connections. Each test starts its own proxy.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, it } from "vitest"
 import { startHttpOrigin, startSilentServer, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { canConnect, fdCount, startProxy, type Proxy } from "./support/proxy.ts"
 import { Conn, get, openTunnel, sleep, until } from "./support/wire.ts"
@@ -46,8 +46,9 @@ const getOnce = async (port: number, url: string): Promise<{ status: number; bod
   }
 }
 
-describe("graceful shutdown", () => {
-  it("SIGTERM with a tunnel open: listeners close, the tunnel works until the grace period ends, exit 0", { timeout: 30_000 }, async () => {
+// Each test has a proxy of its own: they run concurrently.
+describe.concurrent("graceful shutdown", () => {
+  it("SIGTERM with a tunnel open: listeners close, the tunnel works until the grace period ends, exit 0", { timeout: 30_000 }, async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 4000 })
     const accepted = echo.nextConnection()
     const tunnel = await openTunnel(p.port, `127.0.0.1:${echo.port}`)
@@ -73,7 +74,7 @@ describe("graceful shutdown", () => {
     expect(exit, p.output()).toEqual({ code: 0, signal: null })
   })
 
-  it("SIGTERM with nothing open exits 0", async () => {
+  it("SIGTERM with nothing open exits 0", async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 10_000 })
     expect((await getOnce(p.port, `http://localhost:${origin.port}/small`))).toEqual({ status: 200, body: "hello from l\n" })
     p.child.kill("SIGTERM")
@@ -82,8 +83,8 @@ describe("graceful shutdown", () => {
   })
 })
 
-describe("worker crash", () => {
-  it("a crashed worker is replaced and the proxy keeps serving with 2 workers", { timeout: 30_000 }, async () => {
+describe.concurrent("worker crash", () => {
+  it("a crashed worker is replaced and the proxy keeps serving with 2 workers", { timeout: 30_000 }, async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 2000, logFormat: "json", env: { HCTUNNEL_TEST_HOOKS: "1" } })
     expect(await getOnce(p.port, `http://localhost:${origin.port}/small`)).toEqual({ status: 200, body: "hello from l\n" })
     // The documented test hook: this request makes the worker that reads it crash.
@@ -126,8 +127,8 @@ describe("worker crash", () => {
   })
 })
 
-describe("no leaked sockets", () => {
-  it("after 1,000 aborted connections the proxy holds as many sockets as before", { timeout: 60_000 }, async () => {
+describe.concurrent("no leaked sockets", () => {
+  it("after 1,000 aborted connections the proxy holds as many sockets as before", { timeout: 60_000 }, async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 2000 })
     const settle = async (): Promise<Awaited<ReturnType<typeof fdCount>>> => {
       let last = await fdCount(p.pid)
