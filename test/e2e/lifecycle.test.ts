@@ -127,6 +127,23 @@ describe.concurrent("worker crash", () => {
   })
 })
 
+describe.concurrent("client allow-list", () => {
+  it("a client outside --allow gets 403 and nothing is forwarded", async ({ expect }) => {
+    const p = await launch({ workers: 2, graceMs: 2000, extraArgs: ["--allow", "10.0.0.0/8"] })
+    const before = origin.seen.length
+    const c = await Conn.open(p.port)
+    try {
+      await c.write(get(`http://localhost:${origin.port}/small?forbidden`))
+      const r = await c.readResponse()
+      expect(r.status).toBe(403)
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+    expect(origin.seen.slice(before).filter((s) => s.url === "/small?forbidden")).toEqual([])
+  })
+})
+
 describe.concurrent("no leaked sockets", () => {
   it("after 1,000 aborted connections the proxy holds as many sockets as before", { timeout: 60_000 }, async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 2000 })

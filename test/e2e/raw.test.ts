@@ -300,6 +300,11 @@ describe("error statuses", () => {
     await expectError(`GET http://localhost:${a.port}/ HTTP/2.0\r\nHost: a\r\n\r\n`, 505)
   })
 
+  it("508 for a request that already went through this proxy (Via names it)", async () => {
+    await expectError(get(`http://localhost:${a.port}/loop`, "Via: 1.1 hctunnel\r\n"), 508)
+    expect(a.seen.filter((s) => s.url === "/loop")).toEqual([])
+  })
+
   it("nothing malformed reaches the origin", async () => {
     const before = a.seen.length
     await expectError(`GET http://localhost:${a.port}/smuggle HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy`, 400)
