@@ -247,19 +247,30 @@ export class Connection implements Timed {
   // Carrying out actions
 
   private execute(actions: ReadonlyArray<Action>): void {
+    // Several writes in one action list (a response head and its body, a request head and the body
+    // bytes queued behind it) go out as one writev: the socket is corked until the list is done.
+    // A single action (a relayed chunk) is written directly.
+    const batch = actions.length > 1
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i] as Action
       switch (a._tag) {
         case "Write": {
           const socket = this.openSocket(a.side)
-          if (socket !== undefined && !socket.write(a.bytes)) (this.queue ??= []).push({ _tag: "Blocked", side: a.side })
+          if (socket === undefined) break
+          if (batch && socket.writableCorked === 0) {
+            socket.cork()
+            ;(this.corked ??= []).push(socket)
+          }
+          if (!socket.write(a.bytes)) (this.queue ??= []).push({ _tag: "Blocked", side: a.side })
           break
         }
         case "HalfClose": {
+          this.uncorkAll()
           this.openSocket(a.side)?.end()
           break
         }
         case "Close":
+          this.uncorkAll() // nothing leaves our hands corked (the pool, a lingering close)
           if (a.side === "client") this.closeClient(a.graceful)
           else this.closeOrigin(a.graceful, a.reusable)
           break
@@ -288,6 +299,17 @@ export class Connection implements Timed {
         }
       }
     }
+    if (this.corked !== undefined) this.uncorkAll()
+  }
+
+  /** Sockets corked by the action list being carried out. */
+  private corked: Array<net.Socket> | undefined = undefined
+
+  private uncorkAll(): void {
+    const corked = this.corked
+    if (corked === undefined) return
+    this.corked = undefined
+    for (const socket of corked) if (!socket.destroyed && socket.writableCorked > 0) socket.uncork()
   }
 
   /** The socket of `side` if the core may still use it (not released, not destroyed under us). */

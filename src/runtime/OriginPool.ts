@@ -15,7 +15,8 @@
  *   timeouts, e.g. Node's 5 s, so we rarely reuse a connection the origin is about to close).
  *   A request can still meet a connection the origin closed a moment before: it gets a 502, as
  *   with any origin that closes without a response.
- * - At most `maxPerOrigin` idle connections per key and `maxTotal` in all; beyond that the oldest
+ * - At most `maxPerOrigin` (256) idle connections per key and `maxTotal` (1024) in all, so that a burst
+ *   of concurrent clients to one origin keeps its connections; beyond that the oldest
  *   one of the key is destroyed.
  * - Every pooled socket is destroyed exactly once: on expiry, eviction, origin close, or `close()`.
  * It must never: hand out a socket that is destroyed, half-closed or has buffered unread data.
@@ -29,7 +30,7 @@ export interface OriginPoolOptions {
   readonly maxTotal: number
 }
 
-export const defaultPoolOptions: OriginPoolOptions = { idleMs: 2_000, maxPerOrigin: 16, maxTotal: 512 }
+export const defaultPoolOptions: OriginPoolOptions = { idleMs: 2_000, maxPerOrigin: 256, maxTotal: 1024 }
 
 const kPooled = Symbol("hctunnel.pooled")
 interface PooledSocket extends net.Socket {
