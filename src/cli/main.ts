@@ -3,8 +3,10 @@
  * loading, logging set-up, and the supervisor. Everything a person reads on the terminal at start-up
  * and at exit is written here; the proxy itself runs in the worker threads (src/runtime/worker.ts).
  *
- * Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM, connections drained) and for --help/--version;
- * 1 for a configuration or listen error, or when connections had to be cut at the end of the grace period.
+ * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
+ * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
+ * --help/--version; 1 for a configuration or listen error, or when workers did not report drained within
+ * the grace period plus a margin.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"

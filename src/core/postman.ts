@@ -671,7 +671,7 @@ export class Postman {
       return false
     }
     exchange.retried = true
-    this.closeOrigin(false)
+    this.closeOrigin(false, false)
     this.stateName = "Connecting"
     this.connectStartedAt = now
     this.originOpen = true
@@ -782,18 +782,20 @@ export class Postman {
       exchange.status = status
       exchange.responseStarted = true
       this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, detail, this.via) })
-      this.finish(outcome, detail, now, true)
+      // The client gets its error response flushed; the origin is abandoned mid-exchange: destroyed, so
+      // that an origin that never reads or never closes cannot hold the socket (or a shutdown) up.
+      this.finish(outcome, detail, now, true, false)
       return
     }
     this.finish(outcome, detail, now, false)
   }
 
   /** End the connection: log the exchange in flight, release both sockets. */
-  private finish(outcome: Outcome, detail: string | undefined, now: number, graceful: boolean): void {
+  private finish(outcome: Outcome, detail: string | undefined, now: number, graceful: boolean, originGraceful = graceful): void {
     const exchange = this.exchange
     if (exchange !== undefined) this.log(exchange, outcome, detail, now)
     this.exchange = undefined
-    this.closeAll(graceful)
+    this.closeAll(graceful, originGraceful)
   }
 
   private log(exchange: Exchange, outcome: Outcome, detail: string | undefined, now: number): void {
@@ -812,20 +814,21 @@ export class Postman {
     this.emit({ _tag: "Log", record })
   }
 
-  private closeAll(graceful: boolean): void {
+  private closeAll(graceful: boolean, originGraceful = graceful): void {
     // The client is released right after the origin: resuming it (closeOrigin lifts PEER_BLOCKED) would
     // be a ResumeReading(client) just before its Close, an action the transition table does not have.
     this.clientPause = 0
-    this.closeOrigin(false)
+    this.closeOrigin(false, originGraceful)
     this.closeClient(graceful)
   }
 
-  private closeOrigin(reusable: boolean): void {
+  /** Release the origin: to the pool when `reusable`, else flushed and closed (`graceful`) or destroyed. */
+  private closeOrigin(reusable: boolean, graceful = !reusable): void {
     if (!this.originOpen) return
     this.originOpen = false
     this.originConnected = false
     this.originPause = 0
-    this.emit({ _tag: "Close", side: "origin", graceful: !reusable, reusable })
+    this.emit({ _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable })
     // Nothing can be blocked on a socket that is gone.
     this.resume("client", PEER_BLOCKED)
   }
