@@ -57,6 +57,16 @@ class Idle implements Timed {
 function onIdleEvent(this: PooledSocket): void {
   this[kPooled]?.onDeadline()
 }
+
+/**
+ * For sockets read through `onread` (which emit no 'data' event): bytes arrived on a socket that has no
+ * owner. If it is pooled, the pool drops it; otherwise it is being torn down anyway.
+ */
+export const noticePooledData = (socket: net.Socket): void => {
+  const idle = (socket as PooledSocket)[kPooled]
+  if (idle !== undefined) idle.onDeadline()
+  else socket.destroy()
+}
 const ignore = (): void => {}
 
 export class OriginPool {
