@@ -29,18 +29,9 @@ import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
+import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
-
-/**
- * Origin sockets read into this per-thread arena (net `onread`) instead of a fresh 64 KiB buffer per
- * read: when data piles up, one read takes up to 256 KiB, so a bulk download costs a quarter of the
- * reads, events and allocations. The arena is reused only when nothing kept a reference to the bytes
- * (the client took them synchronously and the core holds none); otherwise a new arena is made.
- */
-const READ_ARENA_BYTES = 256 * 1024
-let readArena = Buffer.allocUnsafe(READ_ARENA_BYTES)
-const arenaBuffer = (): Buffer => readArena
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -162,7 +153,7 @@ export class Connection implements Timed {
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
-    client.on("data", onClientData)
+    if (!readAcceptedInto(client, this.nextClientBuffer, onClientRead)) client.on("data", onClientData)
     client.on("end", onClientEnd)
     client.on("drain", onClientDrain)
     client.on("error", onClientError)
@@ -396,6 +387,7 @@ export class Connection implements Timed {
 
   /** Make `socket` this connection's origin: our listeners, our paused state. */
   private adoptOrigin(socket: TaggedSocket): void {
+    this.forgetOriginBuffer()
     socket[kConnection] = this
     socket.on("connect", onOriginConnect)
     socket.on("data", onOriginData)
@@ -425,7 +417,7 @@ export class Connection implements Timed {
         keepAlive: true,
         keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
-        onread: { buffer: arenaBuffer, callback: onOriginRead },
+        onread: { buffer: this.originBufferFor(generation), callback: onOriginRead },
       })
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
@@ -434,6 +426,15 @@ export class Connection implements Timed {
       return
     }
     this.adoptOrigin(socket)
+  }
+
+  /**
+   * A new origin socket must never read into the previous one's bulk buffer: that socket (closing, or
+   * pooled for another connection) may still have it registered for its next read.
+   */
+  private forgetOriginBuffer(): void {
+    this.originBulk = undefined
+    this.originStreaming = false
   }
 
   /** Drop the current origin socket whatever its state (a new Connect, or the connection is finished). */
@@ -502,20 +503,66 @@ export class Connection implements Timed {
     this.feed({ _tag: "Received", side: "origin", bytes: chunk })
   }
 
-  /** @internal */ originRead(socket: net.Socket, arena: Buffer, n: number): void {
+  /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
-    const client = this.client
-    if (client.writableLength > 0 || this.busy) {
-      // These bytes will wait in a queue: give them a right-sized copy and keep the arena free,
-      // so a slow client never pins more than one arena.
-      this.feed({ _tag: "Received", side: "origin", bytes: Buffer.from(arena.subarray(0, n)) })
+    this.bulkRead("origin", this.client, buffer, n)
+  }
+
+  /** @internal */ clientRead(buffer: Buffer, n: number): void {
+    if (this.clientState !== OPEN) return // lingering: discard
+    this.ctx.stats.bytesFromClients += n
+    this.bulkRead("client", this.origin, buffer, n)
+  }
+
+  /** Private read buffers of a streaming side (internal/ReadArena.ts); undefined: read into the shared one. */
+  private clientBulk: Buffer | undefined = undefined
+  private originBulk: Buffer | undefined = undefined
+  private clientStreaming = false
+  private originStreaming = false
+
+  /** Where the client socket's next read goes (Node calls it without `this`: one closure per socket). */
+  private readonly nextClientBuffer = (): Buffer =>
+    this.clientStreaming && this.clientState === OPEN ? (this.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+
+  /**
+   * Where the next read of the origin socket of `generation` goes. A socket of an older generation
+   * (closing, or handed to the pool and on to another connection) always reads into the shared buffer,
+   * so two sockets never share a bulk buffer.
+   */
+  private originBufferFor(generation: number): () => Buffer {
+    return () =>
+      generation === this.connectGeneration && this.originStreaming && this.originState === OPEN
+        ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES))
+        : shared
+  }
+
+  /**
+   * `n` bytes read from `side` into `buffer`; `to` is the socket they will be written to. Bytes in the
+   * shared buffer (or a buffer this side no longer owns) are copied; bytes in this side's own bulk
+   * buffer go on without a copy, and the buffer is given up if anything still references them.
+   */
+  private bulkRead(side: Side, to: net.Socket | undefined, buffer: Buffer, n: number): void {
+    const own = side === "client" ? this.clientBulk : this.originBulk
+    if (buffer !== own || n < SHARED_READ_BYTES / 4) {
+      // A full shared buffer means data is piling up: stream through a private buffer from now on.
+      // A small read ends streaming, so that an idle socket keeps no private buffer.
+      const streaming = buffer === own ? false : n === SHARED_READ_BYTES
+      if (side === "client") {
+        this.clientStreaming = streaming
+        if (!streaming) this.clientBulk = undefined
+      } else {
+        this.originStreaming = streaming
+        if (!streaming) this.originBulk = undefined
+      }
+      this.feed({ _tag: "Received", side, bytes: Buffer.from(buffer.subarray(0, n)) })
       return
     }
-    this.feed({ _tag: "Received", side: "origin", bytes: arena.subarray(0, n) })
-    // Still referenced (a partial write, or the core keeps part of a response head): retire the arena.
-    if (arena === readArena && (client.writableLength > 0 || this.postman.bufferedBytes > 0)) {
-      readArena = Buffer.allocUnsafe(READ_ARENA_BYTES)
+    this.feed({ _tag: "Received", side, bytes: buffer.subarray(0, n) })
+    // Still referenced (a queued or partial write, or the core keeps the bytes): the next read needs a new buffer.
+    if (this.busy || (to !== undefined && to.writableLength > 0) || this.postman.bufferedBytes > 0) {
+      if (side === "client") this.clientBulk = undefined
+      else this.originBulk = undefined
     }
   }
 
@@ -612,10 +659,17 @@ function onOriginData(this: TaggedSocket, chunk: Buffer): void {
 function onOriginEnd(this: TaggedSocket): void {
   owner(this)?.originEnd(this)
 }
+/** Read callback of client sockets (internal/ReadArena.ts): `this` is the socket. */
+function onClientRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
+  owner(this)?.clientRead(buffer, n)
+  return true
+}
+
+
 /** `onread` callback of origin sockets: `this` is the socket. */
-function onOriginRead(this: TaggedSocket, n: number, arena: Buffer): boolean {
+function onOriginRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   const connection = owner(this)
-  if (connection !== undefined) connection.originRead(this, arena, n)
+  if (connection !== undefined) connection.originRead(this, buffer, n)
   else noticePooledData(this) // an idle pooled connection spoke: the pool drops it
   return true
 }

@@ -1,14 +1,18 @@
 /**
- * Origin bytes are read into a shared per-worker arena (Connection.ts, READ_ARENA_BYTES). These tests
+ * Sockets read into buffers we supply (internal/ReadArena.ts: a shared one, copied out; private bulk
+ * buffers for streaming sockets, read without a copy). These tests
  * drive it over real loopback sockets and check every byte: a client that stops reading (writes to it
- * queue up, so origin bytes must be copied or the arena retired), and a response head that arrives in
- * pieces (the core keeps part of it between reads). Note: backpressure pauses origin reads as soon as
- * writes queue past the socket's high-water mark, so the hazard the copy guards against (a partial write
- * below 16 KiB followed by another read) is rare; a mutant without the copy still passed these tests.
+ * queue up, so bulk buffers must be replaced), and a response head that arrives in
+ * pieces (the core keeps part of it between reads). Note: backpressure pauses a reader as soon as
+ * writes queue past the socket's high-water mark, so the hazard that replacing a referenced bulk buffer
+ * guards against (a partial write that leaves under 16 KiB queued, then another read) is rare: a mutant
+ * without the replacement still passed these tests. The e2e and runtime suites did catch the earlier
+ * design's flaw (one arena shared by all sockets, which Node keeps registered per socket).
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
+import { BULK_READ_BYTES, readAcceptedInto } from "../../src/runtime/internal/ReadArena.ts"
 import { baseInit, closeServer, listen, startProxy } from "./loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
@@ -98,5 +102,40 @@ describe("origin reads through the shared arena", () => {
     const split = all.indexOf("\r\n\r\n")
     expect(all.subarray(0, split).toString("latin1")).toContain(`X-Long: ${"v".repeat(3000)}`)
     expect(sha(all.subarray(split + 4))).toBe(sha(body))
+  })
+})
+
+describe("readAcceptedIntoArena", () => {
+  it("makes an accepted socket read into our buffers, in reads larger than Node's 64 KiB", async () => {
+    const reads: number[] = []
+    const intoOurs: number[] = []
+    let enabled = false
+    const ours = Buffer.allocUnsafe(BULK_READ_BYTES)
+    const done = new Promise<void>((resolve) => {
+      const server = net.createServer({ pauseOnConnect: false }, (socket) => {
+        enabled = readAcceptedInto(socket, () => ours, (n: number, buffer: Buffer) => {
+          reads.push(n)
+          if (buffer === ours) intoOurs.push(n) // the first read goes into the shared buffer, the next ones here
+          return true
+        })
+        socket.on("end", () => {
+          socket.end()
+          resolve()
+        })
+      })
+      cleanups.push(() => closeServer(server))
+      void listen(server).then((port) => {
+        const client = net.connect({ host: "127.0.0.1", port }, () => {
+          // Written before the server reads, so that the data piles up in the socket buffer.
+          client.end(Buffer.alloc(3 * BULK_READ_BYTES, 7))
+        })
+        client.on("error", () => {})
+      })
+    })
+    await done
+    expect(enabled).toBe(true) // if a Node upgrade removes the slots, this says so
+    expect(reads.reduce((a, b) => a + b, 0)).toBe(3 * BULK_READ_BYTES)
+    expect(intoOurs.length).toBe(reads.length - 1)
+    expect(Math.max(...intoOurs)).toBeGreaterThan(64 * 1024)
   })
 })

@@ -1,0 +1,68 @@
+/**
+ * ReadArena: the buffers that the sockets of this worker thread read into.
+ *
+ * Node allocates a fresh 64 KiB buffer for every socket read. With `onread` a socket reads into a
+ * buffer we supply instead, as large as we like, so that when data piles up one read takes up to
+ * BULK_READ_BYTES: a bulk transfer then costs a fraction of the reads, events and allocations
+ * (measured: docs/performance.md).
+ *
+ * Two tiers, because Node keeps, per socket, the buffer it was last given for its next read:
+ * - SHARED: one 64 KiB buffer for every socket of the thread. Bytes read into it are always copied
+ *   out at once (right-sized), so it is never referenced after a read callback and any socket may read
+ *   into it next.
+ * - Bulk: a socket whose read filled the shared buffer is streaming; it gets a private 256 KiB buffer,
+ *   read without a copy. Its owner replaces it (allocating a new one for the next read) whenever the
+ *   bytes are still referenced after they were handed on, and drops it after a small read, so idle
+ *   sockets hold no private buffer.
+ *
+ * Node offers `onread` only for sockets it creates from options (net.connect). Accepted sockets get the
+ * same treatment through the socket's user-buffer slots, found by their symbol descriptions; if a Node
+ * version lacks them, `readAcceptedInto` returns false and the socket keeps 'data' events.
+ */
+import type * as net from "node:net"
+
+export const SHARED_READ_BYTES = 64 * 1024
+export const BULK_READ_BYTES = 256 * 1024
+
+/** Read into by every socket that is not streaming; copied out after every read. */
+export const shared: Buffer = Buffer.allocUnsafe(SHARED_READ_BYTES)
+
+export type ReadCallback = (this: net.Socket, n: number, buffer: Buffer) => boolean
+/** Called by Node without `this` after every read: a closure that knows its socket. */
+export type BufferGenerator = () => Buffer
+
+interface UserBufferSlots {
+  readonly buffer: symbol
+  readonly callback: symbol
+  readonly generator: symbol
+}
+
+let slots: UserBufferSlots | null | undefined
+
+const findSlots = (socket: net.Socket): UserBufferSlots | null => {
+  if (slots !== undefined) return slots
+  const symbols = Object.getOwnPropertySymbols(socket)
+  const named = (description: string) => symbols.find((s) => s.description === description)
+  const buffer = named("kBuffer")
+  const callback = named("kBufferCb")
+  const generator = named("kBufferGen")
+  slots = buffer !== undefined && callback !== undefined && generator !== undefined ? { buffer, callback, generator } : null
+  return slots
+}
+
+/**
+ * Make an accepted socket read into `shared` (then whatever `generator` returns after each read) and
+ * call `callback` instead of emitting 'data', as `onread` does for connected sockets. Must run right
+ * after accept, before the first read is delivered.
+ */
+export const readAcceptedInto = (socket: net.Socket, generator: BufferGenerator, callback: ReadCallback): boolean => {
+  const found = findSlots(socket)
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle
+  if (found === null || handle === undefined || typeof handle.useUserBuffer !== "function") return false
+  const s = socket as unknown as Record<symbol, unknown>
+  s[found.buffer] = shared
+  s[found.generator] = generator
+  s[found.callback] = callback
+  handle.useUserBuffer(shared)
+  return true
+}
