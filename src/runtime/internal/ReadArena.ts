@@ -52,8 +52,8 @@ const findSlots = (socket: net.Socket): UserBufferSlots | null => {
 
 /**
  * Make an accepted socket read into `shared` (then whatever `generator` returns after each read) and
- * call `callback` instead of emitting 'data', as `onread` does for connected sockets. Must run right
- * after accept, before the first read is delivered.
+ * call `callback` instead of emitting 'data', as `onread` does for connected sockets. May be called at
+ * any time, also from a 'data' handler: the next read goes into our buffers.
  */
 export const readAcceptedInto = (socket: net.Socket, generator: BufferGenerator, callback: ReadCallback): boolean => {
   const found = findSlots(socket)
