@@ -346,11 +346,17 @@ export class Postman {
     }
     this.exchange = exchange
     // Each exchange dials its own origin connection: the runtime may hand out a pooled one (reusable Close).
+    this.dial(exchange, now)
+  }
+
+  /** Ask for a new origin connection for `exchange` and wait for it in Connecting. */
+  private dial(exchange: Exchange, now: number): void {
     this.stateName = "Connecting"
     this.connectStartedAt = now
     this.originOpen = true
     this.originConnected = false
     this.originEnded = false
+    this.originReused = false
     this.originPause = 0
     this.emit({ _tag: "Connect", host: exchange.host, port: exchange.port })
   }
@@ -672,14 +678,7 @@ export class Postman {
     }
     exchange.retried = true
     this.closeOrigin(false, false)
-    this.stateName = "Connecting"
-    this.connectStartedAt = now
-    this.originOpen = true
-    this.originConnected = false
-    this.originEnded = false
-    this.originReused = false
-    this.originPause = 0
-    this.emit({ _tag: "Connect", host: exchange.host, port: exchange.port })
+    this.dial(exchange, now)
     return true
   }
 

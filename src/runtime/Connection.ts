@@ -29,6 +29,7 @@ import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
+import { zeroStats } from "./protocol.ts"
 import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
@@ -49,15 +50,7 @@ export interface MutableStats {
   errors: number
 }
 
-export const emptyStats = (): MutableStats => ({
-  connectionsAccepted: 0,
-  connectionsLive: 0,
-  requests: 0,
-  tunnels: 0,
-  bytesFromClients: 0,
-  bytesFromOrigins: 0,
-  errors: 0,
-})
+export const emptyStats = (): MutableStats => ({ ...zeroStats })
 
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
 export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes">
@@ -341,9 +334,7 @@ export class Connection implements Timed {
     if (this.originState === CONNECTING) {
       // The core gave up on this attempt (timeout, client gone): whatever comes back is stale.
       this.connectGeneration++
-      this.originState = IDLE
-      this.origin = undefined
-      socket?.destroy()
+      this.releaseOrigin()?.destroy()
       return
     }
     if (this.originState !== OPEN || socket === undefined) return
@@ -351,20 +342,24 @@ export class Connection implements Timed {
     if (reusable && pool !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the worker's pool instead of closing it.
       detachOrigin(socket as TaggedSocket)
-      this.origin = undefined
-      this.originState = IDLE
-      pool.put(this.originKey, socket)
+      pool.put(this.originKey, this.releaseOrigin()!)
       return
     }
     if (!graceful || socket.destroyed) {
-      this.originState = IDLE
-      this.origin = undefined
-      socket.destroy()
+      this.releaseOrigin()?.destroy()
       return
     }
     this.originState = CLOSING
     socket.end()
     socket.resume()
+  }
+
+  /** Forget the origin socket (it is closed, destroyed or pooled by the caller); returns it. */
+  private releaseOrigin(): net.Socket | undefined {
+    const socket = this.origin
+    this.origin = undefined
+    this.originState = IDLE
+    return socket
   }
 
   private connect(host: string, port: number): void {

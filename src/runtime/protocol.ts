@@ -38,6 +38,17 @@ export interface WorkerStats {
   readonly errors: number
 }
 
+/** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
+export const zeroStats: WorkerStats = {
+  connectionsAccepted: 0,
+  connectionsLive: 0,
+  requests: 0,
+  tunnels: 0,
+  bytesFromClients: 0,
+  bytesFromOrigins: 0,
+  errors: 0,
+}
+
 export type FromWorker =
   | { readonly _tag: "Listening"; readonly id: number; readonly addresses: ReadonlyArray<ListenAddress> }
   | { readonly _tag: "ListenFailed"; readonly id: number; readonly code: string; readonly message: string }

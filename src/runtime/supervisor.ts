@@ -30,7 +30,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import type { FromWorker, ListenAddress, ToWorker, WorkerInit, WorkerStats } from "./protocol.ts"
+import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
 export interface SupervisorOptions {
@@ -83,15 +83,6 @@ export const defaultWorkerUrl = (): URL =>
 /** Error codes Node/libuv use when SO_REUSEPORT is not available (macOS, Windows: UV_ENOTSUP). */
 export const REUSEPORT_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "ERR_SOCKET_REUSEPORT_UNSUPPORTED"])
 
-export const zeroStats: WorkerStats = {
-  connectionsAccepted: 0,
-  connectionsLive: 0,
-  requests: 0,
-  tunnels: 0,
-  bytesFromClients: 0,
-  bytesFromOrigins: 0,
-  errors: 0,
-}
 
 const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   connectionsAccepted: a.connectionsAccepted + b.connectionsAccepted,
