@@ -142,7 +142,8 @@ export class Connection implements Timed {
   constructor(client: net.Socket, ctx: ConnectionContext) {
     this.client = client
     this.ctx = ctx
-    this.peer = `${client.remoteAddress ?? "?"}:${client.remotePort ?? 0}`
+    const address = client.remoteAddress ?? "?"
+    this.peer = `${address.includes(":") ? `[${address}]` : address}:${client.remotePort ?? 0}`
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
