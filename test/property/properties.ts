@@ -614,7 +614,7 @@ export type Step =
   | { readonly kind: "client"; readonly bytes: Uint8Array; readonly advance: number }
   | { readonly kind: "origin"; readonly bytes: Uint8Array; readonly advance: number }
   | { readonly kind: "ended" | "errored" | "blocked" | "drained"; readonly side: Side; readonly advance: number }
-  | { readonly kind: "connected" | "timeout" | "fire" | "shutdown" | "abort"; readonly advance: number }
+  | { readonly kind: "connected" | "connectedReused" | "timeout" | "fire" | "shutdown" | "abort"; readonly advance: number }
   | { readonly kind: "connectFailed"; readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error"; readonly advance: number }
 
 const clientFragments = [
@@ -658,6 +658,8 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant("client" as const), bytes: payloadArb(clientFragments), advance: advanceArb }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("origin" as const), bytes: payloadArb(originFragments), advance: advanceArb }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant("connected" as const), advance: advanceArb }) },
+  // A pooled origin connection: makes the retry-on-a-fresh-connection path (rows F18, F19) reachable.
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("connectedReused" as const), advance: advanceArb }) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constantFrom("ended" as const, "errored" as const, "blocked" as const, "drained" as const), side: sideArb, advance: advanceArb }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("timeout" as const, "fire" as const), advance: advanceArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("shutdown" as const), advance: advanceArb }) },
@@ -681,6 +683,8 @@ export const playStep = (h: Harness, s: Step): ReadonlyArray<Action> => {
       return deliver(h, drained(s.side))
     case "connected":
       return deliver(h, connected)
+    case "connectedReused":
+      return deliver(h, { _tag: "Connected", reused: true })
     case "connectFailed":
       return deliver(h, connectFailed(s.reason))
     case "timeout":
