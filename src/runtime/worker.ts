@@ -28,12 +28,18 @@ import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
+import { Resolver } from "./Resolver.ts"
 
 const init = workerData as WorkerInit
 
 const program = Effect.gen(function*() {
   const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
-  const server = new ProxyServer(init, { testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1" })
+  // DNS is a service: the byte path calls its callback form directly (once per origin connection).
+  const resolver = yield* Resolver
+  const server = new ProxyServer(init, {
+    resolve: resolver.resolveCallback,
+    testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1",
+  })
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
 
   const listened = yield* Effect.callback<ListenResult>((resume) => {
@@ -67,6 +73,10 @@ const program = Effect.gen(function*() {
         return sendStats
     }
   })
-}).pipe(Effect.scoped, Effect.provide(NodeWorkerRunner.layer))
+}).pipe(
+  Effect.scoped,
+  Effect.provide(NodeWorkerRunner.layer),
+  Effect.provide(Resolver.layer({ hosts: init.hosts })),
+)
 
 NodeRuntime.runMain(program)

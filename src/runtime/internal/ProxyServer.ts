@@ -28,7 +28,9 @@ export type ListenResult =
 export interface ProxyServerOptions {
   /** Where log text goes (default process.stdout). */
   readonly write?: (chunk: string) => void
-  /** Replace the system DNS lookup (tests). */
+  /** The resolver (worker.ts takes it from the Resolver service); default: Resolver rules with `init.hosts`. */
+  readonly resolve?: ResolveFn
+  /** Replace the system DNS lookup of the default resolver (tests). */
   readonly lookup?: ResolverOptions["lookup"]
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
@@ -102,7 +104,7 @@ export class ProxyServer {
       via: init.via,
       deadlines: this.deadlines,
       resolve: withTestHooks(
-        makeResolve({ hosts: init.hosts, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
+        options.resolve ?? makeResolve({ hosts: init.hosts, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
         options.testHooks === true,
         this.log,
       ),
