@@ -404,6 +404,8 @@ export class Connection implements Timed {
       return
     }
     let socket: TaggedSocket
+    // Node asks for a read buffer without saying which socket it is for: the holder tells it.
+    const holder: { socket?: TaggedSocket } = {}
     try {
       socket = net.connect({
         host: result.address,
@@ -413,7 +415,7 @@ export class Connection implements Timed {
         keepAlive: true,
         keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
-        onread: { buffer: this.originBufferFor(generation), callback: onOriginRead },
+        onread: { buffer: () => originReadBuffer(holder.socket), callback: onOriginRead },
       })
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
@@ -421,6 +423,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
       return
     }
+    holder.socket = socket
     this.adoptOrigin(socket)
   }
 
@@ -528,15 +531,14 @@ export class Connection implements Timed {
     this.clientStreaming && this.clientState === OPEN ? (this.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
 
   /**
-   * Where the next read of the origin socket of `generation` goes. A socket of an older generation
-   * (closing, or handed to the pool and on to another connection) always reads into the shared buffer,
-   * so two sockets never share a bulk buffer.
+   * Where the next read of origin socket `socket` goes: this connection's bulk buffer while `socket` is
+   * its current, open, streaming origin; else the shared buffer. A pooled socket adopted by another
+   * connection asks its new owner, and two sockets never share a bulk buffer (forgetOriginBuffer).
    */
-  private originBufferFor(generation: number): () => Buffer {
-    return () =>
-      generation === this.connectGeneration && this.originStreaming && this.originState === OPEN
-        ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES))
-        : shared
+  /** @internal */ originBufferFor(socket: net.Socket): Buffer {
+    return socket === this.origin && this.originStreaming && this.originState === OPEN
+      ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES))
+      : shared
   }
 
   /**
@@ -661,6 +663,11 @@ function onOriginData(this: TaggedSocket, chunk: Buffer): void {
 function onOriginEnd(this: TaggedSocket): void {
   owner(this)?.originEnd(this)
 }
+/** Where an origin socket's next read goes: its current owner decides (internal/ReadArena.ts). */
+function originReadBuffer(socket: TaggedSocket | undefined): Buffer {
+  return socket?.[kConnection]?.originBufferFor(socket) ?? shared
+}
+
 /** Read callback of client sockets (internal/ReadArena.ts): `this` is the socket. */
 function onClientRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   owner(this)?.clientRead(buffer, n)

@@ -10,6 +10,7 @@
  * design's flaw (one arena shared by all sockets, which Node keeps registered per socket).
  */
 import { createHash, randomBytes } from "node:crypto"
+import * as http from "node:http"
 import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { BULK_READ_BYTES, readAcceptedInto } from "../../src/runtime/internal/ReadArena.ts"
@@ -137,5 +138,39 @@ describe("readAcceptedIntoArena", () => {
     expect(reads.reduce((a, b) => a + b, 0)).toBe(3 * BULK_READ_BYTES)
     expect(intoOurs.length).toBe(reads.length - 1)
     expect(Math.max(...intoOurs)).toBeGreaterThan(64 * 1024)
+  })
+})
+
+describe("bulk reads on a reused origin connection", () => {
+  it("delivers two large responses intact over one pooled origin connection", async () => {
+    const body = randomBytes(8 * 1024 * 1024)
+    let connections = 0
+    const origin = http.createServer((req, res) => {
+      req.resume()
+      res.setHeader("content-length", body.length)
+      res.end(body)
+    })
+    origin.on("connection", () => connections++)
+    const port = await listen(origin as unknown as net.Server)
+    cleanups.push(() => closeServer(origin as unknown as net.Server))
+    const proxy = await startProxy(baseInit())
+    cleanups.push(() => proxy.stop())
+    const fetchOnce = () =>
+      new Promise<Buffer>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port: proxy.port, path: `http://127.0.0.1:${port}/big`, agent: false }, (res) => {
+          const chunks: Buffer[] = []
+          res.on("data", (d: Buffer) => chunks.push(d))
+          res.on("end", () => resolve(Buffer.concat(chunks)))
+        })
+        req.on("error", reject)
+        req.end()
+      })
+    const first = await fetchOnce()
+    await new Promise((r) => setTimeout(r, 50))
+    const second = await fetchOnce()
+    expect(sha(first)).toBe(sha(body))
+    expect(sha(second)).toBe(sha(body))
+    expect(connections).toBe(1)
+    expect(proxy.server.pool.hits).toBe(1)
   })
 })
