@@ -386,7 +386,6 @@ export class Connection implements Timed {
     this.forgetOriginBuffer()
     socket[kConnection] = this
     socket.on("connect", onOriginConnect)
-    socket.on("data", onOriginData)
     socket.on("end", onOriginEnd)
     socket.on("drain", onOriginDrain)
     socket.on("error", onOriginError)
@@ -500,12 +499,6 @@ export class Connection implements Timed {
     }
     this.originState = OPEN
     this.feed({ _tag: "Connected" })
-  }
-
-  /** @internal */ originData(socket: net.Socket, chunk: Buffer): void {
-    if (socket !== this.origin || this.originState !== OPEN) return
-    this.ctx.stats.bytesFromOrigins += chunk.length
-    this.feed({ _tag: "Received", side: "origin", bytes: chunk })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
@@ -657,9 +650,7 @@ function onOriginConnect(this: TaggedSocket): void {
   if (connection === undefined) this.destroy()
   else connection.originConnect(this)
 }
-function onOriginData(this: TaggedSocket, chunk: Buffer): void {
-  owner(this)?.originData(this, chunk)
-}
+// Origin sockets deliver their bytes through `onread` (onOriginRead), never 'data'.
 function onOriginEnd(this: TaggedSocket): void {
   owner(this)?.originEnd(this)
 }
@@ -697,7 +688,6 @@ function onOriginClose(this: TaggedSocket): void {
 /** Remove every listener a Connection put on an origin socket (closed, or handed to the pool). */
 function detachOrigin(socket: TaggedSocket): void {
   socket.removeListener("connect", onOriginConnect)
-  socket.removeListener("data", onOriginData)
   socket.removeListener("end", onOriginEnd)
   socket.removeListener("drain", onOriginDrain)
   socket.removeListener("error", onOriginError)
