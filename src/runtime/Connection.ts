@@ -18,6 +18,12 @@
  *   FINs) and its listeners are removed on 'close'. When the client socket is gone (and an origin the core
  *   released gracefully has flushed, bounded by LINGER_MS) the Connection is finished: anything left is
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
+ * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
+ *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
+ * - Writes of one action list are corked and leave as one writev.
+ * - Reads go into buffers we supply (internal/ReadArena.ts): origin sockets always (net `onread`), a
+ *   client once it streams. Bytes read into a buffer that may be read into again are copied before they
+ *   can be kept; a streaming side's own bulk buffer is replaced whenever its bytes are still referenced.
  *
  * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
  * a socket callback (a bug in the core is logged and the connection destroyed).
