@@ -525,9 +525,16 @@ export class Connection implements Timed {
   private clientStreaming = false
   private originStreaming = false
 
+  /** The bulk buffer of a streaming side (made on first use); the shared buffer otherwise. */
+  private readBuffer(side: Side): Buffer {
+    if (side === "client") {
+      return this.clientStreaming && this.clientState === OPEN ? (this.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+    }
+    return this.originStreaming && this.originState === OPEN ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+  }
+
   /** Where the client socket's next read goes (Node calls it without `this`: one closure per socket). */
-  private readonly nextClientBuffer = (): Buffer =>
-    this.clientStreaming && this.clientState === OPEN ? (this.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+  private readonly nextClientBuffer = (): Buffer => this.readBuffer("client")
 
   /**
    * Where the next read of origin socket `socket` goes: this connection's bulk buffer while `socket` is
@@ -535,9 +542,7 @@ export class Connection implements Timed {
    * connection asks its new owner, and two sockets never share a bulk buffer (forgetOriginBuffer).
    */
   /** @internal */ originBufferFor(socket: net.Socket): Buffer {
-    return socket === this.origin && this.originStreaming && this.originState === OPEN
-      ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES))
-      : shared
+    return socket === this.origin ? this.readBuffer("origin") : shared
   }
 
   /**
@@ -548,9 +553,10 @@ export class Connection implements Timed {
   private bulkRead(side: Side, to: net.Socket | undefined, buffer: Buffer, n: number): void {
     const own = side === "client" ? this.clientBulk : this.originBulk
     if (buffer !== own || n < SHARED_READ_BYTES / 4) {
-      // A full shared buffer means data is piling up: stream through a private buffer from now on.
-      // A small read ends streaming, so that an idle socket keeps no private buffer.
-      const streaming = buffer === own ? false : n === SHARED_READ_BYTES
+      // A read that fills the shared buffer (or more, into a buffer this side no longer owns) means data
+      // is piling up: stream through a private buffer from now on. A small read ends streaming, so that
+      // an idle socket keeps no private buffer.
+      const streaming = buffer !== own && n >= SHARED_READ_BYTES
       if (side === "client") {
         this.clientStreaming = streaming
         if (!streaming) this.clientBulk = undefined
