@@ -12,6 +12,9 @@ const SLICE = 4096
 /** For all-ASCII input only, where UTF-8 and latin1 agree: native and much faster than fromCharCode. */
 const ascii = new TextDecoder("utf-8", { ignoreBOM: true })
 
+const utf8 = new TextEncoder()
+const NON_ASCII = /[^\x00-\x7f]/
+
 /** Shorter ranges are decoded with fromCharCode directly; the ASCII check and TextDecoder call cost more. */
 const NATIVE_FROM = 32
 
@@ -40,6 +43,8 @@ export const decodeLatin1 = (bytes: Uint8Array, start: number, end: number): str
  * decodeLatin1, e.g. configuration) become "?" rather than being truncated into some other byte.
  */
 export const encodeLatin1 = (s: string): Uint8Array => {
+  // Heads we write are nearly always ASCII, where UTF-8 and latin1 agree: the native encoder is ~2x faster.
+  if (!NON_ASCII.test(s)) return utf8.encode(s)
   const out = new Uint8Array(s.length)
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
