@@ -112,8 +112,16 @@ const GONE = 4 // destroyed (or being destroyed); waiting for nothing
 type SlotState = typeof IDLE | typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof GONE
 
 const kConnection = Symbol("hctunnel.connection")
+/** Set once an origin socket carries our listeners (they outlive owners: see adoptOrigin). */
+const kListening = Symbol("hctunnel.listening")
 interface TaggedSocket extends net.Socket {
   [kConnection]?: Connection | undefined
+  [kListening]?: true
+}
+
+const peerOf = (socket: net.Socket): string => {
+  const address = socket.remoteAddress ?? "?"
+  return `${address.includes(":") ? `[${address}]` : address}:${socket.remotePort ?? 0}`
 }
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -148,8 +156,7 @@ export class Connection implements Timed {
   constructor(client: net.Socket, ctx: ConnectionContext) {
     this.client = client
     this.ctx = ctx
-    const address = client.remoteAddress ?? "?"
-    this.peer = `${address.includes(":") ? `[${address}]` : address}:${client.remotePort ?? 0}`
+    this.peer = peerOf(client)
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
@@ -331,7 +338,9 @@ export class Connection implements Timed {
     // late bytes do not make the kernel answer with RST and destroy the response we just sent.
     // Node destroys the socket once both directions are done; the linger deadline is the backstop.
     this.clientState = CLOSING
-    client.end()
+    // end() on a socket already half-closed by a HalfClose would only build an ERR_STREAM_ALREADY_FINISHED
+    // error (with its stack trace) for nobody: measurably costly when tunnels come and go fast.
+    if (!client.writableEnded) client.end()
     client.resume()
     this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
   }
@@ -357,7 +366,7 @@ export class Connection implements Timed {
       return
     }
     this.originState = CLOSING
-    socket.end()
+    if (!socket.writableEnded) socket.end() // see closeClient
     socket.resume()
   }
 
@@ -391,13 +400,18 @@ export class Connection implements Timed {
   private adoptOrigin(socket: TaggedSocket): void {
     this.forgetOriginBuffer()
     socket[kConnection] = this
-    socket.on("connect", onOriginConnect)
-    socket.on("end", onOriginEnd)
-    socket.on("drain", onOriginDrain)
-    socket.on("error", onOriginError)
-    socket.on("close", onOriginClose)
+    if (socket[kListening] === undefined) {
+      // Once per socket: a pooled origin changes owner once per request; its listeners stay and find
+      // the current owner (or none) through kConnection.
+      socket[kListening] = true
+      socket.on("connect", onOriginConnect)
+      socket.on("end", onOriginEnd)
+      socket.on("drain", onOriginDrain)
+      socket.on("error", onOriginError)
+      socket.on("close", onOriginClose)
+    }
     if (this.originPaused) socket.pause()
-    else socket.resume()
+    else if (socket.readableFlowing !== true) socket.resume() // a pooled one is flowing already
     this.origin = socket
   }
 
@@ -697,12 +711,10 @@ function onOriginClose(this: TaggedSocket): void {
   connection?.originClose(this)
 }
 
-/** Remove every listener a Connection put on an origin socket (closed, or handed to the pool). */
+/**
+ * The origin socket has no owner any more (closed, or handed to the pool): our listeners stay on it
+ * and do nothing until a Connection adopts it again.
+ */
 function detachOrigin(socket: TaggedSocket): void {
-  socket.removeListener("connect", onOriginConnect)
-  socket.removeListener("end", onOriginEnd)
-  socket.removeListener("drain", onOriginDrain)
-  socket.removeListener("error", onOriginError)
-  socket.removeListener("close", onOriginClose)
   socket[kConnection] = undefined
 }

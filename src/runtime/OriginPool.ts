@@ -33,8 +33,11 @@ export interface OriginPoolOptions {
 export const defaultPoolOptions: OriginPoolOptions = { idleMs: 2_000, maxPerOrigin: 256, maxTotal: 1024 }
 
 const kPooled = Symbol("hctunnel.pooled")
+/** Set once the pool's listeners are on a socket: they stay (doing nothing while it is not pooled). */
+const kWatched = Symbol("hctunnel.pool-watched")
 interface PooledSocket extends net.Socket {
   [kPooled]?: Idle | undefined
+  [kWatched]?: true
 }
 
 /** One idle connection in the pool; its deadline is the expiry. */
@@ -67,7 +70,6 @@ export const noticePooledData = (socket: net.Socket): void => {
   if (idle !== undefined) idle.onDeadline()
   else socket.destroy()
 }
-const ignore = (): void => {}
 
 export class OriginPool {
   private readonly byKey = new Map<string, Idle[]>()
@@ -100,17 +102,25 @@ export class OriginPool {
     if (this.total >= this.options.maxTotal) this.dropOldest()
     const idle = new Idle(key, s, this)
     s[kPooled] = idle
-    s.on("data", onIdleEvent)
-    s.on("end", onIdleEvent)
-    s.on("error", onIdleEvent)
-    s.on("close", onIdleEvent)
+    if (s[kWatched] === undefined) {
+      // Once per socket, not per put/take: a keep-alive connection goes in and out of the pool once per
+      // request, and adding and removing listeners each time was a measurable part of a small request.
+      s[kWatched] = true
+      s.on("data", onIdleEvent)
+      s.on("end", onIdleEvent)
+      s.on("error", onIdleEvent)
+      s.on("close", onIdleEvent)
+    }
     s.resume() // so that an origin's FIN or stray bytes are noticed while idle
     list.push(idle)
     this.total++
     this.deadlines.set(idle, this.deadlines.now() + this.options.idleMs)
   }
 
-  /** The most recently pooled live connection for `key`, detached from the pool, paused; or undefined. */
+  /**
+   * The most recently pooled live connection for `key`, detached from the pool, or undefined. It is still
+   * flowing (the taker pauses it if it must: pausing here and resuming there would cost two system calls).
+   */
   take(key: string): net.Socket | undefined {
     const list = this.byKey.get(key)
     while (list !== undefined && list.length > 0) {
@@ -118,7 +128,6 @@ export class OriginPool {
       this.detach(idle, list)
       const s = idle.socket
       if (!s.destroyed && s.readable && s.writable && s.readableLength === 0) {
-        s.pause()
         this.hits++
         return s
       }
@@ -135,8 +144,7 @@ export class OriginPool {
     if (i < 0) return
     list.splice(i, 1)
     this.detach(idle, list)
-    idle.socket.on("error", ignore) // nobody owns it any more; an error now must not crash the worker
-    idle.socket.destroy()
+    idle.socket.destroy() // an error after this meets the pool's (now idle) listener: it cannot crash the worker
   }
 
   /** Destroy every pooled connection and pool nothing more (worker shutdown). */
@@ -156,11 +164,7 @@ export class OriginPool {
 
   private detach(idle: Idle, list: Idle[]): void {
     const s = idle.socket
-    s.removeListener("data", onIdleEvent)
-    s.removeListener("end", onIdleEvent)
-    s.removeListener("error", onIdleEvent)
-    s.removeListener("close", onIdleEvent)
-    s[kPooled] = undefined
+    s[kPooled] = undefined // its listeners stay and do nothing from now on
     this.deadlines.cancel(idle)
     this.total--
     if (list.length === 0) this.byKey.delete(idle.key)

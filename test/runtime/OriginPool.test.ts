@@ -132,6 +132,32 @@ describe("OriginPool", () => {
     expect(pool.size).toBe(0) // closed: pools nothing more
   })
 
+  it("puts its listeners on a socket once, however often it comes back, and still notices the origin's FIN", async () => {
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    const { client, accepted } = await pair()
+    const counts = () => ["data", "end", "error", "close"].map((e) => client.listenerCount(e))
+    pool.put("o:80", client)
+    const once = counts()
+    for (let i = 0; i < 5; i++) {
+      expect(pool.take("o:80")).toBe(client)
+      expect(client.isPaused()).toBe(false) // the taker decides whether it flows
+      pool.put("o:80", client)
+    }
+    expect(counts()).toEqual(once)
+    expect(pool.take("o:80")).toBe(client)
+    accepted[0]!.write("a response") // while taken, bytes are the taker's business: the pool leaves it alone
+    await settle()
+    expect(client.destroyed).toBe(false)
+    pool.put("o:80", client)
+    expect(pool.size).toBe(1)
+    accepted[0]!.end() // while pooled again, the origin's FIN drops it
+    await settle()
+    expect(pool.size).toBe(0)
+    expect(client.destroyed).toBe(true)
+  })
+
   it("drops a connection on which the idle origin sends bytes", async () => {
     const deadlines = new Deadlines()
     cleanups.push(() => deadlines.stop())
