@@ -21,6 +21,8 @@
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
  * - Writes of one action list are corked and leave as one writev.
+ * - Sockets get TCP_NODELAY at once and TCP keepalive only once they have lived 10 s (KeepaliveArmer):
+ *   a short-lived connection would otherwise pay four setsockopt calls per socket for nothing.
  * - Reads go into buffers we supply (internal/ReadArena.ts): origin sockets always (net `onread`), a
  *   client once it streams. Bytes read into a buffer that may be read into again are copied before they
  *   can be kept; a streaming side's own bulk buffer is replaced whenever its bytes are still referenced.
@@ -37,13 +39,14 @@ import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
 import { zeroStats } from "./protocol.ts"
 import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
+import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
-/** TCP keepalive probes start after this much idle time. */
-export const KEEPALIVE_DELAY_MS = 60_000
+/** TCP keepalive probes start after this much idle time (on a socket armed at birth; see KeepaliveArmer). */
+export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 
 /** Counters of one worker, updated in place (summed by the main thread; see protocol.ts WorkerStats). */
 export interface MutableStats {
@@ -77,6 +80,8 @@ export interface ConnectionContext {
   readonly makeEngine?: () => Engine
   /** Idle origin connections of this worker; without it, reusable origins are simply closed. */
   readonly pool?: OriginPool
+  /** Turns TCP keepalive on for long-lived sockets; without it, origin sockets are armed when created. */
+  readonly keepalive?: KeepaliveArmer
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -431,7 +436,7 @@ export class Connection implements Timed {
         port: this.originPort,
         family: result.family,
         noDelay: true,
-        keepAlive: true,
+        keepAlive: this.ctx.keepalive === undefined,
         keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
         onread: { buffer: () => originReadBuffer(holder.socket), callback: onOriginRead },
@@ -443,6 +448,7 @@ export class Connection implements Timed {
       return
     }
     holder.socket = socket
+    this.ctx.keepalive?.watch(socket)
     this.adoptOrigin(socket)
   }
 

@@ -13,7 +13,8 @@ import * as net from "node:net"
 import type { ListenAddress, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
-import { Connection, type ConnectionContext, emptyStats, KEEPALIVE_DELAY_MS, type MutableStats } from "../Connection.ts"
+import { Connection, type ConnectionContext, emptyStats, type MutableStats } from "../Connection.ts"
+import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
@@ -77,6 +78,7 @@ export class ProxyServer {
   readonly stats: MutableStats = emptyStats()
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
+  readonly keepalive = new KeepaliveArmer(this.deadlines)
   readonly log: AccessLog
   private readonly allow: AllowList
   private readonly context: ConnectionContext
@@ -111,6 +113,7 @@ export class ProxyServer {
       log: this.log,
       stats: this.stats,
       pool: this.pool,
+      keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
     }
   }
@@ -144,9 +147,7 @@ export class ProxyServer {
     for (const address of addresses) {
       const server = net.createServer({
         noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
-        allowHalfOpen: true,
+        allowHalfOpen: true, // TCP keepalive: KeepaliveArmer, once a connection lives long enough to need it
       })
       server.on("connection", (socket) => this.accept(socket))
       const onError = (e: NodeJS.ErrnoException) => {
@@ -176,6 +177,7 @@ export class ProxyServer {
       return
     }
     this.stats.connectionsLive++
+    this.keepalive.watch(socket)
     this.connections.add(new Connection(socket, this.context))
   }
 
@@ -231,6 +233,7 @@ export class ProxyServer {
     this.stopAccepting()
     this.abortAll("worker closed")
     this.pool.close()
+    this.keepalive.stop()
     this.deadlines.stop()
     this.log.flush()
   }
