@@ -69,6 +69,15 @@ describe("AllowList", () => {
     expect(AllowList.parse(["::ffff:127.0.0.0/104"]).allows("127.1.2.3")).toBe(true)
   })
 
+  it("gives the same verdicts when asked again, also after more distinct addresses than it remembers", () => {
+    const l = AllowList.parse(["10.0.0.0/8"])
+    const verdicts = () => ["10.1.2.3", "11.1.2.3", "::ffff:10.9.9.9", "bogus"].map((a) => l.allows(a))
+    expect(verdicts()).toEqual([true, false, true, false])
+    expect(verdicts()).toEqual([true, false, true, false])
+    for (let i = 0; i < 3000; i++) expect(l.allows(`10.0.${i >> 8}.${i & 255}`)).toBe(true)
+    expect(verdicts()).toEqual([true, false, true, false])
+  })
+
   it("odd prefix lengths", () => {
     const l = AllowList.parse(["192.168.0.128/25"])
     expect(l.allows("192.168.0.128")).toBe(true)
