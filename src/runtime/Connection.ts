@@ -428,8 +428,6 @@ export class Connection implements Timed {
       return
     }
     let socket: TaggedSocket
-    // Node asks for a read buffer without saying which socket it is for: the holder tells it.
-    const holder: { socket?: TaggedSocket } = {}
     try {
       socket = net.connect({
         host: result.address,
@@ -439,7 +437,7 @@ export class Connection implements Timed {
         keepAlive: this.ctx.keepalive === undefined,
         keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
-        onread: { buffer: () => originReadBuffer(holder.socket), callback: onOriginRead },
+        onread: { buffer: nextReadBuffer, callback: onOriginRead },
       })
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
@@ -447,7 +445,6 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
       return
     }
-    holder.socket = socket
     this.ctx.keepalive?.watch(socket)
     this.adoptOrigin(socket)
   }
@@ -488,7 +485,7 @@ export class Connection implements Timed {
     // A full 64 KiB read means the client is streaming (an upload): from now on its reads go into our
     // buffers (internal/ReadArena.ts). Done lazily because user-buffer mode costs idle sockets ~5 KB
     // of RSS each (measured), and they gain nothing from it.
-    if (chunk.length === SHARED_READ_BYTES && !this.clientStreaming && readAcceptedInto(this.client, this.nextClientBuffer, onClientRead)) {
+    if (chunk.length === SHARED_READ_BYTES && !this.clientStreaming && readAcceptedInto(this.client, nextReadBuffer, onClientRead)) {
       this.clientStreaming = true
     }
     this.ctx.stats.bytesFromClients += chunk.length
@@ -553,16 +550,13 @@ export class Connection implements Timed {
     return this.originStreaming && this.originState === OPEN ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
   }
 
-  /** Where the client socket's next read goes (Node calls it without `this`: one closure per socket). */
-  private readonly nextClientBuffer = (): Buffer => this.readBuffer("client")
-
   /**
-   * Where the next read of origin socket `socket` goes: this connection's bulk buffer while `socket` is
-   * its current, open, streaming origin; else the shared buffer. A pooled socket adopted by another
+   * Where the next read of `socket` goes: this connection's bulk buffer for its client, or for its
+   * current, open, streaming origin; else the shared buffer. A pooled socket adopted by another
    * connection asks its new owner, and two sockets never share a bulk buffer (forgetOriginBuffer).
    */
-  /** @internal */ originBufferFor(socket: net.Socket): Buffer {
-    return socket === this.origin ? this.readBuffer("origin") : shared
+  /** @internal */ readBufferFor(socket: net.Socket): Buffer {
+    return socket === this.client ? this.readBuffer("client") : socket === this.origin ? this.readBuffer("origin") : shared
   }
 
   /**
@@ -686,23 +680,35 @@ function onOriginConnect(this: TaggedSocket): void {
 function onOriginEnd(this: TaggedSocket): void {
   owner(this)?.originEnd(this)
 }
-/** Where an origin socket's next read goes: its current owner decides (internal/ReadArena.ts). */
-function originReadBuffer(socket: TaggedSocket | undefined): Buffer {
-  return socket?.[kConnection]?.originBufferFor(socket) ?? shared
+/**
+ * The socket whose read callback has just returned. Node asks for the next read buffer right after the
+ * read callback of the same socket, without saying which socket (internal/ReadArena.ts): the callback
+ * notes its socket last thing (so a throw leaves nothing behind) and `nextReadBuffer` takes it.
+ */
+let lastRead: TaggedSocket | undefined = undefined
+
+/** The buffer generator of every socket that reads into our buffers: the socket's current owner decides. */
+function nextReadBuffer(): Buffer {
+  const socket = lastRead
+  lastRead = undefined
+  // No read just happened (a connecting socket's handle is being made): nothing to stream into yet.
+  if (socket === undefined) return shared
+  return socket[kConnection]?.readBufferFor(socket) ?? shared
 }
 
 /** Read callback of client sockets (internal/ReadArena.ts): `this` is the socket. */
 function onClientRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   owner(this)?.clientRead(buffer, n)
+  lastRead = this
   return true
 }
-
 
 /** `onread` callback of origin sockets: `this` is the socket. */
 function onOriginRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   const connection = owner(this)
   if (connection !== undefined) connection.originRead(this, buffer, n)
   else noticePooledData(this) // an idle pooled connection spoke: the pool drops it
+  lastRead = this
   return true
 }
 function onOriginDrain(this: TaggedSocket): void {
