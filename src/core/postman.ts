@@ -44,6 +44,9 @@ export interface PostmanOptions {
 
 export type PostmanState = "AwaitingHead" | "Connecting" | "Forwarding" | "Tunnel" | "Closed"
 
+/** `out` between calls: frozen, so an action emitted outside a call would throw instead of being lost. */
+const noActions: Action[] = Object.freeze([]) as unknown as Action[]
+
 /** Why reading from a side is paused; reading resumes when no reason is left. */
 const PEER_BLOCKED = 1 // the other side's write buffer is full
 const BACKLOG_FULL = 2 // the core holds maxBufferedBytes of this side's bytes it cannot pass on yet
@@ -111,8 +114,8 @@ export class Postman {
   private readonly limits: Limits
   private readonly via: string
   private stateName: PostmanState = "AwaitingHead"
-  /** Actions of the `handle` call in progress. */
-  private out: Action[] = []
+  /** Actions of the `handle` call in progress; handed over (not kept) when it returns. */
+  private out: Action[] = noActions
 
   // Time
   private deadlineAt = -1
@@ -179,13 +182,13 @@ export class Postman {
     this.lastActivity = now
     this.headReader = new HeadReader(this.limits.maxHeadBytes)
     this.ensureDeadline()
-    return this.out
+    return this.handOver()
   }
 
   /** Feed one event; returns the actions to carry out, in order. Events after `closed` are ignored. */
   handle(event: Event, now: number): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.out
+    if (this.stateName === "Closed") return this.handOver()
     switch (event._tag) {
       case "Received":
         // Nothing can arrive after a FIN: bytes "after" Ended are a runtime bug, and relaying them
@@ -226,13 +229,13 @@ export class Postman {
         break
     }
     this.ensureDeadline()
-    return this.out
+    return this.handOver()
   }
 
   /** Graceful stop: an idle connection closes at once; an exchange in flight finishes, then closes. */
   shutdown(now: number): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.out
+    if (this.stateName === "Closed") return this.handOver()
     this.draining = true
     if (this.exchange !== undefined) this.exchange.closeAfter = true
     if (this.stateName === "AwaitingHead" && this.headStartedAt < 0 && this.backlogBytes === 0) {
@@ -240,15 +243,15 @@ export class Postman {
     }
     this.ensureDeadline()
     void now
-    return this.out
+    return this.handOver()
   }
 
   /** Stop now (grace period over): release every socket, log what was in flight. */
   abort(now: number, detail: string): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.out
+    if (this.stateName === "Closed") return this.handOver()
     this.finish("shutdown", detail, now, false)
-    return this.out
+    return this.handOver()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -874,6 +877,13 @@ export class Postman {
 
   private emit(action: Action): void {
     this.out.push(action)
+  }
+
+  /** The actions of the call that is returning: not kept, so an idle connection holds none of its last bytes. */
+  private handOver(): ReadonlyArray<Action> {
+    const out = this.out
+    this.out = noActions
+    return out
   }
 }
 
