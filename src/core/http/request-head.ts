@@ -86,11 +86,15 @@ export const parseRequestHead = (
   if (version === "other") return reject(505, `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`)
 
   const text = decodeLatin1(head, 0, head.length)
-  const method = text.slice(0, sp1)
-  const rawTarget = text.slice(sp1 + 1, sp2)
+  let method = text.slice(0, sp1)
+  // A tunnel keeps its method and target (for its log line) as long as it is open: they must not be
+  // slices of the head's text, which would keep all of it alive. The literal "CONNECT" is one shared string.
+  const connect = method === "CONNECT"
+  if (connect) method = "CONNECT"
+  const rawTarget = connect ? decodeLatin1(head, sp1 + 1, sp2) : text.slice(sp1 + 1, sp2)
   const fields = parseFieldLines(head, text, nextLineStart(head, end), limits.maxHeaders)
   if (!fields.ok) return reject(fields.tooMany ? 431 : 400, fields.reason)
-  const target = method === "CONNECT" ? parseAuthorityForm(rawTarget) : parseAbsoluteForm(rawTarget)
+  const target = connect ? parseAuthorityForm(rawTarget) : parseAbsoluteForm(rawTarget)
   if (!target.ok) return target
 
   let hosts = 0
