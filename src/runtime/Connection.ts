@@ -129,6 +129,9 @@ const peerOf = (socket: net.Socket): string => {
   return `${address.includes(":") ? `[${address}]` : address}:${socket.remotePort ?? 0}`
 }
 
+/** Where the pool keeps idle connections to `host`:`port` (as the core asked for them). */
+const poolKey = (host: string, port: number): string => `${host}:${port}`
+
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
@@ -139,8 +142,6 @@ export class Connection implements Timed {
   deadlineAt = 0
 
   readonly client: net.Socket
-  /** "address:port" of the client, for the access log. */
-  readonly peer: string
   private readonly ctx: ConnectionContext
   private readonly postman: Engine
 
@@ -150,8 +151,10 @@ export class Connection implements Timed {
   /** Incremented by every Connect and every abandonment; a result of an older generation is stale. */
   private connectGeneration = 0
   private originPort = 0
-  /** `host:port` of the current origin as the core asked for it: the pool key. */
-  private originKey = ""
+  /** Host of the current origin as the core asked for it (with originPort: the pool key). */
+  private originHost = ""
+  /** The client's "address:port" once something was logged (see `peer`). */
+  private peerText: string | undefined = undefined
   private originPaused = false
 
   private busy = false
@@ -161,7 +164,8 @@ export class Connection implements Timed {
   constructor(client: net.Socket, ctx: ConnectionContext) {
     this.client = client
     this.ctx = ctx
-    this.peer = peerOf(client)
+    // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
+    void client.remoteAddress
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
@@ -171,6 +175,11 @@ export class Connection implements Timed {
     client.on("error", onClientError)
     client.on("close", onClientClose)
     this.guard(() => this.postman.start(ctx.deadlines.now()))
+  }
+
+  /** "address:port" of the client, for the log; made when first needed, so an idle tunnel keeps no text. */
+  get peer(): string {
+    return (this.peerText ??= peerOf(this.client))
   }
 
   /** True once the client socket is gone and everything was released. */
@@ -363,7 +372,7 @@ export class Connection implements Timed {
     if (reusable && pool !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the worker's pool instead of closing it.
       detachOrigin(socket as TaggedSocket)
-      pool.put(this.originKey, this.releaseOrigin()!)
+      pool.put(poolKey(this.originHost, this.originPort), this.releaseOrigin()!)
       return
     }
     if (!graceful || socket.destroyed) {
@@ -388,8 +397,9 @@ export class Connection implements Timed {
     const generation = ++this.connectGeneration
     this.originState = CONNECTING
     this.originPort = port
-    this.originKey = `${host}:${port}`
-    const pooled = this.ctx.pool?.take(this.originKey)
+    this.originHost = host
+    const pool = this.ctx.pool
+    const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
     if (pooled !== undefined) {
       // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
       // (we are inside the action list) and fed after the current actions.
