@@ -170,8 +170,7 @@ export class Connection implements Timed {
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
     client.on("data", onClientData)
-    client.on("end", onClientEnd)
-    client.on("drain", onClientDrain)
+    listenEnd(client, onClientEnd)
     client.on("error", onClientError)
     client.on("close", onClientClose)
     this.guard(() => this.postman.start(ctx.deadlines.now()))
@@ -283,7 +282,12 @@ export class Connection implements Timed {
             socket.cork()
             ;(this.corked ??= []).push(socket)
           }
-          if (!socket.write(a.bytes)) (this.queue ??= []).push({ _tag: "Blocked", side: a.side })
+          if (!socket.write(a.bytes)) {
+            // 'drain' is listened for once a write was refused: an idle socket has one listener less.
+            const onDrain = a.side === "client" ? onClientDrain : onOriginDrain
+            if (socket.listenerCount("drain", onDrain) === 0) socket.on("drain", onDrain)
+            ;(this.queue ??= []).push({ _tag: "Blocked", side: a.side })
+          }
           break
         }
         case "HalfClose": {
@@ -417,11 +421,10 @@ export class Connection implements Timed {
     socket[kConnection] = this
     if (socket[kListening] === undefined) {
       // Once per socket: a pooled origin changes owner once per request; its listeners stay and find
-      // the current owner (or none) through kConnection.
+      // the current owner (or none) through kConnection. ('drain' is added on the first refused write.)
       socket[kListening] = true
       socket.on("connect", onOriginConnect)
-      socket.on("end", onOriginEnd)
-      socket.on("drain", onOriginDrain)
+      listenEnd(socket, onOriginEnd)
       socket.on("error", onOriginError)
       socket.on("close", onOriginClose)
     }
@@ -653,6 +656,25 @@ export class Connection implements Timed {
 
 // -------------------------------------------------------------------------------------------------
 // Module-level listeners: `this` is the socket (EventEmitter calls listeners with the emitter as `this`).
+
+/** Node's own 'end' listener of every socket (found on the first client), or null if it is not there. */
+let nodeEndListener: ((...args: Array<unknown>) => void) | null | undefined = undefined
+
+/**
+ * Listen for the end of what `socket` sends. Node puts a listener on every socket's 'end'
+ * (onReadableStreamEnd) that does nothing when the socket allows half-open connections, as ours all
+ * do; with a second listener the socket keeps an array of them (~100 B). So ours takes its place.
+ * If a Node version lacks it (found by name), both listeners stay.
+ */
+function listenEnd(socket: net.Socket, listener: (this: TaggedSocket) => void): void {
+  if (nodeEndListener === undefined) {
+    const found = socket.listeners("end")
+    const first = found[0] as ((...args: Array<unknown>) => void) | undefined
+    nodeEndListener = found.length === 1 && first?.name === "onReadableStreamEnd" ? first : null
+  }
+  if (nodeEndListener !== null && socket.allowHalfOpen) socket.removeListener("end", nodeEndListener)
+  socket.on("end", listener)
+}
 
 function owner(socket: TaggedSocket): Connection | undefined {
   return socket[kConnection]
