@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto"
 import { afterEach, describe, expect, it } from "vitest"
-import { connectFailure } from "../../src/runtime/Connection.ts"
+import type * as net from "node:net"
+import { type Connection, connectFailure } from "../../src/runtime/Connection.ts"
 import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, sleep, startProxy } from "./loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
@@ -51,6 +52,26 @@ describe("Connection over loopback", () => {
     expect(line).toMatch(new RegExp(`^127\\.0\\.0\\.1:\\d+ CONNECT origin\\.test:${echo.port} 200 \\d+/\\d+ \\d+ms ok`))
     expect(p.server.stats.tunnels).toBe(1)
     expect(p.server.stats.bytesFromClients).toBeGreaterThan(23)
+  })
+
+  it("an idle tunnel's sockets carry one 'end' listener each and no 'drain' listener (memory per tunnel)", async () => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const p = await proxy(baseInit())
+    const c = rawClient(p.port)
+    c.socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
+    await c.waitFor("\r\n\r\n")
+    c.socket.write("x")
+    await c.waitFor("\r\n\r\nx")
+    const [connection] = (p.server as unknown as { connections: Set<Connection> }).connections
+    const origin = (connection as unknown as { origin: net.Socket | undefined }).origin
+    expect(origin).toBeDefined()
+    for (const socket of [connection!.client, origin!]) {
+      expect(socket.listenerCount("end")).toBe(1)
+      expect(socket.listenerCount("drain")).toBe(0)
+    }
+    c.socket.end()
+    await c.waitClose()
   })
 
   it("CONNECT carries 8 MiB each way with backpressure intact", async () => {
