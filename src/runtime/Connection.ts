@@ -26,6 +26,10 @@
  * - Reads go into buffers we supply (internal/ReadArena.ts): origin sockets always (net `onread`), a
  *   client once it streams. Bytes read into a buffer that may be read into again are copied before they
  *   can be kept; a streaming side's own bulk buffer is replaced whenever its bytes are still referenced.
+ * - An idle tunnel keeps as little as possible (RSS per idle tunnel, docs/performance.md): nothing per
+ *   socket but the socket's own tag and listeners, all module-level (one read-buffer generator for every
+ *   socket; our 'end' listener takes the place of Node's no-op one; 'drain' is listened for only after a
+ *   refused write); no text that is only needed for a log line or the pool (made when needed).
  *
  * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
  * a socket callback (a bug in the core is logged and the connection destroyed).
