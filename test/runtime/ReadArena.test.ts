@@ -174,3 +174,53 @@ describe("bulk reads on a reused origin connection", () => {
     expect(proxy.server.pool.hits).toBe(1)
   })
 })
+
+describe("Node's onread contract that Connection's one buffer generator relies on", () => {
+  // Connection.ts serves every socket with one module-level buffer generator: the read callback notes
+  // its socket and the generator, which Node calls with no arguments, takes it. That is only right if
+  // Node calls the generator right after the read callback of the same socket, every time. If a Node
+  // upgrade changes that, this fails (rather than sockets silently reading into each other's buffers).
+  it("calls the buffer generator right after each read callback of the same socket", async () => {
+    const server = net.createServer(async (s) => {
+      for (let i = 0; i < 5; i++) {
+        s.write(Buffer.alloc(1000 + i, i))
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      s.end()
+    })
+    const port = await listen(server)
+    cleanups.push(() => closeServer(server))
+    const calls: Array<string> = []
+    const buffer = Buffer.alloc(4096)
+    let total = 0
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect({
+        host: "127.0.0.1",
+        port,
+        onread: {
+          buffer: () => {
+            calls.push("buffer")
+            return buffer
+          },
+          callback: (n) => {
+            calls.push("read")
+            total += n
+            return true
+          },
+        },
+      })
+      socket.on("error", reject)
+      socket.on("end", () => {
+        socket.destroy()
+        resolve()
+      })
+    })
+    expect(total).toBe(5 * 1000 + 10)
+    const reads = calls.filter((c) => c === "read").length
+    expect(reads).toBeGreaterThan(0)
+    // Any calls before the first read (when the handle is made), then strictly read, buffer, read, buffer...
+    const first = calls.indexOf("read")
+    expect(calls.slice(0, first).every((c) => c === "buffer")).toBe(true)
+    expect(calls.slice(first)).toEqual(Array.from({ length: reads }, () => ["read", "buffer"]).flat())
+  })
+})
