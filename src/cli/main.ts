@@ -16,19 +16,14 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
+import pkg from "../../package.json" with { type: "json" }
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
 import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
 
-export const packageVersion = (): string => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown }
-    return typeof pkg.version === "string" ? pkg.version : "unknown"
-  } catch {
-    return "unknown"
-  }
-}
+/** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
+export const packageVersion = (): string => (typeof pkg.version === "string" ? pkg.version : "unknown")
 
 /** A start-up problem with a message for a person (printed as `hctunnel: <message>`, exit 1). */
 export class StartupError extends Error {
