@@ -6,14 +6,14 @@
  * four setsockopt calls per socket (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): measured
  * ~7 µs of CPU each socket here, about 6 % of the proxy's CPU for a short-lived tunnel, which needs two
  * sockets and would close long before a probe could be sent. So a socket is armed once it has been open
- * `armAfterMs` (10 s): its first probe then goes out at most `armAfterMs` later than if it had been armed
- * at birth (the kernel counts the idle time from the moment keepalive is switched on).
+ * `armAfterMs` (10 s, up to a second more): its first probe then goes out at most that much later than if
+ * it had been armed at birth (the kernel counts the idle time from the moment keepalive is switched on).
  *
  * Sockets wait in arrival order (which is also their arming order) in a queue that one deadline of the
  * worker's `Deadlines` drains: no timer per socket, O(1) per socket. The queue holds them weakly: at
  * thousands of short tunnels a second, ten seconds of closed sockets kept alive would cost hundreds of MB.
  * It must never: arm a destroyed socket, keep a socket from being collected, or hold an entry longer than
- * `armAfterMs` plus one timer turn.
+ * `armAfterMs` plus DRAIN_EVERY_MS.
  */
 import type * as net from "node:net"
 import type { Deadlines, Timed } from "./Deadlines.ts"
@@ -26,6 +26,12 @@ export interface KeepaliveOptions {
 }
 
 export const defaultKeepalive: KeepaliveOptions = { delayMs: 60_000, armAfterMs: 10_000 }
+
+/**
+ * The queue is drained at most once per this many ms: each socket has its own due time, and waking for
+ * each (every millisecond under thousands of new connections a second) cost more than the arming saves.
+ */
+const DRAIN_EVERY_MS = 1_000
 
 export class KeepaliveArmer implements Timed {
   deadlineIndex = -1
@@ -82,7 +88,7 @@ export class KeepaliveArmer implements Timed {
       i = 0
     }
     this.head = i
-    this.deadlines.set(this, this.due[i] as number)
+    this.deadlines.set(this, Math.max(this.due[i] as number, now + DRAIN_EVERY_MS))
   }
 
   /** Forget every waiting socket (worker exit). */
