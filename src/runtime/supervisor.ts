@@ -37,8 +37,9 @@ import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, ty
  * them grow to 32 MB. A burst of new connections (each leaves a few KB of long-lived objects, copied
  * through the young generation) grows it as far as it may, and the RSS stays: ~27 MB per worker after
  * 5,000 tunnels by default, ~14 MB with this limit. Measured (docs/performance.md): RSS per idle tunnel
- * 7.2 -> 4.9 KB in the 10k-tunnel bench, for ~1.5 % more CPU on small requests and new tunnels
- * (scavenge time, --trace-gc) and none on bulk transfers. A 4 MB young generation cost far more
+ * in the 10k-tunnel bench 7.3 KB at 24 MB against 9.9 KB at 48 MB (6.05 at 8 MB, 6.2 at 12 MB), for ~1.5 %
+ * more CPU than V8's default on small requests and new tunnels (scavenge time, --trace-gc) and none on
+ * bulk transfers; smaller limits cost more scavenges per request. A 4 MB young generation cost far more
  * (~45 % CPU per byte, ~70 % per request, before reads went into our own buffers).
  */
 export const WORKER_YOUNG_GENERATION_MB = 24
