@@ -14,6 +14,14 @@ const proxy = async (...args: Parameters<typeof startProxy>): Promise<RunningPro
   return p
 }
 
+/** A raw client of proxy `p` whose `CONNECT authority` was answered (the 200 head is in its bytes). */
+const tunnelClient = async (p: RunningProxy, authority: string): Promise<ReturnType<typeof rawClient>> => {
+  const c = rawClient(p.port)
+  c.socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)
+  await c.waitFor("\r\n\r\n")
+  return c
+}
+
 describe("connectFailure", () => {
   it.each([
     ["ENOTFOUND", "unresolved"],
@@ -35,9 +43,7 @@ describe("Connection over loopback", () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
     const p = await proxy(baseInit())
-    const c = rawClient(p.port)
-    c.socket.write(`CONNECT origin.test:${echo.port} HTTP/1.1\r\nHost: origin.test:${echo.port}\r\n\r\n`)
-    await c.waitFor("\r\n\r\n")
+    const c = await tunnelClient(p, `origin.test:${echo.port}`)
     expect(c.text()).toMatch(/^HTTP\/1\.1 200 /)
     const headLength = c.text().length
     c.socket.write("ping through the tunnel")
@@ -58,9 +64,7 @@ describe("Connection over loopback", () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
     const p = await proxy(baseInit())
-    const c = rawClient(p.port)
-    c.socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
-    await c.waitFor("\r\n\r\n")
+    const c = await tunnelClient(p, `127.0.0.1:${echo.port}`)
     c.socket.write("x")
     await c.waitFor("\r\n\r\nx")
     const [connection] = (p.server as unknown as { connections: Set<Connection> }).connections
@@ -78,9 +82,7 @@ describe("Connection over loopback", () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
     const p = await proxy(baseInit())
-    const c = rawClient(p.port)
-    c.socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
-    await c.waitFor("\r\n\r\n")
+    const c = await tunnelClient(p, `127.0.0.1:${echo.port}`)
     const head = c.bytes().length
     const payload = randomBytes(8 * 1024 * 1024)
     c.socket.write(payload)
@@ -192,9 +194,7 @@ describe("Connection over loopback", () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
     const p = await proxy(baseInit())
-    const c = rawClient(p.port)
-    c.socket.write(`CONNECT origin.test:${echo.port} HTTP/1.1\r\nHost: origin.test:${echo.port}\r\n\r\n`)
-    await c.waitFor("\r\n\r\n")
+    const c = await tunnelClient(p, `origin.test:${echo.port}`)
     c.socket.resetAndDestroy()
     for (let i = 0; i < 50 && p.server.liveConnections > 0; i++) await sleep(10)
     expect(p.server.liveConnections).toBe(0)
