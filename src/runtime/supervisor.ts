@@ -33,16 +33,17 @@ import { Worker } from "node:worker_threads"
 import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /**
- * Young-generation size of each worker's V8 heap (MB): semi-spaces of 8 MB, where V8's default lets
- * them grow to 32 MB. A burst of new connections (each leaves a few KB of long-lived objects, copied
- * through the young generation) grows it as far as it may, and the RSS stays: ~27 MB per worker after
- * 5,000 tunnels by default, ~14 MB with this limit. Measured (docs/performance.md): RSS per idle tunnel
- * in the 10k-tunnel bench 7.3 KB at 24 MB against 9.9 KB at 48 MB (6.05 at 8 MB, 6.2 at 12 MB), for ~1.5 %
- * more CPU than V8's default on small requests and new tunnels (scavenge time, --trace-gc) and none on
- * bulk transfers; smaller limits cost more scavenges per request. A 4 MB young generation cost far more
- * (~45 % CPU per byte, ~70 % per request, before reads went into our own buffers).
+ * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
+ * grow to 32 MB). A burst of new connections (each leaves a few KB of long-lived objects, copied through
+ * the young generation) grows it as far as it may, and the RSS stays. Measured with the bundled build
+ * (docs/performance.md), RSS per idle tunnel in the 10k-tunnel bench: 9.9 KB at 48 MB, 7.3 at 24, 6.05–6.4
+ * at 8, 5.8–5.9 at 4. Its price is more, smaller collections where requests allocate: with --trace-gc
+ * over the quick small-request and new-tunnel workloads, 4 MB spent 1,095 ms in scavenges and 56 ms in
+ * mark-compacts against 966 and 32 ms at 24 MB, ~1 % of the ~15 CPU-s the proxy used; bulk transfers
+ * allocate nothing per chunk and showed no difference (alternating A/B runs). The 4 MB trial that once cost
+ * ~45 % more CPU per byte was made while every read still allocated a Node Buffer.
  */
-export const WORKER_YOUNG_GENERATION_MB = 24
+export const WORKER_YOUNG_GENERATION_MB = 4
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
 export interface SupervisorOptions {
