@@ -21,8 +21,10 @@
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
  * - Writes of one action list are corked and leave as one writev.
- * - Sockets get TCP_NODELAY at once and TCP keepalive only once they have lived 10 s (KeepaliveArmer):
- *   a short-lived connection would otherwise pay four setsockopt calls per socket for nothing.
+ * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
+ *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
+ *   setsockopt calls per socket for nothing. The sockets it has then are armed, and origins it dials
+ *   later at birth; a pooled origin it adopts later is not (it carries one exchange at a time).
  * - Reads go into buffers we supply (internal/ReadArena.ts): origin sockets always (net `onread`), a
  *   client once it streams. Bytes read into a buffer that may be read into again are copied before they
  *   can be kept; a streaming side's own bulk buffer is replaced whenever its bytes are still referenced.
@@ -49,7 +51,7 @@ import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
-/** TCP keepalive probes start after this much idle time (on a socket armed at birth; see KeepaliveArmer). */
+/** TCP keepalive probes start after this much idle time (see KeepaliveArmer for when a socket is armed). */
 export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 
 /** Counters of one worker, updated in place (summed by the main thread; see protocol.ts WorkerStats). */
@@ -84,7 +86,7 @@ export interface ConnectionContext {
   readonly makeEngine?: () => Engine
   /** Idle origin connections of this worker; without it, reusable origins are simply closed. */
   readonly pool?: OriginPool
-  /** Turns TCP keepalive on for long-lived sockets; without it, origin sockets are armed when created. */
+  /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
 }
 
@@ -160,6 +162,8 @@ export class Connection implements Timed {
   /** The client's "address:port" once something was logged (see `peer`). */
   private peerText: string | undefined = undefined
   private originPaused = false
+  /** Keepalive sweeps seen (KeepaliveArmer); the sockets are armed at the second. */
+  private keepaliveSweeps = 0
 
   private busy = false
   private queue: Array<Event> | undefined = undefined
@@ -171,6 +175,7 @@ export class Connection implements Timed {
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
+    if (ctx.keepalive === undefined) client.setKeepAlive(true, KEEPALIVE_DELAY_MS)
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
     client.on("data", onClientData)
@@ -183,6 +188,19 @@ export class Connection implements Timed {
   /** "address:port" of the client, for the log; made when first needed, so an idle tunnel keeps no text. */
   get peer(): string {
     return (this.peerText ??= peerOf(this.client))
+  }
+
+  /** Whether this connection's sockets have TCP keepalive on (new origin sockets get it at birth then). */
+  private get keepaliveArmed(): boolean {
+    return this.keepaliveSweeps >= 2 || this.ctx.keepalive === undefined
+  }
+
+  /** KeepaliveArmer: a sweep went by. At the second one (the connection is 10–20 s old) arm its sockets. */
+  keepaliveSweep(delayMs: number): void {
+    if (this.keepaliveSweeps >= 2 || ++this.keepaliveSweeps < 2) return
+    if (this.clientState !== GONE && !this.client.destroyed) this.client.setKeepAlive(true, delayMs)
+    const origin = this.origin
+    if (origin !== undefined && !origin.destroyed) origin.setKeepAlive(true, delayMs)
   }
 
   /** True once the client socket is gone and everything was released. */
@@ -451,7 +469,7 @@ export class Connection implements Timed {
         port: this.originPort,
         family: result.family,
         noDelay: true,
-        keepAlive: this.ctx.keepalive === undefined,
+        keepAlive: this.keepaliveArmed,
         keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
         onread: { buffer: nextReadBuffer, callback: onOriginRead },
@@ -462,7 +480,6 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
       return
     }
-    this.ctx.keepalive?.watch(socket)
     this.adoptOrigin(socket)
   }
 

@@ -1,97 +1,81 @@
 /**
- * KeepaliveArmer: TCP keepalive goes on only for sockets that are still open `armAfterMs` after they
- * were watched, in order, once each; closed sockets are skipped. Real loopback sockets, a test clock.
+ * KeepaliveArmer: the worker sweeps its connections every `sweepMs`, only while it has some; a connection
+ * arms TCP keepalive on its sockets at its second sweep (10–20 s old), once, and origins it dials after
+ * that are armed at birth. The sweep itself runs on a test clock; the connections are real, over loopback.
  */
-import * as net from "node:net"
+import type * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
+import type { Connection } from "../../src/runtime/Connection.ts"
 import { Deadlines } from "../../src/runtime/Deadlines.ts"
-import { KeepaliveArmer } from "../../src/runtime/KeepaliveArmer.ts"
-import { closeServer, listen } from "./loopback.ts"
+import { type Aging, KeepaliveArmer } from "../../src/runtime/KeepaliveArmer.ts"
+import { baseInit, echoServer, rawClient, type RunningProxy, sleep, startProxy } from "./loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-/** `n` connected client sockets, each recording its setKeepAlive calls. */
-const sockets = async (n: number) => {
-  const accepted: Array<net.Socket> = []
-  const server = net.createServer((s) => accepted.push(s))
-  const port = await listen(server)
-  const clients = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect({ host: "127.0.0.1", port }, () => resolve(s))
-    })),
-  )
-  cleanups.push(async () => {
-    clients.forEach((s) => s.destroy())
-    accepted.forEach((s) => s.destroy())
-    await closeServer(server)
+describe("KeepaliveArmer", () => {
+  it("sweeps every connection each sweepMs while there are any, and stops when there are none", () => {
+    let now = 1_000
+    const deadlines = new Deadlines({ clock: () => now })
+    cleanups.push(() => deadlines.stop())
+    const connections = new Set<Aging & { sweeps: number }>()
+    const armer = new KeepaliveArmer(deadlines, connections, { delayMs: 60_000, sweepMs: 10_000 })
+    const make = () => ({ sweeps: 0, keepaliveSweep: function (this: { sweeps: number }) { this.sweeps++ } })
+    const a = make()
+    connections.add(a)
+    armer.wake()
+    armer.wake() // a second wake does not move the sweep
+    deadlines.fire((now += 9_999))
+    expect(a.sweeps).toBe(0)
+    deadlines.fire((now += 1))
+    expect(a.sweeps).toBe(1)
+    const b = make()
+    connections.add(b)
+    armer.wake()
+    deadlines.fire((now += 10_000))
+    expect([a.sweeps, b.sweeps]).toEqual([2, 1])
+    connections.clear()
+    deadlines.fire((now += 10_000))
+    expect(deadlines.size).toBe(0) // nothing left to sweep: no timer
   })
-  return clients.map((socket) => {
+})
+
+describe("a connection's keepalive", () => {
+  /** Records setKeepAlive calls on `socket`. */
+  const spy = (socket: net.Socket) => {
     const calls: Array<[boolean | undefined, number | undefined]> = []
     const original = socket.setKeepAlive.bind(socket)
     socket.setKeepAlive = ((enable?: boolean, delay?: number) => {
       calls.push([enable, delay])
       return original(enable, delay)
     }) as typeof socket.setKeepAlive
-    return { socket, calls }
-  })
-}
+    return calls
+  }
 
-const setup = () => {
-  let now = 1_000
-  const deadlines = new Deadlines({ clock: () => now })
-  cleanups.push(() => deadlines.stop())
-  const armer = new KeepaliveArmer(deadlines, { delayMs: 60_000, armAfterMs: 10_000 })
-  return { armer, deadlines, advance: (ms: number) => deadlines.fire((now += ms)) }
-}
-
-describe("KeepaliveArmer", () => {
-  it("arms a socket once it has been open armAfterMs, with the probe delay, and only once", async () => {
-    const { armer, advance } = setup()
-    const [a] = await sockets(1)
-    armer.watch(a!.socket)
-    advance(9_999)
-    expect(a!.calls).toEqual([])
-    advance(1)
-    expect(a!.calls).toEqual([[true, 60_000]])
-    expect(armer.armed).toBe(1)
-    expect(armer.waiting).toBe(0)
-    advance(60_000)
-    expect(a!.calls).toHaveLength(1)
-  })
-
-  it("arms in arrival order, each at its own age, and skips sockets closed meanwhile", async () => {
-    const { armer, advance } = setup()
-    const [a, b, c] = await sockets(3)
-    armer.watch(a!.socket)
-    advance(4_000)
-    armer.watch(b!.socket)
-    armer.watch(c!.socket)
-    c!.socket.destroy()
-    advance(6_000) // a is 10 s old
-    expect([a!.calls.length, b!.calls.length]).toEqual([1, 0])
-    expect(armer.waiting).toBe(2)
-    advance(4_000) // b is 10 s old; c is gone
-    expect([a!.calls.length, b!.calls.length, c!.calls.length]).toEqual([1, 1, 0])
-    expect(armer.armed).toBe(2)
-    expect(armer.waiting).toBe(0)
-  })
-
-  it("under steady arrivals holds only what is not yet due, and never arms a closed socket", async () => {
-    const { armer, advance } = setup()
-    const [a] = await sockets(1)
-    for (let i = 0; i < 3_000; i++) {
-      armer.watch(a!.socket)
-      advance(5)
-    }
-    expect(armer.waiting).toBe(1_999) // watched in the last 10 s
-    a!.socket.destroy()
-    advance(20_000)
-    // Only the entries that came due while it was open armed it (one per 5 ms after the first 10 s).
-    expect(a!.calls.length).toBe(armer.armed)
-    expect(armer.armed).toBe(3_000 - 10_000 / 5 + 1)
-    expect(armer.waiting).toBe(0)
+  it("is armed on both sockets of a tunnel at the second sweep, once", async () => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const p: RunningProxy = await startProxy(baseInit())
+    cleanups.push(() => p.stop(50))
+    const c = rawClient(p.port)
+    c.socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
+    await c.waitFor("\r\n\r\n")
+    const [connection] = (p.server as unknown as { connections: Set<Connection> }).connections
+    const origin = (connection as unknown as { origin: net.Socket }).origin
+    const onClient = spy(connection!.client)
+    const onOrigin = spy(origin)
+    const sweep = () => p.server.keepalive.onDeadline(p.server.deadlines.now())
+    sweep()
+    expect([onClient, onOrigin]).toEqual([[], []])
+    sweep()
+    expect([onClient, onOrigin]).toEqual([[[true, 60_000]], [[true, 60_000]]])
+    sweep()
+    expect([onClient.length, onOrigin.length]).toEqual([1, 1])
+    c.socket.end()
+    await c.waitClose()
+    await sleep(20)
+    expect(p.server.liveConnections).toBe(0)
   })
 })

@@ -78,12 +78,12 @@ export class ProxyServer {
   readonly stats: MutableStats = emptyStats()
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
-  readonly keepalive = new KeepaliveArmer(this.deadlines)
   readonly log: AccessLog
   private readonly allow: AllowList
   private readonly context: ConnectionContext
   private readonly servers: Array<net.Server> = []
   private readonly connections = new Set<Connection>()
+  readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
   private readonly forbidden: Uint8Array
   private accepting = false
@@ -177,8 +177,8 @@ export class ProxyServer {
       return
     }
     this.stats.connectionsLive++
-    this.keepalive.watch(socket)
     this.connections.add(new Connection(socket, this.context))
+    this.keepalive.wake()
   }
 
   private refuse(socket: net.Socket): void {
