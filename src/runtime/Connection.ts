@@ -470,7 +470,8 @@ export class Connection implements Timed {
         family: result.family,
         noDelay: true,
         keepAlive: this.keepaliveArmed,
-        keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+        // The same delay the sweep arms with (one source of truth if the worker's armer is configured).
+        keepAliveInitialDelay: this.ctx.keepalive?.options.delayMs ?? KEEPALIVE_DELAY_MS,
         allowHalfOpen: true,
         onread: { buffer: nextReadBuffer, callback: onOriginRead },
       })
