@@ -84,6 +84,7 @@ describe("a name with several addresses (Happy Eyeballs through the proxy)", () 
     c.socket.write("ping")
     await c.waitFor("ping")
     expect(echo.accepted()).toBe(1)
+    expect(p.server.stats.dnsQueries).toBe(2) // A and AAAA, counted in the worker's stats
     c.socket.end()
     await c.waitClose()
   })
