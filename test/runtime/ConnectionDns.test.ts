@@ -35,14 +35,15 @@ const hangingListener = async (host: "127.0.0.1" | "::1", port = 0): Promise<num
     child.once("error", reject)
     child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())))
   })
-  // Fill the queue with our own connections until one gets no answer (bounded).
+  // Fill the queue with our own connections until one gets no answer within a second (a loopback
+  // connect that is answered takes milliseconds, even on a busy machine). Bounded.
   const fillers: Array<net.Socket> = []
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 8; i++) {
     const s = net.connect(bound, host)
     fillers.push(s)
     s.on("error", () => {})
     const connected = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 300)
+      const t = setTimeout(() => resolve(false), 1_000)
       s.once("connect", () => {
         clearTimeout(t)
         resolve(true)
