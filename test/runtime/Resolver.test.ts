@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach } from "vitest"
 import { type DnsAnswer, startDnsServer, type TestDnsServer } from "../e2e/support/dns.ts"
+import { until } from "../e2e/support/wire.ts"
 import {
   type DnsCounters,
   makeResolve,
@@ -202,6 +203,17 @@ describe("makeResolve: DNS with c-ares", () => {
     assert.isUndefined(error)
     assert.deepStrictEqual(addresses, [v4("127.0.0.1")])
     assert.strictEqual(r.stats.dnsFailures, 0)
+  })
+})
+
+describe("makeResolve: a late family", () => {
+  it("goes out with the first family, and the cache gets both once the late one is in, without asking again", async () => {
+    const r = await setup({ "late6.test": { addresses: ["127.0.0.1", "::1"], delayMs: { AAAA: 200 } } })
+    assert.deepStrictEqual((await r.run("late6.test")).addresses, [v4("127.0.0.1")])
+    await until("the late AAAA answer to reach the cache", async () => (await r.run("late6.test")).addresses.length === 2)
+    assert.deepStrictEqual((await r.run("late6.test")).addresses, [v6("::1"), v4("127.0.0.1")])
+    assert.strictEqual(r.stats.dnsQueries, 2)
+    assert.strictEqual(r.dns.questions.length, 2)
   })
 })
 

@@ -15,7 +15,8 @@ export type DnsAnswer =
   | {
     readonly addresses: ReadonlyArray<string>
     readonly ttl?: number
-    readonly delayMs?: number
+    /** Answer late: every question, or per question type. */
+    readonly delayMs?: number | { readonly A?: number; readonly AAAA?: number }
     /** Question types left unanswered for this name (a server that drops AAAA questions, say). */
     readonly never?: ReadonlyArray<"A" | "AAAA">
   }
@@ -111,11 +112,12 @@ export const startDnsServer = (table: Readonly<Record<string, DnsAnswer>>): Prom
         : qtype === TYPE_AAAA && isIPv6(a) ? [{ type: TYPE_AAAA, ttl: answer.ttl ?? 60, data: ipv6Bytes(a) }]
         : [])
       const reply = response(msg, questionEnd, 0, records) // no record of the type: NODATA
-      if (answer.delayMs === undefined) return send(reply)
+      const delayMs = typeof answer.delayMs === "object" ? (qtype === TYPE_A ? answer.delayMs.A : answer.delayMs.AAAA) : answer.delayMs
+      if (delayMs === undefined) return send(reply)
       const timer = setTimeout(() => {
         timers.delete(timer)
         send(reply)
-      }, answer.delayMs)
+      }, delayMs)
       timers.add(timer)
     })
     socket.once("error", reject)
