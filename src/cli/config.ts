@@ -178,6 +178,24 @@ const hostMap = (u: unknown): Parsed<Readonly<Record<string, string>>> => {
   return ok(out)
 }
 
+/**
+ * A DNS server: "IP", "IP:PORT" or "[v6]:PORT" (a bare IPv6 address has no port). Only IP literals:
+ * a name would need DNS to find DNS. Normalised to what `dns.Resolver#setServers` takes.
+ */
+export const parseDnsServer = (u: unknown): Parsed<string> => {
+  const expected = `expected an IP address with an optional port, such as "127.0.0.1", "127.0.0.1:5353" or "[::1]:5353"`
+  if (typeof u !== "string") return bad(`${show(u)} is not a DNS server: ${expected}`)
+  const s = u.trim()
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:\[\]]+)(?::(\d+))?$/.exec(s)
+  const host = m === null ? s : m[1]!
+  const portText = m === null ? undefined : m[2]
+  if (isIP(host) === 0) return bad(`${show(u)} is not a DNS server: ${expected} (a name is not allowed)`)
+  if (portText === undefined) return ok(host)
+  const port = integer(1, 65535, "port")(portText)
+  if (!port.ok) return bad(`${show(u)}: ${port.message}`)
+  return ok(isIP(host) === 6 ? `[${host}]:${port.value}` : `${host}:${port.value}`)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas: each setting decodes `unknown` raw input into its typed value via its parser, so that
 // Schema errors carry the parser's message.
@@ -313,6 +331,11 @@ const S = {
   headTimeout: limitDuration("headTimeout", "head-timeout", "Time for a client to send a complete request head (slowloris guard); expired gets 408", 1, HOUR),
   keepAliveTimeout: limitDuration("keepAliveTimeout", "keep-alive-timeout", "Idle time allowed between requests on a kept-alive client connection", 1, DAY),
   idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
+  dnsServers: setting({
+    key: "dnsServers", flag: "dns-server", repeated: true, metavar: "<ip[:port]>", env: "HCTUNNEL_DNS_SERVER",
+    to: Schema.Array(Schema.String), parse: list(parseDnsServer, 1), defaultText: "the system's (resolv.conf)", defaultValue: (): ReadonlyArray<string> => [],
+    description: "DNS server asked for origin names: an IP address with an optional port (127.0.0.1:5353, [::1]:53); repeat for several (env: comma-separated)",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -336,6 +359,8 @@ export const HctunnelConfig = Schema.Struct({
   via: Schema.String,
   statsIntervalMs: Schema.Number,
   hosts: Schema.Record(Schema.String, Schema.String),
+  /** DNS servers for origin names; empty: the system's. */
+  dnsServers: Schema.Array(Schema.String),
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -457,6 +482,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       via: values["via"] as string,
       statsIntervalMs: values["statsInterval"] as number,
       hosts: values["hosts"] as Readonly<Record<string, string>>,
+      dnsServers: values["dnsServers"] as ReadonlyArray<string>,
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,

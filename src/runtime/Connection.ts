@@ -14,6 +14,9 @@
  *   being read, and what arrives is discarded, until the peer's FIN or the linger deadline).
  * - Every origin attempt has a generation; a DNS or connect result that arrives after the Postman moved
  *   on (Close of the origin, a new Connect, the client gone) is dropped and its socket destroyed.
+ * - A name with several addresses is dialled by a Happy Eyeballs race (internal/HappyEyeballs.ts) whose
+ *   sockets are made by `openOrigin` like any other; the winner is adopted connected, and abandoning the
+ *   attempt cancels the race (every attempt socket destroyed).
  * - Every socket we create or accept is destroyed exactly once (by us, or by Node after an error or both
  *   FINs) and its listeners are removed on 'close'. When the client socket is gone (and an origin the core
  *   released gracefully has flushed, bounded by LINGER_MS) the Connection is finished: anything left is
@@ -48,6 +51,7 @@ import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+import { dial, type Dialing } from "./internal/HappyEyeballs.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -63,6 +67,10 @@ export interface MutableStats {
   bytesFromClients: number
   bytesFromOrigins: number
   errors: number
+  /** Kept by the worker's Resolver (DnsCounters). */
+  dnsQueries: number
+  dnsCacheHits: number
+  dnsFailures: number
 }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
@@ -164,6 +172,8 @@ export class Connection implements Timed {
   private originPaused = false
   /** Keepalive sweeps seen (KeepaliveArmer); the sockets are armed at the second. */
   private keepaliveSweeps = 0
+  /** A Happy Eyeballs race while a name with several addresses is dialled (origin is undefined then). */
+  private dialing: Dialing | undefined = undefined
 
   private busy = false
   private queue: Array<Event> | undefined = undefined
@@ -389,6 +399,7 @@ export class Connection implements Timed {
     const socket = this.origin
     if (this.originState === CONNECTING) {
       // The core gave up on this attempt (timeout, client gone): whatever comes back is stale.
+      this.cancelDial()
       this.connectGeneration++
       this.releaseOrigin()?.destroy()
       return
@@ -434,7 +445,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "Connected", reused: true })
       return
     }
-    this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
+    this.ctx.resolve(host, (error, addresses) => this.resolved(generation, error, addresses))
   }
 
   /** Make `socket` this connection's origin: our listeners, our paused state. */
@@ -455,26 +466,21 @@ export class Connection implements Timed {
     this.origin = socket
   }
 
-  private resolved(generation: number, error: ResolveError | undefined, result: Resolved | undefined): void {
+  private resolved(generation: number, error: ResolveError | undefined, addresses: ReadonlyArray<Resolved>): void {
     if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
-    if (error !== undefined || result === undefined) {
+    if (error !== undefined || addresses.length === 0) {
       this.originState = IDLE
       this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
       return
     }
+    if (addresses.length > 1) {
+      // Several addresses: race them (internal/HappyEyeballs.ts); the winner comes back connected.
+      this.dialing = dial(addresses, (address) => this.openOrigin(address), (e, socket) => this.dialled(generation, e, socket))
+      return
+    }
     let socket: TaggedSocket
     try {
-      socket = net.connect({
-        host: result.address,
-        port: this.originPort,
-        family: result.family,
-        noDelay: true,
-        keepAlive: this.keepaliveArmed,
-        // The same delay the sweep arms with (one source of truth if the worker's armer is configured).
-        keepAliveInitialDelay: this.ctx.keepalive?.options.delayMs ?? KEEPALIVE_DELAY_MS,
-        allowHalfOpen: true,
-        onread: { buffer: nextReadBuffer, callback: onOriginRead },
-      })
+      socket = this.openOrigin(addresses[0]!)
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
       this.originState = IDLE
@@ -482,6 +488,45 @@ export class Connection implements Timed {
       return
     }
     this.adoptOrigin(socket)
+  }
+
+  /** Start connecting to `address` at the current origin port: every origin socket we dial is made here. */
+  private openOrigin(address: Resolved): TaggedSocket {
+    return net.connect({
+      host: address.address,
+      port: this.originPort,
+      family: address.family,
+      noDelay: true,
+      keepAlive: this.keepaliveArmed,
+      // The same delay the sweep arms with (one source of truth if the worker's armer is configured).
+      keepAliveInitialDelay: this.ctx.keepalive?.options.delayMs ?? KEEPALIVE_DELAY_MS,
+      allowHalfOpen: true,
+      onread: { buffer: nextReadBuffer, callback: onOriginRead },
+    })
+  }
+
+  /** The Happy Eyeballs race of a Connect is over: its winner, connected, or the last attempt's error. */
+  private dialled(generation: number, error: Error | undefined, socket: net.Socket | undefined): void {
+    this.dialing = undefined
+    if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) {
+      socket?.destroy() // (cannot happen: abandoning an attempt cancels the race)
+      return
+    }
+    if (socket === undefined) {
+      this.originState = IDLE
+      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+      return
+    }
+    this.adoptOrigin(socket)
+    this.originState = OPEN
+    this.feed({ _tag: "Connected" })
+  }
+
+  /** Stop a Happy Eyeballs race in progress (the attempt is abandoned). */
+  private cancelDial(): void {
+    const dialing = this.dialing
+    this.dialing = undefined
+    dialing?.cancel()
   }
 
   /**
@@ -496,6 +541,7 @@ export class Connection implements Timed {
   /** Drop the current origin socket whatever its state (a new Connect, or the connection is finished). */
   private abandonOrigin(): void {
     const socket = this.origin
+    this.cancelDial()
     this.connectGeneration++
     this.origin = undefined
     this.originState = IDLE

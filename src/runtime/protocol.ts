@@ -25,6 +25,8 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /** DNS servers ("IP" or "IP:PORT", "[v6]:PORT") the worker asks; empty or absent: the system's (resolv.conf). */
+  readonly dnsServers?: ReadonlyArray<string>
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */
@@ -36,6 +38,10 @@ export interface WorkerStats {
   readonly bytesFromClients: number
   readonly bytesFromOrigins: number
   readonly errors: number
+  /** DNS questions sent, lookups answered from the cache, lookups that failed (Resolver.ts DnsCounters). */
+  readonly dnsQueries: number
+  readonly dnsCacheHits: number
+  readonly dnsFailures: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -47,6 +53,9 @@ export const zeroStats: WorkerStats = {
   bytesFromClients: 0,
   bytesFromOrigins: 0,
   errors: 0,
+  dnsQueries: 0,
+  dnsCacheHits: 0,
+  dnsFailures: 0,
 }
 
 export type FromWorker =

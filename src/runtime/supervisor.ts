@@ -105,6 +105,9 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   bytesFromClients: a.bytesFromClients + b.bytesFromClients,
   bytesFromOrigins: a.bytesFromOrigins + b.bytesFromOrigins,
   errors: a.errors + b.errors,
+  dnsQueries: a.dnsQueries + b.dnsQueries,
+  dnsCacheHits: a.dnsCacheHits + b.dnsCacheHits,
+  dnsFailures: a.dnsFailures + b.dnsFailures,
 })
 
 /** A listen failure in words a person can act on. */

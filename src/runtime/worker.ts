@@ -28,9 +28,12 @@ import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
-import { Resolver } from "./Resolver.ts"
+import { emptyStats } from "./Connection.ts"
+import { Resolver, resolverOptionsFor } from "./Resolver.ts"
 
 const init = workerData as WorkerInit
+/** The worker's counters: the Resolver service counts DNS into them, the ProxyServer everything else. */
+const stats = emptyStats()
 
 const program = Effect.gen(function*() {
   const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
@@ -38,6 +41,7 @@ const program = Effect.gen(function*() {
   const resolver = yield* Resolver
   const server = new ProxyServer(init, {
     resolve: resolver.resolveCallback,
+    stats,
     testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1",
   })
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
@@ -76,7 +80,7 @@ const program = Effect.gen(function*() {
 }).pipe(
   Effect.scoped,
   Effect.provide(NodeWorkerRunner.layer),
-  Effect.provide(Resolver.layer({ hosts: init.hosts })),
+  Effect.provide(Resolver.layer(resolverOptionsFor(init, stats))),
 )
 
 NodeRuntime.runMain(program)

@@ -87,6 +87,10 @@ describe("good values", () => {
     ["--hosts name=address, repeated", { flags: { hosts: ["a.test=127.0.0.1", "B.test=::1"] } }, (c) => c.hosts, { "a.test": "127.0.0.1", "b.test": "::1" }],
     ["hosts as a JSON object", { file: file({ hosts: { "o.test": "127.0.0.2" } }) }, (c) => c.hosts, { "o.test": "127.0.0.2" }],
     ["--via token", { flags: { via: "edge-1" } }, (c) => c.via, "edge-1"],
+    ["no --dns-server: the system's", {}, (c) => c.dnsServers, []],
+    ["--dns-server, repeated, with and without ports", { flags: { dnsServers: ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"] } }, (c) => c.dnsServers, ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"]],
+    ["HCTUNNEL_DNS_SERVER comma-separated", { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:5353, 127.0.0.2" } }, (c) => c.dnsServers, ["127.0.0.1:5353", "127.0.0.2"]],
+    ["dnsServers as a JSON array", { file: file({ dnsServers: ["[::1]:5353"] }) }, (c) => c.dnsServers, ["[::1]:5353"]],
   ]
   for (const [name, inputs, pick, expected] of cases) {
     it(name, () => expect(pick(good(inputs))).toEqual(expected))
@@ -111,6 +115,9 @@ describe("bad values: the message names the source, the value, what is wrong and
     ["a size too small", { flags: { maxHeadBytes: "10" } }, /^--max-head-bytes 10: "10" is out of range: expected a size from 1 KiB to 16 MiB$/],
     ["a via with a space", { flags: { via: "my proxy" } }, /Via pseudonym must be an HTTP token/],
     ["a host mapping to a name", { flags: { hosts: ["a.test=b.test"] } }, /is not a host mapping/],
+    ["a DNS server given by name", { flags: { dnsServers: ["dns.example:53"] } }, /^--dns-server dns.example:53: "dns.example:53" is not a DNS server: expected an IP address .*\(a name is not allowed\)$/],
+    ["a DNS server port out of range", { flags: { dnsServers: ["127.0.0.1:0"] } }, /^--dns-server 127.0.0.1:0: "0" is not a valid port: expected an integer from 1 to 65535$/],
+    ["a DNS server from the env", { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:70000" } }, /^HCTUNNEL_DNS_SERVER=127.0.0.1:70000: .*expected an integer from 1 to 65535$/],
     ["a wrong JSON type in the file", { file: file({ workers: "many" }) }, /^hctunnel.json: "workers": "many": "many" is not a valid number of workers/],
     ["an unknown key in the file", { file: file({ idle_timeout: "5s" }) }, /^hctunnel.json: unknown key "idle_timeout" \(did you mean "idleTimeout"\?\); known keys: listen, /],
     ["bad JSON, with the file name", { file: file('{"workers": 2,', "my.json") }, /^my.json is not valid JSON: /],

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto"
 import { afterEach, describe, expect, it } from "vitest"
 import type * as net from "node:net"
 import { type Connection, connectFailure } from "../../src/runtime/Connection.ts"
+import { makeResolve } from "../../src/runtime/Resolver.ts"
+import { startDnsServer } from "../e2e/support/dns.ts"
 import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, sleep, startProxy } from "./loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
@@ -126,13 +128,14 @@ describe("Connection over loopback", () => {
   })
 
   it("answers 502 for a .invalid name without any DNS query", async () => {
-    const queries: Array<string> = []
-    const p = await proxy(baseInit(), { lookup: (h, cb) => { queries.push(h); cb(null, "127.0.0.1", 4) } })
+    const dns = await startDnsServer({ "nowhere.invalid": { addresses: ["127.0.0.1"] } })
+    cleanups.push(dns.close)
+    const p = await proxy(baseInit({ dnsServers: [dns.address] }))
     const c = rawClient(p.port)
     c.socket.write("CONNECT nowhere.invalid:443 HTTP/1.1\r\nHost: nowhere.invalid:443\r\n\r\n")
     await c.waitClose()
     expect(c.text()).toMatch(/^HTTP\/1\.1 502 /)
-    expect(queries).toEqual([])
+    expect(dns.questions).toEqual([])
   })
 
   it("answers 502 when the origin refuses the connection", async () => {
@@ -150,9 +153,13 @@ describe("Connection over loopback", () => {
   it("drops a DNS answer that arrives after the connect deadline: 504, and no origin socket is opened", async () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
+    // The answer comes after the connect deadline, but before the resolver's own query timeout.
+    const dns = await startDnsServer({ "slow.test": { addresses: ["127.0.0.1"], delayMs: 300 } })
+    cleanups.push(dns.close)
+    const resolve = makeResolve({ hostsFile: false, servers: [dns.address], queryTimeoutMs: 5_000 })
     let answered = false
     const p = await proxy(baseInit({ hosts: {} }, { connectTimeout: 50 }), {
-      lookup: (_h, cb) => setTimeout(() => { answered = true; cb(null, "127.0.0.1", 4) }, 300),
+      resolve: (host, cb) => resolve(host, (error, addresses) => { answered = error === undefined; cb(error, addresses) }),
     })
     const c = rawClient(p.port)
     c.socket.write(`CONNECT slow.test:${echo.port} HTTP/1.1\r\nHost: slow.test:${echo.port}\r\n\r\n`)

@@ -72,7 +72,8 @@ const harness = async (script: Script, hosts: Record<string, string> = {}, linge
     limits: defaultLimits,
     via: "t",
     deadlines: new Deadlines(),
-    resolve: makeResolve({ hosts, lookup: (_h, cb) => cb(Object.assign(new Error("no"), { code: "ENOTFOUND" }), "", 0) }),
+    // Names outside `hosts` fail: the only DNS server is a closed loopback port (refused at once).
+    resolve: makeResolve({ hosts, hostsFile: false, servers: ["127.0.0.1:1"] }),
     log: new AccessLog({ format: "text", level: "debug", write: (s) => lines.push(s) }),
     stats: emptyStats(),
     onFinished: (c) => finished.push(c),

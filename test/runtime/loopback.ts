@@ -19,6 +19,9 @@ export const baseInit = (overrides: Partial<WorkerInit> = {}, limits: Partial<Li
   logLevel: "info",
   hosts: { "origin.test": "127.0.0.1" },
   statsIntervalMs: 0,
+  // Never the system's DNS servers: a closed loopback port refuses every query at once (a test that
+  // needs answers starts its own server, test/e2e/support/dns.ts).
+  dnsServers: ["127.0.0.1:1"],
   ...overrides,
 })
 

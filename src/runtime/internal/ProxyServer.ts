@@ -17,7 +17,7 @@ import { Connection, type ConnectionContext, emptyStats, type MutableStats } fro
 import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
-import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -31,8 +31,8 @@ export interface ProxyServerOptions {
   readonly write?: (chunk: string) => void
   /** The resolver (worker.ts takes it from the Resolver service); default: Resolver rules with `init.hosts`. */
   readonly resolve?: ResolveFn
-  /** Replace the system DNS lookup of the default resolver (tests). */
-  readonly lookup?: ResolverOptions["lookup"]
+  /** The worker's counters (worker.ts shares them with its Resolver service); default: new ones. */
+  readonly stats?: MutableStats
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -75,7 +75,7 @@ class Refused implements Timed {
 
 export class ProxyServer {
   readonly init: WorkerInit
-  readonly stats: MutableStats = emptyStats()
+  readonly stats: MutableStats
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
@@ -93,6 +93,7 @@ export class ProxyServer {
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
+    this.stats = options.stats ?? emptyStats()
     this.log = new AccessLog({
       format: init.logFormat,
       level: init.logLevel,
@@ -106,7 +107,7 @@ export class ProxyServer {
       via: init.via,
       deadlines: this.deadlines,
       resolve: withTestHooks(
-        options.resolve ?? makeResolve({ hosts: init.hosts, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
+        options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)),
         options.testHooks === true,
         this.log,
       ),
