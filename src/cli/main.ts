@@ -26,6 +26,7 @@ import type { ListenAddress } from "../runtime/protocol.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
 import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+import { reloadPlan } from "./reload-plan.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
 export const packageVersion = (): string => (typeof pkg.version === "string" ? pkg.version : "unknown")
@@ -104,7 +105,11 @@ const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
     }
   })
 
-export const runProxy = (config: HctunnelConfig, version: string) =>
+export const runProxy = (
+  config: HctunnelConfig,
+  version: string,
+  reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
+) =>
   supervise({
     init: {
       listen: config.listen,
@@ -127,22 +132,30 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
         else process.stdout.write(`${line}\n`)
       }),
     printStats: printStats(config),
+    ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
   Effect.gen(function*() {
     const env = process.env
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
-    const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
-    const config = yield* loadConfig({ flags: givenFlags(input), env, file }).pipe(Effect.flatMap(checkSafety))
-    yield* runProxy(config, packageVersion())
+    const flags = givenFlags(input)
+    // The same sources, read again: SIGHUP re-reads the config file (flags and environment are fixed).
+    const build = Effect.suspend(() =>
+      Effect.gen(function*() {
+        const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
+        return yield* loadConfig({ flags, env, file }).pipe(Effect.flatMap(checkSafety))
+      })
+    )
+    const config = yield* build
+    yield* runProxy(config, packageVersion(), () => build)
   })
 ).pipe(
   Command.withDescription(
     "An HTTP/1.1 forward proxy: plain HTTP requests in absolute form (GET http://host/path) and CONNECT tunnels (HTTPS, WebSocket, any TCP). " +
       "Settings come from flags, then HCTUNNEL_* environment variables, then the --config JSON file, then the defaults. " +
       "Durations take a unit (250ms, 10s, 5m, 1h; a bare number is milliseconds); sizes take bytes or KiB/MiB. " +
-      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGUSR1 prints one stats line.",
+      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file; new connections use it), SIGUSR1 prints one stats line.",
   ),
   Command.withExamples([
     { command: "hctunnel", description: "Listen on 127.0.0.1:8888 for local clients; then: curl -x http://127.0.0.1:8888 https://example.com" },

@@ -53,20 +53,27 @@ export const formatJson = (client: string, r: AccessRecord, worker: number | und
   }) + "\n"
 
 export class AccessLog {
-  private readonly format: LogFormat
-  private readonly level: number
+  private format: LogFormat
+  private level: number
   private readonly worker: number | undefined
   private readonly out: (chunk: string) => void
   private pending = ""
   private scheduled: ReturnType<typeof setImmediate> | undefined = undefined
   /** False when access lines are filtered out: callers may skip building anything. */
-  readonly accessEnabled: boolean
+  accessEnabled: boolean
 
   constructor(options: AccessLogOptions) {
     this.format = options.format
     this.level = rank[options.level]
     this.worker = options.worker
     this.out = options.write ?? ((chunk) => void process.stdout.write(chunk))
+    this.accessEnabled = this.level <= rank.info
+  }
+
+  /** Switch format and level (a configuration reload); lines already buffered keep their form. */
+  configure(format: LogFormat, level: LogLevel): void {
+    this.format = format
+    this.level = rank[level]
     this.accessEnabled = this.level <= rank.info
   }
 

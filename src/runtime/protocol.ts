@@ -29,6 +29,12 @@ export interface WorkerInit {
   readonly dnsServers?: ReadonlyArray<string>
 }
 
+/**
+ * The settings a worker can switch to while it runs (SIGHUP): connections accepted afterwards use them,
+ * connections already open finish under the settings they started with.
+ */
+export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel">
+
 /** Counters a worker keeps; the main thread sums them over workers. */
 export interface WorkerStats {
   readonly connectionsAccepted: number
@@ -63,8 +69,12 @@ export type FromWorker =
   | { readonly _tag: "ListenFailed"; readonly id: number; readonly code: string; readonly message: string }
   | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats }
   | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
+  /** After Reconfigure: the new settings apply to new connections (or why they could not). */
+  | { readonly _tag: "Reconfigured"; readonly id: number; readonly error?: string }
 
 export type ToWorker =
   /** Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. */
   | { readonly _tag: "Shutdown"; readonly graceMs: number }
   | { readonly _tag: "ReportStats" }
+  /** Use these settings for connections accepted from now on (a configuration reload). */
+  | { readonly _tag: "Reconfigure"; readonly settings: LiveSettings }

@@ -14,6 +14,10 @@
  *     `ListenFailed` otherwise (EADDRINUSE, EACCES...) -> `ListenError`, the caller prints it and exits 1.
  * - Stats: each worker pushes `Stats` every statsInterval; the supervisor keeps the latest per worker
  *   plus the totals of workers that died, prints one line on SIGUSR1, and logs it at debug level.
+ * - Reload (SIGHUP, when `options.reload` is given): the new configuration is built and validated first;
+ *   if it fails, the error is logged and nothing changes. Otherwise every listening worker gets
+ *   `Reconfigure` (new connections use the new settings, open ones finish under the old), later
+ *   restarts start with it, and settings that only a restart can change are named in a warning.
  * - Shutdown (first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every listening
  *   worker; wait for every `Drained` (bounded by grace + margin); then close the threads. A second
  *   signal stops waiting. The returned effect succeeds on a clean drain and fails with
@@ -27,10 +31,19 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
+import {
+  type FromWorker,
+  type ListenAddress,
+  type LiveSettings,
+  type ToWorker,
+  type WorkerInit,
+  type WorkerStats,
+  zeroStats,
+} from "./protocol.ts"
 
 /**
  * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
@@ -57,8 +70,22 @@ export interface SupervisorOptions {
   readonly printStats: (line: StatsSnapshot) => Effect.Effect<void>
   /** The worker module; default `./worker.ts` or `./worker.js` beside this file. */
   readonly workerUrl?: URL
+  /**
+   * Builds the configuration again (SIGHUP): the settings workers switch to, the new grace period, and
+   * the names of changed settings that need a restart. Fails with a message when the new configuration
+   * is invalid (the running one stays). Without it, SIGHUP is ignored.
+   */
+  readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
   /** Install SIGINT/SIGTERM/SIGUSR1 handlers (default true; tests pass false and use `stop`). */
   readonly signals?: boolean
+}
+
+/** What a reload changes. */
+export interface ReloadPlan {
+  readonly settings: LiveSettings
+  readonly graceMs: number
+  /** Settings that changed but cannot change while running (listen, workers...), by flag name. */
+  readonly needsRestart: ReadonlyArray<string>
 }
 
 /** The platform cannot listen: bad address, port in use, no permission... */
@@ -135,6 +162,8 @@ interface Slot {
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** How many of this slot's threads have reported Listening. */
   runs: number
+  /** Set while a Reconfigure is unanswered: completed with the worker's error, if any. */
+  reconfigured: Deferred.Deferred<string | undefined> | undefined
 }
 
 /** A worker run that ended because the worker reported ListenFailed. */
@@ -166,12 +195,15 @@ export const supervise = (
     /** Set once worker 0 listens: from then on a worker failure is logged and counted. */
     let decided = false
     let restarts = 0
+    /** What new and restarted workers start with: the init, updated by each reload. */
+    let currentInit = options.init
+    let graceMs = options.graceMs
     let retired: WorkerStats = zeroStats
     const slots: Array<Slot> = []
 
     const spawner = (id: number) =>
       new Worker(workerUrl, {
-        workerData: { ...options.init, id, reusePort, listen } satisfies WorkerInit,
+        workerData: { ...currentInit, id, reusePort, listen } satisfies WorkerInit,
         // Keep the threads' stdout/stderr in this process's streams (the access log).
         stdout: false,
         stderr: false,
@@ -226,6 +258,11 @@ export const supervise = (
               return Effect.void
             case "Drained":
               return Deferred.succeed(slot.drained, undefined).pipe(Effect.asVoid)
+            case "Reconfigured": {
+              const waiting = slot.reconfigured
+              slot.reconfigured = undefined
+              return waiting === undefined ? Effect.void : Deferred.succeed(waiting, msg.error).pipe(Effect.asVoid)
+            }
           }
         })
       }).pipe(
@@ -264,6 +301,7 @@ export const supervise = (
       stats: zeroStats,
       fiber: undefined,
       runs: 0,
+      reconfigured: undefined,
     })
 
     const provide = <A, E>(eff: Effect.Effect<A, E, WorkerPlatform | import("effect/workers/Worker").Spawner>) =>
@@ -295,6 +333,9 @@ export const supervise = (
     const onUsr1 = () => {
       runFork(reportStats)
     }
+    const onHup = () => {
+      runFork(reload)
+    }
     const onStop = () => {
       if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
       else Deferred.doneUnsafe(shutdownRequested, Exit.void)
@@ -304,15 +345,47 @@ export const supervise = (
       yield* Effect.sleep("100 millis")
       yield* options.printStats(snapshot())
     })
+    /** One reload at a time: a SIGHUP during a reload waits for it. */
+    const reloadLock = yield* Semaphore.make(1)
+    const reload = Effect.gen(function*() {
+      if (options.reload === undefined) return yield* Effect.logInfo("SIGHUP: nothing to reload")
+      if (shuttingDown) return yield* Effect.logInfo("SIGHUP ignored: shutting down")
+      const planned = yield* Effect.result(options.reload())
+      if (planned._tag === "Failure") {
+        return yield* Effect.logError(`reload rejected, the running configuration stays: ${planned.failure.message}`)
+      }
+      const plan = planned.success
+      for (const name of plan.needsRestart) {
+        yield* Effect.logWarning(`reload: ${name} changed, but it only takes effect after a restart`)
+      }
+      currentInit = { ...currentInit, ...plan.settings }
+      graceMs = plan.graceMs
+      const errors: Array<string> = []
+      let applied = 0
+      for (const s of slots) {
+        if (s.handle === undefined || !s.listening) continue // a worker starting now gets currentInit
+        const answer = Deferred.makeUnsafe<string | undefined>()
+        s.reconfigured = answer
+        yield* s.handle.send({ _tag: "Reconfigure", settings: plan.settings }).pipe(Effect.ignore)
+        const error = yield* Deferred.await(answer).pipe(Effect.timeoutOption("5 seconds"))
+        if (error._tag === "None") errors.push(`worker ${s.id} did not answer`)
+        else if (error.value !== undefined) errors.push(`worker ${s.id}: ${error.value}`)
+        else applied++
+      }
+      if (errors.length > 0) yield* Effect.logError(`reload incomplete: ${errors.join("; ")}`)
+      yield* Effect.logInfo(`configuration reloaded: ${applied} worker${applied === 1 ? "" : "s"} use the new settings for new connections`)
+    }).pipe(reloadLock.withPermits(1))
     if (options.signals !== false) {
       yield* Effect.acquireRelease(
         Effect.sync(() => {
+          process.on("SIGHUP", onHup)
           process.on("SIGUSR1", onUsr1)
           process.on("SIGINT", onStop)
           process.on("SIGTERM", onStop)
         }),
         () =>
           Effect.sync(() => {
+            process.off("SIGHUP", onHup)
             process.off("SIGUSR1", onUsr1)
             process.off("SIGINT", onStop)
             process.off("SIGTERM", onStop)
@@ -394,9 +467,9 @@ export const supervise = (
 
     yield* Deferred.await(shutdownRequested)
     shuttingDown = true
-    yield* Effect.logInfo(`shutting down: letting live connections finish for up to ${options.graceMs} ms`)
+    yield* Effect.logInfo(`shutting down: letting live connections finish for up to ${graceMs} ms`)
     for (const s of slots) {
-      if (s.handle !== undefined && s.listening) yield* s.handle.send({ _tag: "Shutdown", graceMs: options.graceMs }).pipe(Effect.ignore)
+      if (s.handle !== undefined && s.listening) yield* s.handle.send({ _tag: "Shutdown", graceMs }).pipe(Effect.ignore)
       else if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
     }
     const allDrained = Effect.forEach(slots, (s) => Deferred.await(s.drained), { discard: true })
@@ -404,14 +477,14 @@ export const supervise = (
       allDrained.pipe(Effect.as(true)),
       Deferred.await(forceStop).pipe(Effect.as(false)),
     ).pipe(
-      Effect.timeoutOption(options.graceMs + 3000),
+      Effect.timeoutOption(graceMs + 3000),
       Effect.map((o) => o._tag === "Some" && o.value),
     )
     const final = snapshot()
     yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(6000))
     yield* Effect.logInfo(`stopped: ${formatStatsText(final)}`)
     if (!drained) {
-      return yield* Effect.fail(new DrainTimeout(`some connections did not finish within the grace period of ${options.graceMs} ms; they were closed`))
+      return yield* Effect.fail(new DrainTimeout(`some connections did not finish within the grace period of ${graceMs} ms; they were closed`))
     }
   })
 

@@ -12,7 +12,8 @@
  *    or `ListenFailed` with the error code (e.g. "EADDRINUSE"); after `ListenFailed` it accepts nothing
  *    and waits for the main thread to close it (a `Shutdown` is answered `Drained` at once).
  * 2. Every `init.statsIntervalMs` (if > 0) it sends `Stats`; `ReportStats` gets one `Stats` at once.
- * 3. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
+ * 3. `Reconfigure { settings }` (SIGHUP): new connections use the new settings; answered `Reconfigured`.
+ * 4. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
  *    then send `Drained`. The thread ends when the main thread closes the runner (NodeWorker's scope).
  *
  * Test hook: with HCTUNNEL_TEST_HOOKS=1 in the environment, a request for `crash.hctunnel.invalid`
@@ -75,6 +76,15 @@ const program = Effect.gen(function*() {
         )
       case "ReportStats":
         return sendStats
+      case "Reconfigure": {
+        let error: string | undefined
+        try {
+          server.reconfigure(message.settings)
+        } catch (e) {
+          error = e instanceof Error ? e.message : String(e)
+        }
+        return runner.send(0, { _tag: "Reconfigured", id: init.id, ...(error === undefined ? {} : { error }) })
+      }
     }
   })
 }).pipe(

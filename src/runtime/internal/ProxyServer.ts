@@ -10,7 +10,7 @@
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
 import * as net from "node:net"
-import type { ListenAddress, WorkerInit, WorkerStats } from "../protocol.ts"
+import type { ListenAddress, LiveSettings, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
 import { Connection, type ConnectionContext, emptyStats, type MutableStats } from "../Connection.ts"
@@ -79,13 +79,14 @@ export class ProxyServer {
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
-  private readonly allow: AllowList
-  private readonly context: ConnectionContext
+  // Replaced by `reconfigure`; a Connection keeps the context it was accepted with.
+  private allow: AllowList
+  private context: ConnectionContext
   private readonly servers: Array<net.Server> = []
   private readonly connections = new Set<Connection>()
   readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
-  private readonly forbidden: Uint8Array
+  private forbidden: Uint8Array
   private accepting = false
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -117,6 +118,20 @@ export class ProxyServer {
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
     }
+  }
+
+  /**
+   * Switch to new settings (SIGHUP): connections accepted from now on use them; open connections keep
+   * the limits and Via they started with, so a request in flight finishes as it began. Throws (and
+   * changes nothing) if the settings are invalid: the supervisor validated them, this is the last guard.
+   */
+  reconfigure(settings: LiveSettings): void {
+    const allow = AllowList.parse(settings.allow)
+    const forbidden = forbiddenResponse(settings.via)
+    this.allow = allow
+    this.forbidden = forbidden
+    this.context = { ...this.context, limits: settings.limits, via: settings.via }
+    this.log.configure(settings.logFormat, settings.logLevel)
   }
 
   /** Connections not yet finished (lingering ones included). */
