@@ -13,6 +13,7 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--listen/--port", (c) => c.listen],
   ["--workers", (c) => c.workers],
   ["--hosts", (c) => c.hosts],
+  ["--dns-server", (c) => c.dnsServers],
   ["--stats-interval", (c) => c.statsIntervalMs],
 ]
 

@@ -19,7 +19,7 @@ describe("reloadPlan", () => {
   })
 
   it("names every setting that needs a restart", () => {
-    const plan = reloadPlan(load({}), load({ listen: ["127.0.0.1:9999"], workers: 3, hosts: { a: "127.0.0.1" }, statsInterval: "1s" }))
-    expect(plan.needsRestart).toEqual(["--listen/--port", "--workers", "--hosts", "--stats-interval"])
+    const plan = reloadPlan(load({}), load({ listen: ["127.0.0.1:9999"], workers: 3, hosts: { a: "127.0.0.1" }, dnsServers: ["127.0.0.1:53"], statsInterval: "1s" }))
+    expect(plan.needsRestart).toEqual(["--listen/--port", "--workers", "--hosts", "--dns-server", "--stats-interval"])
   })
 })
