@@ -115,6 +115,8 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
+      allowTo: config.allowTo,
+      denyTo: config.denyTo,
     },
     workers: config.workers,
     graceMs: config.graceMs,

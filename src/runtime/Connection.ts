@@ -20,6 +20,9 @@
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
+ * - A `Connect` the destination policy (DestinationPolicy.ts) denies is answered `ConnectFailed(denied)`
+ *   without dialling: checked on the name before resolving, then on the resolved address, which is the
+ *   address dialled (no second lookup). A pooled origin was checked when it was dialled.
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
@@ -48,6 +51,7 @@ import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+import { check, checkName, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -63,6 +67,10 @@ export interface MutableStats {
   bytesFromClients: number
   bytesFromOrigins: number
   errors: number
+  deniedSelf: number
+  deniedRule: number
+  deniedRange: number
+  deniedPort: number
 }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
@@ -88,6 +96,11 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /**
+   * Where origins may be dialled (checked on the name before resolving, and on the resolved address right
+   * before it is dialled); without it, anywhere. Set by the worker once it listens (its ports are part of it).
+   */
+  policy?: DestinationPolicy | undefined
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -159,6 +172,8 @@ export class Connection implements Timed {
   private originPort = 0
   /** Host of the current origin as the core asked for it (with originPort: the pool key). */
   private originHost = ""
+  /** The current origin carries a CONNECT tunnel (the destination policy opens other ports to tunnels). */
+  private originTunnel = false
   /** The client's "address:port" once something was logged (see `peer`). */
   private peerText: string | undefined = undefined
   private originPaused = false
@@ -334,7 +349,7 @@ export class Connection implements Timed {
           if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
           break
         case "Connect":
-          this.connect(a.host, a.port)
+          this.connect(a.host, a.port, a.tunnel === true)
           break
         case "Log": {
           const stats = this.ctx.stats
@@ -418,12 +433,17 @@ export class Connection implements Timed {
     return socket
   }
 
-  private connect(host: string, port: number): void {
+  private connect(host: string, port: number, tunnel: boolean): void {
     this.abandonOrigin()
     const generation = ++this.connectGeneration
     this.originState = CONNECTING
     this.originPort = port
     this.originHost = host
+    this.originTunnel = tunnel
+    // A name a deny rule names is never even looked up.
+    const policy = this.ctx.policy
+    const early = policy === undefined ? undefined : checkName(policy, { host, port, kind: tunnel ? "connect" : "http" })
+    if (early !== undefined) return this.denied(early)
     const pool = this.ctx.pool
     const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
     if (pooled !== undefined) {
@@ -462,6 +482,12 @@ export class Connection implements Timed {
       this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
       return
     }
+    // The verdict is on the very address dialled next (no second lookup in between: DNS cannot change it).
+    const policy = this.ctx.policy
+    const denial = policy === undefined
+      ? undefined
+      : check(policy, { host: this.originHost, address: result.address, port: this.originPort, kind: this.originTunnel ? "connect" : "http" })
+    if (denial !== undefined) return this.denied(denial)
     let socket: TaggedSocket
     try {
       socket = net.connect({
@@ -482,6 +508,13 @@ export class Connection implements Timed {
       return
     }
     this.adoptOrigin(socket)
+  }
+
+  /** The destination policy said no: nothing was dialled; the core answers 403 with the reason. */
+  private denied(denial: Denial): void {
+    this.originState = IDLE
+    this.ctx.stats[denialCounter[denial.kind]]++
+    this.feed({ _tag: "ConnectFailed", reason: "denied", message: denial.message })
   }
 
   /**

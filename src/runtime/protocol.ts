@@ -25,6 +25,9 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /** Destination rules (`--allow-to`, `--deny-to`), as written; see DestinationPolicy.ts. Absent: none. */
+  readonly allowTo?: ReadonlyArray<string>
+  readonly denyTo?: ReadonlyArray<string>
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */
@@ -36,6 +39,11 @@ export interface WorkerStats {
   readonly bytesFromClients: number
   readonly bytesFromOrigins: number
   readonly errors: number
+  /** Requests and tunnels the destination policy denied (403), by what denied them (DestinationPolicy.ts DenialKind). */
+  readonly deniedSelf: number
+  readonly deniedRule: number
+  readonly deniedRange: number
+  readonly deniedPort: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -47,6 +55,10 @@ export const zeroStats: WorkerStats = {
   bytesFromClients: 0,
   bytesFromOrigins: 0,
   errors: 0,
+  deniedSelf: 0,
+  deniedRule: 0,
+  deniedRange: 0,
+  deniedPort: 0,
 }
 
 export type FromWorker =

@@ -105,6 +105,10 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   bytesFromClients: a.bytesFromClients + b.bytesFromClients,
   bytesFromOrigins: a.bytesFromOrigins + b.bytesFromOrigins,
   errors: a.errors + b.errors,
+  deniedSelf: a.deniedSelf + b.deniedSelf,
+  deniedRule: a.deniedRule + b.deniedRule,
+  deniedRange: a.deniedRange + b.deniedRange,
+  deniedPort: a.deniedPort + b.deniedPort,
 })
 
 /** A listen failure in words a person can act on. */
@@ -435,4 +439,5 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` (user ${(s.cpuUserMs / 1000).toFixed(2)}s sys ${(s.cpuSystemMs / 1000).toFixed(2)}s) rss=${mib(s.rssBytes)}` +
   ` workers=${s.workersRunning}/${s.workers} restarts=${s.restarts} live=${s.totals.connectionsLive}` +
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
-  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}`
+  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
+  ` denied=${s.totals.deniedSelf + s.totals.deniedRule + s.totals.deniedRange + s.totals.deniedPort}`

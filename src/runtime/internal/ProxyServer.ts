@@ -10,6 +10,7 @@
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
 import * as net from "node:net"
+import { networkInterfaces } from "node:os"
 import type { ListenAddress, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
@@ -18,6 +19,7 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -39,6 +41,10 @@ export interface ProxyServerOptions {
    */
   readonly testHooks?: boolean
 }
+
+/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
+const localAddresses = (): Array<string> =>
+  Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 
 /** The host that crashes a worker when test hooks are on. */
 export const CRASH_HOST = "crash.hctunnel.invalid"
@@ -115,7 +121,13 @@ export class ProxyServer {
       pool: this.pool,
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
+      policy: this.destinationPolicy(init.listen),
     }
+  }
+
+  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
+  private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
+    return makePolicy({ allowTo: this.init.allowTo ?? [], denyTo: this.init.denyTo ?? [], listen, interfaces: localAddresses() })
   }
 
   /** Connections not yet finished (lingering ones included). */
@@ -141,6 +153,8 @@ export class ProxyServer {
         this.servers.length = 0
         return done(failed)
       }
+      // Port 0 is now a real port: the policy must know it (no proxying into ourselves).
+      this.context.policy = this.destinationPolicy(bound)
       this.accepting = true
       done({ ok: true, addresses: bound })
     }
