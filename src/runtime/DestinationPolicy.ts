@@ -413,10 +413,10 @@ export const checkName = (policy: DestinationPolicy, destination: Omit<Destinati
  */
 export const check = (policy: DestinationPolicy, destination: Destination): Denial | undefined => {
   const { port, kind } = destination
-  const host = normalHost(destination.host)
-  const dialled = destination.address ?? host
   // Fast path of the default set-up (loopback listener, no rules): only the proxy's own ports matter.
   if (!policy.exposed && policy.deny.length === 0 && !policy.selfPorts.has(port)) return undefined
+  const host = normalHost(destination.host)
+  const dialled = destination.address ?? host
   let bytes = addressBytes(dialled)
   if (bytes === undefined && destination.address === undefined && isLocalhostName(host)) bytes = LOCALHOST
   const where = destination.address !== undefined && normalHost(destination.address) !== host

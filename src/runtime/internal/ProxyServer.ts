@@ -3,7 +3,8 @@
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
  * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
+ * no Postman); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
+ * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
