@@ -460,6 +460,13 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   return undefined
 }
 
+/**
+ * The verdict when a parent proxy will resolve the name (nothing is resolved here): `check` without an
+ * address. Name rules, `*` rules, ports, and address rules and ranges for IP-literal hosts apply.
+ */
+export const checkUnresolved = (policy: DestinationPolicy, destination: Omit<Destination, "address">): Denial | undefined =>
+  check(policy, { host: destination.host, port: destination.port, kind: destination.kind })
+
 /** The stats counter of each denial kind (see protocol.ts WorkerStats). */
 export const denialCounter = {
   self: "deniedSelf",

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest"
 import {
   check,
   checkName,
+  checkUnresolved,
   defaultPortOpen,
   type DestinationKind,
   type DestinationPolicy,
@@ -371,6 +372,8 @@ describe("check without an address (a parent proxy resolves)", () => {
     expect(check(p, { host: "example.com", port: 22, kind: "connect" })?.kind).toBe("port")
     expect(check(p, { host: "intranet.example", port: 22, kind: "connect" })).toBeUndefined()
     expect(check(p, { host: "x.blocked.example", port: 443, kind: "connect" })?.kind).toBe("rule")
+    expect(checkUnresolved(p, { host: "10.0.0.1", port: 443, kind: "connect" })?.rule).toBe("private")
+    expect(checkUnresolved(p, { host: "example.com", port: 443, kind: "connect" })).toBeUndefined()
   })
 })
 
