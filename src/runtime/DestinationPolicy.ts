@@ -123,7 +123,7 @@ const parseRuleAddress = (input: string, text: string): RuleAddress => {
   if (text === "*") return { _tag: "Any" }
   if (text.includes("/") || parseAddress(text) !== undefined) {
     try {
-      return { _tag: "Network", cidr: parseCidr(text) }
+      return { _tag: "Network", cidr: canonicalCidr(parseCidr(text)) }
     } catch (e) {
       throw new RuleError(input, e instanceof Error ? e.message : String(e))
     }
@@ -267,6 +267,12 @@ const addressBytes = (text: string): Uint8Array | undefined => {
   if (isZero(b, 0, 12) && !(isZero(b, 12, 15) && (b[15] as number) <= 1)) return mappedV4(b)
   return b
 }
+
+/** A network written in the IPv4-compatible form (::127.0.0.0/104) as the IPv4 network it means, like addresses. */
+const canonicalCidr = (cidr: Cidr): Cidr =>
+  cidr.prefix >= 96 && isZero(cidr.bytes, 0, 12) && !(isZero(cidr.bytes, 12, 15) && (cidr.bytes[15] as number) <= 1)
+    ? { bytes: mappedV4(cidr.bytes), prefix: cidr.prefix }
+    : cidr
 
 /** 64:ff9b::/96 (RFC 6052): a NAT64 gateway dials the IPv4 address in the last 32 bits. */
 const NAT64 = parseCidr("64:ff9b::/96")

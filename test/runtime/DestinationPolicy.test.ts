@@ -136,6 +136,13 @@ describe("a loopback-only proxy (the default)", () => {
     expect(verdict(p, "93.184.216.34", 5433, "connect", "db.example")).toBe("allowed")
     expect(verdict(p, "93.184.216.34", 443)).toBe("allowed")
   })
+
+  it("IPv4-compatible and -mapped spellings of a rule match every spelling of the address", () => {
+    const p = local([], ["::127.0.0.1", "[::ffff:10.0.0.0/104]:22"])
+    for (const address of ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1", "::7f00:1"]) expect(verdict(p, address, 80), address).toBe("rule:::127.0.0.1")
+    for (const address of ["10.1.1.1", "::10.1.1.1", "::ffff:a01:101"]) expect(verdict(p, address, 22), address).toBe("rule:[::ffff:10.0.0.0/104]:22")
+    expect(verdict(p, "::1", 80)).toBe("allowed")
+  })
 })
 
 describe("an exposed proxy: default ranges", () => {
