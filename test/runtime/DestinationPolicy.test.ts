@@ -3,6 +3,7 @@
  * and NAT64 forms), the default ports, rule syntax, precedence, name rules and the proxy's own sockets.
  * Nothing here dials anything: these addresses are only ever handed to `check`.
  */
+import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import {
   check,
@@ -400,5 +401,43 @@ describe("listen addresses", () => {
   })
   it("one non-loopback listen address makes the proxy exposed", () => {
     expect(makePolicy({ listen: [{ host: "127.0.0.1", port: 1 }, { host: "10.0.0.1", port: 1 }] }).exposed).toBe(true)
+  })
+})
+
+describe("properties", () => {
+  const octets = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255))
+  const hex = (a: number, b: number) => ((a << 8) | b).toString(16)
+
+  it("every IPv6 spelling of an IPv4 address gets the verdict of the address itself", () => {
+    const policies = [exposed(), exposed(["10.0.0.0/8:22", "*:8080"], ["192.168.0.0/16:443"]), local([], ["100.64.0.0/10"])]
+    fc.assert(
+      fc.property(octets, fc.constantFrom(22, 80, 443, 8080), fc.constantFrom<DestinationKind>("connect", "http"), ([a, b, c, d], port, kind) => {
+        const v4 = `${a}.${b}.${c}.${d}`
+        const forms = [`::ffff:${v4}`, `::ffff:${hex(a, b)}:${hex(c, d)}`, `0:0:0:0:0:ffff:${v4}`]
+        // The IPv4-compatible form of 0.0.0.0 and 0.0.0.1 is :: and ::1, addresses of their own.
+        if (a + b + c > 0 || d > 1) forms.push(`::${v4}`)
+        for (const policy of policies) {
+          const expected = verdict(policy, v4, port, kind)
+          for (const form of forms) expect(verdict(policy, form, port, kind), `${form} vs ${v4}`).toBe(expected)
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it("an exposed proxy without rules allows no IPv4 address in a special range, whatever the port", () => {
+    // An oracle written independently of the range table: 0/8, 10/8, 100.64/10, 127/8, 169.254/16,
+    // 172.16/12, 192.168/16, and everything from 224 up (multicast, reserved, broadcast).
+    const inRange = (a: number, b: number): boolean =>
+      a === 0 || a === 10 || (a === 100 && b >= 64 && b <= 127) || a === 127 || (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || a >= 224
+    fc.assert(
+      fc.property(octets, fc.integer({ min: 1, max: 65535 }), ([a, b, c, d], port) => {
+        const v = verdict(exposed(), `${a}.${b}.${c}.${d}`, port, "http")
+        if (inRange(a, b)) expect(v.startsWith("range:")).toBe(true)
+        else expect(v === "allowed" || v === "port:port").toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
   })
 })
