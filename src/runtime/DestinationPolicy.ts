@@ -467,6 +467,24 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
 }
 
 /**
+ * The addresses a name resolved to that may be dialled, in their order (for a resolver that tries several,
+ * Happy Eyeballs); when none may, the denial of the first one (what the client is told).
+ */
+export const allowedAddresses = <A extends { readonly address: string }>(
+  policy: DestinationPolicy,
+  destination: Omit<Destination, "address">,
+  addresses: ReadonlyArray<A>,
+): { readonly allowed: ReadonlyArray<A>; readonly denial: Denial | undefined } => {
+  let first: Denial | undefined
+  const allowed = addresses.filter((a) => {
+    const d = check(policy, { host: destination.host, address: a.address, port: destination.port, kind: destination.kind })
+    first ??= d
+    return d === undefined
+  })
+  return { allowed, denial: allowed.length === 0 ? first : undefined }
+}
+
+/**
  * The verdict when a parent proxy will resolve the name (nothing is resolved here): `check` without an
  * address. Name rules, `*` rules, ports, and address rules and ranges for IP-literal hosts apply.
  */

@@ -9,6 +9,7 @@ import {
   check,
   checkName,
   checkUnresolved,
+  allowedAddresses,
   defaultPortOpen,
   type DestinationKind,
   type DestinationPolicy,
@@ -439,5 +440,18 @@ describe("properties", () => {
       }),
       { numRuns: 2000 },
     )
+  })
+})
+
+describe("allowedAddresses: several answers for one name (Happy Eyeballs)", () => {
+  it("keeps the allowed ones in order; with none, the first denial", () => {
+    const p = exposed()
+    const answers = [{ address: "10.0.0.1", family: 4 }, { address: "2001:db8::1", family: 6 }, { address: "127.0.0.1", family: 4 }, { address: "93.184.216.34", family: 4 }]
+    const r = allowedAddresses(p, { host: "mixed.example", port: 443, kind: "connect" }, answers)
+    expect(r.allowed.map((a) => a.address)).toEqual(["2001:db8::1", "93.184.216.34"])
+    expect(r.denial).toBeUndefined()
+    const none = allowedAddresses(p, { host: "inside.example", port: 443, kind: "connect" }, [{ address: "fd00::1" }, { address: "127.0.0.1" }])
+    expect(none.allowed).toEqual([])
+    expect(none.denial?.message).toBe("destination inside.example:443 (fd00::1) denied: private (allow it with --allow-to [fc00::/7]:443)")
   })
 })
