@@ -19,7 +19,7 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
-import { parseRule, splitRules } from "../runtime/DestinationPolicy.ts"
+import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.

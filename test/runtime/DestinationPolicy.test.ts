@@ -15,10 +15,8 @@ import {
   type DestinationPolicy,
   isLoopbackAddress,
   makePolicy,
-  parseRule,
-  RuleError,
-  splitRules,
 } from "../../src/runtime/DestinationPolicy.ts"
+import { parseRule, RuleError, splitRules } from "../../src/runtime/DestinationRules.ts"
 
 const LOOPBACK_LISTEN = [{ host: "127.0.0.1", port: 8888 }]
 const EXPOSED_LISTEN = [{ host: "0.0.0.0", port: 3128 }]
