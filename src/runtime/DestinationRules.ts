@@ -133,6 +133,7 @@ export const inPorts = (ports: Ports, port: number): boolean => {
   return false
 }
 
+/** True if bytes `from` to `to` (exclusive) of `b` are all zero. */
 export const isZero = (b: Uint8Array, from: number, to: number): boolean => {
   for (let i = from; i < to; i++) if (b[i] !== 0) return false
   return true
