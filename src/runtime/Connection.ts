@@ -22,7 +22,8 @@
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
  * - A `Connect` the destination policy (DestinationPolicy.ts) denies is answered `ConnectFailed(denied)`
  *   without dialling: checked on the name before resolving, then on the resolved address, which is the
- *   address dialled (no second lookup). A pooled origin was checked when it was dialled.
+ *   address dialled (no second lookup). A pooled origin was checked when it was dialled (for HTTP: a
+ *   tunnel that would take one checks its address again, as a tunnel's).
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
@@ -447,6 +448,13 @@ export class Connection implements Timed {
     const pool = this.ctx.pool
     const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
     if (pooled !== undefined) {
+      // Pooled origins were dialled for HTTP exchanges; a tunnel has other ports open (DestinationPolicy),
+      // so it checks the pooled socket's address as a tunnel's and leaves a denied one in the pool.
+      const denial = tunnel && policy !== undefined ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" }) : undefined
+      if (denial !== undefined) {
+        pool?.put(poolKey(host, port), pooled)
+        return this.denied(denial)
+      }
       // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
