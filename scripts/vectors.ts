@@ -101,6 +101,12 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     script: [[0, "start"], [1, c("PUT http://a.example/f HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")], [2, ev({ _tag: "Connected" })],
       [3, o("HTTP/1.1 100 Continue\r\n\r\n")], [4, c("data")], [5, o("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")], [6, "shutdown"]],
   },
+  {
+    file: "connect-denied-403", name: "A destination the policy denies gets 403",
+    description: "The CONNECT's numeric host 2130706433 is normalised to 127.0.0.1 in Connect (marked tunnel); the runtime's policy answers ConnectFailed(denied) without dialling; 403 with the policy's sentence as the body, logged as denied, the client closed.",
+    script: [[0, "start"], [1, c("CONNECT 2130706433:22 HTTP/1.1\r\nHost: 2130706433:22\r\n\r\n")],
+      [2, ev({ _tag: "ConnectFailed", reason: "denied", message: "destination 127.0.0.1:22 denied: loopback (allow it with --allow-to 127.0.0.0/8:22)" })]],
+  },
 ]
 
 for (const s of scenarios) {

@@ -19,6 +19,7 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -196,6 +197,26 @@ export const parseDnsServer = (u: unknown): Parsed<string> => {
   return ok(isIP(host) === 6 ? `[${host}]:${port.value}` : `${host}:${port.value}`)
 }
 
+/**
+ * Destination rules (`--allow-to`, `--deny-to`): a JSON array holds one rule per item; a string (an env
+ * var, or repeated flags joined with commas) is split where a new rule starts, since port lists have
+ * commas too (`10.0.0.0/8:80,443,*:25` is two rules). Each rule is checked by DestinationPolicy's parser.
+ */
+const destinationRules = (u: unknown): Parsed<ReadonlyArray<string>> => {
+  const items = Array.isArray(u) ? (u as ReadonlyArray<unknown>) : typeof u === "string" ? splitRules(u) : undefined
+  if (items === undefined) return bad(`${show(u)} is not a list of rules: expected a JSON array or comma-separated rules such as "*:25"`)
+  const out: Array<string> = []
+  for (const item of items) {
+    if (typeof item !== "string") return bad(`${show(item)} is not a destination rule: expected a string such as "10.0.0.0/8:22"`)
+    try {
+      out.push(parseRule(item).text)
+    } catch (e) {
+      return bad(e instanceof Error ? e.message : String(e))
+    }
+  }
+  return ok(out)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas: each setting decodes `unknown` raw input into its typed value via its parser, so that
 // Schema errors carry the parser's message.
@@ -336,6 +357,16 @@ const S = {
     to: Schema.Array(Schema.String), parse: list(parseDnsServer, 1), defaultText: "the system's (resolv.conf)", defaultValue: (): ReadonlyArray<string> => [],
     description: "DNS server asked for origin names: an IP address with an optional port (127.0.0.1:5353, [::1]:53); repeat for several (env: comma-separated)",
   }),
+  allowTo: setting({
+    key: "allowTo", flag: "allow-to", repeated: true, metavar: "<address[:ports]>", env: envName("allowTo"),
+    to: Schema.Array(Schema.String), parse: destinationRules, defaultText: "none", defaultValue: () => [],
+    description: "Destinations to allow: a CIDR, IP, host name, *.suffix or *, with optional ports (N, N-M, comma list); e.g. 10.0.0.0/8:22 or '[fd00::/8]:443'. Needed on a non-loopback listener for private, loopback and link-local addresses and for ports other than 443 (CONNECT) or Squid's Safe_ports (HTTP)",
+  }),
+  denyTo: setting({
+    key: "denyTo", flag: "deny-to", repeated: true, metavar: "<address[:ports]>", env: envName("denyTo"),
+    to: Schema.Array(Schema.String), parse: destinationRules, defaultText: "none", defaultValue: () => [],
+    description: "Destinations to deny, same syntax as --allow-to (e.g. '*:25'); deny rules win over allow rules. The proxy's own listening sockets are always denied",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -361,6 +392,9 @@ export const HctunnelConfig = Schema.Struct({
   hosts: Schema.Record(Schema.String, Schema.String),
   /** DNS servers for origin names; empty: the system's. */
   dnsServers: Schema.Array(Schema.String),
+  /** Destination rules as written (validated); see src/runtime/DestinationPolicy.ts. */
+  allowTo: Schema.Array(Schema.String),
+  denyTo: Schema.Array(Schema.String),
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -483,6 +517,8 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       statsIntervalMs: values["statsInterval"] as number,
       hosts: values["hosts"] as Readonly<Record<string, string>>,
       dnsServers: values["dnsServers"] as ReadonlyArray<string>,
+      allowTo: values["allowTo"] as ReadonlyArray<string>,
+      denyTo: values["denyTo"] as ReadonlyArray<string>,
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,

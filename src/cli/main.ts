@@ -121,6 +121,8 @@ export const runProxy = (
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
       dnsServers: config.dnsServers,
+      allowTo: config.allowTo,
+      denyTo: config.denyTo,
     },
     workers: config.workers,
     graceMs: config.graceMs,

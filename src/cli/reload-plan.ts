@@ -19,7 +19,15 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
 
 /** What SIGHUP does: build the configuration again from the same sources, and say what it changes. */
 export const reloadPlan = (running: HctunnelConfig, next: HctunnelConfig): ReloadPlan => ({
-  settings: { limits: next.limits, via: next.via, allow: next.allow, logFormat: next.logFormat, logLevel: next.logLevel },
+  settings: {
+    limits: next.limits,
+    via: next.via,
+    allow: next.allow,
+    logFormat: next.logFormat,
+    logLevel: next.logLevel,
+    allowTo: next.allowTo,
+    denyTo: next.denyTo,
+  },
   graceMs: next.graceMs,
   needsRestart: restartOnly
     .filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next)))

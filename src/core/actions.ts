@@ -14,6 +14,7 @@ export type Outcome =
   | "timeout" // a deadline fired (504, 408 or idle)
   | "aborted" // a side closed or failed mid-way
   | "shutdown" // the runtime asked the connection to stop
+  | "denied" // the destination policy forbade the origin (403)
 
 /** One line of the access log: a finished request or tunnel. Times are the `now` values given to the core. */
 export interface AccessRecord {
@@ -33,8 +34,12 @@ export interface AccessRecord {
 }
 
 export type Action =
-  /** Dial the origin. At most one origin socket exists at a time; it is answered by Connected or ConnectFailed. */
-  | { readonly _tag: "Connect"; readonly host: string; readonly port: number }
+  /**
+   * Dial the origin. At most one origin socket exists at a time; it is answered by Connected or ConnectFailed.
+   * `tunnel` (present only for CONNECT): the connection carries a tunnel, not an HTTP exchange (the
+   * destination policy opens different ports to each).
+   */
+  | { readonly _tag: "Connect"; readonly host: string; readonly port: number; readonly tunnel?: true }
   /** Write bytes to a side. */
   | { readonly _tag: "Write"; readonly side: Side; readonly bytes: Uint8Array }
   /** Half-close our sending direction to `side` (socket.end()); reading from it goes on. */

@@ -16,6 +16,7 @@ export type ConnectFailure =
   | "unreachable" // EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL...
   | "timeout" // the runtime's own connect attempt timed out (the core's deadline usually fires first)
   | "error" // anything else
+  | "denied" // the destination policy forbids it (runtime/DestinationPolicy.ts); nothing was dialled; the message says why
 
 export type Event =
   /** Bytes arrived from a side. The core may keep a reference to `bytes`: the runtime must not reuse the buffer. */

@@ -57,6 +57,7 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
   unreachable: 502,
   timeout: 504,
   error: 502,
+  denied: 403,
 }
 
 const describeConnectFailure = (reason: ConnectFailure, host: string, port: number): string => {
@@ -71,6 +72,8 @@ const describeConnectFailure = (reason: ConnectFailure, host: string, port: numb
       return `timed out connecting to ${host}:${port}`
     case "error":
       return `could not connect to ${host}:${port}`
+    case "denied":
+      return `destination ${host}:${port} denied`
   }
 }
 
@@ -214,7 +217,7 @@ export class Postman {
       case "ConnectFailed":
         if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
           this.originOpen = false
-          this.connectFailed(event.reason, now)
+          this.connectFailed(event.reason, now, event.message)
         }
         break
       case "Blocked":
@@ -361,7 +364,7 @@ export class Postman {
     this.originEnded = false
     this.originReused = false
     this.originPause = 0
-    this.emit({ _tag: "Connect", host: exchange.host, port: exchange.port })
+    this.emit(exchange.kind === "tunnel" ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true } : { _tag: "Connect", host: exchange.host, port: exchange.port })
   }
 
   /** `Via` already names us: forwarding again would loop forever (e.g. a request to our own address). */
@@ -449,13 +452,14 @@ export class Postman {
     }
   }
 
-  private connectFailed(reason: ConnectFailure, now: number): void {
+  private connectFailed(reason: ConnectFailure, now: number, message: string): void {
     const exchange = this.exchange
     if (exchange === undefined) return
     this.failExchange(
       statusForConnectFailure[reason],
-      describeConnectFailure(reason, exchange.host, exchange.port),
-      reason === "timeout" ? "timeout" : "origin-error",
+      // A denial's message is the policy's own sentence (the rule, and the flag that would allow it).
+      reason === "denied" && message !== "" ? message : describeConnectFailure(reason, exchange.host, exchange.port),
+      reason === "timeout" ? "timeout" : reason === "denied" ? "denied" : "origin-error",
       now,
     )
   }

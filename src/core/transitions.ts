@@ -53,6 +53,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("C8", "Connecting", "Ended(client)", "request complete", "Connecting", []),
   row("C9", "Connecting", "Ended(client)", "request body incomplete", "Closed", ["Log", "Close(origin)", "Close(client)"]),
   row("C10", "Connecting", "Errored(client)", "", "Closed", ["Log", "Close(origin)", "Close(client)"]),
+  row("C11", "Connecting", "ConnectFailed", "denied (the destination policy; nothing was dialled)", "Closed", ["Write(client 403)", "Log", "Close(client)"]),
 
   row("F1", "Forwarding", "Received(client)", "request body bytes", "Forwarding", ["Write(origin)"]),
   row("F2", "Forwarding", "Received(client)", "request complete: next pipelined request, below the buffer limit", "Forwarding", []),

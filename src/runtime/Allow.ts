@@ -91,7 +91,8 @@ export const parseCidr = (input: string): Cidr => {
   return { bytes, prefix }
 }
 
-const matches = (cidr: Cidr, addr: Uint8Array): boolean => {
+/** True if `addr` (16 bytes, as from parseAddress) is inside `cidr`. */
+export const matches = (cidr: Cidr, addr: Uint8Array): boolean => {
   const full = cidr.prefix >> 3
   for (let i = 0; i < full; i++) if (cidr.bytes[i] !== addr[i]) return false
   const bits = cidr.prefix & 7

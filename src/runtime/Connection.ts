@@ -23,6 +23,10 @@
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
+ * - A `Connect` the destination policy (DestinationPolicy.ts) denies is answered `ConnectFailed(denied)`
+ *   without dialling: checked on the name before resolving, then on the resolved address, which is the
+ *   address dialled (no second lookup). A pooled origin was checked when it was dialled (for HTTP: a
+ *   tunnel that would take one checks its address again, as a tunnel's).
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
@@ -52,6 +56,7 @@ import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import { dial, type Dialing } from "./internal/HappyEyeballs.ts"
+import { allowedAddresses, check, checkName, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -71,6 +76,10 @@ export interface MutableStats {
   dnsQueries: number
   dnsCacheHits: number
   dnsFailures: number
+  deniedSelf: number
+  deniedRule: number
+  deniedRange: number
+  deniedPort: number
 }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
@@ -96,6 +105,11 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /**
+   * Where origins may be dialled (checked on the name before resolving, and on the resolved address right
+   * before it is dialled); without it, anywhere. Set by the worker once it listens (its ports are part of it).
+   */
+  policy?: DestinationPolicy | undefined
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -167,6 +181,8 @@ export class Connection implements Timed {
   private originPort = 0
   /** Host of the current origin as the core asked for it (with originPort: the pool key). */
   private originHost = ""
+  /** The current origin carries a CONNECT tunnel (the destination policy opens other ports to tunnels). */
+  private originTunnel = false
   /** The client's "address:port" once something was logged (see `peer`). */
   private peerText: string | undefined = undefined
   private originPaused = false
@@ -344,7 +360,7 @@ export class Connection implements Timed {
           if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
           break
         case "Connect":
-          this.connect(a.host, a.port)
+          this.connect(a.host, a.port, a.tunnel === true)
           break
         case "Log": {
           const stats = this.ctx.stats
@@ -429,15 +445,27 @@ export class Connection implements Timed {
     return socket
   }
 
-  private connect(host: string, port: number): void {
+  private connect(host: string, port: number, tunnel: boolean): void {
     this.abandonOrigin()
     const generation = ++this.connectGeneration
     this.originState = CONNECTING
     this.originPort = port
     this.originHost = host
+    this.originTunnel = tunnel
+    // A name a deny rule names is never even looked up.
+    const policy = this.ctx.policy
+    const early = policy === undefined ? undefined : checkName(policy, { host, port, kind: tunnel ? "connect" : "http" })
+    if (early !== undefined) return this.denied(early)
     const pool = this.ctx.pool
     const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
     if (pooled !== undefined) {
+      // Pooled origins were dialled for HTTP exchanges; a tunnel has other ports open (DestinationPolicy),
+      // so it checks the pooled socket's address as a tunnel's and leaves a denied one in the pool.
+      const denial = tunnel && policy !== undefined ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" }) : undefined
+      if (denial !== undefined) {
+        pool?.put(poolKey(host, port), pooled)
+        return this.denied(denial)
+      }
       // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
@@ -466,12 +494,26 @@ export class Connection implements Timed {
     this.origin = socket
   }
 
-  private resolved(generation: number, error: ResolveError | undefined, addresses: ReadonlyArray<Resolved>): void {
+  private resolved(generation: number, error: ResolveError | undefined, resolved: ReadonlyArray<Resolved>): void {
+    let addresses = resolved
     if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
     if (error !== undefined || addresses.length === 0) {
       this.originState = IDLE
       this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
       return
+    }
+    // The verdict is on the very addresses dialled next (no second lookup in between: DNS cannot change them).
+    const policy = this.ctx.policy
+    if (policy !== undefined) {
+      const destination = { host: this.originHost, port: this.originPort, kind: this.originTunnel ? "connect" as const : "http" as const }
+      if (addresses.length === 1) {
+        const denial = check(policy, { ...destination, address: addresses[0]!.address })
+        if (denial !== undefined) return this.denied(denial)
+      } else {
+        const verdict = allowedAddresses(policy, destination, addresses)
+        if (verdict.denial !== undefined) return this.denied(verdict.denial)
+        addresses = verdict.allowed
+      }
     }
     if (addresses.length > 1) {
       // Several addresses: race them (internal/HappyEyeballs.ts); the winner comes back connected.
@@ -527,6 +569,13 @@ export class Connection implements Timed {
     const dialing = this.dialing
     this.dialing = undefined
     dialing?.cancel()
+  }
+
+  /** The destination policy said no: nothing was dialled; the core answers 403 with the reason. */
+  private denied(denial: Denial): void {
+    this.originState = IDLE
+    this.ctx.stats[denialCounter[denial.kind]]++
+    this.feed({ _tag: "ConnectFailed", reason: "denied", message: denial.message })
   }
 
   /**

@@ -27,13 +27,16 @@ export interface WorkerInit {
   readonly statsIntervalMs: number
   /** DNS servers ("IP" or "IP:PORT", "[v6]:PORT") the worker asks; empty or absent: the system's (resolv.conf). */
   readonly dnsServers?: ReadonlyArray<string>
+  /** Destination rules (`--allow-to`, `--deny-to`), as written; see DestinationPolicy.ts. Absent: none. */
+  readonly allowTo?: ReadonlyArray<string>
+  readonly denyTo?: ReadonlyArray<string>
 }
 
 /**
  * The settings a worker can switch to while it runs (SIGHUP): connections accepted afterwards use them,
  * connections already open finish under the settings they started with.
  */
-export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel">
+export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel" | "allowTo" | "denyTo">
 
 /** Counters a worker keeps; the main thread sums them over workers. */
 export interface WorkerStats {
@@ -48,6 +51,11 @@ export interface WorkerStats {
   readonly dnsQueries: number
   readonly dnsCacheHits: number
   readonly dnsFailures: number
+  /** Requests and tunnels the destination policy denied (403), by what denied them (DestinationPolicy.ts DenialKind). */
+  readonly deniedSelf: number
+  readonly deniedRule: number
+  readonly deniedRange: number
+  readonly deniedPort: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -62,6 +70,10 @@ export const zeroStats: WorkerStats = {
   dnsQueries: 0,
   dnsCacheHits: 0,
   dnsFailures: 0,
+  deniedSelf: 0,
+  deniedRule: 0,
+  deniedRange: 0,
+  deniedPort: 0,
 }
 
 export type FromWorker =

@@ -135,6 +135,10 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   dnsQueries: a.dnsQueries + b.dnsQueries,
   dnsCacheHits: a.dnsCacheHits + b.dnsCacheHits,
   dnsFailures: a.dnsFailures + b.dnsFailures,
+  deniedSelf: a.deniedSelf + b.deniedSelf,
+  deniedRule: a.deniedRule + b.deniedRule,
+  deniedRange: a.deniedRange + b.deniedRange,
+  deniedPort: a.deniedPort + b.deniedPort,
 })
 
 /** A listen failure in words a person can act on. */
@@ -511,4 +515,5 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` (user ${(s.cpuUserMs / 1000).toFixed(2)}s sys ${(s.cpuSystemMs / 1000).toFixed(2)}s) rss=${mib(s.rssBytes)}` +
   ` workers=${s.workersRunning}/${s.workers} restarts=${s.restarts} live=${s.totals.connectionsLive}` +
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
-  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}`
+  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
+  ` denied=${s.totals.deniedSelf + s.totals.deniedRule + s.totals.deniedRange + s.totals.deniedPort}`

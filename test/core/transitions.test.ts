@@ -84,6 +84,19 @@ const scenarios: Record<string, Scenario> = {
   C8: { run: () => { const h = connecting(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
   C9: { run: () => { const h = connecting(postHead(10)); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
   C10: { run: () => { const h = connecting(); return { h, step: h.send({ _tag: "Errored", side: "client", message: "ECONNRESET" }) } } },
+  C11: {
+    run: () => {
+      const h = connecting(connectHead)
+      h.markOrigin("closed")
+      const message = "destination 127.0.0.1:443 denied: loopback (allow it with --allow-to 127.0.0.0/8:443)"
+      return { h, step: h.send({ _tag: "ConnectFailed", reason: "denied", message }) }
+    },
+    check: (h) => {
+      expect(h.clientText()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/)
+      expect(h.clientText()).toMatch(/\r\n\r\n403 Forbidden: destination 127\.0\.0\.1:443 denied: loopback \(allow it with --allow-to 127\.0\.0\.0\/8:443\)\n$/)
+      expect(h.logs.map((r) => [r.kind, r.status, r.outcome])).toEqual([["tunnel", 403, "denied"]])
+    },
+  },
 
   F1: { run: () => { const h = forwarding(postHead(10)); return { h, step: h.client("12345") } } },
   F2: { run: () => { const h = forwarding(); return { h, step: h.client("GET http://") } } },

@@ -615,7 +615,7 @@ export type Step =
   | { readonly kind: "origin"; readonly bytes: Uint8Array; readonly advance: number }
   | { readonly kind: "ended" | "errored" | "blocked" | "drained"; readonly side: Side; readonly advance: number }
   | { readonly kind: "connected" | "connectedReused" | "timeout" | "fire" | "shutdown" | "abort"; readonly advance: number }
-  | { readonly kind: "connectFailed"; readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error"; readonly advance: number }
+  | { readonly kind: "connectFailed"; readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error" | "denied"; readonly advance: number }
 
 const clientFragments = [
   connectHead,
@@ -663,7 +663,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constantFrom("ended" as const, "errored" as const, "blocked" as const, "drained" as const), side: sideArb, advance: advanceArb }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("timeout" as const, "fire" as const), advance: advanceArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("shutdown" as const), advance: advanceArb }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("connectFailed" as const), reason: fc.constantFrom("unresolved" as const, "refused" as const, "unreachable" as const, "timeout" as const, "error" as const), advance: advanceArb }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("connectFailed" as const), reason: fc.constantFrom("unresolved" as const, "refused" as const, "unreachable" as const, "timeout" as const, "error" as const, "denied" as const), advance: advanceArb }) },
 )
 
 /** Deliver one step to the harness (the harness checks its socket invariants after every call). */

@@ -13,7 +13,10 @@
  *   and "*": 400, this is a proxy and needs an absolute URI.
  * - Bytes outside VCHAR (controls, SP, DEL, non-ASCII) anywhere in the target: 400 (checked by the
  *   request-line parser before this module sees the target).
+ * - A host that reads as an IPv4 number (`2130706433`, `0x7f.1`, `127.1`) comes out as a dotted quad; one
+ *   that ends in a number but is no valid IPv4 address, or is percent-encoded: 400 (numeric-host.ts).
  */
+import { normalizeNumericHost } from "./numeric-host.ts"
 import { isDigit, isHexDigit, isRegNameChar } from "./syntax.ts"
 import type { Rejection, Target } from "./types.ts"
 
@@ -103,6 +106,10 @@ const parseAuthority = (s: string): Authority => {
     rest = colon === -1 ? "" : s.slice(colon)
     if (host.length === 0) return { error: "empty host in the request-target" }
     if (!isRegName(host)) return { error: "invalid host in the request-target" }
+    // 2130706433, 0x7f.1, 127.1: one dotted spelling (or 400) before anyone compares or resolves it.
+    const numeric = normalizeNumericHost(host.toLowerCase())
+    if (!numeric.ok) return { error: numeric.reason }
+    host = numeric.host
   }
   if (rest.length === 0) return { host: host.toLowerCase(), port: undefined }
   if (!rest.startsWith(":")) return { error: "invalid authority in the request-target" }

@@ -3,13 +3,15 @@
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
  * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
+ * no Postman); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
+ * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
 import * as net from "node:net"
+import { networkInterfaces } from "node:os"
 import type { ListenAddress, LiveSettings, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
@@ -18,6 +20,7 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
+import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -39,6 +42,10 @@ export interface ProxyServerOptions {
    */
   readonly testHooks?: boolean
 }
+
+/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
+const localAddresses = (): Array<string> =>
+  Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 
 /** The host that crashes a worker when test hooks are on. */
 export const CRASH_HOST = "crash.hctunnel.invalid"
@@ -87,6 +94,9 @@ export class ProxyServer {
   readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
+  /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
+  private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
+  private bound: ReadonlyArray<ListenAddress> | undefined = undefined
   private accepting = false
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -103,6 +113,7 @@ export class ProxyServer {
     })
     this.allow = AllowList.parse(init.allow)
     this.forbidden = forbiddenResponse(init.via)
+    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -117,6 +128,7 @@ export class ProxyServer {
       pool: this.pool,
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
+      policy: this.destinationPolicy(init.listen),
     }
   }
 
@@ -130,8 +142,15 @@ export class ProxyServer {
     const forbidden = forbiddenResponse(settings.via)
     this.allow = allow
     this.forbidden = forbidden
-    this.context = { ...this.context, limits: settings.limits, via: settings.via }
+    this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
+    const policy = this.destinationPolicy(this.bound ?? this.init.listen)
+    this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
     this.log.configure(settings.logFormat, settings.logLevel)
+  }
+
+  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
+  private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
+    return makePolicy({ ...this.rules, listen, interfaces: localAddresses() })
   }
 
   /** Connections not yet finished (lingering ones included). */
@@ -157,6 +176,9 @@ export class ProxyServer {
         this.servers.length = 0
         return done(failed)
       }
+      // Port 0 is now a real port: the policy must know it (no proxying into ourselves).
+      this.bound = bound
+      this.context.policy = this.destinationPolicy(bound)
       this.accepting = true
       done({ ok: true, addresses: bound })
     }

@@ -35,6 +35,8 @@ export interface ProxyOptions {
   readonly extraArgs?: ReadonlyArray<string>
   /** Extra environment (e.g. HCTUNNEL_TEST_HOOKS=1). */
   readonly env?: Readonly<Record<string, string>>
+  /** Listen on this host instead of 127.0.0.1 (e.g. "0.0.0.0" for an exposed proxy; tests still dial 127.0.0.1). */
+  readonly listenHost?: string
 }
 
 let graceFlagName: string | undefined
@@ -56,7 +58,7 @@ const graceFlag = (): string => {
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
 export const flagsFor = (port: number, o: ProxyOptions): string[] => {
-  const args = ["--listen", `${LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2), "--log-format", o.logFormat ?? "text"]
+  const args = ["--listen", `${o.listenHost ?? LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2), "--log-format", o.logFormat ?? "text"]
   const ms = (flag: string, v: number | undefined): void => {
     if (v !== undefined) args.push(flag, `${v}ms`)
   }
