@@ -313,6 +313,11 @@ const S = {
   headTimeout: limitDuration("headTimeout", "head-timeout", "Time for a client to send a complete request head (slowloris guard); expired gets 408", 1, HOUR),
   keepAliveTimeout: limitDuration("keepAliveTimeout", "keep-alive-timeout", "Idle time allowed between requests on a kept-alive client connection", 1, DAY),
   idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
+  proxyProtocolFrom: setting({
+    key: "proxyProtocolFrom", flag: "proxy-protocol-from", repeated: true, metavar: "<cidr>", env: envName("proxyProtocolFrom"),
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
+    description: "Load balancers (e.g. HAProxy with send-proxy / send-proxy-v2) whose connections start with a PROXY protocol v1 or v2 header; its client address is then used for --allow and the log. Connections from other sources are closed; repeat for several",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -346,6 +351,7 @@ export const HctunnelConfig = Schema.Struct({
     keepAliveTimeout: Schema.Number,
     idleTimeout: Schema.Number,
   }),
+  proxyProtocolFrom: Schema.Array(Schema.String),
 })
 export type HctunnelConfig = typeof HctunnelConfig.Type
 
@@ -467,6 +473,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
         keepAliveTimeout: values["keepAliveTimeout"] as number,
         idleTimeout: values["idleTimeout"] as number,
       },
+      proxyProtocolFrom: values["proxyProtocolFrom"] as ReadonlyArray<string>,
     }
     return Effect.succeed(config)
   })

@@ -115,6 +115,7 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
+      proxyProtocolFrom: config.proxyProtocolFrom,
     },
     workers: config.workers,
     graceMs: config.graceMs,

@@ -169,9 +169,11 @@ export class Connection implements Timed {
   private queue: Array<Event> | undefined = undefined
   private finished = false
 
-  constructor(client: net.Socket, ctx: ConnectionContext) {
+  constructor(client: net.Socket, ctx: ConnectionContext, proxied?: { readonly address: string; readonly port: number }) {
     this.client = client
     this.ctx = ctx
+    // PROXY protocol (issue 10 §2): the log names the client of the load balancer's header, not the balancer.
+    if (proxied !== undefined) this.peerText = `${proxied.address.includes(":") ? `[${proxied.address}]` : proxied.address}:${proxied.port}`
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })

@@ -25,6 +25,11 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /**
+   * Load balancers whose connections start with a PROXY protocol header, as CIDR strings; absent or
+   * empty: no PROXY protocol. When set, connections from any other source are closed.
+   */
+  readonly proxyProtocolFrom?: ReadonlyArray<string>
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */

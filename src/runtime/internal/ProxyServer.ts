@@ -18,6 +18,7 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { type ClientAddress, ProxyHeaderReader } from "./ProxyHeaderReader.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -90,6 +91,9 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
+  private readonly proxyFrom: AllowList | undefined
+  private readonly proxyHeaders: ProxyHeaderReader
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -116,6 +120,16 @@ export class ProxyServer {
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
     }
+    const proxyFrom = init.proxyProtocolFrom ?? []
+    this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
+    this.proxyHeaders = new ProxyHeaderReader({
+      deadlines: this.deadlines,
+      log: this.log,
+      timeoutMs: init.limits.headTimeout,
+      admit: (socket, client, rest) => this.admit(socket, client, rest),
+      rejected: () => this.stats.errors++,
+      settled: () => this.checkDrained(),
+    })
   }
 
   /** Connections not yet finished (lingering ones included). */
@@ -172,6 +186,13 @@ export class ProxyServer {
       socket.destroy()
       return
     }
+    // PROXY protocol (issue 10 §2): with --proxy-protocol-from, every connection comes from a listed
+    // load balancer and starts with a header; `admit` runs once it is read.
+    if (this.proxyFrom !== undefined) {
+      if (this.proxyFrom.allows(socket.remoteAddress)) this.proxyHeaders.read(socket)
+      else this.closeUnlisted(socket)
+      return
+    }
     if (!this.allow.allows(socket.remoteAddress)) {
       this.refuse(socket)
       return
@@ -181,9 +202,37 @@ export class ProxyServer {
     this.keepalive.wake()
   }
 
-  private refuse(socket: net.Socket): void {
+  /**
+   * PROXY protocol (issue 10 §2): the header named `client` (or said LOCAL/UNKNOWN: then it is the
+   * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
+   */
+  private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
+    if (!this.accepting) {
+      socket.destroy()
+      return
+    }
+    if (!this.allow.allows(client.address)) {
+      this.refuse(socket, client)
+      return
+    }
+    this.stats.connectionsLive++
+    const connection = new Connection(socket, this.context, client)
+    this.connections.add(connection)
+    this.keepalive.wake()
+    if (rest.length > 0) connection.clientData(rest)
+  }
+
+  /** PROXY protocol (issue 10 §2): a connection that did not come through a listed load balancer. */
+  private closeUnlisted(socket: net.Socket): void {
     this.stats.errors++
-    this.log.message("warn", `refused client ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not in the allow-list`)
+    this.log.message("warn", `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`)
+    socket.on("error", () => {})
+    socket.destroy()
+  }
+
+  private refuse(socket: net.Socket, client?: ClientAddress): void {
+    this.stats.errors++
+    this.log.message("warn", `refused client ${client?.address ?? socket.remoteAddress ?? "?"}:${client?.port ?? socket.remotePort ?? 0}: not in the allow-list`)
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem
@@ -218,6 +267,7 @@ export class ProxyServer {
     this.pool.close()
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
+    this.proxyHeaders.destroyAll()
     if (this.connections.size > 0 || this.refused.size > 0) {
       this.graceTimer = setTimeout(() => {
         this.graceTimer = undefined
@@ -248,10 +298,12 @@ export class ProxyServer {
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.abort(detail, now)
     for (const r of [...this.refused]) r.socket.destroy()
+    this.proxyHeaders.destroyAll()
   }
 
   private checkDrained(): void {
     if (!this.draining || this.connections.size > 0 || this.refused.size > 0 || this.onDrained.length === 0) return
+    if (this.proxyHeaders.size > 0) return // PROXY protocol (issue 10 §2): sockets still reading a header
     if (this.graceTimer !== undefined) {
       clearTimeout(this.graceTimer)
       this.graceTimer = undefined
