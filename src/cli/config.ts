@@ -19,6 +19,7 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { CidrError, parseCidr as parseWorkerCidr } from "../runtime/Allow.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -137,6 +138,18 @@ export const parseCidr = (u: unknown): Parsed<string> => {
     return bad(`${show(u)}: the prefix length must be 0..${maxPrefix} for an IPv${family} address`)
   }
   return ok(`${addr}/${Number(prefix)}`)
+}
+
+/** A CIDR that the workers' matcher also takes (it refuses host bits: "10.0.0.1/8" is a typo, not a network). */
+const strictCidr = (u: unknown): Parsed<string> => {
+  const r = parseCidr(u)
+  if (!r.ok) return r
+  try {
+    parseWorkerCidr(r.value)
+    return r
+  } catch (e) {
+    return bad(`${show(u)}: ${e instanceof CidrError ? e.message.replace(/^invalid CIDR "[^"]*": /, "") : String(e)}; did you mean a network such as "10.0.0.0/8"?`)
+  }
 }
 
 const VIA_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
@@ -315,7 +328,7 @@ const S = {
   idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
   proxyProtocolFrom: setting({
     key: "proxyProtocolFrom", flag: "proxy-protocol-from", repeated: true, metavar: "<cidr>", env: envName("proxyProtocolFrom"),
-    to: Schema.Array(Schema.String), parse: list(parseCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
     description: "Load balancers (e.g. HAProxy with send-proxy / send-proxy-v2) whose connections start with a PROXY protocol v1 or v2 header; its client address is then used for --allow and the log. Connections from other sources are closed; repeat for several",
   }),
 }

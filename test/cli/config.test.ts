@@ -207,3 +207,16 @@ describe("helpers", () => {
     expect(checkNodeVersion("20.20.2")).toMatch(/SO_REUSEPORT/)
   })
 })
+
+describe("proxyProtocolFrom (PROXY protocol sources)", () => {
+  it("is off by default", () => expect(good({}).proxyProtocolFrom).toEqual([]))
+  it("is read from repeated flags, a comma-separated env var and a file array", () => {
+    expect(good({ flags: { proxyProtocolFrom: ["10.0.0.5", "fd00::/8"] } }).proxyProtocolFrom).toEqual(["10.0.0.5/32", "fd00::/8"])
+    expect(good({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual(["10.0.0.0/24", "10.1.0.0/24"])
+    expect(good({ file: file({ proxyProtocolFrom: ["127.0.0.1/32"] }) }).proxyProtocolFrom).toEqual(["127.0.0.1/32"])
+  })
+  it("names the flag and the value when a CIDR is bad", () => {
+    expect(problems({ flags: { proxyProtocolFrom: ["haproxy.internal"] } })[0]).toMatch(/^--proxy-protocol-from haproxy.internal: "haproxy.internal" is not a CIDR/)
+    expect(problems({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.1/8" } })[0]).toMatch(/^HCTUNNEL_PROXY_PROTOCOL_FROM=10.0.0.1\/8: .*host bits/)
+  })
+})

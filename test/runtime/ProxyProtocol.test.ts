@@ -107,7 +107,7 @@ const invalid: ReadonlyArray<readonly [string, Uint8Array, RegExp]> = [
 
 /** Feed `bytes` in the pieces `cuts` makes; every answer before the last piece must be NeedMore. */
 const feedInPieces = (bytes: Uint8Array, cuts: ReadonlyArray<number>): { result: ProxyParse; earlyAt: number | undefined } => {
-  let seen = new Uint8Array(0)
+  let seen: Uint8Array = new Uint8Array(0)
   let from = 0
   for (const cut of [...cuts, bytes.length]) {
     seen = concat(seen, bytes.subarray(from, cut))
