@@ -326,6 +326,17 @@ const S = {
   headTimeout: limitDuration("headTimeout", "head-timeout", "Time for a client to send a complete request head (slowloris guard); expired gets 408", 1, HOUR),
   keepAliveTimeout: limitDuration("keepAliveTimeout", "keep-alive-timeout", "Idle time allowed between requests on a kept-alive client connection", 1, DAY),
   idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
+  admin: setting({
+    key: "admin", flag: "admin", metavar: "<host:port>", env: envName("admin"), to: ListenAddressSchema,
+    parse: parseListen, defaultText: "off", defaultValue: undefined,
+    description: "Serve GET /metrics (Prometheus), /healthz and /stats on this address, from the main thread (port 0 picks a free port, shown in the start-up line)",
+  }),
+  adminAllow: setting({
+    key: "adminAllow", flag: "admin-allow", repeated: true, metavar: "<cidr>", env: envName("adminAllow"),
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
+    defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
+    description: "Client networks allowed to use the admin endpoint; repeat for several. Required when --admin is a non-loopback address",
+  }),
   proxyProtocolFrom: setting({
     key: "proxyProtocolFrom", flag: "proxy-protocol-from", repeated: true, metavar: "<cidr>", env: envName("proxyProtocolFrom"),
     to: Schema.Array(Schema.String), parse: list(strictCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
@@ -354,6 +365,11 @@ export const HctunnelConfig = Schema.Struct({
   via: Schema.String,
   statsIntervalMs: Schema.Number,
   hosts: Schema.Record(Schema.String, Schema.String),
+  /** The admin endpoint's address; undefined when it is off. */
+  admin: Schema.UndefinedOr(ListenAddressSchema),
+  adminAllow: Schema.Array(Schema.String),
+  /** True when `adminAllow` came from a flag, env var or file rather than the default. */
+  adminAllowExplicit: Schema.Boolean,
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -476,6 +492,9 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       via: values["via"] as string,
       statsIntervalMs: values["statsInterval"] as number,
       hosts: values["hosts"] as Readonly<Record<string, string>>,
+      admin: values["admin"] as ListenAddress | undefined,
+      adminAllow: values["adminAllow"] as ReadonlyArray<string>,
+      adminAllowExplicit: explicit.has("adminAllow"),
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,
@@ -494,6 +513,15 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
 /** Safe by default: never an open proxy by accident. */
 export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfig, ConfigError> => {
   const exposed = config.listen.filter((a) => !isLoopback(a.host))
+  if (config.admin !== undefined && !isLoopback(config.admin.host) && !config.adminAllowExplicit) {
+    return Effect.fail(
+      new ConfigError([
+        `refusing to serve the admin endpoint on ${formatListen(config.admin)} (not a loopback address) without an explicit admin allow-list. ` +
+          `Its figures describe your traffic, so say who may read them with --admin-allow (or ${envName("adminAllow")} / "adminAllow" in the config file), ` +
+          `e.g. --admin-allow 10.0.0.5 for your Prometheus server.`,
+      ]),
+    )
+  }
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
   return Effect.fail(
     new ConfigError([
