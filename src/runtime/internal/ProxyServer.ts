@@ -6,6 +6,9 @@
  * no Postman); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
+ * With `proxyProtocolFrom` (issue 10 §2) every connection first reads its PROXY protocol header
+ * (ProxyHeaderReader) and is then admitted under the client address the header names.
+ *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
@@ -207,10 +210,6 @@ export class ProxyServer {
    * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
    */
   private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
-    if (!this.accepting) {
-      socket.destroy()
-      return
-    }
     if (!this.allow.allows(client.address)) {
       this.refuse(socket, client)
       return
@@ -220,6 +219,9 @@ export class ProxyServer {
     this.connections.add(connection)
     this.keepalive.wake()
     if (rest.length > 0) connection.clientData(rest)
+    // Accepted before a graceful shutdown began: a request that came with the header is served, like
+    // one in flight; an idle connection closes now.
+    if (this.draining) connection.shutdown()
   }
 
   /** PROXY protocol (issue 10 §2): a connection that did not come through a listed load balancer. */
@@ -267,8 +269,7 @@ export class ProxyServer {
     this.pool.close()
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
-    this.proxyHeaders.destroyAll()
-    if (this.connections.size > 0 || this.refused.size > 0) {
+    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
       this.graceTimer = setTimeout(() => {
         this.graceTimer = undefined
         this.abortAll("shutdown: grace period over")
