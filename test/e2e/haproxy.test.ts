@@ -7,14 +7,15 @@
  * `allow` see curl's address and port, never HAProxy's; a graceful stop (SIGTERM) of one instance
  * moves new clients to the other without one failed request, while a tunnel it carries keeps relaying.
  */
-import { readFile } from "node:fs/promises"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import net from "node:net"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Backend, HAPROXY_CONFIG, type Haproxy, startHaproxy } from "./support/haproxy.ts"
 import { freePort, startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
-import { curl } from "./support/run.ts"
+import { curl, run } from "./support/run.ts"
 
 /** curl's own address: loopback, but not HAProxy's. */
 const CLIENT = "127.0.0.2"
@@ -242,8 +243,42 @@ const openRawTunnel = (port: number, authority: string): Promise<RawTunnel> =>
   })
 
 describe("docs/deploy.md", () => {
-  it("shows the HAProxy configuration of this test verbatim", async () => {
+  const block = async (language: string, startsWith: string): Promise<string> => {
     const doc = await readFile(join(ROOT, "docs/deploy.md"), "utf8")
-    expect(doc).toContain(HAPROXY_CONFIG)
+    const found = doc.split(/^```/m).find((part) => part.startsWith(`${language}\n${startsWith}`))
+    if (found === undefined) throw new Error(`docs/deploy.md has no \`\`\`${language} block starting with ${startsWith}`)
+    return found.slice(language.length + 1)
+  }
+
+  it("shows the HAProxy configuration of this test verbatim", async () => {
+    expect(await block("haproxy", "global")).toBe(HAPROXY_CONFIG)
+  })
+
+  it("its systemd unit passes systemd-analyze verify without a warning", { timeout: 30_000 }, async () => {
+    const unit = await block("ini", "[Unit]")
+    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/hctunnel /m)
+    const dir = await mkdtemp(join(tmpdir(), "hctunnel-unit-"))
+    try {
+      // hctunnel is not installed in /usr/local/bin here: verify checks that the program exists.
+      await writeFile(join(dir, "hctunnel.service"), unit.replace(/^ExecStart=\/usr\/local\/bin\/hctunnel /m, "ExecStart=/usr/bin/true "))
+      const r = await run("systemd-analyze", ["verify", join(dir, "hctunnel.service")])
+      expect(r.stderr).toBe("")
+      expect(r.code).toBe(0)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("its alert rules pass promtool check rules", { timeout: 30_000 }, async () => {
+    const rules = await block("yaml", "groups:")
+    const dir = await mkdtemp(join(tmpdir(), "hctunnel-rules-"))
+    try {
+      await writeFile(join(dir, "hctunnel.rules.yml"), rules)
+      const r = await run("promtool", ["check", "rules", join(dir, "hctunnel.rules.yml")])
+      expect(r.code, `${r.stdout.toString()}${r.stderr}`).toBe(0)
+      expect(r.stdout.toString()).toMatch(/SUCCESS: 8 rules found/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -24,12 +24,12 @@ defaults
     # Longer than hctunnel's --idle-timeout and --keep-alive-timeout: hctunnel decides when to close.
     timeout client 10m
     timeout server 10m
-    # A refused or failed connection to one instance is retried, the last time on another one.
+    # A connection an instance refuses (it is stopping) is retried at once on another instance.
     retries 3
-    option redispatch
+    option redispatch 1
 
 frontend hctunnel_in
-    bind "\${HCTUNNEL_FRONTEND}"
+    bind "\${FRONTEND_ADDR}"
     default_backend hctunnel
 
 backend hctunnel
@@ -38,8 +38,8 @@ backend hctunnel
     option httpchk GET /healthz
     http-check expect status 200
     default-server check inter 1s fall 1 rise 2
-    server hctunnel1 "\${HCTUNNEL_1}" send-proxy-v2 check port "\${HCTUNNEL_1_ADMIN_PORT}"
-    server hctunnel2 "\${HCTUNNEL_2}" send-proxy-v2 check port "\${HCTUNNEL_2_ADMIN_PORT}"
+    server hctunnel1 "\${HCTUNNEL1_ADDR}" send-proxy-v2 check port "\${HCTUNNEL1_ADMIN_PORT}"
+    server hctunnel2 "\${HCTUNNEL2_ADDR}" send-proxy-v2 check port "\${HCTUNNEL2_ADMIN_PORT}"
 `
 
 export interface Backend {
@@ -64,10 +64,11 @@ process.once("exit", () => {
 
 /** HAPROXY_CONFIG with each server line's PROXY protocol version as asked (the template says v2). */
 export const configFor = (backends: readonly [Backend, Backend]): string =>
-  backends.reduce(
-    (text, b, i) => text.replace(`"\${HCTUNNEL_${i + 1}}" send-proxy-v2`, `"\${HCTUNNEL_${i + 1}}" ${b.version === 1 ? "send-proxy" : "send-proxy-v2"}`),
-    HAPROXY_CONFIG,
-  )
+  backends.reduce((text, b, i) => {
+    const line = `"\${HCTUNNEL${i + 1}_ADDR}" send-proxy-v2 `
+    if (!text.includes(line)) throw new Error(`HAPROXY_CONFIG has no server line with ${line}`)
+    return text.replace(line, `"\${HCTUNNEL${i + 1}_ADDR}" ${b.version === 1 ? "send-proxy" : "send-proxy-v2"} `)
+  }, HAPROXY_CONFIG)
 
 /** Start HAProxy on 127.0.0.1:`port` in front of two backends; resolves once its frontend accepts connections. */
 export const startHaproxy = async (port: number, backends: readonly [Backend, Backend]): Promise<Haproxy> => {
@@ -75,11 +76,11 @@ export const startHaproxy = async (port: number, backends: readonly [Backend, Ba
   const file = join(dir, "haproxy.cfg")
   await writeFile(file, configFor(backends))
   const env = cleanEnv({
-    HCTUNNEL_FRONTEND: `127.0.0.1:${port}`,
-    HCTUNNEL_1: backends[0].address,
-    HCTUNNEL_1_ADMIN_PORT: String(backends[0].adminPort),
-    HCTUNNEL_2: backends[1].address,
-    HCTUNNEL_2_ADMIN_PORT: String(backends[1].adminPort),
+    FRONTEND_ADDR: `127.0.0.1:${port}`,
+    HCTUNNEL1_ADDR: backends[0].address,
+    HCTUNNEL1_ADMIN_PORT: String(backends[0].adminPort),
+    HCTUNNEL2_ADDR: backends[1].address,
+    HCTUNNEL2_ADMIN_PORT: String(backends[1].adminPort),
   })
   const child = spawn(HAPROXY, ["-db", "-f", file], { env, stdio: ["ignore", "pipe", "pipe"] })
   live.add(child)
