@@ -18,6 +18,7 @@
  * the connection keeps its real peer address.
  */
 import { isIPv6 } from "node:net"
+import { parseAddress } from "./Allow.ts"
 
 /** Who the header says the client is; `undefined` address: keep the socket's own peer. */
 export interface ProxyHeader {
@@ -89,7 +90,8 @@ const parseV1 = (bytes: Uint8Array): ProxyParse => {
   if (!isAddress(source) || !isAddress(destination)) return invalid(`v1 header: an address is not a valid ${family === "TCP4" ? "IPv4" : "IPv6"} address`)
   const port = parsePort(sourcePort)
   if (port < 0 || parsePort(destinationPort) < 0) return invalid("v1 header: a port is not a decimal number 0-65535 without leading zeros")
-  return done(1, family === "TCP6" ? source.toLowerCase() : source, port, length)
+  // One spelling per IPv6 address (as v2 gives it), so that per-client counts do not split on "0db8" vs "db8".
+  return done(1, family === "TCP6" ? formatIPv6(parseAddress(source) as Uint8Array, 0) : source, port, length)
 }
 
 const DOTTED_QUAD = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/

@@ -32,6 +32,7 @@ const valid: ReadonlyArray<readonly [string, Uint8Array, ProxyHeader]> = [
   ["v1 TCP4 extremes", ascii("PROXY TCP4 255.255.255.255 0.0.0.0 65535 0\r\n"), { version: 1, address: "255.255.255.255", port: 65535 }],
   ["v1 TCP6", ascii("PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n"), { version: 1, address: "2001:db8::7", port: 40000 }],
   ["v1 TCP6 upper case hex", ascii("PROXY TCP6 2001:DB8::A ::1 1 2\r\n"), { version: 1, address: "2001:db8::a", port: 1 }],
+  ["v1 TCP6 in its long form", ascii("PROXY TCP6 2001:0db8:0000:0000:0000:0000:0000:0007 ::1 80 81\r\n"), { version: 1, address: "2001:db8::7", port: 80 }],
   ["v1 TCP6 mapped IPv4", ascii("PROXY TCP6 ::ffff:127.0.0.2 ::1 5 6\r\n"), { version: 1, address: "::ffff:127.0.0.2", port: 5 }],
   [
     "v1 TCP6 longest line (107 bytes)",
