@@ -3,6 +3,8 @@
  * loopback: curl (bound to 127.0.0.2, so its address differs from HAProxy's 127.0.0.1) -> HAProxy ->
  * two hctunnel instances with --proxy-protocol-from 127.0.0.1 and --allow 127.0.0.2 -> loopback origins.
  *
+ * The same with HAProxy on ::1 and curl from ::1, so that HAProxy sends TCP6 headers.
+ *
  * Proves: plain HTTP and CONNECT work through HAProxy with either header version; the access log and
  * `allow` see curl's address and port, never HAProxy's; a graceful stop (SIGTERM) of one instance
  * moves new clients to the other without one failed request, while a tunnel it carries keeps relaying.
@@ -17,7 +19,7 @@ import { freePort, startHttpOrigin, startTcpServer, type HttpOrigin } from "./su
 import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
 import { curl, run } from "./support/run.ts"
 
-/** curl's own address: loopback, but not HAProxy's. */
+/** curl's own address: loopback, but not HAProxy's (which reaches the instances from 127.0.0.1). */
 const CLIENT = "127.0.0.2"
 
 let origin: HttpOrigin
@@ -39,7 +41,7 @@ const startInstance = async (): Promise<Instance> => {
   const proxy = await startProxy({
     workers: 2,
     graceMs: 20_000,
-    extraArgs: ["--proxy-protocol-from", "127.0.0.1/32", "--allow", `${CLIENT}/32`, "--admin", "127.0.0.1:0"],
+    extraArgs: ["--proxy-protocol-from", "127.0.0.1/32", "--allow", `${CLIENT}/32`, "--allow", "::1/128", "--admin", "127.0.0.1:0"],
   })
   const line = await proxy.waitForLine(/listening/)
   const m = /admin endpoint on http:\/\/127\.0\.0\.1:(\d+)\//.exec(line)
@@ -51,21 +53,24 @@ interface Setup {
   readonly instances: readonly [Instance, Instance]
   readonly haproxy: Haproxy
   readonly url: string
+  /** Where curl connects from: 127.0.0.2, or ::1 when HAProxy listens on ::1 (then the headers are TCP6). */
+  readonly client: "127.0.0.2" | "::1"
   readonly stop: () => Promise<void>
 }
 
-const setUp = async (versions: readonly [1 | 2, 1 | 2]): Promise<Setup> => {
+const setUp = async (versions: readonly [1 | 2, 1 | 2], client: "127.0.0.2" | "::1" = CLIENT): Promise<Setup> => {
   const instances = [await startInstance(), await startInstance()] as const
   const backends = instances.map((inst, i): Backend => ({
     address: `127.0.0.1:${inst.proxy.port}`,
     adminPort: inst.adminPort,
     version: versions[i] as 1 | 2,
   })) as unknown as readonly [Backend, Backend]
-  const haproxy = await startHaproxy(await freePort(), backends)
+  const haproxy = await startHaproxy(await freePort(), backends, client === "::1" ? "::1" : "127.0.0.1")
   return {
     instances,
     haproxy,
-    url: `http://127.0.0.1:${haproxy.port}`,
+    client,
+    url: client === "::1" ? `http://[::1]:${haproxy.port}` : `http://127.0.0.1:${haproxy.port}`,
     stop: async () => {
       await haproxy.stop()
       await Promise.all(instances.map((i) => i.proxy.stop()))
@@ -73,15 +78,15 @@ const setUp = async (versions: readonly [1 | 2, 1 | 2]): Promise<Setup> => {
   }
 }
 
-/** One request through HAProxy from 127.0.0.2; `tunnel` sends it through a CONNECT tunnel (curl -p). */
+/** One request through HAProxy from `s.client`; `tunnel` sends it through a CONNECT tunnel (curl -p). `client` as the log writes it. */
 const request = async (s: Setup, path: string, tunnel = false) => {
   const r = await curl(s.url, [
-    "--interface", CLIENT, ...(tunnel ? ["-p"] : []),
+    "--interface", s.client, ...(tunnel ? ["-p"] : []),
     "-w", "\n%{http_code} %{local_ip} %{local_port}", `http://127.0.0.1:${origin.port}${path}`,
   ])
   const text = r.stdout.toString()
   const [code, ip, port] = text.slice(text.lastIndexOf("\n") + 1).split(" ")
-  return { exit: r.code, stderr: r.stderr, body: text.slice(0, text.lastIndexOf("\n")), code, client: `${ip}:${port}` }
+  return { exit: r.code, stderr: r.stderr, body: text.slice(0, text.lastIndexOf("\n")), code, client: `${ip?.includes(":") ? `[${ip}]` : ip}:${port}` }
 }
 
 /** The access-log line (in whichever instance served it) of a request whose target contains `target`. */
@@ -99,13 +104,17 @@ const accessLine = async (s: Setup, client: string, target: string): Promise<str
 const accessLines = (inst: Instance): Array<string> => inst.proxy.stdout.filter((l) => /^\S+:\d+ (GET|CONNECT) /.test(l))
 
 describe.each([
-  ["PROXY protocol v1 (send-proxy) on both servers", [1, 1] as const],
-  ["PROXY protocol v2 (send-proxy-v2) on both servers", [2, 2] as const],
-])("hctunnel behind HAProxy: %s", (_name, versions) => {
+  ["PROXY protocol v1 (send-proxy) on both servers", [1, 1] as const, CLIENT],
+  ["PROXY protocol v2 (send-proxy-v2) on both servers", [2, 2] as const, CLIENT],
+  ["PROXY protocol v1 on both servers, IPv6 clients (TCP6 headers)", [1, 1] as const, "::1"],
+  ["PROXY protocol v2 on both servers, IPv6 clients (TCP6 headers)", [2, 2] as const, "::1"],
+] as const)("hctunnel behind HAProxy: %s", (_name, versions, client) => {
   let s: Setup
   beforeAll(async () => {
-    s = await setUp(versions)
+    s = await setUp(versions, client)
   }, 90_000)
+  /** How the log writes curl's address: "127.0.0.2:port" or "[::1]:port". */
+  const clientPattern = client === "::1" ? /^\[::1\]:\d+/ : /^127\.0\.0\.2:\d+/
   afterAll(() => s?.stop(), 30_000)
 
   it("plain HTTP and CONNECT work, and the log shows curl's address and port, not HAProxy's", { timeout: 60_000 }, async () => {
@@ -114,7 +123,7 @@ describe.each([
       expect(plain.exit, plain.stderr).toBe(0)
       expect(plain.code).toBe("200")
       expect(plain.body).toBe("hello from a\n")
-      expect(plain.client).toMatch(/^127\.0\.0\.2:\d+$/)
+      expect(plain.client).toMatch(clientPattern)
       expect(await accessLine(s, plain.client, `/small?plain=${i} 200 `)).toMatch(/ GET http:\/\/127\.0\.0\.1:\d+\/small\?plain=\d 200 /)
 
       const tunneled = await request(s, `/small?tunnel=${i}`, true)
@@ -123,10 +132,10 @@ describe.each([
       expect(tunneled.body).toBe("hello from a\n")
       expect(await accessLine(s, tunneled.client, ` CONNECT 127.0.0.1:${origin.port} 200 `)).toBeDefined()
     }
-    // Every access line names a client on 127.0.0.2; HAProxy's 127.0.0.1 never appears as a client.
+    // Every access line names curl's address; HAProxy's 127.0.0.1 never appears as a client.
     const lines = s.instances.flatMap(accessLines)
     expect(lines.length).toBeGreaterThanOrEqual(8)
-    for (const line of lines) expect(line).toMatch(/^127\.0\.0\.2:\d+ /)
+    for (const line of lines) expect(line).toMatch(clientPattern)
   })
 })
 

@@ -11,7 +11,8 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { canConnect, cleanEnv } from "./proxy.ts"
+import net from "node:net"
+import { cleanEnv } from "./proxy.ts"
 
 export const HAPROXY = "/usr/sbin/haproxy"
 
@@ -57,6 +58,16 @@ export interface Haproxy {
   stop(): Promise<void>
 }
 
+const accepts = (port: number, host: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = net.connect(port, host)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+  })
+
 const live = new Set<ChildProcess>()
 process.once("exit", () => {
   for (const cp of live) cp.kill("SIGKILL")
@@ -70,13 +81,13 @@ export const configFor = (backends: readonly [Backend, Backend]): string =>
     return text.replace(line, `"\${HCTUNNEL${i + 1}_ADDR}" ${b.version === 1 ? "send-proxy" : "send-proxy-v2"} `)
   }, HAPROXY_CONFIG)
 
-/** Start HAProxy on 127.0.0.1:`port` in front of two backends; resolves once its frontend accepts connections. */
-export const startHaproxy = async (port: number, backends: readonly [Backend, Backend]): Promise<Haproxy> => {
+/** Start HAProxy on `host`:`port` (loopback) in front of two backends; resolves once its frontend accepts connections. */
+export const startHaproxy = async (port: number, backends: readonly [Backend, Backend], host: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<Haproxy> => {
   const dir = await mkdtemp(join(tmpdir(), "hctunnel-haproxy-"))
   const file = join(dir, "haproxy.cfg")
   await writeFile(file, configFor(backends))
   const env = cleanEnv({
-    FRONTEND_ADDR: `127.0.0.1:${port}`,
+    FRONTEND_ADDR: host === "::1" ? `[::1]:${port}` : `${host}:${port}`,
     HCTUNNEL1_ADDR: backends[0].address,
     HCTUNNEL1_ADMIN_PORT: String(backends[0].adminPort),
     HCTUNNEL2_ADDR: backends[1].address,
@@ -96,8 +107,8 @@ export const startHaproxy = async (port: number, backends: readonly [Backend, Ba
   const output = (): string => `$ haproxy -db -f ${file}\n${configFor(backends)}\n--- output ---\n${out}`
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}\n${output()}`)
-    if (await canConnect(port)) break
-    if (i > 200) throw new Error(`haproxy did not listen on 127.0.0.1:${port}\n${output()}`)
+    if (await accepts(port, host)) break
+    if (i > 200) throw new Error(`haproxy did not listen on ${host} port ${port}\n${output()}`)
     await new Promise((r) => setTimeout(r, 25))
   }
   return {
