@@ -2,6 +2,7 @@
  * The PROXY protocol parser, table-driven: every valid and invalid v1/v2 form, each fed whole, byte
  * by byte and at every split point, with and without bytes after the header.
  */
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { formatIPv6, parseProxyHeader, type ProxyHeader, type ProxyParse, V1_MAX_BYTES, V2_SIGNATURE } from "../../src/runtime/ProxyProtocol.ts"
 
@@ -190,4 +191,28 @@ describe("formatIPv6", () => {
   for (const [words, text] of cases) {
     it(text, () => expect(formatIPv6(Uint8Array.from(v6(...words)), 0)).toBe(text))
   }
+})
+
+describe("parseProxyHeader: properties over arbitrary bytes", () => {
+  /** Byte strings that often start like a header, so the parser gets past its first byte. */
+  const headerish = fc.oneof(
+    fc.uint8Array({ maxLength: 120 }),
+    fc.uint8Array({ maxLength: 80 }).map((tail) => concat(ascii("PROXY "), tail)),
+    fc.uint8Array({ maxLength: 80 }).map((tail) => concat(V2_SIGNATURE, tail)),
+    fc.constantFrom(...valid.map(([, bytes]) => bytes), ...invalid.map(([, bytes]) => bytes)).chain((bytes) =>
+      fc.tuple(fc.nat({ max: bytes.length }), fc.uint8Array({ maxLength: 8 })).map(([cut, noise]) => concat(bytes.subarray(0, cut), noise))
+    ),
+  )
+
+  it("never throws; Done never claims more than it was given; a verdict never changes as bytes arrive", () => {
+    fc.assert(
+      fc.property(headerish, fc.uint8Array({ maxLength: 40 }), (bytes, more) => {
+        const first = parseProxyHeader(bytes)
+        if (first._tag === "Done") expect(first.length).toBeLessThanOrEqual(bytes.length)
+        const later = parseProxyHeader(concat(bytes, more))
+        if (first._tag !== "NeedMore") expect(later).toEqual(first)
+      }),
+      { numRuns: 2000 },
+    )
+  })
 })
