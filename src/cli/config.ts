@@ -299,7 +299,7 @@ const S = {
   }),
   allow: setting({
     key: "allow", flag: "allow", alias: "a", repeated: true, metavar: "<cidr>", env: envName("allow"),
-    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
     defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
     description: "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address",
   }),
@@ -333,7 +333,7 @@ const S = {
   }),
   adminAllow: setting({
     key: "adminAllow", flag: "admin-allow", repeated: true, metavar: "<cidr>", env: envName("adminAllow"),
-    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
     defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
     description: "Client networks allowed to use the admin endpoint; repeat for several. Required when --admin is a non-loopback address",
   }),
