@@ -20,6 +20,7 @@ import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
+import { CidrError, parseCidr as parseWorkerCidr } from "../runtime/Allow.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -138,6 +139,18 @@ export const parseCidr = (u: unknown): Parsed<string> => {
     return bad(`${show(u)}: the prefix length must be 0..${maxPrefix} for an IPv${family} address`)
   }
   return ok(`${addr}/${Number(prefix)}`)
+}
+
+/** A CIDR that the workers' matcher also takes (it refuses host bits: "10.0.0.1/8" is a typo, not a network). */
+const strictCidr = (u: unknown): Parsed<string> => {
+  const r = parseCidr(u)
+  if (!r.ok) return r
+  try {
+    parseWorkerCidr(r.value)
+    return r
+  } catch (e) {
+    return bad(`${show(u)}: ${e instanceof CidrError ? e.message.replace(/^invalid CIDR "[^"]*": /, "") : String(e)}; did you mean a network such as "10.0.0.0/8"?`)
+  }
 }
 
 const VIA_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
@@ -325,7 +338,7 @@ const S = {
   }),
   allow: setting({
     key: "allow", flag: "allow", alias: "a", repeated: true, metavar: "<cidr>", env: envName("allow"),
-    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
     defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
     description: "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address",
   }),
@@ -367,6 +380,22 @@ const S = {
     to: Schema.Array(Schema.String), parse: destinationRules, defaultText: "none", defaultValue: () => [],
     description: "Destinations to deny, same syntax as --allow-to (e.g. '*:25'); deny rules win over allow rules. The proxy's own listening sockets are always denied",
   }),
+  admin: setting({
+    key: "admin", flag: "admin", metavar: "<host:port>", env: envName("admin"), to: ListenAddressSchema,
+    parse: parseListen, defaultText: "off", defaultValue: undefined,
+    description: "Serve GET /metrics (Prometheus), /healthz and /stats on this address, from the main thread (port 0 picks a free port, shown in the start-up line)",
+  }),
+  adminAllow: setting({
+    key: "adminAllow", flag: "admin-allow", repeated: true, metavar: "<cidr>", env: envName("adminAllow"),
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
+    defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
+    description: "Client networks allowed to use the admin endpoint; repeat for several. Required when --admin is a non-loopback address",
+  }),
+  proxyProtocolFrom: setting({
+    key: "proxyProtocolFrom", flag: "proxy-protocol-from", repeated: true, metavar: "<cidr>", env: envName("proxyProtocolFrom"),
+    to: Schema.Array(Schema.String), parse: list(strictCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
+    description: "Load balancers (e.g. HAProxy with send-proxy / send-proxy-v2) whose connections start with a PROXY protocol v1 or v2 header; its client address is then used for --allow and the log. Connections from other sources are closed; repeat for several",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -395,6 +424,11 @@ export const HctunnelConfig = Schema.Struct({
   /** Destination rules as written (validated); see src/runtime/DestinationPolicy.ts. */
   allowTo: Schema.Array(Schema.String),
   denyTo: Schema.Array(Schema.String),
+  /** The admin endpoint's address; undefined when it is off. */
+  admin: Schema.UndefinedOr(ListenAddressSchema),
+  adminAllow: Schema.Array(Schema.String),
+  /** True when `adminAllow` came from a flag, env var or file rather than the default. */
+  adminAllowExplicit: Schema.Boolean,
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -405,6 +439,7 @@ export const HctunnelConfig = Schema.Struct({
     keepAliveTimeout: Schema.Number,
     idleTimeout: Schema.Number,
   }),
+  proxyProtocolFrom: Schema.Array(Schema.String),
 })
 export type HctunnelConfig = typeof HctunnelConfig.Type
 
@@ -519,6 +554,9 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       dnsServers: values["dnsServers"] as ReadonlyArray<string>,
       allowTo: values["allowTo"] as ReadonlyArray<string>,
       denyTo: values["denyTo"] as ReadonlyArray<string>,
+      admin: values["admin"] as ListenAddress | undefined,
+      adminAllow: values["adminAllow"] as ReadonlyArray<string>,
+      adminAllowExplicit: explicit.has("adminAllow"),
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,
@@ -529,6 +567,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
         keepAliveTimeout: values["keepAliveTimeout"] as number,
         idleTimeout: values["idleTimeout"] as number,
       },
+      proxyProtocolFrom: values["proxyProtocolFrom"] as ReadonlyArray<string>,
     }
     return Effect.succeed(config)
   })
@@ -536,6 +575,15 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
 /** Safe by default: never an open proxy by accident. */
 export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfig, ConfigError> => {
   const exposed = config.listen.filter((a) => !isLoopback(a.host))
+  if (config.admin !== undefined && !isLoopback(config.admin.host) && !config.adminAllowExplicit) {
+    return Effect.fail(
+      new ConfigError([
+        `refusing to serve the admin endpoint on ${formatListen(config.admin)} (not a loopback address) without an explicit admin allow-list. ` +
+          `Its figures describe your traffic, so say who may read them with --admin-allow (or ${envName("adminAllow")} / "adminAllow" in the config file), ` +
+          `e.g. --admin-allow 10.0.0.5 for your Prometheus server.`,
+      ]),
+    )
+  }
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
   return Effect.fail(
     new ConfigError([

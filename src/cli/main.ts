@@ -90,10 +90,11 @@ const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, st
 const reachable = (a: ListenAddress): string =>
   a.host === "0.0.0.0" ? `127.0.0.1:${a.port}` : a.host === "::" ? `[::1]:${a.port}` : formatListen(a)
 
-export const startupLine = (version: string, addresses: ReadonlyArray<ListenAddress>, workers: number): string => {
+export const startupLine = (version: string, addresses: ReadonlyArray<ListenAddress>, workers: number, admin?: ListenAddress): string => {
   const first = addresses[0]
   const hint = first === undefined ? "" : ` — try: curl -x http://${reachable(first)} http://example.com`
-  return `hctunnel ${version} listening on ${addresses.map(formatListen).join(", ")} with ${workers} worker${workers === 1 ? "" : "s"}${hint}`
+  const adminText = admin === undefined ? "" : `; admin endpoint on http://${formatListen(admin)}/metrics`
+  return `hctunnel ${version} listening on ${addresses.map(formatListen).join(", ")} with ${workers} worker${workers === 1 ? "" : "s"}${adminText}${hint}`
 }
 
 const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
@@ -123,18 +124,20 @@ export const runProxy = (
       dnsServers: config.dnsServers,
       allowTo: config.allowTo,
       denyTo: config.denyTo,
+      proxyProtocolFrom: config.proxyProtocolFrom,
     },
     workers: config.workers,
     graceMs: config.graceMs,
-    onReady: (addresses, workers) =>
+    onReady: (addresses, workers, admin) =>
       Effect.sync(() => {
-        const line = startupLine(version, addresses, workers)
+        const line = startupLine(version, addresses, workers, admin)
         // The one line everybody reads: plain in text mode, a log object in JSON mode.
         if (config.logFormat === "json") writeLine("json", "info", line)
         else process.stdout.write(`${line}\n`)
       }),
     printStats: printStats(config),
     ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
+    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow },
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>

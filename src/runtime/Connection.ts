@@ -195,9 +195,14 @@ export class Connection implements Timed {
   private queue: Array<Event> | undefined = undefined
   private finished = false
 
-  constructor(client: net.Socket, ctx: ConnectionContext) {
+  constructor(client: net.Socket, ctx: ConnectionContext, proxied?: { readonly address: string; readonly port: number }) {
     this.client = client
     this.ctx = ctx
+    // PROXY protocol (issue 10 §2): the client is the one the load balancer's header names, not the balancer.
+    if (proxied !== undefined) {
+      this.proxiedAddress = proxied.address
+      this.peerText = `${proxied.address.includes(":") ? `[${proxied.address}]` : proxied.address}:${proxied.port}`
+    }
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
@@ -209,6 +214,14 @@ export class Connection implements Timed {
     client.on("error", onClientError)
     client.on("close", onClientClose)
     this.guard(() => this.postman.start(ctx.deadlines.now()))
+  }
+
+  /** PROXY protocol (issue 10 §2): the client's address from the load balancer's header, if there was one. */
+  private readonly proxiedAddress: string | undefined = undefined
+
+  /** The client's IP address (for per-client limits and rate limits): the PROXY header's, else the socket's peer. */
+  get clientAddress(): string {
+    return this.proxiedAddress ?? this.client.remoteAddress ?? "?"
   }
 
   /** "address:port" of the client, for the log; made when first needed, so an idle tunnel keeps no text. */

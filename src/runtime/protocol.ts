@@ -30,6 +30,11 @@ export interface WorkerInit {
   /** Destination rules (`--allow-to`, `--deny-to`), as written; see DestinationPolicy.ts. Absent: none. */
   readonly allowTo?: ReadonlyArray<string>
   readonly denyTo?: ReadonlyArray<string>
+  /**
+   * Load balancers whose connections start with a PROXY protocol header, as CIDR strings; absent or
+   * empty: no PROXY protocol. When set, connections from any other source are closed.
+   */
+  readonly proxyProtocolFrom?: ReadonlyArray<string>
 }
 
 /**

@@ -35,6 +35,8 @@ import * as Semaphore from "effect/Semaphore"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
+import { AdminListenError, AdminServer, type Health } from "./AdminServer.ts"
+import { Exposition } from "./Exposition.ts"
 import {
   type FromWorker,
   type ListenAddress,
@@ -64,8 +66,11 @@ export interface SupervisorOptions {
   readonly init: Omit<WorkerInit, "id" | "reusePort">
   readonly workers: number
   readonly graceMs: number
-  /** Called once when every worker listens, with the bound addresses and the number of workers. */
-  readonly onReady: (addresses: ReadonlyArray<ListenAddress>, workers: number) => Effect.Effect<void>
+  /**
+   * Called once when every worker listens, with the bound addresses, the number of workers, and the admin
+   * endpoint's bound address (port 0 resolved) when it is on.
+   */
+  readonly onReady: (addresses: ReadonlyArray<ListenAddress>, workers: number, admin: ListenAddress | undefined) => Effect.Effect<void>
   /** Prints the SIGUSR1 stats line (always shown, whatever the log level). */
   readonly printStats: (line: StatsSnapshot) => Effect.Effect<void>
   /** The worker module; default `./worker.ts` or `./worker.js` beside this file. */
@@ -78,6 +83,8 @@ export interface SupervisorOptions {
   readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
   /** Install SIGINT/SIGTERM/SIGUSR1 handlers (default true; tests pass false and use `stop`). */
   readonly signals?: boolean
+  /** The admin endpoint (AdminServer.ts), when `--admin` is given: its address and who may use it. */
+  readonly admin?: { readonly address: ListenAddress; readonly allow: ReadonlyArray<string> } | undefined
 }
 
 /** What a reload changes. */
@@ -168,6 +175,8 @@ interface Slot {
   runs: number
   /** Set while a Reconfigure is unanswered: completed with the worker's error, if any. */
   reconfigured: Deferred.Deferred<string | undefined> | undefined
+  /** Called at the next Stats message (a scrape waiting for fresh figures). */
+  statsWaiters: Array<() => void>
 }
 
 /** A worker run that ended because the worker reported ListenFailed. */
@@ -179,6 +188,9 @@ class WorkerListenFailed extends Error {
     this.code = code
   }
 }
+
+/** How long a scrape of /metrics or /stats waits for the workers' fresh counters before using the last ones. */
+const FRESH_STATS_MS = 250
 
 const restartSchedule = Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("10 seconds")])
 
@@ -259,6 +271,7 @@ export const supervise = (
               return Effect.fail(new WorkerListenFailed(msg.code, msg.message))
             case "Stats":
               slot.stats = msg.stats
+              for (const wake of slot.statsWaiters.splice(0)) wake()
               return Effect.void
             case "Drained":
               return Deferred.succeed(slot.drained, undefined).pipe(Effect.asVoid)
@@ -306,6 +319,7 @@ export const supervise = (
       fiber: undefined,
       runs: 0,
       reconfigured: undefined,
+      statsWaiters: [],
     })
 
     const provide = <A, E>(eff: Effect.Effect<A, E, WorkerPlatform | import("effect/workers/Worker").Spawner>) =>
@@ -379,6 +393,43 @@ export const supervise = (
       if (errors.length > 0) yield* Effect.logError(`reload incomplete: ${errors.join("; ")}`)
       yield* Effect.logInfo(`configuration reloaded: ${applied} worker${applied === 1 ? "" : "s"} use the new settings for new connections`)
     }).pipe(reloadLock.withPermits(1))
+
+    // The admin endpoint listens before any worker starts, so a bad --admin fails fast; /healthz says
+    // "starting" until every worker listens, "draining" from the first shutdown signal.
+    let ready = false
+    let adminAddress: ListenAddress | undefined = undefined
+    const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
+    /** Asks every listening worker for its counters; waits for the answers, at most `FRESH_STATS_MS`. */
+    const refreshStats = Effect.gen(function*() {
+      const answers: Array<Deferred.Deferred<void>> = []
+      for (const s of slots) {
+        if (s.handle === undefined || !s.listening) continue
+        const answered = Deferred.makeUnsafe<void>()
+        s.statsWaiters.push(() => Deferred.doneUnsafe(answered, Exit.void))
+        answers.push(answered)
+        yield* s.handle.send({ _tag: "ReportStats" }).pipe(Effect.ignore)
+      }
+      yield* Effect.forEach(answers, Deferred.await, { discard: true }).pipe(Effect.timeoutOption(FRESH_STATS_MS))
+    })
+    if (options.admin !== undefined) {
+      const runPromise = Effect.runPromiseWith(yield* Effect.context<never>())
+      const admin = new AdminServer({
+        address: options.admin.address,
+        allow: options.admin.allow,
+        sources: {
+          health,
+          stats: () => runPromise(refreshStats.pipe(Effect.map(() => statsFigures(snapshot())))),
+          metrics: () => runPromise(refreshStats.pipe(Effect.map(() => formatMetrics(snapshot())))),
+        },
+      })
+      adminAddress = yield* Effect.tryPromise({
+        try: () => admin.listen(),
+        catch: (e) => (e instanceof AdminListenError ? new ListenError(e.code, e.message) : new ListenError("EUNKNOWN", String(e))),
+      }).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
+      // Closed with the scope, after the drain: it answers (503) through the whole grace period.
+      yield* Scope.addFinalizer(scope, Effect.sync(() => admin.close()))
+    }
+
     if (options.signals !== false) {
       yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -460,7 +511,8 @@ export const supervise = (
     yield* Effect.sleep("20 millis").pipe(
       Effect.repeat({ until: () => slots.every((s) => s.listening), times: 500 }),
     )
-    yield* options.onReady(listen, count)
+    ready = true
+    yield* options.onReady(listen, count, adminAddress)
 
     // Periodic stats at debug level.
     yield* Effect.suspend(() => Effect.logDebug(formatStatsText(snapshot()))).pipe(
@@ -517,3 +569,23 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
   ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
   ` denied=${s.totals.deniedSelf + s.totals.deniedRule + s.totals.deniedRange + s.totals.deniedPort}`
+
+/** The stats line's figures as one flat JSON-able object (GET /stats). */
+export const statsFigures = (s: StatsSnapshot): Record<string, number> => {
+  const { totals, ...process } = s
+  return { ...process, ...totals }
+}
+
+/** GET /metrics: the figures in the Prometheus text format. */
+export const formatMetrics = (s: StatsSnapshot): string => {
+  const t = s.totals
+  return new Exposition()
+    .counter("hctunnel_connections_accepted_total", "Client connections accepted by the listeners", [[undefined, t.connectionsAccepted]])
+    .gauge("hctunnel_connections_open", "Client connections open now", [[undefined, t.connectionsLive]])
+    .counter("hctunnel_requests_total", "Requests (plain HTTP and CONNECT) received", [[undefined, t.requests]])
+    .counter("hctunnel_tunnels_opened_total", "CONNECT tunnels established", [[undefined, t.tunnels]])
+    .counter("hctunnel_bytes_total", "Bytes read from clients and from origins", [[{ direction: "from_client" }, t.bytesFromClients], [{ direction: "from_origin" }, t.bytesFromOrigins]])
+    .counter("hctunnel_worker_restarts_total", "Worker threads replaced after they stopped", [[undefined, s.restarts]])
+    .gauge("hctunnel_workers_running", "Worker threads listening now", [[undefined, s.workersRunning]])
+    .text()
+}

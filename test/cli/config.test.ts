@@ -214,3 +214,44 @@ describe("helpers", () => {
     expect(checkNodeVersion("20.20.2")).toMatch(/SO_REUSEPORT/)
   })
 })
+
+describe("admin endpoint settings", () => {
+  it("is off by default; --admin, HCTUNNEL_ADMIN and \"admin\" turn it on", () => {
+    expect(good({}).admin).toBeUndefined()
+    expect(good({}).adminAllow).toEqual(["127.0.0.0/8", "::1/128"])
+    expect(good({ flags: { admin: "127.0.0.1:9090" } }).admin).toEqual({ host: "127.0.0.1", port: 9090 })
+    expect(good({ env: { HCTUNNEL_ADMIN: "[::1]:0" } }).admin).toEqual({ host: "::1", port: 0 })
+    expect(good({ file: file({ admin: "localhost:9100" }) }).admin).toEqual({ host: "127.0.0.1", port: 9100 })
+  })
+  it("a bad address names where it came from", () => {
+    expect(problems({ flags: { admin: "9090" } })[0]).toMatch(/^--admin 9090: .*host:port/)
+  })
+  it("a non-loopback admin address needs its own allow list (--allow is not enough)", () => {
+    const p = problems({ flags: { admin: "0.0.0.0:9090", allow: ["10.0.0.0/8"] } })
+    expect(p).toHaveLength(1)
+    expect(p[0]).toMatch(/refusing to serve the admin endpoint on 0\.0\.0\.0:9090 .*--admin-allow .*HCTUNNEL_ADMIN_ALLOW/)
+    const c = good({ flags: { admin: "0.0.0.0:9090", adminAllow: ["10.0.0.5"] } })
+    expect(c.adminAllow).toEqual(["10.0.0.5/32"])
+    expect(c.adminAllowExplicit).toBe(true)
+  })
+})
+
+describe("proxyProtocolFrom (PROXY protocol sources)", () => {
+  it("is off by default", () => expect(good({}).proxyProtocolFrom).toEqual([]))
+  it("is read from repeated flags, a comma-separated env var and a file array", () => {
+    expect(good({ flags: { proxyProtocolFrom: ["10.0.0.5", "fd00::/8"] } }).proxyProtocolFrom).toEqual(["10.0.0.5/32", "fd00::/8"])
+    expect(good({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual(["10.0.0.0/24", "10.1.0.0/24"])
+    expect(good({ file: file({ proxyProtocolFrom: ["127.0.0.1/32"] }) }).proxyProtocolFrom).toEqual(["127.0.0.1/32"])
+  })
+  it("names the flag and the value when a CIDR is bad", () => {
+    expect(problems({ flags: { proxyProtocolFrom: ["haproxy.internal"] } })[0]).toMatch(/^--proxy-protocol-from haproxy.internal: "haproxy.internal" is not a CIDR/)
+    expect(problems({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.1/8" } })[0]).toMatch(/^HCTUNNEL_PROXY_PROTOCOL_FROM=10.0.0.1\/8: .*host bits/)
+  })
+})
+
+describe("CIDRs with host bits", () => {
+  it("are refused with the flag's name for allow and adminAllow too (the workers would not take them)", () => {
+    expect(problems({ flags: { allow: ["10.0.0.1/8"] } })[0]).toMatch(/^--allow 10.0.0.1\/8: .*host bits.*did you mean a network/)
+    expect(problems({ flags: { adminAllow: ["192.168.1.1/24"] } })[0]).toMatch(/^--admin-allow 192.168.1.1\/24: .*host bits/)
+  })
+})

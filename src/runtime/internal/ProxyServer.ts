@@ -7,6 +7,9 @@
  * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
+ * With `proxyProtocolFrom` (issue 10 §2) every connection first reads its PROXY protocol header
+ * (ProxyHeaderReader) and is then admitted under the client address the header names.
+ *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
@@ -21,6 +24,7 @@ import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
 import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
+import { type ClientAddress, ProxyHeaderReader } from "./ProxyHeaderReader.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -101,6 +105,9 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
+  private readonly proxyFrom: AllowList | undefined
+  private readonly proxyHeaders: ProxyHeaderReader
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -130,6 +137,16 @@ export class ProxyServer {
       onFinished: (connection) => this.connectionFinished(connection),
       policy: this.destinationPolicy(init.listen),
     }
+    const proxyFrom = init.proxyProtocolFrom ?? []
+    this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
+    this.proxyHeaders = new ProxyHeaderReader({
+      deadlines: this.deadlines,
+      log: this.log,
+      timeoutMs: init.limits.headTimeout,
+      admit: (socket, client, rest) => this.admit(socket, client, rest),
+      rejected: () => this.stats.errors++,
+      settled: () => this.checkDrained(),
+    })
   }
 
   /**
@@ -210,6 +227,13 @@ export class ProxyServer {
       socket.destroy()
       return
     }
+    // PROXY protocol (issue 10 §2): with --proxy-protocol-from, every connection comes from a listed
+    // load balancer and starts with a header; `admit` runs once it is read.
+    if (this.proxyFrom !== undefined) {
+      if (this.proxyFrom.allows(socket.remoteAddress)) this.proxyHeaders.read(socket)
+      else this.closeUnlisted(socket)
+      return
+    }
     if (!this.allow.allows(socket.remoteAddress)) {
       this.refuse(socket)
       return
@@ -219,9 +243,36 @@ export class ProxyServer {
     this.keepalive.wake()
   }
 
-  private refuse(socket: net.Socket): void {
+  /**
+   * PROXY protocol (issue 10 §2): the header named `client` (or said LOCAL/UNKNOWN: then it is the
+   * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
+   */
+  private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
+    if (!this.allow.allows(client.address)) {
+      this.refuse(socket, client)
+      return
+    }
+    this.stats.connectionsLive++
+    const connection = new Connection(socket, this.context, client)
+    this.connections.add(connection)
+    this.keepalive.wake()
+    if (rest.length > 0) connection.clientData(rest)
+    // Accepted before a graceful shutdown began: a request that came with the header is served, like
+    // one in flight; an idle connection closes now.
+    if (this.draining) connection.shutdown()
+  }
+
+  /** PROXY protocol (issue 10 §2): a connection that did not come through a listed load balancer. */
+  private closeUnlisted(socket: net.Socket): void {
     this.stats.errors++
-    this.log.message("warn", `refused client ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not in the allow-list`)
+    this.log.message("warn", `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`)
+    socket.on("error", () => {})
+    socket.destroy()
+  }
+
+  private refuse(socket: net.Socket, client?: ClientAddress): void {
+    this.stats.errors++
+    this.log.message("warn", `refused client ${client?.address ?? socket.remoteAddress ?? "?"}:${client?.port ?? socket.remotePort ?? 0}: not in the allow-list`)
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem
@@ -256,7 +307,7 @@ export class ProxyServer {
     this.pool.close()
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
-    if (this.connections.size > 0 || this.refused.size > 0) {
+    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
       this.graceTimer = setTimeout(() => {
         this.graceTimer = undefined
         this.abortAll("shutdown: grace period over")
@@ -286,10 +337,12 @@ export class ProxyServer {
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.abort(detail, now)
     for (const r of [...this.refused]) r.socket.destroy()
+    this.proxyHeaders.destroyAll()
   }
 
   private checkDrained(): void {
     if (!this.draining || this.connections.size > 0 || this.refused.size > 0 || this.onDrained.length === 0) return
+    if (this.proxyHeaders.size > 0) return // PROXY protocol (issue 10 §2): sockets still reading a header
     if (this.graceTimer !== undefined) {
       clearTimeout(this.graceTimer)
       this.graceTimer = undefined

@@ -1,0 +1,153 @@
+/**
+ * AdminServer: the operator's HTTP endpoint (`--admin HOST:PORT`), served by the main thread.
+ *
+ * Owns one `node:http` server and its routes:
+ *   GET /healthz  200 `ok` while serving; 503 `starting` before the workers listen and `draining` from
+ *                 the first SIGTERM/SIGINT on, so a load balancer stops sending new clients while live
+ *                 ones finish (the server keeps answering through the whole grace period);
+ *   GET /stats    the stats line's figures as JSON;
+ *   GET /metrics  Prometheus text exposition (see Metrics.ts / Exposition.ts);
+ * HEAD is answered like GET without the body; other methods get 405, other paths 404, and a client
+ * outside the admin allow-list gets 403.
+ *
+ * It never touches the proxy's listeners or client sockets, and never computes a figure itself: the
+ * supervisor hands it the three sources. A failing source is a 500 with a one-line reason, never a
+ * crash of the main thread.
+ */
+import * as http from "node:http"
+import { AllowList } from "./Allow.ts"
+import type { ListenAddress } from "./protocol.ts"
+
+/** What /healthz reports. */
+export type Health = "starting" | "serving" | "draining"
+
+export interface AdminSources {
+  readonly health: () => Health
+  /** The stats line's figures (any JSON-able value). */
+  readonly stats: () => Promise<unknown>
+  /** The whole /metrics body. */
+  readonly metrics: () => Promise<string>
+}
+
+export interface AdminOptions {
+  readonly address: ListenAddress
+  /** Client networks (CIDR strings) allowed to use the endpoint. */
+  readonly allow: ReadonlyArray<string>
+  readonly sources: AdminSources
+}
+
+/** Why the admin endpoint could not listen, in words naming the flag. */
+export class AdminListenError extends Error {
+  readonly _tag = "AdminListenError"
+  readonly code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** The content type Prometheus expects for the text format. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+const ROUTES = new Set(["/healthz", "/stats", "/metrics"])
+
+const formatAddress = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
+
+export class AdminServer {
+  private readonly server: http.Server
+  private readonly allow: AllowList
+  private readonly sources: AdminSources
+  private readonly requested: ListenAddress
+
+  constructor(options: AdminOptions) {
+    this.requested = options.address
+    this.allow = AllowList.parse(options.allow)
+    this.sources = options.sources
+    this.server = http.createServer({
+      // Scrapers and health checkers send small heads quickly; nobody needs more.
+      maxHeaderSize: 8 * 1024,
+      headersTimeout: 10_000,
+      requestTimeout: 15_000,
+      keepAliveTimeout: 5_000,
+    }, (req, res) => this.handle(req, res))
+  }
+
+  /** Listen; resolves with the bound address (port 0 resolved). */
+  listen(): Promise<ListenAddress> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        const code = e.code ?? "EUNKNOWN"
+        reject(new AdminListenError(code, describeAdminListenFailure(code, e.message, this.requested)))
+      }
+      this.server.once("error", onError)
+      this.server.listen({ host: this.requested.host, port: this.requested.port, exclusive: true }, () => {
+        this.server.off("error", onError)
+        const a = this.server.address()
+        resolve(typeof a === "object" && a !== null ? { host: a.address, port: a.port } : this.requested)
+      })
+    })
+  }
+
+  /** Stop listening and close every admin connection (idle or not). */
+  close(): void {
+    this.server.close()
+    this.server.closeAllConnections()
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!this.allow.allows(req.socket.remoteAddress)) {
+      return send(res, 403, "text/plain; charset=utf-8", "403 Forbidden: client address not allowed\n", { Connection: "close" })
+    }
+    const url = req.url ?? "/"
+    const q = url.indexOf("?")
+    const path = q < 0 ? url : url.slice(0, q)
+    if (!ROUTES.has(path)) return send(res, 404, "text/plain; charset=utf-8", "404 Not Found: try /metrics, /healthz or /stats\n")
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return send(res, 405, "text/plain; charset=utf-8", `405 Method Not Allowed: ${path} answers GET and HEAD\n`, { Allow: "GET, HEAD" })
+    }
+    switch (path) {
+      case "/healthz": {
+        const health = this.sources.health()
+        return send(res, health === "serving" ? 200 : 503, "text/plain; charset=utf-8", health === "serving" ? "ok\n" : `${health}\n`)
+      }
+      case "/stats":
+        return answer(res, this.sources.stats().then((s) => JSON.stringify(s) + "\n"), "application/json")
+      case "/metrics":
+        return answer(res, this.sources.metrics(), PROMETHEUS_CONTENT_TYPE)
+    }
+  }
+}
+
+const send = (
+  res: http.ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Readonly<Record<string, string>> = {},
+): void => {
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", ...headers })
+  res.end(body)
+}
+
+const answer = (res: http.ServerResponse, body: Promise<string>, type: string): void => {
+  body.then(
+    (text) => send(res, 200, type, text),
+    (e: unknown) => send(res, 500, "text/plain; charset=utf-8", `500 Internal Server Error: ${e instanceof Error ? e.message : String(e)}\n`),
+  )
+}
+
+/** An admin listen failure in words a person can act on. */
+export const describeAdminListenFailure = (code: string, message: string, address: ListenAddress): string => {
+  const where = formatAddress(address)
+  switch (code) {
+    case "EADDRINUSE":
+      return `cannot serve the admin endpoint on ${where}: the address is already in use. Choose another port with --admin.`
+    case "EACCES":
+    case "EPERM":
+      return `cannot serve the admin endpoint on ${where}: permission denied. Ports below 1024 need root; use a port such as 9090 with --admin.`
+    case "EADDRNOTAVAIL":
+      return `cannot serve the admin endpoint on ${where}: that address does not belong to this machine. Use 127.0.0.1, ::1 or one of this machine's addresses with --admin.`
+    default:
+      return `cannot serve the admin endpoint on ${where} (--admin): ${message} (${code})`
+  }
+}
