@@ -37,7 +37,7 @@
  * a socket callback (a bug in the core is logged and the connection destroyed).
  */
 import * as net from "node:net"
-import type { Action } from "../core/actions.ts"
+import type { AccessRecord, Action } from "../core/actions.ts"
 import type { ConnectFailure, Event, Side } from "../core/events.ts"
 import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
@@ -48,6 +48,12 @@ import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, type WorkerMetrics } from "./Metrics.ts"
+
+const POOL_HIT = counterSlot("originPoolLookups", { result: "hit" })
+const POOL_MISS = counterSlot("originPoolLookups", { result: "miss" })
+const INTERNAL_ERROR = counterSlot("internalErrors")
+const TUNNEL_CLOSED = counterSlot("tunnelsClosed")
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -68,7 +74,7 @@ export interface MutableStats {
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
 
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
-export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes">
+export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state">
 
 /** What every Connection of a worker shares. */
 export interface ConnectionContext {
@@ -88,6 +94,8 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
+  readonly metrics?: WorkerMetrics
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -169,6 +177,11 @@ export class Connection implements Timed {
   private queue: Array<Event> | undefined = undefined
   private finished = false
 
+  // Metrics (core clock, ms): when the current origin dial started (0: none in progress), and when the
+  // origin's first bytes since the last finished exchange arrived (0: none yet).
+  private connectStartedAt = 0
+  private firstByteAt = 0
+
   constructor(client: net.Socket, ctx: ConnectionContext) {
     this.client = client
     this.ctx = ctx
@@ -206,6 +219,11 @@ export class Connection implements Timed {
   /** True once the client socket is gone and everything was released. */
   get isFinished(): boolean {
     return this.finished
+  }
+
+  /** Relaying bytes as a tunnel (CONNECT established, or upgraded after a 101): counted by /metrics. */
+  get inTunnel(): boolean {
+    return this.postman.state === "Tunnel"
   }
 
   /** The Postman has released the client (it may still be lingering). */
@@ -281,6 +299,7 @@ export class Connection implements Timed {
   /** A throw from the core or from our own code is a bug: log it, count it, release the connection. */
   private failed(e: unknown): void {
     this.ctx.stats.errors++
+    this.ctx.metrics?.count(INTERNAL_ERROR)
     this.ctx.log.message("error", `connection ${this.peer}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
     if (this.queue !== undefined) this.queue.length = 0
     this.destroyAll()
@@ -342,12 +361,38 @@ export class Connection implements Timed {
           if (r.kind === "tunnel") stats.tunnels++
           else stats.requests++
           if (r.outcome !== "ok" && r.outcome !== "shutdown") stats.errors++
+          if (this.ctx.metrics !== undefined) this.measure(this.ctx.metrics, r)
           this.ctx.log.access(this.peer, r)
           break
         }
       }
     }
     if (this.corked !== undefined) this.uncorkAll()
+  }
+
+  /** Count a finished exchange (a Log action) in the worker's metrics. */
+  private measure(m: WorkerMetrics, r: AccessRecord): void {
+    m.count(requestSlot(r.method, r.status))
+    m.count(outcomeSlot(r.outcome))
+    if (r.kind === "http") {
+      m.observe("requestDuration", r.endedAt - r.startedAt)
+      if (this.firstByteAt >= r.startedAt && r.status !== 0) m.observe("firstByte", this.firstByteAt - r.startedAt)
+    } else if (r.status === 200 || r.status === 101) {
+      // Established (a tunnel gets 200 once the origin is connected; an upgrade, 101).
+      m.count(TUNNEL_CLOSED)
+      m.observe("tunnelDuration", r.endedAt - r.startedAt)
+    }
+    // The exchange ended while its origin was still being dialled: the core gave up on the dial.
+    if (this.connectStartedAt !== 0 && r.outcome === "timeout") m.count(connectFailureSlot("timeout"))
+    this.connectStartedAt = 0
+    this.firstByteAt = 0
+  }
+
+  /** Tell the core a dial failed (and count why). */
+  private connectFailed(reason: ConnectFailure, message: string): void {
+    this.connectStartedAt = 0
+    this.ctx.metrics?.count(connectFailureSlot(reason))
+    this.feed({ _tag: "ConnectFailed", reason, message })
   }
 
   /** Sockets corked by the action list being carried out. */
@@ -426,6 +471,7 @@ export class Connection implements Timed {
     this.originHost = host
     const pool = this.ctx.pool
     const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
+    this.ctx.metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
     if (pooled !== undefined) {
       // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
       // (we are inside the action list) and fed after the current actions.
@@ -434,6 +480,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "Connected", reused: true })
       return
     }
+    if (this.ctx.metrics !== undefined) this.connectStartedAt = this.ctx.deadlines.now()
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
   }
 
@@ -459,7 +506,7 @@ export class Connection implements Timed {
     if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
     if (error !== undefined || result === undefined) {
       this.originState = IDLE
-      this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
+      this.connectFailed("unresolved", error?.message ?? "no address")
       return
     }
     let socket: TaggedSocket
@@ -478,7 +525,7 @@ export class Connection implements Timed {
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
       this.originState = IDLE
-      this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
+      this.connectFailed("error", errorMessage(e))
       return
     }
     this.adoptOrigin(socket)
@@ -556,12 +603,17 @@ export class Connection implements Timed {
       return
     }
     this.originState = OPEN
+    if (this.connectStartedAt !== 0) {
+      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.connectStartedAt)
+      this.connectStartedAt = 0
+    }
     this.feed({ _tag: "Connected" })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
+    if (this.firstByteAt === 0 && this.ctx.metrics !== undefined) this.firstByteAt = this.ctx.deadlines.now()
     this.bulkRead("origin", this.client, buffer, n)
   }
 
@@ -639,7 +691,7 @@ export class Connection implements Timed {
       this.originState = IDLE
       this.origin = undefined
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+      this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
       this.feed({ _tag: "Errored", side: "origin", message: errorMessage(error) })
@@ -653,7 +705,7 @@ export class Connection implements Timed {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
+      this.connectFailed("error", "connection closed while connecting")
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })

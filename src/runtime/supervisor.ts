@@ -31,7 +31,8 @@ import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import { AdminListenError, AdminServer, type Health } from "./AdminServer.ts"
-import { Exposition } from "./Exposition.ts"
+import { addMetricsInto, COUNTER_OFFSETS, type WorkerMetricsSnapshot, zeroMetrics } from "./Metrics.ts"
+import { formatMetrics } from "./MetricsText.ts"
 import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /**
@@ -141,6 +142,8 @@ interface Slot {
   runs: number
   /** Called at the next Stats message (a scrape waiting for fresh figures). */
   statsWaiters: Array<() => void>
+  /** The current thread's latest /metrics figures (undefined until its first Stats). */
+  metrics: WorkerMetricsSnapshot | undefined
 }
 
 /** A worker run that ended because the worker reported ListenFailed. */
@@ -176,6 +179,8 @@ export const supervise = (
     let decided = false
     let restarts = 0
     let retired: WorkerStats = zeroStats
+    /** The counters and histograms of worker threads that ended (so /metrics never goes backwards). */
+    const retiredMetrics = zeroMetrics()
     const slots: Array<Slot> = []
 
     const spawner = (id: number) =>
@@ -208,6 +213,20 @@ export const supervise = (
       }
     }
 
+    const metricsInput = () => {
+      const totals = zeroMetrics()
+      addMetricsInto(totals, retiredMetrics)
+      let tunnelsOpen = 0
+      const workers: Array<{ id: number; metrics: WorkerMetricsSnapshot }> = []
+      for (const s of slots) {
+        if (s.metrics === undefined) continue
+        addMetricsInto(totals, s.metrics)
+        tunnelsOpen += s.metrics.tunnelsOpen
+        if (s.listening) workers.push({ id: s.id, metrics: s.metrics })
+      }
+      return { stats: snapshot(), totals: { ...totals, tunnelsOpen }, workers }
+    }
+
     /** The first report of a worker run: Listening or ListenFailed. */
     type First = { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> } | { readonly ok: false; readonly code: string; readonly message: string }
 
@@ -232,6 +251,7 @@ export const supervise = (
               return Effect.fail(new WorkerListenFailed(msg.code, msg.message))
             case "Stats":
               slot.stats = msg.stats
+              if (msg.metrics !== undefined) slot.metrics = msg.metrics
               for (const wake of slot.statsWaiters.splice(0)) wake()
               return Effect.void
             case "Drained":
@@ -244,6 +264,13 @@ export const supervise = (
             // The thread is gone: keep what it counted, forget its live connections.
             retired = addStats(retired, { ...slot.stats, connectionsLive: 0 })
             slot.stats = zeroStats
+            if (slot.metrics !== undefined) {
+              addMetricsInto(retiredMetrics, slot.metrics)
+              // Its tunnels ended with it: counted as closed, so that opened = closed + open stays monotonic.
+              const closedAt = COUNTER_OFFSETS.tunnelsClosed
+              retiredMetrics.counters[closedAt] = (retiredMetrics.counters[closedAt] as number) + slot.metrics.tunnelsOpen
+              slot.metrics = undefined
+            }
             slot.listening = false
             slot.handle = undefined
             Deferred.doneUnsafe(slot.drained, Exit.void)
@@ -275,6 +302,7 @@ export const supervise = (
       fiber: undefined,
       runs: 0,
       statsWaiters: [],
+      metrics: undefined,
     })
 
     const provide = <A, E>(eff: Effect.Effect<A, E, WorkerPlatform | import("effect/workers/Worker").Spawner>) =>
@@ -341,7 +369,7 @@ export const supervise = (
         sources: {
           health,
           stats: () => runPromise(refreshStats.pipe(Effect.map(() => statsFigures(snapshot())))),
-          metrics: () => runPromise(refreshStats.pipe(Effect.map(() => formatMetrics(snapshot())))),
+          metrics: () => runPromise(refreshStats.pipe(Effect.map(() => formatMetrics(metricsInput())))),
         },
       })
       adminAddress = yield* Effect.tryPromise({
@@ -493,18 +521,4 @@ export const formatStatsText = (s: StatsSnapshot): string =>
 export const statsFigures = (s: StatsSnapshot): Record<string, number> => {
   const { totals, ...process } = s
   return { ...process, ...totals }
-}
-
-/** GET /metrics: the figures in the Prometheus text format. */
-export const formatMetrics = (s: StatsSnapshot): string => {
-  const t = s.totals
-  return new Exposition()
-    .counter("hctunnel_connections_accepted_total", "Client connections accepted by the listeners", [[undefined, t.connectionsAccepted]])
-    .gauge("hctunnel_connections_open", "Client connections open now", [[undefined, t.connectionsLive]])
-    .counter("hctunnel_requests_total", "Requests (plain HTTP and CONNECT) received", [[undefined, t.requests]])
-    .counter("hctunnel_tunnels_opened_total", "CONNECT tunnels established", [[undefined, t.tunnels]])
-    .counter("hctunnel_bytes_total", "Bytes read from clients and from origins", [[{ direction: "from_client" }, t.bytesFromClients], [{ direction: "from_origin" }, t.bytesFromOrigins]])
-    .counter("hctunnel_worker_restarts_total", "Worker threads replaced after they stopped", [[undefined, s.restarts]])
-    .gauge("hctunnel_workers_running", "Worker threads listening now", [[undefined, s.workersRunning]])
-    .text()
 }

@@ -25,6 +25,7 @@ import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
@@ -52,7 +53,20 @@ const program = Effect.gen(function*() {
     yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
   }
 
-  const sendStats = Effect.suspend(() => runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot() }))
+  // Event-loop delay for /metrics, sampled by libuv every 10 ms; reset at every report, so each report
+  // covers the time since the previous one.
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
+  yield* Effect.addFinalizer(() => Effect.sync(() => loop.disable()))
+  const loopDelay = () => {
+    const seconds = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0)
+    const d = { p50: seconds(loop.percentile(50)), p99: seconds(loop.percentile(99)), max: seconds(loop.max) }
+    loop.reset()
+    return d
+  }
+  const sendStats = Effect.suspend(() =>
+    runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot(), metrics: server.metricsSnapshot(loopDelay()) })
+  )
   if (listened.ok && init.statsIntervalMs > 0) {
     yield* Effect.forkScoped(
       sendStats.pipe(Effect.delay(init.statsIntervalMs), Effect.repeat(Schedule.spaced(init.statsIntervalMs))),

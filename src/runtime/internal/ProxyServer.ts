@@ -18,6 +18,10 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { counterSlot, WorkerMetrics, type WorkerMetricsSnapshot } from "../Metrics.ts"
+
+const REFUSED_NOT_ALLOWED = counterSlot("connectionsRefused", { reason: "not_allowed" })
+const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutting_down" })
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -76,6 +80,8 @@ class Refused implements Timed {
 export class ProxyServer {
   readonly init: WorkerInit
   readonly stats: MutableStats = emptyStats()
+  /** Figures for /metrics (Metrics.ts), shipped with every Stats message. */
+  readonly metrics = new WorkerMetrics()
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
@@ -114,6 +120,7 @@ export class ProxyServer {
       stats: this.stats,
       pool: this.pool,
       keepalive: this.keepalive,
+      metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
     }
   }
@@ -125,6 +132,13 @@ export class ProxyServer {
 
   snapshot(): WorkerStats {
     return { ...this.stats }
+  }
+
+  /** The counters and histograms as they are now (copies), and the gauges counted now. */
+  metricsSnapshot(loopDelay: WorkerMetricsSnapshot["loopDelay"]): WorkerMetricsSnapshot {
+    let tunnelsOpen = 0
+    for (const c of this.connections) if (c.inTunnel) tunnelsOpen++
+    return { counters: this.metrics.counters.slice(), histograms: this.metrics.histograms.slice(), tunnelsOpen, loopDelay }
   }
 
   /** Listen on every address of `init.listen`; on any failure close what was opened and report the first error. */
@@ -169,6 +183,7 @@ export class ProxyServer {
   private accept(socket: net.Socket): void {
     this.stats.connectionsAccepted++
     if (!this.accepting) {
+      this.metrics.count(REFUSED_SHUTTING_DOWN)
       socket.destroy()
       return
     }
@@ -183,6 +198,7 @@ export class ProxyServer {
 
   private refuse(socket: net.Socket): void {
     this.stats.errors++
+    this.metrics.count(REFUSED_NOT_ALLOWED)
     this.log.message("warn", `refused client ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not in the allow-list`)
     const r = new Refused(socket, this)
     this.refused.add(r)
