@@ -177,10 +177,12 @@ export class Connection implements Timed {
   private queue: Array<Event> | undefined = undefined
   private finished = false
 
-  // Metrics (core clock, ms): when the current origin dial started (0: none in progress), and when the
-  // origin's first bytes since the last finished exchange arrived (0: none yet).
-  private connectStartedAt = 0
-  private firstByteAt = 0
+  /**
+   * Metrics timing (core clock, ms), one field so that an idle tunnel carries one number, not two:
+   * > 0: an origin dial started at this time and is in progress; < 0: the origin's first bytes since
+   * the last finished exchange arrived at minus this time; 0: neither.
+   */
+  private originMark = 0
 
   constructor(client: net.Socket, ctx: ConnectionContext) {
     this.client = client
@@ -376,21 +378,21 @@ export class Connection implements Timed {
     m.count(outcomeSlot(r.outcome))
     if (r.kind === "http") {
       m.observe("requestDuration", r.endedAt - r.startedAt)
-      if (this.firstByteAt >= r.startedAt && r.status !== 0) m.observe("firstByte", this.firstByteAt - r.startedAt)
+      const firstByteAt = -this.originMark
+      if (firstByteAt > 0 && firstByteAt >= r.startedAt && r.status !== 0) m.observe("firstByte", firstByteAt - r.startedAt)
     } else if (r.status === 200 || r.status === 101) {
       // Established (a tunnel gets 200 once the origin is connected; an upgrade, 101).
       m.count(TUNNEL_CLOSED)
       m.observe("tunnelDuration", r.endedAt - r.startedAt)
     }
     // The exchange ended while its origin was still being dialled: the core gave up on the dial.
-    if (this.connectStartedAt !== 0 && r.outcome === "timeout") m.count(connectFailureSlot("timeout"))
-    this.connectStartedAt = 0
-    this.firstByteAt = 0
+    if (this.originMark > 0 && r.outcome === "timeout") m.count(connectFailureSlot("timeout"))
+    this.originMark = 0
   }
 
   /** Tell the core a dial failed (and count why). */
   private connectFailed(reason: ConnectFailure, message: string): void {
-    this.connectStartedAt = 0
+    this.originMark = 0
     this.ctx.metrics?.count(connectFailureSlot(reason))
     this.feed({ _tag: "ConnectFailed", reason, message })
   }
@@ -480,7 +482,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "Connected", reused: true })
       return
     }
-    if (this.ctx.metrics !== undefined) this.connectStartedAt = this.ctx.deadlines.now()
+    if (this.ctx.metrics !== undefined) this.originMark = this.ctx.deadlines.now()
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
   }
 
@@ -603,9 +605,9 @@ export class Connection implements Timed {
       return
     }
     this.originState = OPEN
-    if (this.connectStartedAt !== 0) {
-      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.connectStartedAt)
-      this.connectStartedAt = 0
+    if (this.originMark > 0) {
+      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.originMark)
+      this.originMark = 0
     }
     this.feed({ _tag: "Connected" })
   }
@@ -613,7 +615,7 @@ export class Connection implements Timed {
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
-    if (this.firstByteAt === 0 && this.ctx.metrics !== undefined) this.firstByteAt = this.ctx.deadlines.now()
+    if (this.originMark === 0 && this.ctx.metrics !== undefined) this.originMark = -this.ctx.deadlines.now()
     this.bulkRead("origin", this.client, buffer, n)
   }
 
