@@ -116,6 +116,7 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
+      eventLoopDelay: config.admin !== undefined,
     },
     workers: config.workers,
     graceMs: config.graceMs,

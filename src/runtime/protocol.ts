@@ -26,6 +26,8 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs ~1 MB of RSS per thread). */
+  readonly eventLoopDelay?: boolean
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */

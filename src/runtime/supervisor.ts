@@ -30,9 +30,8 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import { AdminListenError, AdminServer, type Health } from "./AdminServer.ts"
+import type { Health } from "./AdminServer.ts"
 import { addMetricsInto, COUNTER_OFFSETS, type WorkerMetricsSnapshot, zeroMetrics } from "./Metrics.ts"
-import { formatMetrics } from "./MetricsText.ts"
 import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /**
@@ -362,6 +361,11 @@ export const supervise = (
       yield* Effect.forEach(answers, Deferred.await, { discard: true }).pipe(Effect.timeoutOption(FRESH_STATS_MS))
     })
     if (options.admin !== undefined) {
+      // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
+      // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
+      const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
+        Promise.all([import("./AdminServer.ts"), import("./MetricsText.ts")])
+      )
       const runPromise = Effect.runPromiseWith(yield* Effect.context<never>())
       const admin = new AdminServer({
         address: options.admin.address,

@@ -25,7 +25,6 @@ import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
-import { monitorEventLoopDelay } from "node:perf_hooks"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
@@ -53,12 +52,13 @@ const program = Effect.gen(function*() {
     yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
   }
 
-  // Event-loop delay for /metrics, sampled by libuv every 10 ms; reset at every report, so each report
-  // covers the time since the previous one.
-  const loop = monitorEventLoopDelay({ resolution: 10 })
-  loop.enable()
-  yield* Effect.addFinalizer(() => Effect.sync(() => loop.disable()))
+  // Event-loop delay for /metrics (only with --admin: node:perf_hooks is ~1 MB of RSS per thread), sampled
+  // every 10 ms; reset at every report, so each report covers the time since the previous one.
+  const loop = init.eventLoopDelay === true ? process.getBuiltinModule("node:perf_hooks").monitorEventLoopDelay({ resolution: 10 }) : undefined
+  loop?.enable()
+  yield* Effect.addFinalizer(() => Effect.sync(() => loop?.disable()))
   const loopDelay = () => {
+    if (loop === undefined) return { p50: 0, p99: 0, max: 0 }
     const seconds = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0)
     const d = { p50: seconds(loop.percentile(50)), p99: seconds(loop.percentile(99)), max: seconds(loop.max) }
     loop.reset()

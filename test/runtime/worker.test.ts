@@ -58,7 +58,7 @@ describe("worker thread", () => {
       yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
       const drained = yield* takeTag(inbox, "Drained")
       assert.strictEqual(drained.id, 7)
-    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none" })))))
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none", eventLoopDelay: true })))))
 
   it.live("reports ListenFailed with the error code when the address is taken, then drains on Shutdown", () =>
     Effect.gen(function*() {
