@@ -77,6 +77,8 @@ export class AdminServer {
       requestTimeout: 15_000,
       keepAliveTimeout: 5_000,
     }, (req, res) => this.handle(req, res))
+    // A scraper or two and a load balancer's checks: a few connections at most.
+    this.server.maxConnections = 64
   }
 
   /** Listen; resolves with the bound address (port 0 resolved). */
