@@ -14,6 +14,11 @@
  *     `ListenFailed` otherwise (EADDRINUSE, EACCES...) -> `ListenError`, the caller prints it and exits 1.
  * - Stats: each worker pushes `Stats` every statsInterval; the supervisor keeps the latest per worker
  *   plus the totals of workers that died, prints one line on SIGUSR1, and logs it at debug level.
+ *   SIGUSR1 and the admin endpoint's /stats and /metrics first ask every worker for fresh figures
+ *   (`ReportStats`), waiting at most FRESH_STATS_MS.
+ * - Admin endpoint (`options.admin`, AdminServer.ts): listens before the workers start and closes with
+ *   the scope, after the drain; /healthz is "starting" until every worker listens, "draining" from the
+ *   first SIGINT/SIGTERM.
  * - Shutdown (first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every listening
  *   worker; wait for every `Drained` (bounded by grace + margin); then close the threads. A second
  *   signal stops waiting. The returned effect succeeds on a clean drain and fails with
@@ -338,8 +343,7 @@ export const supervise = (
       else Deferred.doneUnsafe(shutdownRequested, Exit.void)
     }
     const reportStats = Effect.gen(function*() {
-      for (const s of slots) if (s.handle && s.listening) yield* s.handle.send({ _tag: "ReportStats" }).pipe(Effect.ignore)
-      yield* Effect.sleep("100 millis")
+      yield* refreshStats
       yield* options.printStats(snapshot())
     })
 
@@ -351,14 +355,22 @@ export const supervise = (
     /** Asks every listening worker for its counters; waits for the answers, at most `FRESH_STATS_MS`. */
     const refreshStats = Effect.gen(function*() {
       const answers: Array<Deferred.Deferred<void>> = []
+      const waiting: Array<readonly [Slot, () => void]> = []
       for (const s of slots) {
         if (s.handle === undefined || !s.listening) continue
         const answered = Deferred.makeUnsafe<void>()
-        s.statsWaiters.push(() => Deferred.doneUnsafe(answered, Exit.void))
+        const wake = () => Deferred.doneUnsafe(answered, Exit.void)
+        s.statsWaiters.push(wake)
+        waiting.push([s, wake])
         answers.push(answered)
         yield* s.handle.send({ _tag: "ReportStats" }).pipe(Effect.ignore)
       }
       yield* Effect.forEach(answers, Deferred.await, { discard: true }).pipe(Effect.timeoutOption(FRESH_STATS_MS))
+      // A worker that did not answer in time keeps no waiter of ours (scrapes must not pile up on a stuck one).
+      for (const [s, wake] of waiting) {
+        const i = s.statsWaiters.indexOf(wake)
+        if (i >= 0) s.statsWaiters.splice(i, 1)
+      }
     })
     if (options.admin !== undefined) {
       // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
