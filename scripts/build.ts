@@ -2,7 +2,8 @@
 //   dist/cli.js      the `hctunnel` command: the Node.js version check, then `import("./main.js")`
 //   dist/main.js     the main thread (src/cli/main.ts: flags, configuration, the supervisor)
 //   dist/worker.js   one worker thread (src/runtime/worker.ts), loaded by the supervisor by URL
-//   dist/main-*.js, dist/worker-*.js   the libraries each of them uses, in a few chunks (see `chunks`)
+//   dist/main-*.js, dist/worker-*.js   the libraries each of them uses, in a few chunks (see `chunks`);
+//                    dist/main-AdminServer.js is the admin endpoint, imported only with --admin
 // each with a source map (`node --enable-source-maps dist/cli.js` shows stacks in the TypeScript sources).
 // The main thread and the workers are two separate builds, so neither loads code only the other needs.
 // Why bundle at all: RSS at start (docs/performance.md). Type-checking is `npm run typecheck` (tsc).

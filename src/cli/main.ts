@@ -125,6 +125,7 @@ export const runProxy = (
       allowTo: config.allowTo,
       denyTo: config.denyTo,
       proxyProtocolFrom: config.proxyProtocolFrom,
+      eventLoopDelay: config.admin !== undefined,
     },
     workers: config.workers,
     graceMs: config.graceMs,

@@ -44,7 +44,7 @@
  * a socket callback (a bug in the core is logged and the connection destroyed).
  */
 import * as net from "node:net"
-import type { Action } from "../core/actions.ts"
+import type { AccessRecord, Action } from "../core/actions.ts"
 import type { ConnectFailure, Event, Side } from "../core/events.ts"
 import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
@@ -57,6 +57,12 @@ import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import { dial, type Dialing } from "./internal/HappyEyeballs.ts"
 import { allowedAddresses, check, checkName, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
+import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, type WorkerMetrics } from "./Metrics.ts"
+
+const POOL_HIT = counterSlot("originPoolLookups", { result: "hit" })
+const POOL_MISS = counterSlot("originPoolLookups", { result: "miss" })
+const INTERNAL_ERROR = counterSlot("internalErrors")
+const TUNNEL_CLOSED = counterSlot("tunnelsClosed")
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -85,7 +91,7 @@ export interface MutableStats {
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
 
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
-export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes">
+export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state">
 
 /** What every Connection of a worker shares. */
 export interface ConnectionContext {
@@ -110,6 +116,8 @@ export interface ConnectionContext {
    * before it is dialled); without it, anywhere. Set by the worker once it listens (its ports are part of it).
    */
   policy?: DestinationPolicy | undefined
+  /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
+  readonly metrics?: WorkerMetrics
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -195,6 +203,13 @@ export class Connection implements Timed {
   private queue: Array<Event> | undefined = undefined
   private finished = false
 
+  /**
+   * Metrics timing (core clock, ms), one field so that an idle tunnel carries one number, not two:
+   * > 0: an origin dial started at this time and is in progress; < 0: the origin's first bytes since
+   * the last finished exchange arrived at minus this time; 0: neither.
+   */
+  private originMark = 0
+
   constructor(client: net.Socket, ctx: ConnectionContext, proxied?: { readonly address: string; readonly port: number }) {
     this.client = client
     this.ctx = ctx
@@ -245,6 +260,11 @@ export class Connection implements Timed {
   /** True once the client socket is gone and everything was released. */
   get isFinished(): boolean {
     return this.finished
+  }
+
+  /** Relaying bytes as a tunnel (CONNECT established, or upgraded after a 101): counted by /metrics. */
+  get inTunnel(): boolean {
+    return this.postman.state === "Tunnel"
   }
 
   /** The Postman has released the client (it may still be lingering). */
@@ -320,6 +340,7 @@ export class Connection implements Timed {
   /** A throw from the core or from our own code is a bug: log it, count it, release the connection. */
   private failed(e: unknown): void {
     this.ctx.stats.errors++
+    this.ctx.metrics?.count(INTERNAL_ERROR)
     this.ctx.log.message("error", `connection ${this.peer}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
     if (this.queue !== undefined) this.queue.length = 0
     this.destroyAll()
@@ -381,12 +402,38 @@ export class Connection implements Timed {
           if (r.kind === "tunnel") stats.tunnels++
           else stats.requests++
           if (r.outcome !== "ok" && r.outcome !== "shutdown") stats.errors++
+          if (this.ctx.metrics !== undefined) this.measure(this.ctx.metrics, r)
           this.ctx.log.access(this.peer, r)
           break
         }
       }
     }
     if (this.corked !== undefined) this.uncorkAll()
+  }
+
+  /** Count a finished exchange (a Log action) in the worker's metrics. */
+  private measure(m: WorkerMetrics, r: AccessRecord): void {
+    m.count(requestSlot(r.method, r.status))
+    m.count(outcomeSlot(r.outcome))
+    if (r.kind === "http") {
+      m.observe("requestDuration", r.endedAt - r.startedAt)
+      const firstByteAt = -this.originMark
+      if (firstByteAt > 0 && firstByteAt >= r.startedAt && r.status !== 0) m.observe("firstByte", firstByteAt - r.startedAt)
+    } else if (r.status === 200 || r.status === 101) {
+      // Established (a tunnel gets 200 once the origin is connected; an upgrade, 101).
+      m.count(TUNNEL_CLOSED)
+      m.observe("tunnelDuration", r.endedAt - r.startedAt)
+    }
+    // The exchange ended while its origin was still being dialled: the core gave up on the dial.
+    if (this.originMark > 0 && r.outcome === "timeout") m.count(connectFailureSlot("timeout"))
+    this.originMark = 0
+  }
+
+  /** Tell the core a dial failed (and count why). */
+  private connectFailed(reason: ConnectFailure, message: string): void {
+    this.originMark = 0
+    this.ctx.metrics?.count(connectFailureSlot(reason))
+    this.feed({ _tag: "ConnectFailed", reason, message })
   }
 
   /** Sockets corked by the action list being carried out. */
@@ -471,6 +518,7 @@ export class Connection implements Timed {
     if (early !== undefined) return this.denied(early)
     const pool = this.ctx.pool
     const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
+    this.ctx.metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
     if (pooled !== undefined) {
       // Pooled origins were dialled for HTTP exchanges; a tunnel has other ports open (DestinationPolicy),
       // so it checks the pooled socket's address as a tunnel's and leaves a denied one in the pool.
@@ -486,6 +534,7 @@ export class Connection implements Timed {
       this.feed({ _tag: "Connected", reused: true })
       return
     }
+    if (this.ctx.metrics !== undefined) this.originMark = this.ctx.deadlines.now()
     this.ctx.resolve(host, (error, addresses) => this.resolved(generation, error, addresses))
   }
 
@@ -512,7 +561,7 @@ export class Connection implements Timed {
     if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
     if (error !== undefined || addresses.length === 0) {
       this.originState = IDLE
-      this.feed({ _tag: "ConnectFailed", reason: "unresolved", message: error?.message ?? "no address" })
+      this.connectFailed("unresolved", error?.message ?? "no address")
       return
     }
     // The verdict is on the very addresses dialled next (no second lookup in between: DNS cannot change them).
@@ -539,7 +588,7 @@ export class Connection implements Timed {
     } catch (e) {
       // Invalid options (a port out of range...): no socket exists.
       this.originState = IDLE
-      this.feed({ _tag: "ConnectFailed", reason: "error", message: errorMessage(e) })
+      this.connectFailed("error", errorMessage(e))
       return
     }
     this.adoptOrigin(socket)
@@ -664,12 +713,17 @@ export class Connection implements Timed {
       return
     }
     this.originState = OPEN
+    if (this.originMark > 0) {
+      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.originMark)
+      this.originMark = 0
+    }
     this.feed({ _tag: "Connected" })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
+    if (this.originMark === 0 && this.ctx.metrics !== undefined) this.originMark = -this.ctx.deadlines.now()
     this.bulkRead("origin", this.client, buffer, n)
   }
 
@@ -747,7 +801,7 @@ export class Connection implements Timed {
       this.originState = IDLE
       this.origin = undefined
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+      this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
       this.feed({ _tag: "Errored", side: "origin", message: errorMessage(error) })
@@ -761,7 +815,7 @@ export class Connection implements Timed {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
+      this.connectFailed("error", "connection closed while connecting")
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })

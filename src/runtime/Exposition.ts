@@ -31,9 +31,9 @@ const formatLabels = (labels: Labels | undefined, extra?: readonly [string, stri
   return parts.length === 0 ? "" : `{${parts.join(",")}}`
 }
 
-/** A sample value as Prometheus reads it: integers without exponent, +Inf/-Inf/NaN spelled its way. */
+/** A sample value as Prometheus reads it (Go's ParseFloat): JavaScript's own text, but +Inf/-Inf/NaN spelled its way. */
 export const formatValue = (v: number): string =>
-  Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : Number.isInteger(v) ? v.toFixed(0) : String(v)
+  Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v)
 
 /** A bucket bound as an `le` label value. */
 const formatBound = (b: number): string => (b === Infinity ? "+Inf" : String(b))

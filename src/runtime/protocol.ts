@@ -3,6 +3,7 @@
  * Everything here crosses a structured clone: plain data only.
  */
 import type { Limits } from "../core/limits.ts"
+import type { WorkerMetricsSnapshot } from "./Metrics.ts"
 
 export interface ListenAddress {
   readonly host: string // "127.0.0.1", "::1", "0.0.0.0"...
@@ -35,6 +36,8 @@ export interface WorkerInit {
    * empty: no PROXY protocol. When set, connections from any other source are closed.
    */
   readonly proxyProtocolFrom?: ReadonlyArray<string>
+  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs ~1 MB of RSS per thread). */
+  readonly eventLoopDelay?: boolean
 }
 
 /**
@@ -84,7 +87,7 @@ export const zeroStats: WorkerStats = {
 export type FromWorker =
   | { readonly _tag: "Listening"; readonly id: number; readonly addresses: ReadonlyArray<ListenAddress> }
   | { readonly _tag: "ListenFailed"; readonly id: number; readonly code: string; readonly message: string }
-  | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats }
+  | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats; readonly metrics?: WorkerMetricsSnapshot }
   | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
   /** After Reconfigure: the new settings apply to new connections (or why they could not). */
   | { readonly _tag: "Reconfigured"; readonly id: number; readonly error?: string }

@@ -18,6 +18,7 @@ type Script = (event: Event, engine: ScriptedEngine) => ReadonlyArray<Action>
 
 class ScriptedEngine implements Engine {
   closed = false
+  readonly state = "AwaitingHead" as const
   readonly bufferedBytes = 0
   readonly events: Array<Event> = []
   private inside = false

@@ -8,6 +8,7 @@ import { Cause, Effect, Exit, Fiber, Queue } from "effect"
 import { WorkerPlatform } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import type { FromWorker, ToWorker } from "../../src/runtime/protocol.ts"
+import { requestSlot } from "../../src/runtime/Metrics.ts"
 import { baseInit, echoServer, rawClient } from "./loopback.ts"
 
 const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, tag: T) =>
@@ -50,11 +51,14 @@ describe("worker thread", () => {
       const stats = yield* takeTag(inbox, "Stats")
       assert.strictEqual(stats.stats.connectionsAccepted, 1)
       assert.isAbove(stats.stats.bytesFromClients, 0)
+      // The /metrics figures ride along: the tunnel is counted, and the event-loop delay was measured.
+      assert.strictEqual(stats.metrics?.counters[requestSlot("CONNECT", 200)], 1)
+      assert.isAbove(stats.metrics?.loopDelay.max ?? 0, 0)
 
       yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
       const drained = yield* takeTag(inbox, "Drained")
       assert.strictEqual(drained.id, 7)
-    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none" })))))
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none", eventLoopDelay: true })))))
 
   it.live("reports ListenFailed with the error code when the address is taken, then drains on Shutdown", () =>
     Effect.gen(function*() {

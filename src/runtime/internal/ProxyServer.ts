@@ -25,6 +25,12 @@ import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
 import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./ProxyHeaderReader.ts"
+import { counterSlot, WorkerMetrics, type WorkerMetricsSnapshot } from "../Metrics.ts"
+
+const REFUSED_NOT_ALLOWED = counterSlot("connectionsRefused", { reason: "not_allowed" })
+const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutting_down" })
+const REFUSED_NOT_PROXY_SOURCE = counterSlot("connectionsRefused", { reason: "not_proxy_source" })
+const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_header" })
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -87,6 +93,8 @@ class Refused implements Timed {
 export class ProxyServer {
   readonly init: WorkerInit
   readonly stats: MutableStats
+  /** Figures for /metrics (Metrics.ts), shipped with every Stats message. */
+  readonly metrics = new WorkerMetrics()
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
@@ -134,6 +142,7 @@ export class ProxyServer {
       stats: this.stats,
       pool: this.pool,
       keepalive: this.keepalive,
+      metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
       policy: this.destinationPolicy(init.listen),
     }
@@ -144,7 +153,10 @@ export class ProxyServer {
       log: this.log,
       timeoutMs: init.limits.headTimeout,
       admit: (socket, client, rest) => this.admit(socket, client, rest),
-      rejected: () => this.stats.errors++,
+      rejected: (kind) => {
+        this.stats.errors++
+        if (kind !== "gone") this.metrics.count(REFUSED_PROXY_HEADER)
+      },
       settled: () => this.checkDrained(),
     })
   }
@@ -177,6 +189,13 @@ export class ProxyServer {
 
   snapshot(): WorkerStats {
     return { ...this.stats }
+  }
+
+  /** The counters and histograms as they are now (copies), and the gauges counted now. */
+  metricsSnapshot(loopDelay: WorkerMetricsSnapshot["loopDelay"]): WorkerMetricsSnapshot {
+    let tunnelsOpen = 0
+    for (const c of this.connections) if (c.inTunnel) tunnelsOpen++
+    return { counters: this.metrics.counters.slice(), histograms: this.metrics.histograms.slice(), tunnelsOpen, loopDelay }
   }
 
   /** Listen on every address of `init.listen`; on any failure close what was opened and report the first error. */
@@ -224,6 +243,7 @@ export class ProxyServer {
   private accept(socket: net.Socket): void {
     this.stats.connectionsAccepted++
     if (!this.accepting) {
+      this.metrics.count(REFUSED_SHUTTING_DOWN)
       socket.destroy()
       return
     }
@@ -265,6 +285,7 @@ export class ProxyServer {
   /** PROXY protocol (issue 10 §2): a connection that did not come through a listed load balancer. */
   private closeUnlisted(socket: net.Socket): void {
     this.stats.errors++
+    this.metrics.count(REFUSED_NOT_PROXY_SOURCE)
     this.log.message("warn", `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`)
     socket.on("error", () => {})
     socket.destroy()
@@ -272,6 +293,7 @@ export class ProxyServer {
 
   private refuse(socket: net.Socket, client?: ClientAddress): void {
     this.stats.errors++
+    this.metrics.count(REFUSED_NOT_ALLOWED)
     this.log.message("warn", `refused client ${client?.address ?? socket.remoteAddress ?? "?"}:${client?.port ?? socket.remotePort ?? 0}: not in the allow-list`)
     const r = new Refused(socket, this)
     this.refused.add(r)
