@@ -7,7 +7,7 @@
 // The main thread and the workers are two separate builds, so neither loads code only the other needs.
 // Why bundle at all: RSS at start (docs/performance.md). Type-checking is `npm run typecheck` (tsc).
 // Usage: node scripts/build.ts
-import { rmSync } from "node:fs"
+import { chmodSync, rmSync } from "node:fs"
 import { build, type BuildOptions } from "rolldown"
 
 const root = new URL("..", import.meta.url).pathname
@@ -49,3 +49,6 @@ rmSync(outDir, { recursive: true, force: true })
 // dist/cli.js stays small enough for an old Node to parse and print the version message.
 await build(bundle({ cli: "src/cli.ts" }))
 await build(bundle({ worker: "src/runtime/worker.ts" }))
+// dist/cli.js is the package's bin: npm makes it executable when it installs the package, but a rebuild in a
+// checkout (npm test, npm run build) writes a new file, and `npx hctunnel` would then fail with EACCES.
+chmodSync(`${outDir}/cli.js`, 0o755)

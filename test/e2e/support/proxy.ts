@@ -35,6 +35,9 @@ export interface ProxyOptions {
   readonly extraArgs?: ReadonlyArray<string>
   /** Extra environment (e.g. HCTUNNEL_TEST_HOOKS=1). */
   readonly env?: Readonly<Record<string, string>>
+  /** The program to run instead of CLI (e.g. an installed package's bin), and the directory to run it in. */
+  readonly cli?: string
+  readonly cwd?: string
 }
 
 let graceFlagName: string | undefined
@@ -120,11 +123,12 @@ export const canConnect = (port: number): Promise<boolean> =>
   })
 
 export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45_000): Promise<Proxy> => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` (npm test does it first)`)
+  const cli = options.cli ?? CLI
+  if (!existsSync(cli)) throw new Error(`${cli} does not exist: run \`npm run build\` (npm test does it first)`)
   const port = await freePort()
   const args = flagsFor(port, options)
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: options.cwd ?? ROOT,
     env: cleanEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   })
@@ -162,7 +166,7 @@ export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45
     })
   })
   const output = (): string =>
-    `$ node dist/cli.js ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
+    `$ node ${cli} ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
   const waitForLine = (match: RegExp | ((line: string) => boolean), timeoutMs = 10_000): Promise<string> => {
     const test = typeof match === "function" ? match : (l: string) => match.test(l)
     const found = stdout.find(test)
