@@ -19,6 +19,7 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -120,23 +121,18 @@ export const parseListen = (u: unknown): Parsed<ListenAddress> => {
 
 export const formatListen = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
 
-/** "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"). */
+/**
+ * "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"), checked by the parser the
+ * worker uses (src/runtime/Cidr.ts), so a value accepted here never fails in a worker.
+ */
 export const parseCidr = (u: unknown): Parsed<string> => {
   if (typeof u !== "string") return bad(`${show(u)} is not a CIDR: expected a string such as "10.0.0.0/8" or "::1/128"`)
-  const s = u.trim()
-  const slash = s.indexOf("/")
-  const addr = slash === -1 ? s : s.slice(0, slash)
-  const family = isIP(addr)
-  if (family === 0) {
-    return bad(`${show(u)} is not a CIDR: expected an address with a prefix length such as "10.0.0.0/8", "192.168.1.5" or "::1/128"`)
+  try {
+    return ok(normalizeCidr(u))
+  } catch (e) {
+    if (!(e instanceof CidrError)) throw e
+    return bad(`${show(u)} is not a CIDR: ${e.reason}${e.suggestion === undefined ? "" : `: did you mean ${e.suggestion}?`}`)
   }
-  const maxPrefix = family === 4 ? 32 : 128
-  if (slash === -1) return ok(`${addr}/${maxPrefix}`)
-  const prefix = s.slice(slash + 1)
-  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > maxPrefix) {
-    return bad(`${show(u)}: the prefix length must be 0..${maxPrefix} for an IPv${family} address`)
-  }
-  return ok(`${addr}/${Number(prefix)}`)
 }
 
 const VIA_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/

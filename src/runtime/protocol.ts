@@ -55,6 +55,12 @@ export type FromWorker =
   | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats }
   | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
 
+/**
+ * The `code` of a `ListenFailed` sent by a worker that could not be set up at all (before listening): its
+ * `message` is the reason, for a person (the supervisor prints it as it is, not as a listen failure).
+ */
+export const START_FAILED = "ESTARTFAILED"
+
 export type ToWorker =
   /** Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. */
   | { readonly _tag: "Shutdown"; readonly graceMs: number }

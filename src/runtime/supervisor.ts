@@ -22,6 +22,7 @@
  * It never touches client sockets: the byte path lives entirely in the workers.
  */
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -30,7 +31,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
+import { type FromWorker, type ListenAddress, START_FAILED, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /**
  * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
@@ -118,6 +119,10 @@ export const describeListenFailure = (code: string, message: string, addresses: 
       return `cannot listen on ${where}: permission denied. Ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port such as 8888.`
     case "EADDRNOTAVAIL":
       return `cannot listen on ${where}: that address does not belong to this machine. Use 127.0.0.1, 0.0.0.0, ::1, :: or one of this machine's addresses.`
+    case START_FAILED:
+      return `a worker could not start: ${message}`
+    case "EXITED":
+      return `a worker stopped before it could listen on ${where}: ${message}`
     default:
       return `cannot listen on ${where}: ${message} (${code})`
   }
@@ -245,7 +250,9 @@ export const supervise = (
           if (shuttingDown) return Effect.void
           // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
           if (!decided) return Effect.fail(e)
-          const why = e instanceof WorkerListenFailed ? `cannot listen (${e.code}: ${e.message})` : e.message
+          const why = e instanceof WorkerListenFailed
+            ? e.code === START_FAILED ? `could not start (${e.message})` : `cannot listen (${e.code}: ${e.message})`
+            : exitReason(Exit.fail(e))
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
         }),
@@ -274,7 +281,7 @@ export const supervise = (
       const fiber = yield* runOnce(slot, first).pipe(
         provide,
         Effect.onExit((exit) =>
-          Deferred.succeed(first, { ok: false, code: "EXITED", message: Exit.isFailure(exit) ? String(exit.cause) : "exited" }),
+          Deferred.succeed(first, { ok: false, code: "EXITED", message: Exit.isFailure(exit) ? exitReason(exit) : "exited" }),
         ),
         Effect.forkIn(scope),
       )
@@ -416,7 +423,11 @@ const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "exited"
   const text = String(exit.cause)
   const m = /The worker has exited with code: -?\d+/.exec(text)
-  return m === null ? text.split("\n")[0] ?? text : m[0]
+  if (m !== null) return m[0]
+  // The error's own message, first line only: never a stack or a printed Cause.
+  const error = Cause.squash(exit.cause)
+  const message = error instanceof Error ? error.message : String(error)
+  return message.split("\n")[0] ?? message
 }
 
 const mib = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`)
