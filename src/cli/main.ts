@@ -174,8 +174,13 @@ const report = (cause: Cause.Cause<unknown>): number => {
     process.stderr.write(`hctunnel: ${error.message}\n`)
   } else if (CliError.isCliError(error)) {
     // Already shown by Command.run (the help and the parse error).
-  } else {
+  } else if (process.execArgv.includes("--enable-source-maps")) {
+    // A developer asked for stacks in the TypeScript sources.
     process.stderr.write(`hctunnel: unexpected error: ${Cause.pretty(cause)}\n`)
+  } else {
+    // A user never sees a (minified) stack: the message, and how to get the stack.
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`hctunnel: unexpected error: ${message}\n(a bug in hctunnel: please report it; \`node --enable-source-maps\` in a checkout shows where it happened)\n`)
   }
   return 1
 }
