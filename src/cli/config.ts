@@ -20,6 +20,7 @@ import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from "../runtime/ConnectionLimits.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -202,6 +203,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const MAX_WORKERS = 64
 export const defaultWorkers = (): number => Math.max(1, Math.min(MAX_WORKERS, availableParallelism()))
 
+/** The most --max-connections / --max-connections-per-client may say (the shared count table grows with it). */
+export const MAX_CONNECTIONS = 1_000_000
+
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 
@@ -309,6 +313,16 @@ const S = {
   headTimeout: limitDuration("headTimeout", "head-timeout", "Time for a client to send a complete request head (slowloris guard); expired gets 408", 1, HOUR),
   keepAliveTimeout: limitDuration("keepAliveTimeout", "keep-alive-timeout", "Idle time allowed between requests on a kept-alive client connection", 1, DAY),
   idleTimeout: limitDuration("idleTimeout", "idle-timeout", "Inactivity allowed while a request or tunnel is in flight; expired gets 504 or a close", 1, DAY),
+  maxConnections: setting({
+    key: "maxConnections", flag: "max-connections", metavar: "<n>", env: envName("maxConnections"), to: Schema.Number,
+    parse: integer(1, MAX_CONNECTIONS, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS), defaultValue: () => DEFAULT_MAX_CONNECTIONS,
+    description: "Client connections open at once in the whole process (all workers); a new one over it is closed at once",
+  }),
+  maxConnectionsPerClient: setting({
+    key: "maxConnectionsPerClient", flag: "max-connections-per-client", metavar: "<n>", env: envName("maxConnectionsPerClient"), to: Schema.Number,
+    parse: integer(1, MAX_CONNECTIONS, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    description: "Client connections open at once from one client address (all workers); a new one over it is closed at once",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -342,6 +356,8 @@ export const HctunnelConfig = Schema.Struct({
     keepAliveTimeout: Schema.Number,
     idleTimeout: Schema.Number,
   }),
+  maxConnections: Schema.Number,
+  maxConnectionsPerClient: Schema.Number,
 })
 export type HctunnelConfig = typeof HctunnelConfig.Type
 
@@ -463,6 +479,8 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
         keepAliveTimeout: values["keepAliveTimeout"] as number,
         idleTimeout: values["idleTimeout"] as number,
       },
+      maxConnections: values["maxConnections"] as number,
+      maxConnectionsPerClient: values["maxConnectionsPerClient"] as number,
     }
     return Effect.succeed(config)
   })

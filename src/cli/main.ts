@@ -23,6 +23,7 @@ import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import pkg from "../../package.json" with { type: "json" }
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
 import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
@@ -115,6 +116,7 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
+      connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
     },
     workers: config.workers,
     graceMs: config.graceMs,

@@ -88,6 +88,8 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /** Told the error code of every failed origin connect (EMFILE/ENFILE pause accepting: ConnectionLimits.ts). */
+  readonly onConnectError?: (code: string | undefined) => void
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -639,6 +641,7 @@ export class Connection implements Timed {
       this.originState = IDLE
       this.origin = undefined
       this.connectGeneration++
+      this.ctx.onConnectError?.(errorCode(error))
       this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.

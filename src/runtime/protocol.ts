@@ -3,6 +3,7 @@
  * Everything here crosses a structured clone: plain data only.
  */
 import type { Limits } from "../core/limits.ts"
+import type { ConnectionLimitsInit } from "./ConnectionLimits.ts"
 
 export interface ListenAddress {
   readonly host: string // "127.0.0.1", "::1", "0.0.0.0"...
@@ -25,6 +26,11 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /**
+   * --max-connections and --max-connections-per-client, and the SharedArrayBuffer that holds the counts
+   * of all workers (src/runtime/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
+   */
+  readonly connectionLimits?: ConnectionLimitsInit
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */

@@ -31,6 +31,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
+import { releaseWorker } from "./ConnectionLimits.ts"
 import { type FromWorker, type ListenAddress, START_FAILED, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
 
 /**
@@ -235,6 +236,8 @@ export const supervise = (
           Effect.sync(() => {
             // The thread is gone: keep what it counted, forget its live connections.
             retired = addStats(retired, { ...slot.stats, connectionsLive: 0 })
+            // ...and give back its share of the connection limits (ConnectionLimits.ts).
+            if (options.init.connectionLimits !== undefined) releaseWorker(options.init.connectionLimits, slot.id)
             slot.stats = zeroStats
             slot.listening = false
             slot.handle = undefined

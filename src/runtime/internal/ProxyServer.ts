@@ -13,6 +13,7 @@ import * as net from "node:net"
 import type { ListenAddress, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
+import { ACCEPT_PAUSE_MS, ConnectionLimits } from "../ConnectionLimits.ts"
 import { Connection, type ConnectionContext, emptyStats, type MutableStats } from "../Connection.ts"
 import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
@@ -90,6 +91,11 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  // --- connection limits (ConnectionLimits.ts): caps shared by all workers, and the pause on EMFILE ---
+  readonly connectionLimits: ConnectionLimits
+  /** The addresses bound by `listen` (ports resolved), to listen again after a pause. */
+  private bound: ReadonlyArray<ListenAddress> = []
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -100,6 +106,7 @@ export class ProxyServer {
       ...(options.write === undefined ? {} : { write: options.write }),
     })
     this.allow = AllowList.parse(init.allow)
+    this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
     this.context = {
       limits: init.limits,
@@ -115,6 +122,7 @@ export class ProxyServer {
       pool: this.pool,
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
+      onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
     }
   }
 
@@ -142,6 +150,7 @@ export class ProxyServer {
         return done(failed)
       }
       this.accepting = true
+      this.bound = bound
       done({ ok: true, addresses: bound })
     }
     for (const address of addresses) {
@@ -157,7 +166,7 @@ export class ProxyServer {
       server.once("error", onError)
       server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
         server.removeListener("error", onError)
-        server.on("error", (e) => this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`))
+        server.on("error", (e) => this.listenerError(address, e))
         this.servers.push(server)
         const a = server.address()
         bound.push(typeof a === "object" && a !== null ? { host: a.address, port: a.port } : address)
@@ -172,6 +181,8 @@ export class ProxyServer {
       socket.destroy()
       return
     }
+    // Over --max-connections or --max-connections-per-client: closed at once (ConnectionLimits.ts).
+    if (!this.connectionLimits.admit(socket)) return
     if (!this.allow.allows(socket.remoteAddress)) {
       this.refuse(socket)
       return
@@ -194,6 +205,7 @@ export class ProxyServer {
   }
 
   /** @internal */ refusedClosed(r: Refused): void {
+    this.connectionLimits.release(r.socket)
     this.deadlines.cancel(r)
     r.socket.removeAllListeners()
     this.refused.delete(r)
@@ -202,6 +214,7 @@ export class ProxyServer {
 
   private connectionFinished(connection: Connection): void {
     if (!this.connections.delete(connection)) return
+    this.connectionLimits.release(connection.client)
     this.stats.connectionsLive--
     this.checkDrained()
   }
@@ -240,8 +253,49 @@ export class ProxyServer {
 
   private stopAccepting(): void {
     this.accepting = false
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer)
+    this.resumeTimer = undefined
     for (const s of this.servers) s.close()
     this.servers.length = 0
+  }
+
+  private listenerError(address: ListenAddress, e: NodeJS.ErrnoException): void {
+    if (!this.connectionLimits.socketError(e.code, "accept")) this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`)
+  }
+
+  /**
+   * Out of file descriptors (ConnectionLimits decides): stop accepting for ACCEPT_PAUSE_MS by closing the
+   * listeners (Node has no way to stop accepting on an open one). Open connections go on. Then listen again
+   * on the same addresses; a failure (still no descriptor) pauses again.
+   */
+  private pauseAccepting(): void {
+    if (!this.accepting || this.draining || this.resumeTimer !== undefined) return
+    for (const s of this.servers) s.close()
+    this.servers.length = 0
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined
+      if (this.accepting && !this.draining) this.listenAgain()
+    }, ACCEPT_PAUSE_MS)
+  }
+
+  private listenAgain(): void {
+    for (const address of this.bound) {
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true })
+      server.on("connection", (socket) => this.accept(socket))
+      server.on("error", (e: NodeJS.ErrnoException) => {
+        if (this.servers.includes(server)) return this.listenerError(address, e)
+        // Listening failed: still out of descriptors (pause again), or something else (log, and retry later too).
+        server.close()
+        if (!this.connectionLimits.socketError(e.code, "accept")) {
+          this.log.message("error", `listening again on ${address.host}:${address.port}: ${e.message}`)
+          this.pauseAccepting()
+        }
+      })
+      server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
+        if (!this.accepting || this.draining) server.close()
+        else this.servers.push(server)
+      })
+    }
   }
 
   private abortAll(detail: string): void {

@@ -38,6 +38,8 @@ export interface ProxyOptions {
   /** The program to run instead of CLI (e.g. an installed package's bin), and the directory to run it in. */
   readonly cli?: string
   readonly cwd?: string
+  /** A command that runs the proxy command given as its last arguments (e.g. `bash -c 'ulimit -n 64; exec "$@"' x`). */
+  readonly wrap?: ReadonlyArray<string>
 }
 
 let graceFlagName: string | undefined
@@ -127,7 +129,8 @@ export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45
   if (!existsSync(cli)) throw new Error(`${cli} does not exist: run \`npm run build\` (npm test does it first)`)
   const port = await freePort()
   const args = flagsFor(port, options)
-  const child = spawn(process.execPath, [cli, ...args], {
+  const [command, ...prefix] = options.wrap ?? [process.execPath]
+  const child = spawn(command!, options.wrap === undefined ? [cli, ...args] : [...prefix, process.execPath, cli, ...args], {
     cwd: options.cwd ?? ROOT,
     env: cleanEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
