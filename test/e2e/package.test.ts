@@ -4,8 +4,10 @@
  * dependency), then the installed `hctunnel` run with the checkout's Node 24: `--version`, one plain-HTTP
  * request and one CONNECT tunnel through it to loopback origins.
  *
- * Also checks what the tarball holds (the bundle and nothing else: no sources, tests or source maps) and
- * that every import of the installed bundle is a `node:*` module or one of its own files.
+ * Also checks what the tarball holds (the bundle and nothing else: no sources, tests or source maps), that
+ * every import of the installed bundle is a `node:*` module or one of its own files, and that the engine
+ * is a library: `import { Postman } from "hctunnel/core"` runs in the installed project, and its type
+ * declarations type-check a consumer (tsc, strict, no skipLibCheck).
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -63,12 +65,14 @@ const installedBin = () => join(project, "node_modules/.bin/hctunnel")
 const installedDir = () => join(project, "node_modules", pkg.name)
 
 describe("the packed package", () => {
-  it("holds the bundle, package.json and README, and nothing else", () => {
-    const unexpected = files.filter((f) => !/^dist\/[\w-]+\.js$/.test(f) && f !== "package.json" && f !== "README.md")
+  it("holds the bundle, the core's declarations, package.json and README, and nothing else", () => {
+    const unexpected = files.filter((f) => !/^dist\/[\w-]+\.js$/.test(f) && !/^dist\/core\/[\w/-]+\.d\.ts$/.test(f) && f !== "package.json" && f !== "README.md")
     expect(unexpected).toEqual([])
     expect(files).toContain("dist/cli.js")
     expect(files).toContain("dist/main.js")
     expect(files).toContain("dist/worker.js")
+    expect(files).toContain("dist/core.js")
+    expect(files).toContain("dist/core/index.d.ts")
   })
 
   it("declares no runtime dependency", () => {
@@ -89,9 +93,9 @@ describe("the packed package", () => {
     const specifiers = new Set<string>()
     for (const f of readdirSync(dist).filter((n) => n.endsWith(".js"))) {
       const code = readFileSync(join(dist, f), "utf8")
-      // Static imports/re-exports (`from "x"`, `import "x"`) and dynamic imports (`import("x")`), minified or not.
-      for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)["'`]([^"'`]+)["'`]/g)) specifiers.add(m[1]!)
-      for (const m of code.matchAll(/\brequire\s*\(\s*["'`]([^"'`]+)["'`]\s*\)/g)) specifiers.add(m[1]!)
+      // Static imports/re-exports (`from "x"`, `import "x"`), dynamic imports (`import("x")`) and require, minified or not.
+      for (const m of code.matchAll(/\b(?:from|import)\s*(["'])([^"'\n]+)\1/g)) specifiers.add(m[2]!)
+      for (const m of code.matchAll(/\b(?:import|require)\s*\(\s*(["'`])([^"'`\n]+)\1\s*\)/g)) specifiers.add(m[2]!)
     }
     expect(specifiers.size).toBeGreaterThan(0)
     const foreign = [...specifiers].filter((s) => !s.startsWith("node:") && !/^\.\/[\w-]+\.js$/.test(s))
@@ -121,5 +125,48 @@ describe("the installed hctunnel, run with Node 24", () => {
     const back = await t.readBytes("ping through the installed package".length)
     t.destroy()
     expect(back.toString()).toBe("ping through the installed package")
+  })
+})
+
+describe("hctunnel/core, imported from the installed package", () => {
+  it("runs: a Postman answers a CONNECT head with a Connect action", () => {
+    const script = `
+      import { Postman, defaultLimits } from "hctunnel/core"
+      const p = new Postman({ limits: defaultLimits, via: "embedded" })
+      p.start(0)
+      const head = new TextEncoder().encode("CONNECT origin.test:443 HTTP/1.1\\r\\nHost: origin.test:443\\r\\n\\r\\n")
+      const actions = p.handle({ _tag: "Received", side: "client", bytes: head }, 1)
+      console.log(JSON.stringify({ state: p.state, connect: actions.find((a) => a._tag === "Connect") }))
+    `
+    writeFileSync(join(project, "embed.mjs"), script)
+    const r = spawnSync(process.execPath, ["embed.mjs"], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 20_000 })
+    expect(r.status, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({ state: "Connecting", connect: { _tag: "Connect", host: "origin.test", port: 443 } })
+  })
+
+  it("type-checks a consumer against its declarations", () => {
+    writeFileSync(
+      join(project, "consumer.ts"),
+      [
+        'import { type Action, type Event, type Limits, Postman, defaultLimits } from "hctunnel/core"',
+        "const limits: Limits = { ...defaultLimits, headTimeout: 5_000 }",
+        'const postman = new Postman({ limits, via: "embedded" })',
+        'const event: Event = { _tag: "Ended", side: "client" }',
+        "const actions: ReadonlyArray<Action> = postman.handle(event, 0)",
+        "export const tags: ReadonlyArray<string> = actions.map((a) => a._tag)",
+        "// @ts-expect-error: an event the engine does not know",
+        'postman.handle({ _tag: "Nonsense" }, 0)',
+        "",
+      ].join("\n"),
+    )
+    writeFileSync(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { target: "es2024", lib: ["es2024"], module: "nodenext", moduleResolution: "nodenext", strict: true, exactOptionalPropertyTypes: true, noEmit: true, skipLibCheck: false, types: [] },
+        files: ["consumer.ts"],
+      }),
+    )
+    const r = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(project, "tsconfig.json")], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 60_000 })
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0)
   })
 })
