@@ -205,6 +205,8 @@ export const defaultWorkers = (): number => Math.max(1, Math.min(MAX_WORKERS, av
 
 /** The most --max-connections / --max-connections-per-client may say (the shared count table grows with it). */
 export const MAX_CONNECTIONS = 1_000_000
+/** ...and per client (the shared table keeps a 16-bit count per worker and address). */
+export const MAX_CONNECTIONS_PER_CLIENT = 65_535
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -320,7 +322,7 @@ const S = {
   }),
   maxConnectionsPerClient: setting({
     key: "maxConnectionsPerClient", flag: "max-connections-per-client", metavar: "<n>", env: envName("maxConnectionsPerClient"), to: Schema.Number,
-    parse: integer(1, MAX_CONNECTIONS, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    parse: integer(1, MAX_CONNECTIONS_PER_CLIENT, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     description: "Client connections open at once from one client address (all workers); a new one over it is closed at once",
   }),
 }

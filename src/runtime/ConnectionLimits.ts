@@ -111,6 +111,10 @@ class RateLimitedWarning {
 export class ConnectionLimits {
   readonly maxConnections: number
   readonly maxConnectionsPerClient: number
+  /** Counters of this worker (for stats and metrics): connections closed over each cap, pauses for descriptors. */
+  closedOverTotal = 0
+  closedOverClient = 0
+  closedForDescriptors = 0
   private readonly shared: SharedLimits
   private readonly worker: number
   /** The per-client count is skipped when it cannot bind before the process-wide one. */
@@ -167,6 +171,7 @@ export class ConnectionLimits {
    */
   admit(socket: net.Socket, address: string | undefined = socket.remoteAddress): boolean {
     if (descriptorOf(socket) >= this.descriptorCeiling) {
+      this.closedForDescriptors++
       this.outOfDescriptors(`fewer than ${this.descriptorLimit - this.descriptorCeiling} of ${this.descriptorLimit} left`)
       socket.destroy()
       return false
@@ -177,6 +182,7 @@ export class ConnectionLimits {
   /** The process-wide cap alone (for a caller that learns the client address later). */
   admitTotal(socket: net.Socket): boolean {
     if (!this.shared.acquireTotal(this.worker, this.maxConnections)) {
+      this.closedOverTotal++
       this.overTotal.warn(() =>
         `connection limit reached: ${this.maxConnections} connections open, closing new ones at once (--max-connections)`
       )
@@ -193,6 +199,7 @@ export class ConnectionLimits {
     if (key === null) return true // not an IP address (a Unix socket, a test double): nothing to count it by
     const verdict = this.shared.acquireClient(key, this.worker, this.maxConnectionsPerClient)
     if (verdict === "full") {
+      this.closedOverClient++
       this.overClient.warn(() =>
         `connection limit reached for client ${address}: ${this.maxConnectionsPerClient} connections open, closing new ones at once (--max-connections-per-client)`
       )

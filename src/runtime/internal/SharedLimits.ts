@@ -14,7 +14,8 @@
  *   [T + i*S ..]     client table entry i, T = 8 + W rounded up to a multiple of 4:
  *                      +0..+3  the client address, 16 bytes (IPv4 as IPv4-mapped IPv6, see Cidr.ts)
  *                      +4      its live connections (0: the entry is empty)
- *                      +5..    its live connections per worker, one Uint16 each (for `releaseWorker`)
+ *                      +5..    its live connections per worker, one Uint16 each (for `releaseWorker`;
+ *                              hence --max-connections-per-client <= 65535)
  *
  * The process-wide count is one `Atomics.add` at accept and one `Atomics.sub` at close. The client table is
  * an open-addressing hash table with linear probing and backward-shift deletion (no tombstones: an entry
@@ -113,6 +114,7 @@ export class SharedLimits {
     if (!this.lock(worker)) return "busy"
     try {
       const i = this.find(key, true)
+      if (i < 0) return "busy" // never: the table is at most half full
       const at = this.entryAt(i)
       const count = this.words[at + 4] as number
       if (count >= max) {
