@@ -69,29 +69,24 @@ const tunnel = async (port: number, localAddress = "127.0.0.1"): Promise<Conn | 
   return c
 }
 
-/** Wait until the proxy counts no live connection (the launcher's readiness probes are closed), by SIGUSR1 stats lines. */
-const noLiveConnections = async (p: Proxy): Promise<void> => {
-  for (let i = 0; i < 50; i++) {
-    const before = p.stdout.length
-    process.kill(p.pid, "SIGUSR1")
-    const line = await p.waitForLine((l) => l.includes("stats pid=") && p.stdout.indexOf(l) >= before)
-    if (/ live=0 /.test(line)) return
-    await sleep(50)
-  }
-  throw new Error(`connections still live\n${p.output()}`)
-}
-
 const limitLines = (p: Proxy, flag: string) => p.stdout.filter((l) => l.includes("connection limit reached") && l.includes(flag))
 
 describe("--max-connections", () => {
   it("admits exactly N connections over two workers, closes the others at once, and frees slots on close", async () => {
     const p = await launch({ workers: 2, extraArgs: ["--max-connections", "3"] })
-    await noLiveConnections(p)
-    const results: Array<Awaited<ReturnType<typeof tunnel>>> = []
-    for (let i = 0; i < 8; i++) results.push(await tunnel(p.port))
-    const tunnels = results.filter((r): r is Conn => r instanceof Conn)
+    // Open 3 tunnels. (A "closed" on the way can only be the launcher's readiness probe, still counted until
+    // the proxy sees its close: retry, bounded.)
+    const tunnels: Conn[] = []
+    for (let i = 0; i < 100 && tunnels.length < 3; i++) {
+      const r = await tunnel(p.port)
+      if (r instanceof Conn) tunnels.push(r)
+      else await sleep(50)
+    }
     expect(tunnels).toHaveLength(3)
-    expect(results.slice(3)).toEqual(["closed", "closed", "closed", "closed", "closed"])
+    // Full, whichever worker accepts: the next ones are closed at once.
+    const results: Array<Awaited<ReturnType<typeof tunnel>>> = []
+    for (let i = 0; i < 5; i++) results.push(await tunnel(p.port))
+    expect(results).toEqual(["closed", "closed", "closed", "closed", "closed"])
     // One line per worker per interval, not one per connection.
     await p.waitForLine(/connection limit reached: 3 connections open.*--max-connections/)
     const lines = limitLines(p, "--max-connections)").length
