@@ -292,7 +292,8 @@ export class ProxyServer {
         }
       })
       server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
-        if (!this.accepting || this.draining) server.close()
+        // Stopped, or paused again meanwhile (another address failed): this one waits for the next round.
+        if (!this.accepting || this.draining || this.resumeTimer !== undefined) server.close()
         else this.servers.push(server)
       })
     }
