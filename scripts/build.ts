@@ -4,11 +4,15 @@
 //   dist/worker.js   one worker thread (src/runtime/worker.ts), loaded by the supervisor by URL
 //   dist/main-*.js, dist/worker-*.js   the libraries each of them uses, in a few chunks (see `chunks`);
 //                    dist/main-AdminServer.js is the admin endpoint, imported only with --admin
-// each with a source map (`node --enable-source-maps dist/cli.js` shows stacks in the TypeScript sources).
+// each with a source map (`node --enable-source-maps dist/cli.js` shows stacks in the TypeScript sources), and
+//   dist/core.js     the engine as a library (`import { Postman } from "hctunnel/core"`, src/core/index.ts):
+//                    one readable module importing nothing, with its type declarations in dist/core/*.d.ts
+//                    (tsc -p tsconfig.core.json).
 // The main thread and the workers are two separate builds, so neither loads code only the other needs.
 // Why bundle at all: RSS at start (docs/performance.md). Type-checking is `npm run typecheck` (tsc).
 // Usage: node scripts/build.ts
-import { rmSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { build, type BuildOptions } from "rolldown"
 
 const root = new URL("..", import.meta.url).pathname
@@ -50,3 +54,26 @@ rmSync(outDir, { recursive: true, force: true })
 // dist/cli.js stays small enough for an old Node to parse and print the version message.
 await build(bundle({ cli: "src/cli.ts" }))
 await build(bundle({ worker: "src/runtime/worker.ts" }))
+// dist/cli.js is the package's bin: npm makes it executable when it installs the package, but a rebuild in a
+// checkout (npm test, npm run build) writes a new file, and `npx hctunnel` would then fail with EACCES.
+chmodSync(`${outDir}/cli.js`, 0o755)
+
+// hctunnel/core: not minified (a library is read and debugged by its users), no source map, no chunks.
+await build({
+  cwd: root,
+  input: { core: "src/core/index.ts" },
+  platform: "neutral",
+  tsconfig: `${root}tsconfig.json`,
+  logLevel: "warn",
+  output: { dir: outDir, format: "esm", entryFileNames: "[name].js" },
+})
+execFileSync(`${root}node_modules/.bin/tsc`, ["-p", `${root}tsconfig.core.json`], { stdio: "inherit" })
+// The sources import "./x.ts"; a published declaration imports "./x.js" (resolved to x.d.ts by any TypeScript).
+const rewrite = (dir: string): void => {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`
+    if (entry.isDirectory()) rewrite(path)
+    else if (entry.name.endsWith(".d.ts")) writeFileSync(path, readFileSync(path, "utf8").replace(/(from\s+"\.{1,2}\/[^"]*)\.ts"/g, '$1.js"'))
+  }
+}
+rewrite(`${outDir}/core`)

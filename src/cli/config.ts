@@ -20,7 +20,8 @@ import * as SchemaTransformation from "effect/SchemaTransformation"
 import { defaultLimits, type Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
-import { CidrError, parseCidr as parseWorkerCidr } from "../runtime/Allow.ts"
+import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from "../runtime/ConnectionLimits.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -122,34 +123,17 @@ export const parseListen = (u: unknown): Parsed<ListenAddress> => {
 
 export const formatListen = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
 
-/** "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"). */
+/**
+ * "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"), checked by the parser the
+ * worker uses (src/runtime/Cidr.ts), so a value accepted here never fails in a worker.
+ */
 export const parseCidr = (u: unknown): Parsed<string> => {
   if (typeof u !== "string") return bad(`${show(u)} is not a CIDR: expected a string such as "10.0.0.0/8" or "::1/128"`)
-  const s = u.trim()
-  const slash = s.indexOf("/")
-  const addr = slash === -1 ? s : s.slice(0, slash)
-  const family = isIP(addr)
-  if (family === 0) {
-    return bad(`${show(u)} is not a CIDR: expected an address with a prefix length such as "10.0.0.0/8", "192.168.1.5" or "::1/128"`)
-  }
-  const maxPrefix = family === 4 ? 32 : 128
-  if (slash === -1) return ok(`${addr}/${maxPrefix}`)
-  const prefix = s.slice(slash + 1)
-  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > maxPrefix) {
-    return bad(`${show(u)}: the prefix length must be 0..${maxPrefix} for an IPv${family} address`)
-  }
-  return ok(`${addr}/${Number(prefix)}`)
-}
-
-/** A CIDR that the workers' matcher also takes (it refuses host bits: "10.0.0.1/8" is a typo, not a network). */
-const strictCidr = (u: unknown): Parsed<string> => {
-  const r = parseCidr(u)
-  if (!r.ok) return r
   try {
-    parseWorkerCidr(r.value)
-    return r
+    return ok(normalizeCidr(u))
   } catch (e) {
-    return bad(`${show(u)}: ${e instanceof CidrError ? e.message.replace(/^invalid CIDR "[^"]*": /, "") : String(e)}; did you mean a network such as "10.0.0.0/8"?`)
+    if (!(e instanceof CidrError)) throw e
+    return bad(`${show(u)} is not a CIDR: ${e.reason}${e.suggestion === undefined ? "" : `: did you mean ${e.suggestion}?`}`)
   }
 }
 
@@ -258,6 +242,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const MAX_WORKERS = 64
 export const defaultWorkers = (): number => Math.max(1, Math.min(MAX_WORKERS, availableParallelism()))
 
+/** The most --max-connections / --max-connections-per-client may say (the shared count table grows with it). */
+export const MAX_CONNECTIONS = 1_000_000
+/** ...and per client (the shared table keeps a 16-bit count per worker and address). */
+export const MAX_CONNECTIONS_PER_CLIENT = 65_535
+
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 
@@ -338,7 +327,7 @@ const S = {
   }),
   allow: setting({
     key: "allow", flag: "allow", alias: "a", repeated: true, metavar: "<cidr>", env: envName("allow"),
-    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
     defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
     description: "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address",
   }),
@@ -387,14 +376,24 @@ const S = {
   }),
   adminAllow: setting({
     key: "adminAllow", flag: "admin-allow", repeated: true, metavar: "<cidr>", env: envName("adminAllow"),
-    to: Schema.Array(Schema.String), parse: list(strictCidr, 1),
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1),
     defaultText: "127.0.0.0/8,::1/128", defaultValue: () => ["127.0.0.0/8", "::1/128"],
     description: "Client networks allowed to use the admin endpoint; repeat for several. Required when --admin is a non-loopback address",
   }),
   proxyProtocolFrom: setting({
     key: "proxyProtocolFrom", flag: "proxy-protocol-from", repeated: true, metavar: "<cidr>", env: envName("proxyProtocolFrom"),
-    to: Schema.Array(Schema.String), parse: list(strictCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
+    to: Schema.Array(Schema.String), parse: list(parseCidr, 1), defaultText: "none", defaultValue: (): ReadonlyArray<string> => [],
     description: "Load balancers (e.g. HAProxy with send-proxy / send-proxy-v2) whose connections start with a PROXY protocol v1 or v2 header; its client address is then used for --allow and the log. Connections from other sources are closed; repeat for several",
+  }),
+  maxConnections: setting({
+    key: "maxConnections", flag: "max-connections", metavar: "<n>", env: envName("maxConnections"), to: Schema.Number,
+    parse: integer(1, MAX_CONNECTIONS, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS), defaultValue: () => DEFAULT_MAX_CONNECTIONS,
+    description: "Client connections open at once in the whole process (all workers); a new one over it is closed at once",
+  }),
+  maxConnectionsPerClient: setting({
+    key: "maxConnectionsPerClient", flag: "max-connections-per-client", metavar: "<n>", env: envName("maxConnectionsPerClient"), to: Schema.Number,
+    parse: integer(1, MAX_CONNECTIONS_PER_CLIENT, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    description: "Client connections open at once from one client address (all workers); a new one over it is closed at once",
   }),
 }
 
@@ -440,6 +439,8 @@ export const HctunnelConfig = Schema.Struct({
     idleTimeout: Schema.Number,
   }),
   proxyProtocolFrom: Schema.Array(Schema.String),
+  maxConnections: Schema.Number,
+  maxConnectionsPerClient: Schema.Number,
 })
 export type HctunnelConfig = typeof HctunnelConfig.Type
 
@@ -568,6 +569,8 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
         idleTimeout: values["idleTimeout"] as number,
       },
       proxyProtocolFrom: values["proxyProtocolFrom"] as ReadonlyArray<string>,
+      maxConnections: values["maxConnections"] as number,
+      maxConnectionsPerClient: values["maxConnectionsPerClient"] as number,
     }
     return Effect.succeed(config)
   })

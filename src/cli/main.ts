@@ -23,6 +23,7 @@ import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import pkg from "../../package.json" with { type: "json" }
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
 import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
@@ -126,6 +127,7 @@ export const runProxy = (
       denyTo: config.denyTo,
       proxyProtocolFrom: config.proxyProtocolFrom,
       eventLoopDelay: config.admin !== undefined,
+      connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
     },
     workers: config.workers,
     graceMs: config.graceMs,
@@ -194,8 +196,13 @@ const report = (cause: Cause.Cause<unknown>): number => {
     process.stderr.write(`hctunnel: ${error.message}\n`)
   } else if (CliError.isCliError(error)) {
     // Already shown by Command.run (the help and the parse error).
-  } else {
+  } else if (process.execArgv.includes("--enable-source-maps")) {
+    // A developer asked for stacks in the TypeScript sources.
     process.stderr.write(`hctunnel: unexpected error: ${Cause.pretty(cause)}\n`)
+  } else {
+    // A user never sees a (minified) stack: the message, and how to get the stack.
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`hctunnel: unexpected error: ${message}\n(a bug in hctunnel: please report it; \`node --enable-source-maps\` in a checkout shows where it happened)\n`)
   }
   return 1
 }

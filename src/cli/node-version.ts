@@ -1,8 +1,9 @@
 /**
  * The Node.js version check, run by src/cli.ts before anything else is loaded.
  * hctunnel's workers share one port with SO_REUSEPORT (`listen({ reusePort: true })`), which Node
- * supports from 22.12; older versions silently ignore the option. package.json's engines asks 22.19
- * (what @effect/platform-node needs).
+ * supports from 22.12; older versions silently ignore the option. package.json's engines asks 22.19:
+ * what the bundled @effect/platform-node declares, and a version the bundle was run on (2026-12-04:
+ * --version, a proxied request over two workers, and `hctunnel/core`, all on Node 22.19.0).
  */
 export const REQUIRED = { major: 22, minor: 19 } as const
 

@@ -15,6 +15,11 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--hosts", (c) => c.hosts],
   ["--dns-server", (c) => c.dnsServers],
   ["--stats-interval", (c) => c.statsIntervalMs],
+  ["--admin", (c) => c.admin],
+  ["--admin-allow", (c) => c.adminAllow],
+  ["--proxy-protocol-from", (c) => c.proxyProtocolFrom],
+  ["--max-connections", (c) => c.maxConnections],
+  ["--max-connections-per-client", (c) => c.maxConnectionsPerClient],
 ]
 
 /** What SIGHUP does: build the configuration again from the same sources, and say what it changes. */

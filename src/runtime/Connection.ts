@@ -118,6 +118,8 @@ export interface ConnectionContext {
   policy?: DestinationPolicy | undefined
   /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
   readonly metrics?: WorkerMetrics
+  /** Told the error code of every failed origin connect (EMFILE/ENFILE pause accepting: ConnectionLimits.ts). */
+  readonly onConnectError?: (code: string | undefined) => void
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -618,11 +620,16 @@ export class Connection implements Timed {
     }
     if (socket === undefined) {
       this.originState = IDLE
-      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+      this.ctx.onConnectError?.(errorCode(error))
+      this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
       return
     }
     this.adoptOrigin(socket)
     this.originState = OPEN
+    if (this.originMark > 0) {
+      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.originMark)
+      this.originMark = 0
+    }
     this.feed({ _tag: "Connected" })
   }
 
@@ -637,6 +644,7 @@ export class Connection implements Timed {
   private denied(denial: Denial): void {
     this.originState = IDLE
     this.ctx.stats[denialCounter[denial.kind]]++
+    this.originMark = 0
     this.feed({ _tag: "ConnectFailed", reason: "denied", message: denial.message })
   }
 
@@ -801,6 +809,7 @@ export class Connection implements Timed {
       this.originState = IDLE
       this.origin = undefined
       this.connectGeneration++
+      this.ctx.onConnectError?.(errorCode(error))
       this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.

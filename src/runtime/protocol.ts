@@ -4,6 +4,7 @@
  */
 import type { Limits } from "../core/limits.ts"
 import type { WorkerMetricsSnapshot } from "./Metrics.ts"
+import type { ConnectionLimitsInit } from "./ConnectionLimits.ts"
 
 export interface ListenAddress {
   readonly host: string // "127.0.0.1", "::1", "0.0.0.0"...
@@ -38,6 +39,11 @@ export interface WorkerInit {
   readonly proxyProtocolFrom?: ReadonlyArray<string>
   /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs ~1 MB of RSS per thread). */
   readonly eventLoopDelay?: boolean
+  /**
+   * --max-connections and --max-connections-per-client, and the SharedArrayBuffer that holds the counts
+   * of all workers (src/runtime/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
+   */
+  readonly connectionLimits?: ConnectionLimitsInit
 }
 
 /**
@@ -91,6 +97,12 @@ export type FromWorker =
   | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
   /** After Reconfigure: the new settings apply to new connections (or why they could not). */
   | { readonly _tag: "Reconfigured"; readonly id: number; readonly error?: string }
+
+/**
+ * The `code` of a `ListenFailed` sent by a worker that could not be set up at all (before listening): its
+ * `message` is the reason, for a person (the supervisor prints it as it is, not as a listen failure).
+ */
+export const START_FAILED = "ESTARTFAILED"
 
 export type ToWorker =
   /** Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. */

@@ -31,6 +31,7 @@
  * It never touches client sockets: the byte path lives entirely in the workers.
  */
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -46,11 +47,13 @@ import {
   type FromWorker,
   type ListenAddress,
   type LiveSettings,
+  START_FAILED,
   type ToWorker,
   type WorkerInit,
   type WorkerStats,
   zeroStats,
 } from "./protocol.ts"
+import { releaseWorker } from "./ConnectionLimits.ts"
 
 /**
  * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
@@ -164,6 +167,10 @@ export const describeListenFailure = (code: string, message: string, addresses: 
       return `cannot listen on ${where}: permission denied. Ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port such as 8888.`
     case "EADDRNOTAVAIL":
       return `cannot listen on ${where}: that address does not belong to this machine. Use 127.0.0.1, 0.0.0.0, ::1, :: or one of this machine's addresses.`
+    case START_FAILED:
+      return `a worker could not start: ${message}`
+    case "EXITED":
+      return `a worker stopped before it could listen on ${where}: ${message}`
     default:
       return `cannot listen on ${where}: ${message} (${code})`
   }
@@ -311,6 +318,8 @@ export const supervise = (
           Effect.sync(() => {
             // The thread is gone: keep what it counted, forget its live connections.
             retired = addStats(retired, { ...slot.stats, connectionsLive: 0 })
+            // ...and give back its share of the connection limits (ConnectionLimits.ts).
+            if (options.init.connectionLimits !== undefined) releaseWorker(options.init.connectionLimits, slot.id)
             slot.stats = zeroStats
             if (slot.metrics !== undefined) {
               addMetricsInto(retiredMetrics, slot.metrics)
@@ -333,7 +342,9 @@ export const supervise = (
           if (shuttingDown) return Effect.void
           // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
           if (!decided) return Effect.fail(e)
-          const why = e instanceof WorkerListenFailed ? `cannot listen (${e.code}: ${e.message})` : e.message
+          const why = e instanceof WorkerListenFailed
+            ? e.code === START_FAILED ? `could not start (${e.message})` : `cannot listen (${e.code}: ${e.message})`
+            : exitReason(Exit.fail(e))
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
         }),
@@ -365,7 +376,7 @@ export const supervise = (
       const fiber = yield* runOnce(slot, first).pipe(
         provide,
         Effect.onExit((exit) =>
-          Deferred.succeed(first, { ok: false, code: "EXITED", message: Exit.isFailure(exit) ? String(exit.cause) : "exited" }),
+          Deferred.succeed(first, { ok: false, code: "EXITED", message: Exit.isFailure(exit) ? exitReason(exit) : "exited" }),
         ),
         Effect.forkIn(scope),
       )
@@ -592,7 +603,11 @@ const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "exited"
   const text = String(exit.cause)
   const m = /The worker has exited with code: -?\d+/.exec(text)
-  return m === null ? text.split("\n")[0] ?? text : m[0]
+  if (m !== null) return m[0]
+  // The error's own message, first line only: never a stack or a printed Cause.
+  const error = Cause.squash(exit.cause)
+  const message = error instanceof Error ? error.message : String(error)
+  return message.split("\n")[0] ?? message
 }
 
 const mib = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`)

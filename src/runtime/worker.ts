@@ -9,7 +9,8 @@
  * Sequence:
  * 1. `workerData` is the `WorkerInit`. The worker listens on every `init.listen` address
  *    (`reusePort: init.reusePort`) and sends `Listening` with the bound addresses (port 0 resolved),
- *    or `ListenFailed` with the error code (e.g. "EADDRINUSE"); after `ListenFailed` it accepts nothing
+ *    or `ListenFailed` with the error code (e.g. "EADDRINUSE", or START_FAILED with the reason when the
+ *    worker could not be set up at all); after `ListenFailed` it accepts nothing
  *    and waits for the main thread to close it (a `Shutdown` is answered `Drained` at once).
  * 2. Every `init.statsIntervalMs` (if > 0) it sends `Stats`; `ReportStats` gets one `Stats` at once.
  * 3. `Reconfigure { settings }` (SIGHUP): new connections use the new settings; answered `Reconfigured`.
@@ -23,12 +24,14 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
-import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts"
+import { type FromWorker, START_FAILED, type ToWorker, type WorkerInit } from "./protocol.ts"
+import { AccessLog } from "./AccessLog.ts"
 import { emptyStats } from "./Connection.ts"
 import { Resolver, resolverOptionsFor } from "./Resolver.ts"
 
@@ -40,11 +43,20 @@ const program = Effect.gen(function*() {
   const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
   // DNS is a service: the byte path calls its callback form directly (once per origin connection).
   const resolver = yield* Resolver
-  const server = new ProxyServer(init, {
-    resolve: resolver.resolveCallback,
-    stats,
-    testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1",
-  })
+  // A worker that cannot even be set up (a setting the configuration check let through) reports why in
+  // the ListenFailed slot, code START_FAILED, so the supervisor prints this message, not a listen failure.
+  let server: ProxyServer
+  try {
+    server = new ProxyServer(init, {
+      resolve: resolver.resolveCallback,
+      stats,
+      testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1",
+    })
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e)
+    yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: START_FAILED, message })
+    return yield* runner.run((_port, message) => (message._tag === "Shutdown" ? runner.send(0, { _tag: "Drained", id: init.id }) : Effect.void))
+  }
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
 
   const listened = yield* Effect.callback<ListenResult>((resume) => {
@@ -105,6 +117,17 @@ const program = Effect.gen(function*() {
   Effect.scoped,
   Effect.provide(NodeWorkerRunner.layer),
   Effect.provide(Resolver.layer(resolverOptionsFor(init, stats))),
+  // Anything else that ends the thread is one line in the log, never a (minified) stack: the supervisor
+  // logs that the worker stopped and replaces it.
+  Effect.tapCause((cause) =>
+    Effect.sync(() => {
+      if (Cause.hasInterruptsOnly(cause)) return
+      const error = Cause.squash(cause)
+      const log = new AccessLog({ format: init.logFormat, level: init.logLevel, worker: init.id })
+      log.message("error", `worker ${init.id} stopped: ${error instanceof Error ? error.message : String(error)}`)
+      log.flush()
+    })
+  ),
 )
 
-NodeRuntime.runMain(program)
+NodeRuntime.runMain(program, { disableErrorReporting: true })

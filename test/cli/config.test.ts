@@ -251,7 +251,7 @@ describe("proxyProtocolFrom (PROXY protocol sources)", () => {
 
 describe("CIDRs with host bits", () => {
   it("are refused with the flag's name for allow and adminAllow too (the workers would not take them)", () => {
-    expect(problems({ flags: { allow: ["10.0.0.1/8"] } })[0]).toMatch(/^--allow 10.0.0.1\/8: .*host bits.*did you mean a network/)
+    expect(problems({ flags: { allow: ["10.0.0.1/8"] } })[0]).toMatch(/^--allow 10.0.0.1\/8: .*host bits.*did you mean 10.0.0.0\/8\?/)
     expect(problems({ flags: { adminAllow: ["192.168.1.1/24"] } })[0]).toMatch(/^--admin-allow 192.168.1.1\/24: .*host bits/)
   })
 })

@@ -30,7 +30,7 @@ export interface ProxyHeaderReaderOptions {
   /** The header is complete: the socket is the caller's again. `rest` may be empty. */
   readonly admit: (socket: net.Socket, client: ClientAddress, rest: Buffer) => void
   /** A socket was closed without being admitted (malformed header, timeout, peer gone). */
-  readonly rejected: (kind: "malformed" | "timeout" | "gone") => void
+  readonly rejected: (kind: "malformed" | "timeout" | "gone", socket: net.Socket) => void
   /** The last waiting socket is gone (for the drain check). */
   readonly settled: () => void
 }
@@ -118,7 +118,7 @@ export class ProxyHeaderReader {
     this.options.log.message(level, `connection ${peerText(w.socket)}: closed: ${why}`)
     w.socket.on("error", () => {}) // a reset after our close is not news
     w.socket.destroy()
-    this.options.rejected(kind)
+    this.options.rejected(kind, w.socket)
     this.options.settled()
   }
 

@@ -18,6 +18,7 @@ import { networkInterfaces } from "node:os"
 import type { ListenAddress, LiveSettings, WorkerInit, WorkerStats } from "../protocol.ts"
 import { AccessLog } from "../AccessLog.ts"
 import { AllowList, forbiddenResponse } from "../Allow.ts"
+import { ACCEPT_PAUSE_MS, ConnectionLimits } from "../ConnectionLimits.ts"
 import { Connection, type ConnectionContext, emptyStats, type MutableStats } from "../Connection.ts"
 import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
@@ -108,7 +109,7 @@ export class ProxyServer {
   private forbidden: Uint8Array
   /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
   private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
-  private bound: ReadonlyArray<ListenAddress> | undefined = undefined
+  private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -116,6 +117,9 @@ export class ProxyServer {
   /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
   private readonly proxyFrom: AllowList | undefined
   private readonly proxyHeaders: ProxyHeaderReader
+  // --- connection limits (ConnectionLimits.ts): caps shared by all workers, and the pause on EMFILE ---
+  readonly connectionLimits: ConnectionLimits
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -127,6 +131,7 @@ export class ProxyServer {
       ...(options.write === undefined ? {} : { write: options.write }),
     })
     this.allow = AllowList.parse(init.allow)
+    this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
     this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
     this.context = {
@@ -145,6 +150,7 @@ export class ProxyServer {
       metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
       policy: this.destinationPolicy(init.listen),
+      onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
     this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
@@ -153,7 +159,8 @@ export class ProxyServer {
       log: this.log,
       timeoutMs: init.limits.headTimeout,
       admit: (socket, client, rest) => this.admit(socket, client, rest),
-      rejected: (kind) => {
+      rejected: (kind, socket) => {
+        this.connectionLimits.release(socket)
         this.stats.errors++
         if (kind !== "gone") this.metrics.count(REFUSED_PROXY_HEADER)
       },
@@ -172,7 +179,7 @@ export class ProxyServer {
     this.allow = allow
     this.forbidden = forbidden
     this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
-    const policy = this.destinationPolicy(this.bound ?? this.init.listen)
+    const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
     this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
     this.log.configure(settings.logFormat, settings.logLevel)
   }
@@ -213,9 +220,9 @@ export class ProxyServer {
         return done(failed)
       }
       // Port 0 is now a real port: the policy must know it (no proxying into ourselves).
-      this.bound = bound
       this.context.policy = this.destinationPolicy(bound)
       this.accepting = true
+      this.bound = bound
       done({ ok: true, addresses: bound })
     }
     for (const address of addresses) {
@@ -231,7 +238,7 @@ export class ProxyServer {
       server.once("error", onError)
       server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
         server.removeListener("error", onError)
-        server.on("error", (e) => this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`))
+        server.on("error", (e) => this.listenerError(address, e))
         this.servers.push(server)
         const a = server.address()
         bound.push(typeof a === "object" && a !== null ? { host: a.address, port: a.port } : address)
@@ -248,12 +255,16 @@ export class ProxyServer {
       return
     }
     // PROXY protocol (issue 10 §2): with --proxy-protocol-from, every connection comes from a listed
-    // load balancer and starts with a header; `admit` runs once it is read.
+    // load balancer and starts with a header; `admit` runs once it is read. The process-wide connection
+    // cap applies now, the per-client one once the header names the client.
     if (this.proxyFrom !== undefined) {
-      if (this.proxyFrom.allows(socket.remoteAddress)) this.proxyHeaders.read(socket)
-      else this.closeUnlisted(socket)
+      if (!this.proxyFrom.allows(socket.remoteAddress)) return this.closeUnlisted(socket)
+      if (!this.connectionLimits.admit(socket, undefined)) return
+      this.proxyHeaders.read(socket)
       return
     }
+    // Over --max-connections or --max-connections-per-client: closed at once (ConnectionLimits.ts).
+    if (!this.connectionLimits.admit(socket)) return
     if (!this.allow.allows(socket.remoteAddress)) {
       this.refuse(socket)
       return
@@ -268,6 +279,7 @@ export class ProxyServer {
    * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
    */
   private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
+    if (!this.connectionLimits.admitClient(socket, client.address)) return
     if (!this.allow.allows(client.address)) {
       this.refuse(socket, client)
       return
@@ -305,6 +317,7 @@ export class ProxyServer {
   }
 
   /** @internal */ refusedClosed(r: Refused): void {
+    this.connectionLimits.release(r.socket)
     this.deadlines.cancel(r)
     r.socket.removeAllListeners()
     this.refused.delete(r)
@@ -313,6 +326,7 @@ export class ProxyServer {
 
   private connectionFinished(connection: Connection): void {
     if (!this.connections.delete(connection)) return
+    this.connectionLimits.release(connection.client)
     this.stats.connectionsLive--
     this.checkDrained()
   }
@@ -351,8 +365,50 @@ export class ProxyServer {
 
   private stopAccepting(): void {
     this.accepting = false
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer)
+    this.resumeTimer = undefined
     for (const s of this.servers) s.close()
     this.servers.length = 0
+  }
+
+  private listenerError(address: ListenAddress, e: NodeJS.ErrnoException): void {
+    if (!this.connectionLimits.socketError(e.code, "accept")) this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`)
+  }
+
+  /**
+   * Out of file descriptors (ConnectionLimits decides): stop accepting for ACCEPT_PAUSE_MS by closing the
+   * listeners (Node has no way to stop accepting on an open one). Open connections go on. Then listen again
+   * on the same addresses; a failure (still no descriptor) pauses again.
+   */
+  private pauseAccepting(): void {
+    if (!this.accepting || this.draining || this.resumeTimer !== undefined) return
+    for (const s of this.servers) s.close()
+    this.servers.length = 0
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined
+      if (this.accepting && !this.draining) this.listenAgain()
+    }, ACCEPT_PAUSE_MS)
+  }
+
+  private listenAgain(): void {
+    for (const address of this.bound) {
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true })
+      server.on("connection", (socket) => this.accept(socket))
+      server.on("error", (e: NodeJS.ErrnoException) => {
+        if (this.servers.includes(server)) return this.listenerError(address, e)
+        // Listening failed: still out of descriptors (pause again), or something else (log, and retry later too).
+        server.close()
+        if (!this.connectionLimits.socketError(e.code, "accept")) {
+          this.log.message("error", `listening again on ${address.host}:${address.port}: ${e.message}`)
+          this.pauseAccepting()
+        }
+      })
+      server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
+        // Stopped, or paused again meanwhile (another address failed): this one waits for the next round.
+        if (!this.accepting || this.draining || this.resumeTimer !== undefined) server.close()
+        else this.servers.push(server)
+      })
+    }
   }
 
   private abortAll(detail: string): void {

@@ -37,6 +37,11 @@ export interface ProxyOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Listen on this host instead of 127.0.0.1 (e.g. "0.0.0.0" for an exposed proxy; tests still dial 127.0.0.1). */
   readonly listenHost?: string
+  /** The program to run instead of CLI (e.g. an installed package's bin), and the directory to run it in. */
+  readonly cli?: string
+  readonly cwd?: string
+  /** A command that runs the proxy command given as its last arguments (e.g. `bash -c 'ulimit -n 64; exec "$@"' x`). */
+  readonly wrap?: ReadonlyArray<string>
 }
 
 let graceFlagName: string | undefined
@@ -122,11 +127,13 @@ export const canConnect = (port: number): Promise<boolean> =>
   })
 
 export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45_000): Promise<Proxy> => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` (npm test does it first)`)
+  const cli = options.cli ?? CLI
+  if (!existsSync(cli)) throw new Error(`${cli} does not exist: run \`npm run build\` (npm test does it first)`)
   const port = await freePort()
   const args = flagsFor(port, options)
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
+  const [command, ...prefix] = options.wrap ?? [process.execPath]
+  const child = spawn(command!, options.wrap === undefined ? [cli, ...args] : [...prefix, process.execPath, cli, ...args], {
+    cwd: options.cwd ?? ROOT,
     env: cleanEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   })
@@ -164,7 +171,7 @@ export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45
     })
   })
   const output = (): string =>
-    `$ node dist/cli.js ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
+    `$ node ${cli} ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
   const waitForLine = (match: RegExp | ((line: string) => boolean), timeoutMs = 10_000): Promise<string> => {
     const test = typeof match === "function" ? match : (l: string) => match.test(l)
     const found = stdout.find(test)
