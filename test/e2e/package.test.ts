@@ -141,7 +141,7 @@ describe("hctunnel/core, imported from the installed package", () => {
     writeFileSync(join(project, "embed.mjs"), script)
     const r = spawnSync(process.execPath, ["embed.mjs"], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 20_000 })
     expect(r.status, r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout)).toEqual({ state: "Connecting", connect: { _tag: "Connect", host: "origin.test", port: 443 } })
+    expect(JSON.parse(r.stdout)).toEqual({ state: "Connecting", connect: { _tag: "Connect", host: "origin.test", port: 443, tunnel: true } })
   })
 
   it("type-checks a consumer against its declarations", () => {
