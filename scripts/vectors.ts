@@ -101,6 +101,16 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     script: [[0, "start"], [1, c("PUT http://a.example/f HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")], [2, ev({ _tag: "Connected" })],
       [3, o("HTTP/1.1 100 Continue\r\n\r\n")], [4, c("data")], [5, o("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")], [6, "shutdown"]],
   },
+  {
+    file: "reject-tls-client-hello", name: "A TLS ClientHello on the plain proxy port is refused at its first byte",
+    description: "A client configured with https:// for this plain HTTP proxy sends a TLS record (0x16 0x03 ...), never a line end. 0x16 cannot start a method: 400 at once, whose body says to use http:// in the proxy URL, and close; the log counts the one byte that decided it.",
+    script: [[0, "start"], [1, c("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")]],
+  },
+  {
+    file: "reject-impossible-byte-split", name: "A control byte in the request-target is refused at that byte, before the line ends",
+    description: "The line arrives in pieces; the piece with the impossible byte gets the 400, later bytes are never read. The same bytes in one piece give the same answer and the same byte count.",
+    script: [[0, "start"], [1, c("GET http://a.exa")], [2, c("mple/\x01x HT")], [3, c("TP/1.1\r\n")]],
+  },
 ]
 
 for (const s of scenarios) {

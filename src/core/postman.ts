@@ -28,7 +28,7 @@ import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { ConnectFailure, Event, Side } from "./events.ts"
 import { type BodyFramer, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
-import { parseRequestHead, REQUEST_LINE_OVERHEAD, requestFraming } from "./http/request-head.ts"
+import { parseRequestHead, requestFraming } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
 import { parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
@@ -293,9 +293,10 @@ export class Postman {
     this.headBytesSeen += bytes.length
     // Refuse an endless request line early, without waiting for the whole head limit; the scan decides
     // on the line's bytes alone, so one chunk or many give the same answer.
-    if (this.requestLine?.push(bytes) === true) {
-      return this.reject(414, `the request-target is longer than ${this.limits.maxRequestLine - REQUEST_LINE_OVERHEAD} bytes`, now)
-    }
+    // (and a line that cannot become a request line at its first impossible byte: a TLS ClientHello...)
+    const line = this.requestLine
+    const early = line?.push(bytes)
+    if (line !== undefined && early !== undefined) return this.reject(early.status, early.reason, now, line.seen)
     const result = reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":

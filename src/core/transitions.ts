@@ -42,6 +42,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("A9", "AwaitingHead", "Errored(client)", "", "Closed", ["Close(client)"]),
   row("A10", "AwaitingHead", "Timeout", "partial head, head deadline passed", "Closed", ["Write(client 408)", "Log", "Close(client)"]),
   row("A11", "AwaitingHead", "Timeout", "no partial head, idle deadline passed", "Closed", ["Close(client)"]),
+  row("A12", "AwaitingHead", "Received(client)", "a request-line byte no request line can contain (a TLS ClientHello, a control byte, a version that cannot become HTTP/x.y): at that byte", "Closed", ["Write(client 400)", "Log", "Close(client)"]),
 
   row("C1", "Connecting", "Received(client)", "queued bytes below maxBufferedBytes", "Connecting", []),
   row("C2", "Connecting", "Received(client)", "queued bytes reach maxBufferedBytes", "Connecting", ["PauseReading(client)"]),

@@ -68,6 +68,11 @@ const scenarios: Record<string, Scenario> = {
   A10: { run: () => { const h = new Harness(); h.client("GET http://e"); return { h, step: h.fireDeadline() } }, check: status(408) },
   A11: { run: () => { const h = new Harness(); return { h, step: h.fireDeadline() } }, check: (h) => expect(h.clientText()).toBe("") },
 
+  A12: {
+    run: () => { const h = new Harness(); return { h, step: h.client("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") } },
+    check: (h) => { status(400)(h); expect(h.clientText()).toMatch(/plain HTTP proxy/); expect(h.logs[0]?.bytesFromClient).toBe(1) },
+  },
+
   C1: { run: () => { const h = connecting(postHead(8)); return { h, step: h.client("12345678") } } },
   C2: { run: () => { const h = connecting(postHead(32)); return { h, step: h.client("0123456789abcdef0123") } } },
   C3: {

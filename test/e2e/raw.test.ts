@@ -272,6 +272,40 @@ describe("error statuses", () => {
     await expectError(`GET http://localhost:${a.port}/ HTTP/1.1\r\n\r\n`, 400) // HTTP/1.1 without Host
   })
 
+  it("400 at once for a TLS ClientHello sent to the plain proxy port, connecting nowhere", async () => {
+    // What `printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' | nc 127.0.0.1 8888` sends: a TLS record
+    // header and the start of a ClientHello, with no line end ever. The answer must not wait for headTimeout
+    // (30 s here, longer than the reader waits): it comes at the first byte.
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+      const r = await c.readResponse()
+      expect(r.status).toBe(400)
+      expect(r.headers["connection"]).toBe("close")
+      expect(r.body.toString()).toMatch(/plain HTTP proxy: use http:\/\/ \(not https:\/\/\) in the proxy URL/)
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+    const line = await proxy.waitForLine((l) => l.includes("TLS handshake"))
+    // Logged as refused at its first byte, with nothing from (or to) any origin.
+    expect(line).toMatch(/ - - 400 1\/0 .*client-error/)
+  })
+
+  it("400 at the first impossible byte of a request line, before any line end", async () => {
+    for (const start of ["GET http://localhost/\x01", "G\x00", "GET http://localhost/ HTTQ", "GET http://localhost/ HTTP/1.1x"]) {
+      const c = await Conn.open(proxy.port)
+      try {
+        await c.write(start) // no LF: only the impossible byte can end this
+        const r = await c.readResponse()
+        expect(r.status, JSON.stringify(start)).toBe(400)
+        await c.waitEnd()
+      } finally {
+        c.destroy()
+      }
+    }
+  })
+
   it("431 for a huge head", async () => {
     const big = `X-Big: ${"a".repeat(8000)}\r\n`.repeat(10)
     await expectError(get(`http://localhost:${a.port}/`, big), 431)

@@ -415,6 +415,75 @@ export const segmentationInvariance: PropertySpec<SplitConversation> = {
   },
 }
 
+// 2b. Segmentation invariance of an early refusal: a request line with an impossible byte is refused
+// at that byte, with the same answer and the same byte count, however the bytes are split.
+
+export interface ImpossibleLine {
+  readonly request: Request
+  /** Where in the request line (modulo its length) the impossible byte replaces the valid one. */
+  readonly at: number
+  readonly byte: number
+  /** Bytes the client sends after it (never read: the connection is refused at the impossible byte). */
+  readonly after: Uint8Array
+  readonly cuts: number[]
+}
+
+/** Bytes that no request line can contain anywhere: controls but CR/LF, HTAB, DEL, and 0x16 (a TLS record). */
+const impossibleBytes = [0x00, 0x01, 0x08, 0x09, 0x0b, 0x0c, 0x16, 0x1f, 0x7f]
+
+export const impossibleLineArb: fc.Arbitrary<ImpossibleLine> = fc.record({
+  request: requestArb,
+  at: fc.nat(),
+  byte: fc.constantFrom(...impossibleBytes),
+  after: bytesArb(64),
+  cuts: cutsArb,
+})
+
+export const impossibleByteRefusedAtOnce: PropertySpec<ImpossibleLine> = {
+  name: "segmentation invariance of a refusal: an impossible request-line byte gets the same 400 at that byte, whatever the split",
+  arbitrary: impossibleLineArb,
+  runs: 200,
+  predicate: ({ request, at, byte, after, cuts }) => {
+    const { head, body } = encodeRequest(request)
+    const lineLength = head.indexOf("\r\n")
+    const bad = at % lineLength
+    const bytes = concat([latin1(head), body, after])
+    bytes[bad] = byte
+    const play = (pieces: Uint8Array[]) => {
+      const h = new Harness()
+      let fed = 0
+      let closedAt = -1
+      for (const p of pieces) {
+        h.client(p)
+        fed += p.length
+        if (h.postman.closed) {
+          closedAt = fed
+          break
+        }
+      }
+      return { h, closedAt }
+    }
+    const whole = play([bytes])
+    const split = play(segment(bytes, cuts))
+    for (const { h } of [whole, split]) {
+      expectEqual("status", firstStatus(h), 400)
+      expectEqual("Connects", h.connects.length, 0)
+      // The byte count is where the refusal happened, not how much happened to have arrived.
+      expectEqual("bytesFromClient", h.logs.map((l) => l.bytesFromClient), [bad + 1])
+    }
+    // Refused in the piece that brought the impossible byte, not later.
+    let start = 0
+    for (const p of segment(bytes, cuts)) {
+      if (start + p.length > bad) {
+        expectEqual("refused in the piece with the impossible byte", split.closedAt, start + p.length)
+        break
+      }
+      start += p.length
+    }
+    expectEqual("actions", normalize(split.h.actions), normalize(whole.h.actions))
+  },
+}
+
 // -----------------------------------------------------------------------------------------------
 // 6. Nothing malformed reaches an origin (with segmentation invariance of the rejection)
 
@@ -1072,6 +1141,7 @@ export const tunnelModel: PropertySpec<Iterable<fc.Command<TunnelModel, TunnelRe
 export const allProperties: ReadonlyArray<PropertySpec<any>> = [
   byteConservation,
   segmentationInvariance,
+  impossibleByteRefusedAtOnce,
   teardown,
   boundedBuffers,
   deadlines,
