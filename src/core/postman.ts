@@ -28,7 +28,7 @@ import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { ConnectFailure, Event, Side } from "./events.ts"
 import { type BodyFramer, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
-import { parseRequestHead, requestFraming } from "./http/request-head.ts"
+import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
 import { parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
@@ -318,12 +318,15 @@ export class Postman {
   private startExchange(headBytes: Uint8Array, now: number): void {
     this.firstRequest = false
     const parsed = parseRequestHead(headBytes, this.limits)
-    if (!parsed.ok) return this.reject(parsed.rejection.status, parsed.rejection.reason, now, headBytes.length)
+    if (!parsed.ok) {
+      const { status, reason, method, target } = parsed.rejection
+      return this.reject(status, reason, now, headBytes.length, method, target)
+    }
     const head = parsed.value
     const framing = requestFraming(head)
-    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, headBytes.length)
+    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, headBytes.length, head.method, head.rawTarget)
     if (this.isLoop(head)) {
-      return this.reject(508, "the request already passed through this proxy (Via)", now, headBytes.length)
+      return this.reject(508, "the request already passed through this proxy (Via)", now, headBytes.length, head.method, head.rawTarget)
     }
     const target = head.target
     const tunnel = target.form === "authority"
@@ -756,15 +759,17 @@ export class Postman {
   // Endings
 
   /** A request head was refused: answer with its status, close, and log. */
-  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen): void {
+  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen, method?: string, target?: string): void {
     this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, reason, this.via) })
     const outcome: Outcome = status === 408 ? "timeout" : "client-error"
+    // A head refused before it was complete (431, 408) still names what it asked for when its line was whole.
+    const line = method === undefined ? this.partialRequestLine() : { method, target: target ?? "-" }
     this.emit({
       _tag: "Log",
       record: {
         kind: "http",
-        method: "-",
-        target: "-",
+        method: line?.method ?? "-",
+        target: line?.target ?? "-",
         status,
         bytesFromClient: headBytes,
         bytesFromOrigin: 0,
@@ -776,6 +781,13 @@ export class Postman {
     })
     this.exchange = undefined
     this.closeAll(true)
+  }
+
+  /** Method and target of the head being read, when its request line is complete and valid. */
+  private partialRequestLine(): { readonly method: string; readonly target: string } | undefined {
+    if (this.requestLine?.lineComplete !== true) return undefined
+    const line = this.headReader?.firstLine()
+    return line === undefined ? undefined : requestLineParts(line)
   }
 
   /** The exchange failed: answer with an error status if the response has not begun, else just cut it. */

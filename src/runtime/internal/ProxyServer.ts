@@ -18,9 +18,13 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { RefusalLog } from "../RefusalLog.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
+
+/** Each refused address gets at most one warn line per this interval; the others are counted (RefusalLog). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
 
 export type ListenResult =
   | { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> }
@@ -90,6 +94,7 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  private readonly refusals: RefusalLog
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -101,6 +106,11 @@ export class ProxyServer {
     })
     this.allow = AllowList.parse(init.allow)
     this.forbidden = forbiddenResponse(init.via)
+    this.refusals = new RefusalLog({
+      write: (line) => this.log.message("warn", line),
+      arm: (entry, at) => this.deadlines.set(entry, at),
+      intervalMs: REFUSAL_LOG_INTERVAL_MS,
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -183,7 +193,7 @@ export class ProxyServer {
 
   private refuse(socket: net.Socket): void {
     this.stats.errors++
-    this.log.message("warn", `refused client ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not in the allow-list`)
+    this.refusals.refused(socket.remoteAddress ?? "?", socket.remotePort ?? 0, this.deadlines.now())
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem
