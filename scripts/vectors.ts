@@ -111,6 +111,24 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     description: "The line arrives in pieces; the piece with the impossible byte gets the 400, later bytes are never read. The same bytes in one piece give the same answer and the same byte count.",
     script: [[0, "start"], [1, c("GET http://a.exa")], [2, c("mple/\x01x HT")], [3, c("TP/1.1\r\n")]],
   },
+  {
+    file: "canonical-content-length", name: "Content-Length goes out as one canonical field",
+    description: "A list of equal values (`3, 3`) or leading zeros (`0003`) is legal to receive but reaches the next hop as one `Content-Length: 3`, in both directions, so no hop downstream has to agree with us on how to read it.",
+    script: [[0, "start"], [1, c("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3, 3\r\n\r\nabc")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nContent-Length: 0002\r\n\r\nok")], [4, ev({ _tag: "Ended", side: "client" })]],
+  },
+  {
+    file: "reject-chunked-to-http10", name: "A chunked response to an HTTP/1.0 request is a 502",
+    description: "An HTTP/1.0 client cannot decode chunked coding and the origin must not send it (RFC 9112 §6.1): 502 instead of bytes the client would misread.",
+    script: [[0, "start"], [1, c("GET http://a.example/ HTTP/1.0\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")]],
+  },
+  {
+    file: "interim-responses-capped", name: "More than 10 interim responses for one request is a 502",
+    description: "Ten 1xx heads are forwarded; the eleventh ends the exchange with a 502 (a final response may still follow interim ones).",
+    script: [[0, "start"], [1, c("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 103 Early Hints\r\n\r\n".repeat(10))], [4, o("HTTP/1.1 102 Processing\r\n\r\n")]],
+  },
 ]
 
 for (const s of scenarios) {

@@ -30,7 +30,7 @@ import { type BodyFramer, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
-import { parseResponseHead, responseFraming } from "./http/response-head.ts"
+import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
@@ -108,6 +108,8 @@ interface Exchange {
   upgrade: boolean
   bytesFromClient: number
   bytesFromOrigin: number
+  /** 1xx heads received for this request (capped: MAX_INTERIM_RESPONSES). */
+  interimHeads: number
 }
 
 export class Postman {
@@ -350,6 +352,7 @@ export class Postman {
       upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
       bytesFromClient: headBytes.length,
       bytesFromOrigin: 0,
+      interimHeads: 0,
     }
     this.exchange = exchange
     // Each exchange dials its own origin connection: the runtime may hand out a pooled one (reusable Close).
@@ -506,6 +509,10 @@ export class Postman {
 
     const framing = responseFraming(head, exchange.method)
     if (!framing.ok) return this.failExchange(502, `malformed response from the origin: ${framing.reason}`, "origin-error", now)
+    if (framing.value.kind === "chunked" && request.version === "1.0") {
+      // RFC 9112 §6.1: a server must not send Transfer-Encoding to an HTTP/1.0 request; its client cannot decode it.
+      return this.failExchange(502, "the origin answered an HTTP/1.0 request with a chunked body", "origin-error", now)
+    }
     exchange.responseHeads = undefined
     exchange.status = head.status
     const requestDone = exchange.requestBody?.done ?? true
@@ -528,6 +535,11 @@ export class Postman {
 
   /** 1xx: forward it (not to HTTP/1.0 clients, RFC 9110 §15.2), then wait for the next head; 101 switches to a tunnel. */
   private interimResponse(exchange: Exchange, request: RequestHead, head: ResponseHead, rest: Uint8Array, now: number): void {
+    if (++exchange.interimHeads > MAX_INTERIM_RESPONSES) {
+      // Only interim heads went to the client: a final response (this 502) may still follow them.
+      exchange.responseStarted = false
+      return this.failExchange(502, `the origin sent more than ${MAX_INTERIM_RESPONSES} interim (1xx) responses`, "origin-error", now)
+    }
     if (head.status === 101) {
       if (!exchange.upgrade) {
         return this.failExchange(502, "the origin switched protocols without being asked to", "origin-error", now)

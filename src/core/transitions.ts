@@ -73,6 +73,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F16", "Forwarding", "Timeout", "deadline passed but there was activity since", "Forwarding", ["SetDeadline(idle)"]),
   row("F17", "Forwarding", "Ended(client)", "request complete", "Forwarding", []),
   row("F18", "Forwarding", "Ended(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Close(origin)", "Connect"]),
+  row("F20", "Forwarding", "Received(origin)", "an 11th 1xx interim head for one request (more than MAX_INTERIM_RESPONSES)", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
+  row("F21", "Forwarding", "Received(origin)", "a chunked final head to an HTTP/1.0 request", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
   row("F19", "Forwarding", "Errored(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Connect"]),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),

@@ -127,6 +127,18 @@ const scenarios: Record<string, Scenario> = {
     run: () => { const h = connecting(); connect(h, 0, true); return { h, step: originErrored(h) } },
     check: (h) => { expect(h.connects).toHaveLength(2); connect(h); h.send({ _tag: "Ended", side: "origin" }); expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 /) },
   },
+  F20: {
+    run: () => {
+      const h = forwarding()
+      for (let i = 0; i < 10; i++) h.fromOrigin("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+      return { h, step: h.fromOrigin("HTTP/1.1 100 Continue\r\n\r\n") }
+    },
+    check: (h) => { expect(h.clientText().match(/^HTTP\/1\.1 103 /gm)).toHaveLength(10); status(502)(h) },
+  },
+  F21: {
+    run: () => { const h = forwarding("GET http://example.com/ HTTP/1.0\r\n\r\n"); return { h, step: h.fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n") } },
+    check: (h) => { status(502)(h); expect(h.clientText()).not.toMatch(/abc/) },
+  },
   F17: { run: () => { const h = forwarding(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
 
   T1: { run: () => { const h = tunnel(); return { h, step: h.client("ping") } }, check: (h) => expect(h.originText()).toBe("ping") },

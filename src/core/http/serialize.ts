@@ -11,6 +11,10 @@
  *   Connection cannot remove Content-Length or Transfer-Encoding (that would change the framing of a
  *   body we forward verbatim: a smuggling vector). With `keepUpgrade` an Upgrade field is kept and
  *   "Connection: upgrade" re-added.
+ * - Content-Length is forwarded as one canonical field, `Content-Length: N` (N without leading zeros), in
+ *   place of the first one received: a list of equal values (`3, 3`), leading zeros (`0003`) or repeated
+ *   fields never reach the next hop as received (RFC 9110 §8.6). An invalid one that the framing ignored
+ *   (HEAD, 1xx, 204, 304 responses) goes as received.
  * - Request: `METHOD SP path SP HTTP/1.1` (HTTP/1.0 for an HTTP/1.0 client, so that the origin cannot
  *   answer with chunked coding the client could not decode), then `Host: host[:port]` from the target
  *   (port omitted when 80, IPv6 in brackets; the received Host is dropped), the other fields in received
@@ -21,6 +25,7 @@
  */
 import { fieldValues, hasToken, listValues } from "./fields.ts"
 import { encodeLatin1 } from "./latin1.ts"
+import { contentLength } from "./message-length.ts"
 import type { Field, HttpVersion, RequestHead, ResponseHead, Target } from "./types.ts"
 
 export { fieldValues, hasToken }
@@ -54,9 +59,21 @@ const forwardFields = (
   const fields: Array<Field> = []
   const vias: Array<string> = []
   let upgrade = false
+  let lengthSent = false
   for (const field of headers) {
     const lower = field[0].toLowerCase()
-    if (lower === "via") {
+    if (lower === "content-length") {
+      // One canonical field for `3, 3`, `0003` or repeated fields (RFC 9110 §8.6), decided once for all.
+      if (lengthSent) continue
+      const length = contentLength(headers)
+      if (length.kind === "length") {
+        fields.push(["Content-Length", String(length.length)])
+        lengthSent = true
+        continue
+      }
+      // Invalid but unused (a HEAD, 1xx, 204 or 304 response, whose framing ignores it): as received.
+      fields.push(field)
+    } else if (lower === "via") {
       if (field[1].length > 0) vias.push(field[1])
     } else if (lower === "upgrade" && keepUpgrade) {
       fields.push(field)
