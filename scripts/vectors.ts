@@ -129,6 +129,24 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     script: [[0, "start"], [1, c("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n")], [2, ev({ _tag: "Connected" })],
       [3, o("HTTP/1.1 103 Early Hints\r\n\r\n".repeat(10))], [4, o("HTTP/1.1 102 Processing\r\n\r\n")]],
   },
+  {
+    file: "chunk-extensions-dropped", name: "Chunk extensions are validated, then dropped",
+    description: "Extensions follow the RFC 9112 §7.1.1 grammar (token names, token or quoted-string values); valid ones are dropped with the BWS before them, so the origin gets `size CRLF`. A size line split across reads is held back until its CRLF and then sent as one piece.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, c("5;a=b;q=\"x y\"\r\nhello\r\n00")], [4, c("3 ;z\r")], [5, c("\nabc\r\n0;last\r\n\r\n")], [6, o("HTTP/1.1 204 No Content\r\n\r\n")]],
+  },
+  {
+    file: "reject-chunk-extension-empty", name: "An empty chunk extension is refused before any byte of its line reaches the origin",
+    description: "`2;` has an empty extension name: 400 at the CR (no response has begun), and the origin got the valid chunk before it, not a byte of the bad line.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, c("1\r\na\r\n2;")], [4, c("\r\nab\r\n0\r\n\r\n")]],
+  },
+  {
+    file: "trailers-forbidden-dropped", name: "Trailer fields that must not be trailers are dropped, both directions",
+    description: "RFC 9110 §6.5.1: framing (Content-Length, Transfer-Encoding), routing (Host), hop-by-hop and authentication fields are not forwarded in trailers; other trailer fields are.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nContent-Length: 99\r\nX-Checksum: 1\r\nHost: evil.example\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })], [3, o("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nTransfer-Encoding: chunked\r\nServer-Timing: db;dur=1\r\nConnection: close\r\n\r\n")]],
+  },
 ]
 
 for (const s of scenarios) {

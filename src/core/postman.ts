@@ -26,7 +26,7 @@
  */
 import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { ConnectFailure, Event, Side } from "./events.ts"
-import { type BodyFramer, makeFramer } from "./http/body.ts"
+import { type BodyFramer, type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
@@ -174,7 +174,12 @@ export class Postman {
 
   /** Bytes held by the core for this connection (bounded: see invariants in docs/design.md). */
   get bufferedBytes(): number {
-    return this.backlogBytes + (this.headReader?.buffered ?? 0) + (this.exchange?.responseHeads?.buffered ?? 0)
+    const exchange = this.exchange
+    if (exchange === undefined) return this.backlogBytes + (this.headReader?.buffered ?? 0)
+    return (
+      this.backlogBytes + (this.headReader?.buffered ?? 0) + (exchange.responseHeads?.buffered ?? 0) +
+      (exchange.requestBody?.held ?? 0) + (exchange.responseBody?.held ?? 0)
+    )
   }
 
   /** Call once right after accept; returns the first deadline (head timeout). */
@@ -405,15 +410,9 @@ export class Postman {
       return
     }
     const fed = body.feed(bytes)
-    if (fed.consumed > 0) {
-      exchange.bytesFromClient += fed.consumed
-      this.emit({
-        _tag: "Write",
-        side: "origin",
-        bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
-      })
-    }
-    if ("error" in fed) {
+    exchange.bytesFromClient += fed.consumed
+    this.forwardBody("origin", bytes, fed)
+    if (fed.error !== undefined) {
       return this.failExchange(400, `malformed request body: ${fed.error}`, "client-error", now)
     }
     if (fed.consumed < bytes.length) this.queue(bytes.subarray(fed.consumed))
@@ -578,18 +577,21 @@ export class Postman {
 
   private forwardResponseBody(exchange: Exchange, body: BodyFramer, bytes: Uint8Array, now: number): void {
     const fed = body.feed(bytes)
-    if (fed.consumed > 0) {
-      this.emit({
-        _tag: "Write",
-        side: "client",
-        bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
-      })
-    }
-    if ("error" in fed) {
+    this.forwardBody("client", bytes, fed)
+    if (fed.error !== undefined) {
       return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)
     }
     if (fed.done) {
       this.exchangeDone(exchange, bytes.subarray(fed.consumed), now)
+    }
+  }
+
+  /** Write what a body framer says to forward of `bytes`: a prefix as received, or its rewritten pieces. */
+  private forwardBody(side: Side, bytes: Uint8Array, fed: FeedResult): void {
+    if (fed.pieces !== undefined) {
+      for (const piece of fed.pieces) this.emit({ _tag: "Write", side, bytes: piece })
+    } else if (fed.forward > 0) {
+      this.emit({ _tag: "Write", side, bytes: fed.forward === bytes.length ? bytes : bytes.subarray(0, fed.forward) })
     }
   }
 

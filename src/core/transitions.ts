@@ -57,7 +57,7 @@ export const transitions: ReadonlyArray<Transition> = [
 
   row("F1", "Forwarding", "Received(client)", "request body bytes", "Forwarding", ["Write(origin)"]),
   row("F2", "Forwarding", "Received(client)", "request complete: next pipelined request, below the buffer limit", "Forwarding", []),
-  row("F3", "Forwarding", "Received(client)", "malformed chunked body, no response yet", "Closed", ["Write(client 400)", "Log", "Close(origin)", "Close(client)"]),
+  row("F3", "Forwarding", "Received(client)", "malformed chunked body (size, extension grammar, framing, trailer), no response yet: no byte of the bad line reached the origin", "Closed", ["Write(client 400)", "Log", "Close(origin)", "Close(client)"]),
   row("F4", "Forwarding", "Received(origin)", "1xx interim head (HTTP/1.1 client)", "Forwarding", ["Write(client 1xx)"]),
   row("F5", "Forwarding", "Received(origin)", "101 and the request asked to upgrade", "Tunnel", ["Write(client 101)"]),
   row("F6", "Forwarding", "Received(origin)", "final head, body follows", "Forwarding", ["Write(client head)"]),
