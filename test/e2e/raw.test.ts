@@ -230,6 +230,44 @@ describe("CONNECT tunnels on raw sockets", () => {
   })
 })
 
+describe("chunked framing on the wire", () => {
+  it("chunk extensions are dropped and forbidden trailer fields removed before the origin", async () => {
+    const accepted = manual.nextConnection()
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(
+        `POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n` +
+          `3;sig="a b" ; n=1\r\nabc\r\n0\r\nContent-Length: 9\r\nX-Sum: 1\r\nHost: evil\r\n\r\n`,
+      )
+      const o = await accepted
+      const seen = () => Buffer.concat(o.received).toString("latin1")
+      await until("origin gets the whole body", () => seen().endsWith("X-Sum: 1\r\n\r\n"))
+      expect(seen().slice(seen().indexOf("\r\n\r\n") + 4)).toBe("3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n")
+      o.socket.write("HTTP/1.1 204 No Content\r\n\r\n")
+      expect((await c.readResponse({ head: true })).status).toBe(204)
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("an empty chunk extension is a 400, and no byte of its line reaches the origin", async () => {
+    const accepted = manual.nextConnection()
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(`POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2;\r\nab\r\n`)
+      const r = await c.readResponse()
+      expect(r.status).toBe(400)
+      expect(r.body.toString()).toMatch(/empty chunk extension name/)
+      const o = await accepted
+      await until("origin connection closed", () => o.ended || o.socket.destroyed)
+      const seen = Buffer.concat(o.received).toString("latin1")
+      expect(seen.slice(seen.indexOf("\r\n\r\n") + 4)).toBe("1\r\na\r\n")
+    } finally {
+      c.destroy()
+    }
+  })
+})
+
 /** Send `request`, read one response, check the proxy closes the connection after it. */
 const expectError = async (request: string | Buffer, status: number): Promise<string> => {
   const c = await Conn.open(proxy.port)

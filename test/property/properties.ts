@@ -524,6 +524,10 @@ export type Defect =
   | "two Hosts"
   | "via loop"
   | "bad chunk size"
+  | "empty chunk extension"
+  | "unbalanced quote in a chunk extension"
+  | "TLS ClientHello"
+  | "control byte in the target"
 
 /** The documented status for each defect (docs/design.md §6.1, §6.2, §6.6). */
 export const defectStatus: Readonly<Record<Defect, number>> = {
@@ -549,6 +553,10 @@ export const defectStatus: Readonly<Record<Defect, number>> = {
   "two Hosts": 400,
   "via loop": 508,
   "bad chunk size": 400,
+  "empty chunk extension": 400,
+  "unbalanced quote in a chunk extension": 400,
+  "TLS ClientHello": 400,
+  "control byte in the target": 400,
 }
 
 const defects = Object.keys(defectStatus) as Defect[]
@@ -640,6 +648,19 @@ export const malformedRequest = (m: Malformed): string => {
       framing = "Transfer-Encoding: chunked\r\n"
       body = "3\r\nabc\r\nzz\r\nabc\r\n0\r\n\r\n"
       break
+    case "empty chunk extension":
+      framing = "Transfer-Encoding: chunked\r\n"
+      body = "3\r\nabc\r\n3;\r\nabc\r\n0\r\n\r\n"
+      break
+    case "unbalanced quote in a chunk extension":
+      framing = "Transfer-Encoding: chunked\r\n"
+      body = "3\r\nabc\r\n3;a=\"b\r\nabc\r\n0\r\n\r\n"
+      break
+    case "TLS ClientHello":
+      return "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + fields.join("")
+    case "control byte in the target":
+      requestLine = "POST http://example.com/x\x7f HTTP/1.1\r\n"
+      break
   }
   return requestLine + host + fields.join("") + framing + "\r\n" + body
 }
@@ -678,7 +699,7 @@ export const nothingMalformedReachesOrigin: PropertySpec<Malformed> = {
     for (const h of [whole, split]) {
       expectEqual("status", firstStatus(h), defectStatus[m.defect])
       check(h.postman.closed, "the connection is closed after an error response")
-      if (m.defect === "bad chunk size") {
+      if (m.defect === "bad chunk size" || m.defect === "empty chunk extension" || m.defect === "unbalanced quote in a chunk extension") {
         // The head is valid, so it goes out before the body is read (F3); the bad chunk never does.
         const sent = h.originText(0)
         const body = sent.slice(sent.indexOf("\r\n\r\n") + 4)
