@@ -228,6 +228,11 @@ class ChunkedBody implements BodyFramer {
       i++
     }
     if (this.#holding) this.#retain(n)
+    if (this.#runStart === 0 && this.#pieces === undefined) {
+      // The common case: everything up to `i` goes out as received.
+      this.#input = noBytes
+      return { consumed: i, done: this.#state === DONE, forward: i, pieces: undefined, error: undefined }
+    }
     this.#closeRun(i)
     return this.#result(i, this.#state === DONE, undefined)
   }
@@ -340,8 +345,6 @@ class ChunkedBody implements BodyFramer {
     this.#lineAt = i
     this.#digitsEnd = -1
     this.#cut = false
-    this.#name = ""
-    this.#drop = false
   }
 
   /** One framing byte at input[i]; returns an error message or undefined. */
@@ -388,12 +391,38 @@ class ChunkedBody implements BodyFramer {
           this.#state = SIZE_LF
           return undefined
         }
-        this.#cut = true
-        if (isBws(b)) this.#state = SIZE_WS
-        else if (b === SEMICOLON) this.#state = EXT_WS
-        else if (b === LF) return "bare LF in chunk size line (CRLF required)"
-        else return "invalid character in chunk size"
+        return this.#afterDigits(b)
+      case SIZE_LF:
+        if (b !== LF) return "bare CR in chunk size line"
+        if (this.#cut || this.#lineAt < 0) this.#releaseSizeLine(i)
+        else this.#holding = false // the line is in the open run as received
+        if (this.#size === 0) {
+          this.#state = TRAILER_START
+          this.#trailerBytes = 0
+        } else {
+          this.#state = DATA
+          this.#remaining = this.#size
+        }
         return undefined
+      default:
+        // Kept out of this function so that the common path (digits, CR, LF) stays small enough to inline.
+        return this.#extension(b)
+    }
+  }
+
+  /** What follows the size digits when it is not CR: BWS or ";" (the line is then forwarded cut). */
+  #afterDigits(b: number): string | undefined {
+    this.#cut = true
+    if (isBws(b)) this.#state = SIZE_WS
+    else if (b === SEMICOLON) this.#state = EXT_WS
+    else if (b === LF) return "bare LF in chunk size line (CRLF required)"
+    else return "invalid character in chunk size"
+    return undefined
+  }
+
+  /** One byte of BWS or chunk extensions after the size (RFC 9112 §7.1.1). */
+  #extension(b: number): string | undefined {
+    switch (this.#state) {
       case SIZE_WS:
         if (isBws(b)) return undefined
         if (b === SEMICOLON) {
@@ -443,24 +472,13 @@ class ChunkedBody implements BodyFramer {
         return undefined
       case EXT_VALUE_END:
         return this.#afterExtPart(b, false)
-      case EXT_VALUE_WS_END:
+      default: // EXT_VALUE_WS_END
         if (isBws(b)) return undefined
         if (b === SEMICOLON) {
           this.#state = EXT_WS
           return undefined
         }
         return this.#extError(b, "whitespace at the end of a chunk extension")
-      default: // SIZE_LF
-        if (b !== LF) return "bare CR in chunk size line"
-        this.#releaseSizeLine(i)
-        if (this.#size === 0) {
-          this.#state = TRAILER_START
-          this.#trailerBytes = 0
-        } else {
-          this.#state = DATA
-          this.#remaining = this.#size
-        }
-        return undefined
     }
   }
 
@@ -486,6 +504,8 @@ class ChunkedBody implements BodyFramer {
     switch (this.#state) {
       case TRAILER_START:
         this.#startLine(i)
+        this.#name = ""
+        this.#drop = false
         if (b === CR) this.#state = END_LF
         else if (b === LF) return "bare LF in the trailer section (CRLF required)"
         else if (isBws(b)) return "obsolete line folding in the trailer section"
