@@ -492,12 +492,12 @@ class ChunkedBody implements BodyFramer {
     return undefined
   }
 
+  /** Why `b` cannot come next in an extension: a bare LF, a byte never allowed outside quotes, or `otherwise`. */
   #extError(b: number, otherwise: string): string {
     if (b === LF) return "bare LF in chunk size line (CRLF required)"
-    if (b === CR || (b !== SEMICOLON && b !== EQUALS && isTchar[b] !== 1 && !isBws(b) && b !== DQUOTE)) {
-      return b === CR ? otherwise : "invalid character in chunk extension"
-    }
-    return otherwise
+    if (b === CR) return otherwise
+    const grammarByte = b === SEMICOLON || b === EQUALS || b === DQUOTE || isBws(b) || isTchar[b] === 1
+    return grammarByte ? otherwise : "invalid character in chunk extension"
   }
 
   #trailer(b: number, i: number): string | undefined {
