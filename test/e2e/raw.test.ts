@@ -243,7 +243,8 @@ describe("chunked framing on the wire", () => {
       const seen = () => Buffer.concat(o.received).toString("latin1")
       await until("origin gets the whole body", () => seen().endsWith("X-Sum: 1\r\n\r\n"))
       expect(seen().slice(seen().indexOf("\r\n\r\n") + 4)).toBe("3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n")
-      o.socket.write("HTTP/1.1 204 No Content\r\n\r\n")
+      // Connection: close, so that this origin connection is not pooled for the next test's request.
+      o.socket.end("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
       expect((await c.readResponse({ head: true })).status).toBe(204)
     } finally {
       c.destroy()
@@ -260,8 +261,10 @@ describe("chunked framing on the wire", () => {
       expect(r.body.toString()).toMatch(/empty chunk extension name/)
       const o = await accepted
       await until("origin connection closed", () => o.ended || o.socket.destroyed)
+      // The origin is abandoned (destroyed) at the 400: it may get the valid chunk or part of it, never the bad line.
       const seen = Buffer.concat(o.received).toString("latin1")
-      expect(seen.slice(seen.indexOf("\r\n\r\n") + 4)).toBe("1\r\na\r\n")
+      const body = seen.includes("\r\n\r\n") ? seen.slice(seen.indexOf("\r\n\r\n") + 4) : ""
+      expect("1\r\na\r\n".startsWith(body), JSON.stringify(body)).toBe(true)
     } finally {
       c.destroy()
     }
