@@ -1,8 +1,9 @@
 /**
  * HeadReader: finds the end of a message head in a byte stream, whatever the segmentation.
  *
- * Owns: where a head ends, and the bytes retained until it does. Not the syntax of the lines inside
- * (request-head.ts / response-head.ts judge those, bare CRs included).
+ * Owns: where a head ends, and the bytes retained until it does (and, for the log of a head refused as
+ * too large or too slow, its first line). Not the syntax of the lines inside (request-head.ts /
+ * response-head.ts judge those, bare CRs included).
  *
  * Rules (RFC 9112 §2.2):
  * - The head ends at the first empty line. LF is the line terminator and a CR just before it is part of
