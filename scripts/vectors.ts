@@ -107,6 +107,52 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     script: [[0, "start"], [1, c("CONNECT 2130706433:22 HTTP/1.1\r\nHost: 2130706433:22\r\n\r\n")],
       [2, ev({ _tag: "ConnectFailed", reason: "denied", message: "destination 127.0.0.1:22 denied: loopback (allow it with --allow-to 127.0.0.0/8:22)" })]],
   },
+  {
+    file: "reject-tls-client-hello", name: "A TLS ClientHello on the plain proxy port is refused at its first byte",
+    description: "A client configured with https:// for this plain HTTP proxy sends a TLS record (0x16 0x03 ...), never a line end. 0x16 cannot start a method: 400 at once, whose body says to use http:// in the proxy URL, and close; the log counts the one byte that decided it.",
+    script: [[0, "start"], [1, c("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")]],
+  },
+  {
+    file: "reject-impossible-byte-split", name: "A control byte in the request-target is refused at that byte, before the line ends",
+    description: "The line arrives in pieces; the piece with the impossible byte gets the 400, later bytes are never read. The same bytes in one piece give the same answer and the same byte count.",
+    script: [[0, "start"], [1, c("GET http://a.exa")], [2, c("mple/\x01x HT")], [3, c("TP/1.1\r\n")]],
+  },
+  {
+    file: "canonical-content-length", name: "Content-Length goes out as one canonical field",
+    description: "A list of equal values (`3, 3`) or leading zeros (`0003`) is legal to receive but reaches the next hop as one `Content-Length: 3`, in both directions, so no hop downstream has to agree with us on how to read it.",
+    script: [[0, "start"], [1, c("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3, 3\r\n\r\nabc")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nContent-Length: 0002\r\n\r\nok")], [4, ev({ _tag: "Ended", side: "client" })]],
+  },
+  {
+    file: "reject-chunked-to-http10", name: "A chunked response to an HTTP/1.0 request is a 502",
+    description: "An HTTP/1.0 client cannot decode chunked coding and the origin must not send it (RFC 9112 §6.1): 502 instead of bytes the client would misread.",
+    script: [[0, "start"], [1, c("GET http://a.example/ HTTP/1.0\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")]],
+  },
+  {
+    file: "interim-responses-capped", name: "More than 10 interim responses for one request is a 502",
+    description: "Ten 1xx heads are forwarded; the eleventh ends the exchange with a 502 (a final response may still follow interim ones).",
+    script: [[0, "start"], [1, c("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 103 Early Hints\r\n\r\n".repeat(10))], [4, o("HTTP/1.1 102 Processing\r\n\r\n")]],
+  },
+  {
+    file: "chunk-extensions-dropped", name: "Chunk extensions are validated, then dropped",
+    description: "Extensions follow the RFC 9112 §7.1.1 grammar (token names, token or quoted-string values); valid ones are dropped with the BWS before them, so the origin gets `size CRLF`. A size line split across reads is held back until its CRLF and then sent as one piece.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, c("5;a=b;q=\"x y\"\r\nhello\r\n00")], [4, c("3 ;z\r")], [5, c("\nabc\r\n0;last\r\n\r\n")], [6, o("HTTP/1.1 204 No Content\r\n\r\n")]],
+  },
+  {
+    file: "reject-chunk-extension-empty", name: "An empty chunk extension is refused before any byte of its line reaches the origin",
+    description: "`2;` has an empty extension name: 400 at the CR (no response has begun), and the origin got the valid chunk before it, not a byte of the bad line.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")], [2, ev({ _tag: "Connected" })],
+      [3, c("1\r\na\r\n2;")], [4, c("\r\nab\r\n0\r\n\r\n")]],
+  },
+  {
+    file: "trailers-forbidden-dropped", name: "Trailer fields that must not be trailers are dropped, both directions",
+    description: "RFC 9110 §6.5.1: framing (Content-Length, Transfer-Encoding), routing (Host), hop-by-hop and authentication fields are not forwarded in trailers; other trailer fields are.",
+    script: [[0, "start"], [1, c("POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nContent-Length: 99\r\nX-Checksum: 1\r\nHost: evil.example\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })], [3, o("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nTransfer-Encoding: chunked\r\nServer-Timing: db;dur=1\r\nConnection: close\r\n\r\n")]],
+  },
 ]
 
 for (const s of scenarios) {

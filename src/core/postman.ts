@@ -26,11 +26,11 @@
  */
 import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { ConnectFailure, Event, Side } from "./events.ts"
-import { type BodyFramer, makeFramer } from "./http/body.ts"
+import { type BodyFramer, type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
-import { parseRequestHead, REQUEST_LINE_OVERHEAD, requestFraming } from "./http/request-head.ts"
+import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
-import { parseResponseHead, responseFraming } from "./http/response-head.ts"
+import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
@@ -111,6 +111,8 @@ interface Exchange {
   upgrade: boolean
   bytesFromClient: number
   bytesFromOrigin: number
+  /** 1xx heads received for this request (capped: MAX_INTERIM_RESPONSES). */
+  interimHeads: number
 }
 
 export class Postman {
@@ -175,7 +177,12 @@ export class Postman {
 
   /** Bytes held by the core for this connection (bounded: see invariants in docs/design.md). */
   get bufferedBytes(): number {
-    return this.backlogBytes + (this.headReader?.buffered ?? 0) + (this.exchange?.responseHeads?.buffered ?? 0)
+    const exchange = this.exchange
+    if (exchange === undefined) return this.backlogBytes + (this.headReader?.buffered ?? 0)
+    return (
+      this.backlogBytes + (this.headReader?.buffered ?? 0) + (exchange.responseHeads?.buffered ?? 0) +
+      (exchange.requestBody?.held ?? 0) + (exchange.responseBody?.held ?? 0)
+    )
   }
 
   /** Call once right after accept; returns the first deadline (head timeout). */
@@ -296,9 +303,10 @@ export class Postman {
     this.headBytesSeen += bytes.length
     // Refuse an endless request line early, without waiting for the whole head limit; the scan decides
     // on the line's bytes alone, so one chunk or many give the same answer.
-    if (this.requestLine?.push(bytes) === true) {
-      return this.reject(414, `the request-target is longer than ${this.limits.maxRequestLine - REQUEST_LINE_OVERHEAD} bytes`, now)
-    }
+    // (and a line that cannot become a request line at its first impossible byte: a TLS ClientHello...)
+    const line = this.requestLine
+    const early = line?.push(bytes)
+    if (line !== undefined && early !== undefined) return this.reject(early.status, early.reason, now, line.seen)
     const result = reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":
@@ -320,12 +328,15 @@ export class Postman {
   private startExchange(headBytes: Uint8Array, now: number): void {
     this.firstRequest = false
     const parsed = parseRequestHead(headBytes, this.limits)
-    if (!parsed.ok) return this.reject(parsed.rejection.status, parsed.rejection.reason, now, headBytes.length)
+    if (!parsed.ok) {
+      const { status, reason, method, target } = parsed.rejection
+      return this.reject(status, reason, now, headBytes.length, method, target)
+    }
     const head = parsed.value
     const framing = requestFraming(head)
-    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, headBytes.length)
+    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, headBytes.length, head.method, head.rawTarget)
     if (this.isLoop(head)) {
-      return this.reject(508, "the request already passed through this proxy (Via)", now, headBytes.length)
+      return this.reject(508, "the request already passed through this proxy (Via)", now, headBytes.length, head.method, head.rawTarget)
     }
     const target = head.target
     const tunnel = target.form === "authority"
@@ -349,6 +360,7 @@ export class Postman {
       upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
       bytesFromClient: headBytes.length,
       bytesFromOrigin: 0,
+      interimHeads: 0,
     }
     this.exchange = exchange
     // Each exchange dials its own origin connection: the runtime may hand out a pooled one (reusable Close).
@@ -401,15 +413,9 @@ export class Postman {
       return
     }
     const fed = body.feed(bytes)
-    if (fed.consumed > 0) {
-      exchange.bytesFromClient += fed.consumed
-      this.emit({
-        _tag: "Write",
-        side: "origin",
-        bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
-      })
-    }
-    if ("error" in fed) {
+    exchange.bytesFromClient += fed.consumed
+    this.forwardBody("origin", bytes, fed)
+    if (fed.error !== undefined) {
       return this.failExchange(400, `malformed request body: ${fed.error}`, "client-error", now)
     }
     if (fed.consumed < bytes.length) this.queue(bytes.subarray(fed.consumed))
@@ -506,6 +512,10 @@ export class Postman {
 
     const framing = responseFraming(head, exchange.method)
     if (!framing.ok) return this.failExchange(502, `malformed response from the origin: ${framing.reason}`, "origin-error", now)
+    if (framing.value.kind === "chunked" && request.version === "1.0") {
+      // RFC 9112 §6.1: a server must not send Transfer-Encoding to an HTTP/1.0 request; its client cannot decode it.
+      return this.failExchange(502, "the origin answered an HTTP/1.0 request with a chunked body", "origin-error", now)
+    }
     exchange.responseHeads = undefined
     exchange.status = head.status
     const requestDone = exchange.requestBody?.done ?? true
@@ -528,6 +538,11 @@ export class Postman {
 
   /** 1xx: forward it (not to HTTP/1.0 clients, RFC 9110 §15.2), then wait for the next head; 101 switches to a tunnel. */
   private interimResponse(exchange: Exchange, request: RequestHead, head: ResponseHead, rest: Uint8Array, now: number): void {
+    if (++exchange.interimHeads > MAX_INTERIM_RESPONSES) {
+      // Only interim heads went to the client: a final response (this 502) may still follow them.
+      exchange.responseStarted = false
+      return this.failExchange(502, `the origin sent more than ${MAX_INTERIM_RESPONSES} interim (1xx) responses`, "origin-error", now)
+    }
     if (head.status === 101) {
       if (!exchange.upgrade) {
         return this.failExchange(502, "the origin switched protocols without being asked to", "origin-error", now)
@@ -566,18 +581,21 @@ export class Postman {
 
   private forwardResponseBody(exchange: Exchange, body: BodyFramer, bytes: Uint8Array, now: number): void {
     const fed = body.feed(bytes)
-    if (fed.consumed > 0) {
-      this.emit({
-        _tag: "Write",
-        side: "client",
-        bytes: fed.consumed === bytes.length ? bytes : bytes.subarray(0, fed.consumed),
-      })
-    }
-    if ("error" in fed) {
+    this.forwardBody("client", bytes, fed)
+    if (fed.error !== undefined) {
       return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)
     }
     if (fed.done) {
       this.exchangeDone(exchange, bytes.subarray(fed.consumed), now)
+    }
+  }
+
+  /** Write what a body framer says to forward of `bytes`: a prefix as received, or its rewritten pieces. */
+  private forwardBody(side: Side, bytes: Uint8Array, fed: FeedResult): void {
+    if (fed.pieces !== undefined) {
+      for (const piece of fed.pieces) this.emit({ _tag: "Write", side, bytes: piece })
+    } else if (fed.forward > 0) {
+      this.emit({ _tag: "Write", side, bytes: fed.forward === bytes.length ? bytes : bytes.subarray(0, fed.forward) })
     }
   }
 
@@ -759,15 +777,17 @@ export class Postman {
   // Endings
 
   /** A request head was refused: answer with its status, close, and log. */
-  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen): void {
+  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen, method?: string, target?: string): void {
     this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, reason, this.via) })
     const outcome: Outcome = status === 408 ? "timeout" : "client-error"
+    // A head refused before it was complete (431, 408) still names what it asked for when its line was whole.
+    const line = method === undefined ? this.partialRequestLine() : { method, target: target ?? "-" }
     this.emit({
       _tag: "Log",
       record: {
         kind: "http",
-        method: "-",
-        target: "-",
+        method: line?.method ?? "-",
+        target: line?.target ?? "-",
         status,
         bytesFromClient: headBytes,
         bytesFromOrigin: 0,
@@ -779,6 +799,13 @@ export class Postman {
     })
     this.exchange = undefined
     this.closeAll(true)
+  }
+
+  /** Method and target of the head being read, when its request line is complete and valid. */
+  private partialRequestLine(): { readonly method: string; readonly target: string } | undefined {
+    if (this.requestLine?.lineComplete !== true) return undefined
+    const line = this.headReader?.firstLine()
+    return line === undefined ? undefined : requestLineParts(line)
   }
 
   /** The exchange failed: answer with an error status if the response has not begun, else just cut it. */

@@ -42,6 +42,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("A9", "AwaitingHead", "Errored(client)", "", "Closed", ["Close(client)"]),
   row("A10", "AwaitingHead", "Timeout", "partial head, head deadline passed", "Closed", ["Write(client 408)", "Log", "Close(client)"]),
   row("A11", "AwaitingHead", "Timeout", "no partial head, idle deadline passed", "Closed", ["Close(client)"]),
+  row("A12", "AwaitingHead", "Received(client)", "a request-line byte no request line can contain (a TLS ClientHello, a control byte, a version that cannot become HTTP/x.y): at that byte", "Closed", ["Write(client 400)", "Log", "Close(client)"]),
 
   row("C1", "Connecting", "Received(client)", "queued bytes below maxBufferedBytes", "Connecting", []),
   row("C2", "Connecting", "Received(client)", "queued bytes reach maxBufferedBytes", "Connecting", ["PauseReading(client)"]),
@@ -57,7 +58,7 @@ export const transitions: ReadonlyArray<Transition> = [
 
   row("F1", "Forwarding", "Received(client)", "request body bytes", "Forwarding", ["Write(origin)"]),
   row("F2", "Forwarding", "Received(client)", "request complete: next pipelined request, below the buffer limit", "Forwarding", []),
-  row("F3", "Forwarding", "Received(client)", "malformed chunked body, no response yet", "Closed", ["Write(client 400)", "Log", "Close(origin)", "Close(client)"]),
+  row("F3", "Forwarding", "Received(client)", "malformed chunked body (size, extension grammar, framing, trailer), no response yet: no byte of the bad line reached the origin", "Closed", ["Write(client 400)", "Log", "Close(origin)", "Close(client)"]),
   row("F4", "Forwarding", "Received(origin)", "1xx interim head (HTTP/1.1 client)", "Forwarding", ["Write(client 1xx)"]),
   row("F5", "Forwarding", "Received(origin)", "101 and the request asked to upgrade", "Tunnel", ["Write(client 101)"]),
   row("F6", "Forwarding", "Received(origin)", "final head, body follows", "Forwarding", ["Write(client head)"]),
@@ -73,6 +74,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F16", "Forwarding", "Timeout", "deadline passed but there was activity since", "Forwarding", ["SetDeadline(idle)"]),
   row("F17", "Forwarding", "Ended(client)", "request complete", "Forwarding", []),
   row("F18", "Forwarding", "Ended(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Close(origin)", "Connect"]),
+  row("F20", "Forwarding", "Received(origin)", "an 11th 1xx interim head for one request (more than MAX_INTERIM_RESPONSES)", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
+  row("F21", "Forwarding", "Received(origin)", "a chunked final head to an HTTP/1.0 request", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"]),
   row("F19", "Forwarding", "Errored(origin)", "reused origin connection, nothing received, idempotent request without body, first try", "Connecting", ["Connect"]),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),

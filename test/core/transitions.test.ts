@@ -68,6 +68,11 @@ const scenarios: Record<string, Scenario> = {
   A10: { run: () => { const h = new Harness(); h.client("GET http://e"); return { h, step: h.fireDeadline() } }, check: status(408) },
   A11: { run: () => { const h = new Harness(); return { h, step: h.fireDeadline() } }, check: (h) => expect(h.clientText()).toBe("") },
 
+  A12: {
+    run: () => { const h = new Harness(); return { h, step: h.client("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") } },
+    check: (h) => { status(400)(h); expect(h.clientText()).toMatch(/plain HTTP proxy/); expect(h.logs[0]?.bytesFromClient).toBe(1) },
+  },
+
   C1: { run: () => { const h = connecting(postHead(8)); return { h, step: h.client("12345678") } } },
   C2: { run: () => { const h = connecting(postHead(32)); return { h, step: h.client("0123456789abcdef0123") } } },
   C3: {
@@ -134,6 +139,18 @@ const scenarios: Record<string, Scenario> = {
   F19: {
     run: () => { const h = connecting(); connect(h, 0, true); return { h, step: originErrored(h) } },
     check: (h) => { expect(h.connects).toHaveLength(2); connect(h); h.send({ _tag: "Ended", side: "origin" }); expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 /) },
+  },
+  F20: {
+    run: () => {
+      const h = forwarding()
+      for (let i = 0; i < 10; i++) h.fromOrigin("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+      return { h, step: h.fromOrigin("HTTP/1.1 100 Continue\r\n\r\n") }
+    },
+    check: (h) => { expect(h.clientText().match(/^HTTP\/1\.1 103 /gm)).toHaveLength(10); status(502)(h) },
+  },
+  F21: {
+    run: () => { const h = forwarding("GET http://example.com/ HTTP/1.0\r\n\r\n"); return { h, step: h.fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n") } },
+    check: (h) => { status(502)(h); expect(h.clientText()).not.toMatch(/abc/) },
   },
   F17: { run: () => { const h = forwarding(); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
 

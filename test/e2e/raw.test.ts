@@ -230,6 +230,47 @@ describe("CONNECT tunnels on raw sockets", () => {
   })
 })
 
+describe("chunked framing on the wire", () => {
+  it("chunk extensions are dropped and forbidden trailer fields removed before the origin", async () => {
+    const accepted = manual.nextConnection()
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(
+        `POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n` +
+          `3;sig="a b" ; n=1\r\nabc\r\n0\r\nContent-Length: 9\r\nX-Sum: 1\r\nHost: evil\r\n\r\n`,
+      )
+      const o = await accepted
+      const seen = () => Buffer.concat(o.received).toString("latin1")
+      await until("origin gets the whole body", () => seen().endsWith("X-Sum: 1\r\n\r\n"))
+      expect(seen().slice(seen().indexOf("\r\n\r\n") + 4)).toBe("3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n")
+      // Connection: close, so that this origin connection is not pooled for the next test's request.
+      o.socket.end("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+      expect((await c.readResponse({ head: true })).status).toBe(204)
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("an empty chunk extension is a 400, and no byte of its line reaches the origin", async () => {
+    const accepted = manual.nextConnection()
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(`POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2;\r\nab\r\n`)
+      const r = await c.readResponse()
+      expect(r.status).toBe(400)
+      expect(r.body.toString()).toMatch(/empty chunk extension name/)
+      const o = await accepted
+      await until("origin connection closed", () => o.ended || o.socket.destroyed)
+      // The origin is abandoned (destroyed) at the 400: it may get the valid chunk or part of it, never the bad line.
+      const seen = Buffer.concat(o.received).toString("latin1")
+      const body = seen.includes("\r\n\r\n") ? seen.slice(seen.indexOf("\r\n\r\n") + 4) : ""
+      expect("1\r\na\r\n".startsWith(body), JSON.stringify(body)).toBe(true)
+    } finally {
+      c.destroy()
+    }
+  })
+})
+
 /** Send `request`, read one response, check the proxy closes the connection after it. */
 const expectError = async (request: string | Buffer, status: number): Promise<string> => {
   const c = await Conn.open(proxy.port)
@@ -270,6 +311,40 @@ describe("error statuses", () => {
       400,
     )
     await expectError(`GET http://localhost:${a.port}/ HTTP/1.1\r\n\r\n`, 400) // HTTP/1.1 without Host
+  })
+
+  it("400 at once for a TLS ClientHello sent to the plain proxy port, connecting nowhere", async () => {
+    // What `printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' | nc 127.0.0.1 8888` sends: a TLS record
+    // header and the start of a ClientHello, with no line end ever. The answer must not wait for headTimeout
+    // (30 s here, longer than the reader waits): it comes at the first byte.
+    const c = await Conn.open(proxy.port)
+    try {
+      await c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+      const r = await c.readResponse()
+      expect(r.status).toBe(400)
+      expect(r.headers["connection"]).toBe("close")
+      expect(r.body.toString()).toMatch(/plain HTTP proxy: use http:\/\/ \(not https:\/\/\) in the proxy URL/)
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+    const line = await proxy.waitForLine((l) => l.includes("TLS handshake"))
+    // Logged as refused at its first byte, with nothing from (or to) any origin.
+    expect(line).toMatch(/ - - 400 1\/0 .*client-error/)
+  })
+
+  it("400 at the first impossible byte of a request line, before any line end", async () => {
+    for (const start of ["GET http://localhost/\x01", "G\x00", "GET http://localhost/ HTTQ", "GET http://localhost/ HTTP/1.1x"]) {
+      const c = await Conn.open(proxy.port)
+      try {
+        await c.write(start) // no LF: only the impossible byte can end this
+        const r = await c.readResponse()
+        expect(r.status, JSON.stringify(start)).toBe(400)
+        await c.waitEnd()
+      } finally {
+        c.destroy()
+      }
+    }
   })
 
   it("431 for a huge head", async () => {

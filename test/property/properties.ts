@@ -89,6 +89,10 @@ const reserved = new Set([
   "via",
   "proxy-authorization",
   "proxy-authenticate",
+  // and the fields dropped from trailers (RFC 9110 §6.5.1), so that random trailers go through
+  "max-forwards", "authorization", "www-authenticate", "cookie", "set-cookie", "cache-control", "pragma", "expect",
+  "range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "age", "expires", "date",
+  "location", "retry-after", "vary", "content-type", "content-encoding", "content-range", "content-location",
 ])
 
 export const fieldNameArb = fc
@@ -120,7 +124,11 @@ const bodyArb: fc.Arbitrary<Body> = fc.oneof(
     .map((r): Body => ({ kind: "chunked", ...r })),
 )
 
-export const encodeBody = (body: Body): { fields: string; bytes: Uint8Array } => {
+/**
+ * A body as sent, and as the proxy forwards it (`sent`): chunk extensions are dropped (docs/design.md
+ * §6.2); the random trailer names avoid the forbidden ones, so trailers go through.
+ */
+export const encodeBody = (body: Body, forwarded = false): { fields: string; bytes: Uint8Array } => {
   switch (body.kind) {
     case "none":
       return { fields: "", bytes: new Uint8Array(0) }
@@ -130,7 +138,7 @@ export const encodeBody = (body: Body): { fields: string; bytes: Uint8Array } =>
       const parts: Uint8Array[] = []
       for (const c of body.chunks) {
         const size = c.length.toString(16)
-        parts.push(latin1(`${body.upper ? size.toUpperCase() : size}${body.ext ? ";name=value" : ""}\r\n`), c, latin1("\r\n"))
+        parts.push(latin1(`${body.upper ? size.toUpperCase() : size}${body.ext && !forwarded ? ";name=value" : ""}\r\n`), c, latin1("\r\n"))
       }
       parts.push(latin1(`0\r\n${body.trailers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`))
       return { fields: "Transfer-Encoding: chunked\r\n", bytes: concat(parts) }
@@ -330,8 +338,15 @@ export interface Conversation {
   readonly clientEnds: boolean
 }
 
+/** A valid origin answers an HTTP/1.0 request without chunked coding (a chunked answer is a 502, row F21). */
+const exchangeArb = fc.record({ request: requestArb, response: responseArb }).map(({ request, response }) =>
+  request.version === "1.0" && response.body.kind === "chunked"
+    ? { request, response: { ...response, body: { kind: "length" as const, data: concat([...response.body.chunks]) } } }
+    : { request, response },
+)
+
 export const conversationArb: fc.Arbitrary<Conversation> = fc.record({
-  exchanges: fc.array(fc.record({ request: requestArb, response: responseArb }), { minLength: 1, maxLength: 3 }),
+  exchanges: fc.array(exchangeArb, { minLength: 1, maxLength: 3 }),
   closeLast: fc.boolean(),
   clientEnds: fc.boolean(),
 })
@@ -408,10 +423,79 @@ export const segmentationInvariance: PropertySpec<SplitConversation> = {
     // The request bodies reach the origin verbatim.
     conversation.exchanges.forEach(({ request }, i) => {
       if (i >= whole.toOrigin.length) return
-      const body = encodeBody(request.body).bytes
+      const body = encodeBody(request.body, true).bytes
       const sent = concat(whole.toOrigin[i] ?? [])
       expectBytes(`request body #${i}`, sent.subarray(sent.length - body.length), body)
     })
+  },
+}
+
+// 2b. Segmentation invariance of an early refusal: a request line with an impossible byte is refused
+// at that byte, with the same answer and the same byte count, however the bytes are split.
+
+export interface ImpossibleLine {
+  readonly request: Request
+  /** Where in the request line (modulo its length) the impossible byte replaces the valid one. */
+  readonly at: number
+  readonly byte: number
+  /** Bytes the client sends after it (never read: the connection is refused at the impossible byte). */
+  readonly after: Uint8Array
+  readonly cuts: number[]
+}
+
+/** Bytes that no request line can contain anywhere: controls but CR/LF, HTAB, DEL, and 0x16 (a TLS record). */
+const impossibleBytes = [0x00, 0x01, 0x08, 0x09, 0x0b, 0x0c, 0x16, 0x1f, 0x7f]
+
+export const impossibleLineArb: fc.Arbitrary<ImpossibleLine> = fc.record({
+  request: requestArb,
+  at: fc.nat(),
+  byte: fc.constantFrom(...impossibleBytes),
+  after: bytesArb(64),
+  cuts: cutsArb,
+})
+
+export const impossibleByteRefusedAtOnce: PropertySpec<ImpossibleLine> = {
+  name: "segmentation invariance of a refusal: an impossible request-line byte gets the same 400 at that byte, whatever the split",
+  arbitrary: impossibleLineArb,
+  runs: 200,
+  predicate: ({ request, at, byte, after, cuts }) => {
+    const { head, body } = encodeRequest(request)
+    const lineLength = head.indexOf("\r\n")
+    const bad = at % lineLength
+    const bytes = concat([latin1(head), body, after])
+    bytes[bad] = byte
+    const play = (pieces: Uint8Array[]) => {
+      const h = new Harness()
+      let fed = 0
+      let closedAt = -1
+      for (const p of pieces) {
+        h.client(p)
+        fed += p.length
+        if (h.postman.closed) {
+          closedAt = fed
+          break
+        }
+      }
+      return { h, closedAt }
+    }
+    const whole = play([bytes])
+    const split = play(segment(bytes, cuts))
+    for (const { h } of [whole, split]) {
+      expectEqual("status", firstStatus(h), 400)
+      expectEqual("Connects", h.connects.length, 0)
+      // The byte count is where the refusal happened, not how much happened to have arrived.
+      expectEqual("bytesFromClient", h.logs.map((l) => l.bytesFromClient), [bad + 1])
+    }
+    // Refused in the piece that brought the impossible byte, not later.
+    let start = 0
+    for (const p of segment(bytes, cuts)) {
+      if (start + p.length > bad) {
+        expectEqual("refused in the piece with the impossible byte", split.closedAt, start + p.length)
+        break
+      }
+      start += p.length
+    }
+    expectEqual("actions", normalize(split.h.actions), normalize(whole.h.actions))
   },
 }
 
@@ -440,6 +524,10 @@ export type Defect =
   | "two Hosts"
   | "via loop"
   | "bad chunk size"
+  | "empty chunk extension"
+  | "unbalanced quote in a chunk extension"
+  | "TLS ClientHello"
+  | "control byte in the target"
 
 /** The documented status for each defect (docs/design.md §6.1, §6.2, §6.6). */
 export const defectStatus: Readonly<Record<Defect, number>> = {
@@ -465,6 +553,10 @@ export const defectStatus: Readonly<Record<Defect, number>> = {
   "two Hosts": 400,
   "via loop": 508,
   "bad chunk size": 400,
+  "empty chunk extension": 400,
+  "unbalanced quote in a chunk extension": 400,
+  "TLS ClientHello": 400,
+  "control byte in the target": 400,
 }
 
 const defects = Object.keys(defectStatus) as Defect[]
@@ -556,6 +648,19 @@ export const malformedRequest = (m: Malformed): string => {
       framing = "Transfer-Encoding: chunked\r\n"
       body = "3\r\nabc\r\nzz\r\nabc\r\n0\r\n\r\n"
       break
+    case "empty chunk extension":
+      framing = "Transfer-Encoding: chunked\r\n"
+      body = "3\r\nabc\r\n3;\r\nabc\r\n0\r\n\r\n"
+      break
+    case "unbalanced quote in a chunk extension":
+      framing = "Transfer-Encoding: chunked\r\n"
+      body = "3\r\nabc\r\n3;a=\"b\r\nabc\r\n0\r\n\r\n"
+      break
+    case "TLS ClientHello":
+      return "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + fields.join("")
+    case "control byte in the target":
+      requestLine = "POST http://example.com/x\x7f HTTP/1.1\r\n"
+      break
   }
   return requestLine + host + fields.join("") + framing + "\r\n" + body
 }
@@ -594,7 +699,7 @@ export const nothingMalformedReachesOrigin: PropertySpec<Malformed> = {
     for (const h of [whole, split]) {
       expectEqual("status", firstStatus(h), defectStatus[m.defect])
       check(h.postman.closed, "the connection is closed after an error response")
-      if (m.defect === "bad chunk size") {
+      if (m.defect === "bad chunk size" || m.defect === "empty chunk extension" || m.defect === "unbalanced quote in a chunk extension") {
         // The head is valid, so it goes out before the body is read (F3); the bad chunk never does.
         const sent = h.originText(0)
         const body = sent.slice(sent.indexOf("\r\n\r\n") + 4)
@@ -1072,6 +1177,7 @@ export const tunnelModel: PropertySpec<Iterable<fc.Command<TunnelModel, TunnelRe
 export const allProperties: ReadonlyArray<PropertySpec<any>> = [
   byteConservation,
   segmentationInvariance,
+  impossibleByteRefusedAtOnce,
   teardown,
   boundedBuffers,
   deadlines,

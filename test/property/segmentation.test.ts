@@ -1,5 +1,6 @@
 /** docs/design.md §7: see the property's name. The body lives in properties.ts (shared with npm run fuzz). */
-import { segmentationInvariance } from "./properties.ts"
+import { impossibleByteRefusedAtOnce, segmentationInvariance } from "./properties.ts"
 import { register } from "./register.ts"
 
 register(segmentationInvariance)
+register(impossibleByteRefusedAtOnce)

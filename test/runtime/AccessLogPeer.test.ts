@@ -13,8 +13,8 @@ const oneBadRequest = (host: string, port: number) =>
 
 describe("access log client address", () => {
   it.each([
-    ["127.0.0.1", /^127\.0\.0\.1:\d+ - - 400 /],
-    ["::1", /^\[::1\]:\d+ - - 400 /],
+    ["127.0.0.1", /^127\.0\.0\.1:\d+ GET \/ 400 /],
+    ["::1", /^\[::1\]:\d+ GET \/ 400 /],
   ])("%s", async (host, line) => {
     const proxy = await startProxy(baseInit({ listen: [{ host, port: 0 }] }))
     try {

@@ -197,6 +197,17 @@ describe("Connection over loopback", () => {
     expect(p.server.stats.connectionsAccepted).toBe(1)
   })
 
+  it("warns once per refused address per interval, not once per connection", async () => {
+    const p = await proxy(baseInit({ allow: ["10.0.0.0/8"] }))
+    for (let i = 0; i < 4; i++) {
+      const c = rawClient(p.port)
+      await c.waitClose()
+      expect(c.text()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/)
+    }
+    expect(p.server.stats.connectionsAccepted).toBe(4)
+    expect(p.lines.filter((l) => l.includes("refused client"))).toHaveLength(1)
+  })
+
   it("a client reset mid-tunnel releases both sockets", async () => {
     const echo = await echoServer()
     cleanups.push(echo.close)

@@ -101,3 +101,26 @@ export const hasToken = (headers: ReadonlyArray<Field>, name: string, token: str
   const lower = token.toLowerCase()
   return listValues(headers, name).some((t) => sameName(t, lower))
 }
+
+/**
+ * Fields RFC 9110 §6.5.1 forbids in a trailer section (lower-case): those a recipient needs before the
+ * content (framing, routing, request modifiers, response controls, content format), hop-by-hop fields,
+ * and authentication and cookies. A trailer named so is dropped, in both directions (body.ts), so a
+ * next hop that merges trailers into the header section cannot be told a new framing or destination.
+ */
+const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
+  // framing
+  "content-length", "transfer-encoding", "trailer", "te",
+  // routing and hop-by-hop
+  "host", "via", "max-forwards", "connection", "proxy-connection", "keep-alive", "upgrade",
+  // authentication and state
+  "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate", "cookie", "set-cookie",
+  // request modifiers and response controls
+  "cache-control", "pragma", "expect", "range", "if-match", "if-none-match", "if-modified-since",
+  "if-unmodified-since", "if-range", "age", "expires", "date", "location", "retry-after", "vary",
+  // content format
+  "content-type", "content-encoding", "content-range", "content-location",
+])
+
+/** True if a trailer field named `name` (any case) must not be forwarded. */
+export const isForbiddenTrailer = (name: string): boolean => FORBIDDEN_TRAILERS.has(name.toLowerCase())

@@ -1,8 +1,9 @@
 /**
  * HeadReader: finds the end of a message head in a byte stream, whatever the segmentation.
  *
- * Owns: where a head ends, and the bytes retained until it does. Not the syntax of the lines inside
- * (request-head.ts / response-head.ts judge those, bare CRs included).
+ * Owns: where a head ends, and the bytes retained until it does (and, for the log of a head refused as
+ * too large or too slow, its first line). Not the syntax of the lines inside (request-head.ts /
+ * response-head.ts judge those, bare CRs included).
  *
  * Rules (RFC 9112 §2.2):
  * - The head ends at the first empty line. LF is the line terminator and a CR just before it is part of
@@ -44,6 +45,8 @@ export class HeadReader {
   /** Bytes of the current line seen so far (0 right after an LF), and whether its first byte is CR. */
   #lineBytes = 0
   #lineStartsWithCR = false
+  /** The first line of a head refused as TooLarge, kept for the log (the rest is dropped). */
+  #refusedFirstLine: Uint8Array | undefined = undefined
 
   constructor(maxHeadBytes: number) {
     this.#maxHeadBytes = maxHeadBytes
@@ -61,6 +64,16 @@ export class HeadReader {
     this.#length = 0
     this.#lineBytes = 0
     this.#lineStartsWithCR = false
+    this.#refusedFirstLine = undefined
+  }
+
+  /**
+   * The first line of the head being read (without its line end), if it is complete: from the retained
+   * bytes, or after TooLarge the one kept then. For logging what a refused head asked for; never parsed here.
+   */
+  firstLine(): Uint8Array | undefined {
+    if (this.#phase === "tooLarge") return this.#refusedFirstLine
+    return firstLineIn(this.#buf.subarray(0, this.#length), empty)
   }
 
   push(chunk: Uint8Array): HeadReaderResult {
@@ -108,16 +121,16 @@ export class HeadReader {
       this.#lineBytes = 0
       i = lf + 1
       // A long head made of many short lines: stop as soon as the limit is passed, not at the chunk's end.
-      if (this.#length + (i - start) > this.#maxHeadBytes) return this.#refuse()
+      if (this.#length + (i - start) > this.#maxHeadBytes) return this.#refuse(chunk, start)
     }
-    if (this.#length + (n - start) > this.#maxHeadBytes) return this.#refuse()
+    if (this.#length + (n - start) > this.#maxHeadBytes) return this.#refuse(chunk, start)
     this.#append(chunk, start, n)
     return needMore
   }
 
   /** The head ends at chunk[end - 1]. */
   #complete(chunk: Uint8Array, start: number, end: number): HeadReaderResult {
-    if (this.#length + (end - start) > this.#maxHeadBytes) return this.#refuse()
+    if (this.#length + (end - start) > this.#maxHeadBytes) return this.#refuse(chunk, start)
     let head: Uint8Array
     if (this.#length === 0) {
       head = chunk.subarray(start, end)
@@ -131,9 +144,11 @@ export class HeadReader {
     return { _tag: "Head", head, rest }
   }
 
-  #refuse(): HeadReaderResult {
+  #refuse(chunk: Uint8Array, start: number): HeadReaderResult {
+    const line = firstLineIn(this.#buf.subarray(0, this.#length), chunk.subarray(start))
     this.reset()
     this.#phase = "tooLarge"
+    this.#refusedFirstLine = line === undefined ? undefined : line.slice()
     return tooLarge
   }
 
@@ -147,4 +162,20 @@ export class HeadReader {
     this.#buf.set(chunk.subarray(start, end), this.#length)
     this.#length = needed
   }
+}
+
+/** The first line of `retained` followed by `more`, without CR LF / LF; undefined if no LF is there. */
+const firstLineIn = (retained: Uint8Array, more: Uint8Array): Uint8Array | undefined => {
+  let line: Uint8Array
+  const lf = retained.indexOf(LF)
+  if (lf !== -1) {
+    line = retained.subarray(0, lf)
+  } else {
+    const lf2 = more.indexOf(LF)
+    if (lf2 === -1) return undefined
+    line = new Uint8Array(retained.length + lf2)
+    line.set(retained, 0)
+    line.set(more.subarray(0, lf2), retained.length)
+  }
+  return line.length > 0 && line[line.length - 1] === CR ? line.subarray(0, line.length - 1) : line
 }

@@ -50,6 +50,11 @@ export const parseVersion = (head: Uint8Array, from: number, to: number): HttpVe
   return "other"
 }
 
+const rejectParsed = (text: string, sp1: number, sp2: number, status: Rejection["status"], reason: string): { ok: false; rejection: Rejection } => ({
+  ok: false,
+  rejection: { status, reason, method: text.slice(0, sp1), target: text.slice(sp1 + 1, sp2) },
+})
+
 export const parseRequestHead = (
   head: Uint8Array,
   limits: { readonly maxRequestLine: number; readonly maxHeaders: number },
@@ -83,9 +88,10 @@ export const parseRequestHead = (
   }
   const version = parseVersion(head, sp2 + 1, end)
   if (version === undefined) return reject(400, "malformed HTTP version in the request line")
-  if (version === "other") return reject(505, `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`)
-
   const text = decodeLatin1(head, 0, head.length)
+  // From here on the request line is parsed: every refusal names its method and target (for the log).
+  if (version === "other") return rejectParsed(text, sp1, sp2, 505, `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`)
+
   let method = text.slice(0, sp1)
   // A tunnel keeps its method and target (for its log line) as long as it is open: they must not be
   // slices of the head's text, which would keep all of it alive. The literal "CONNECT" is one shared string.
@@ -93,17 +99,28 @@ export const parseRequestHead = (
   if (connect) method = "CONNECT"
   const rawTarget = connect ? decodeLatin1(head, sp1 + 1, sp2) : text.slice(sp1 + 1, sp2)
   const fields = parseFieldLines(head, text, nextLineStart(head, end), limits.maxHeaders)
-  if (!fields.ok) return reject(fields.tooMany ? 431 : 400, fields.reason)
+  if (!fields.ok) return rejectParsed(text, sp1, sp2, fields.tooMany ? 431 : 400, fields.reason)
   const target = connect ? parseAuthorityForm(rawTarget) : parseAbsoluteForm(rawTarget)
-  if (!target.ok) return target
+  if (!target.ok) return rejectParsed(text, sp1, sp2, target.rejection.status, target.rejection.reason)
 
   let hosts = 0
   for (const [name] of fields.fields) if (name.length === 4 && name.toLowerCase() === "host") hosts++
-  if (hosts > 1) return reject(400, "more than one Host field")
-  if (hosts === 0 && version === "1.1") return reject(400, "an HTTP/1.1 request needs a Host field")
-  if (method === "TRACE") return reject(405, "TRACE is refused: a proxy must not reflect request headers that may carry credentials")
+  if (hosts > 1) return rejectParsed(text, sp1, sp2, 400, "more than one Host field")
+  if (hosts === 0 && version === "1.1") return rejectParsed(text, sp1, sp2, 400, "an HTTP/1.1 request needs a Host field")
+  if (method === "TRACE") return rejectParsed(text, sp1, sp2, 405, "TRACE is refused: a proxy must not reflect request headers that may carry credentials")
 
   return { ok: true, value: { method, rawTarget, target: target.value, version, headers: fields.fields } }
+}
+
+/**
+ * The method and request-target of a request line that RequestLineScan let through (`line` without its
+ * line end), for the log of a head refused before it was complete (431, 408); undefined if it has no two SPs.
+ */
+export const requestLineParts = (line: Uint8Array): { readonly method: string; readonly target: string } | undefined => {
+  const sp1 = line.indexOf(SP)
+  const sp2 = sp1 === -1 ? -1 : line.indexOf(SP, sp1 + 1)
+  if (sp2 === -1) return undefined
+  return { method: decodeLatin1(line, 0, sp1), target: decodeLatin1(line, sp1 + 1, sp2) }
 }
 
 const none: Framing = { kind: "none" }

@@ -28,6 +28,12 @@ export type ResponseFramingResult = { readonly ok: true; readonly value: Framing
 
 const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason })
 
+/**
+ * Interim (1xx) responses accepted for one request; one more is a 502. Real origins send one or two
+ * (100 Continue, 103 Early Hints); an endless stream of them would hold a request open for ever.
+ */
+export const MAX_INTERIM_RESPONSES = 10
+
 /** "HTTP/1.1" is 8 bytes, then SP and 3 digits. */
 const VERSION_LENGTH = 8
 const STATUS_END = VERSION_LENGTH + 4

@@ -11,6 +11,10 @@
  *   Connection cannot remove Content-Length or Transfer-Encoding (that would change the framing of a
  *   body we forward verbatim: a smuggling vector). With `keepUpgrade` an Upgrade field is kept and
  *   "Connection: upgrade" re-added.
+ * - Content-Length is forwarded as one field with a canonical value (digits without leading zeros), in
+ *   place of the first one received; later ones are dropped: a list of equal values (`3, 3`), leading
+ *   zeros (`0003`) or repeated fields never reach the next hop as received (RFC 9110 §8.6). A first one
+ *   that is invalid but unused by the framing (HEAD, 1xx, 204, 304 responses) goes as received.
  * - Request: `METHOD SP path SP HTTP/1.1` (HTTP/1.0 for an HTTP/1.0 client, so that the origin cannot
  *   answer with chunked coding the client could not decode), then `Host: host[:port]` from the target
  *   (port omitted when 80, IPv6 in brackets; the received Host is dropped), the other fields in received
@@ -21,6 +25,7 @@
  */
 import { fieldValues, hasToken, listValues } from "./fields.ts"
 import { encodeLatin1 } from "./latin1.ts"
+import { contentLength } from "./message-length.ts"
 import type { Field, HttpVersion, RequestHead, ResponseHead, Target } from "./types.ts"
 
 export { fieldValues, hasToken }
@@ -54,9 +59,21 @@ const forwardFields = (
   const fields: Array<Field> = []
   const vias: Array<string> = []
   let upgrade = false
+  let lengthSent = false
   for (const field of headers) {
     const lower = field[0].toLowerCase()
-    if (lower === "via") {
+    if (lower === "content-length") {
+      // One canonical field for `3, 3`, `0003` or repeated fields (RFC 9110 §8.6), in place of the first.
+      if (lengthSent) continue
+      lengthSent = true
+      if (isCanonicalLength(field[1])) {
+        fields.push(field) // the common case: one plain number, no second pass over the fields
+        continue
+      }
+      const length = contentLength(headers)
+      // Invalid but unused (a HEAD, 1xx, 204 or 304 response, whose framing ignores it): as received.
+      fields.push(length.kind === "length" ? ["Content-Length", String(length.length)] : field)
+    } else if (lower === "via") {
       if (field[1].length > 0) vias.push(field[1])
     } else if (lower === "upgrade" && keepUpgrade) {
       fields.push(field)
@@ -69,6 +86,17 @@ const forwardFields = (
   }
   vias.push(`${version} ${via}`)
   return { fields, via: vias.join(", "), upgrade }
+}
+
+/** 1*DIGIT without a leading zero (or "0"): a Content-Length value already in canonical form. */
+const isCanonicalLength = (value: string): boolean => {
+  const n = value.length
+  if (n === 0 || n > 16 || (n > 1 && value.charCodeAt(0) === 0x30)) return false
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i)
+    if (c < 0x30 || c > 0x39) return false
+  }
+  return true
 }
 
 const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)

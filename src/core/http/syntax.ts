@@ -43,6 +43,9 @@ export const isObsText: Uint8Array = table((b) => b >= 0x80)
 /** field-value characters (RFC 9110 §5.5): VCHAR / obs-text / SP / HTAB. No CR, LF, NUL or other controls. */
 export const isFieldValueChar: Uint8Array = table((b) => (b >= 0x21 && b <= 0x7e) || b >= 0x80 || b === SP || b === HTAB)
 
+/** qdtext (RFC 9110 §5.6.4): the bytes of a quoted-string other than DQUOTE and the "\\" of a quoted-pair. */
+export const isQdtext: Uint8Array = table((b) => b === HTAB || b === SP || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80)
+
 /**
  * URI characters of RFC 3986 (unreserved / reserved / "%"). Strict: no controls, SP, DEL, non-ASCII, and
  * none of `"<>\^`{|}`. The reference class of RFC 3986; request-targets are checked with the wider

@@ -43,4 +43,7 @@ export type Framing =
 export interface Rejection {
   readonly status: 400 | 405 | 414 | 431 | 501 | 505
   readonly reason: string
+  /** The method and request-target, when the request line was parsed before the refusal (for the log). */
+  readonly method?: string
+  readonly target?: string
 }

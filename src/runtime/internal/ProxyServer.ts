@@ -26,6 +26,7 @@ import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
 import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./ProxyHeaderReader.ts"
+import { RefusalLog } from "../RefusalLog.ts"
 import { counterSlot, WorkerMetrics, type WorkerMetricsSnapshot } from "../Metrics.ts"
 
 const REFUSED_NOT_ALLOWED = counterSlot("connectionsRefused", { reason: "not_allowed" })
@@ -35,6 +36,9 @@ const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
+
+/** Each refused address gets at most one warn line per this interval; the others are counted (RefusalLog). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
 
 export type ListenResult =
   | { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> }
@@ -120,6 +124,7 @@ export class ProxyServer {
   // --- connection limits (ConnectionLimits.ts): caps shared by all workers, and the pause on EMFILE ---
   readonly connectionLimits: ConnectionLimits
   private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly refusals: RefusalLog
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -134,6 +139,11 @@ export class ProxyServer {
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
     this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
+    this.refusals = new RefusalLog({
+      write: (line) => this.log.message("warn", line),
+      arm: (entry, at) => this.deadlines.set(entry, at),
+      intervalMs: REFUSAL_LOG_INTERVAL_MS,
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -306,7 +316,7 @@ export class ProxyServer {
   private refuse(socket: net.Socket, client?: ClientAddress): void {
     this.stats.errors++
     this.metrics.count(REFUSED_NOT_ALLOWED)
-    this.log.message("warn", `refused client ${client?.address ?? socket.remoteAddress ?? "?"}:${client?.port ?? socket.remotePort ?? 0}: not in the allow-list`)
+    this.refusals.refused(client?.address ?? socket.remoteAddress ?? "?", client?.port ?? socket.remotePort ?? 0, this.deadlines.now())
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem

@@ -38,6 +38,18 @@ const requests: ReadonlyArray<readonly [string, string, boolean, string]> = [
     "GET / HTTP/1.0\r\nHost: [::1]:81\r\nVia: 1.0 hct\r\n\r\n",
   ],
   [
+    "Content-Length as a list of equal values becomes one canonical field",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\ncontent-length: 3, 3\r\nX: y\r\nContent-Length: 3\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX: y\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "Content-Length with leading zeros becomes canonical",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 0003\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
     "hop-by-hop fields are removed",
     "GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nProxy-Connection: keep-alive\r\nKeep-Alive: 5\r\nTE: trailers\r\nTrailer: X\r\nUpgrade: h2c\r\nProxy-Authorization: Basic x\r\nX: y\r\n\r\n",
     false,
@@ -102,6 +114,8 @@ const responses: ReadonlyArray<readonly [string, ResponseHead, { close: boolean;
   ["Proxy-Authenticate and Connection-named fields are removed", response(407, [["Proxy-Authenticate", "Basic"], ["Connection", "x"], ["X", "1"], ["Y", "2"]], "1.1", "Auth"), { close: false, keepUpgrade: false }, "HTTP/1.1 407 Auth\r\nY: 2\r\nVia: 1.1 hct\r\n\r\n"],
   ["101 with keepUpgrade", response(101, [["Connection", "upgrade"], ["Upgrade", "websocket"], ["Sec-WebSocket-Accept", "a"]], "1.1", "Switching Protocols"), { close: false, keepUpgrade: true }, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nVia: 1.1 hct\r\nConnection: upgrade\r\n\r\n"],
   ["Upgrade dropped without keepUpgrade", response(200, [["Upgrade", "h2c"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nVia: 1.1 hct\r\n\r\n"],
+  ["a repeated Content-Length becomes one canonical field", response(200, [["content-length", "007"], ["Content-Length", "7"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nVia: 1.1 hct\r\n\r\n"],
+  ["an invalid Content-Length the framing ignored (HEAD, 304) goes as received", response(304, [["Content-Length", "x"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 304 OK\r\nContent-Length: x\r\nVia: 1.1 hct\r\n\r\n"],
   ["Via appended to the origin's Via", response(200, [["Via", "1.1 cdn"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nVia: 1.1 cdn, 1.1 hct\r\n\r\n"],
 ]
 
