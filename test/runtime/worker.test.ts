@@ -53,7 +53,7 @@ describe("worker thread", () => {
       assert.isAbove(stats.stats.bytesFromClients, 0)
       // The /metrics figures ride along: the tunnel is counted, and the event-loop delay was measured.
       assert.strictEqual(stats.metrics?.counters[requestSlot("CONNECT", 200)], 1)
-      assert.isAbove(stats.metrics?.loopDelay.max ?? 0, 0)
+      assert.isAtLeast(stats.metrics?.loopDelay.max ?? -1, 0) // measured (a sample needs 10 ms of loop time, so it may still be 0)
 
       yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
       const drained = yield* takeTag(inbox, "Drained")
