@@ -48,6 +48,7 @@ import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -63,6 +64,11 @@ export interface MutableStats {
   bytesFromClients: number
   bytesFromOrigins: number
   errors: number
+  authOk: number
+  authCached: number
+  authFailed: number
+  authRateLimited: number
+  authVerifications: number
 }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
@@ -88,6 +94,8 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
+  readonly auth?: Authenticator
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -113,6 +121,9 @@ export const connectFailure = (code: string | undefined): ConnectFailure => {
       return "error"
   }
 }
+
+/** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
+const noAuthenticator: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "no user file is loaded" }
 
 /** Where a socket slot stands, as far as this adapter is concerned. */
 const IDLE = 0 // no socket (origin only)
@@ -142,7 +153,7 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
 
-export class Connection implements Timed {
+export class Connection implements Timed, AuthWaiter {
   // Timed (owned by Deadlines)
   deadlineIndex = -1
   deadlineAt = 0
@@ -174,7 +185,7 @@ export class Connection implements Timed {
     this.ctx = ctx
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
-    this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
+    this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via, auth: ctx.auth !== undefined })
     if (ctx.keepalive === undefined) client.setKeepAlive(true, KEEPALIVE_DELAY_MS)
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
@@ -341,8 +352,16 @@ export class Connection implements Timed {
           const r = a.record
           if (r.kind === "tunnel") stats.tunnels++
           else stats.requests++
-          if (r.outcome !== "ok" && r.outcome !== "shutdown") stats.errors++
+          // A 407 is the normal first step of a challenge, counted apart (authFailed), not as an error.
+          if (r.outcome !== "ok" && r.outcome !== "shutdown" && r.outcome !== "unauthenticated") stats.errors++
           this.ctx.log.access(this.peer, r)
+          break
+        }
+        case "Authenticate": {
+          // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.
+          const auth = this.ctx.auth
+          const verdict = auth === undefined ? noAuthenticator : auth.authenticate(a.credentials, this.client.remoteAddress ?? "", this)
+          if (verdict !== undefined) (this.queue ??= []).push(verdict)
           break
         }
       }
@@ -659,6 +678,11 @@ export class Connection implements Timed {
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })
     }
     this.maybeFinish()
+  }
+
+  /** Authenticator: the verdict on this connection's credentials, after a bcrypt verification. */
+  authVerdict(verdict: AuthVerdict): void {
+    if (this.clientState === OPEN && !this.finished) this.feed(verdict)
   }
 
   /** Finished once the client socket is gone and no released origin is still flushing. */

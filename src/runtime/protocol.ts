@@ -25,6 +25,8 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
+  readonly authFile?: string
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */
@@ -36,6 +38,12 @@ export interface WorkerStats {
   readonly bytesFromClients: number
   readonly bytesFromOrigins: number
   readonly errors: number
+  /** Proxy authentication (runtime/Authenticator.ts): requests accepted, of them from the cache; refused (407), of them rate-limited; bcrypt runs. */
+  readonly authOk: number
+  readonly authCached: number
+  readonly authFailed: number
+  readonly authRateLimited: number
+  readonly authVerifications: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -47,6 +55,11 @@ export const zeroStats: WorkerStats = {
   bytesFromClients: 0,
   bytesFromOrigins: 0,
   errors: 0,
+  authOk: 0,
+  authCached: 0,
+  authFailed: 0,
+  authRateLimited: 0,
+  authVerifications: 0,
 }
 
 export type FromWorker =

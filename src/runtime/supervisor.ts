@@ -105,6 +105,11 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   bytesFromClients: a.bytesFromClients + b.bytesFromClients,
   bytesFromOrigins: a.bytesFromOrigins + b.bytesFromOrigins,
   errors: a.errors + b.errors,
+  authOk: a.authOk + b.authOk,
+  authCached: a.authCached + b.authCached,
+  authFailed: a.authFailed + b.authFailed,
+  authRateLimited: a.authRateLimited + b.authRateLimited,
+  authVerifications: a.authVerifications + b.authVerifications,
 })
 
 /** A listen failure in words a person can act on. */
@@ -435,4 +440,5 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` (user ${(s.cpuUserMs / 1000).toFixed(2)}s sys ${(s.cpuSystemMs / 1000).toFixed(2)}s) rss=${mib(s.rssBytes)}` +
   ` workers=${s.workersRunning}/${s.workers} restarts=${s.restarts} live=${s.totals.connectionsLive}` +
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
-  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}`
+  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
+  (s.totals.authOk + s.totals.authFailed === 0 ? "" : ` auth_ok=${s.totals.authOk} auth_cached=${s.totals.authCached} auth_failed=${s.totals.authFailed} auth_rate_limited=${s.totals.authRateLimited} auth_verifications=${s.totals.authVerifications}`)

@@ -18,6 +18,7 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { ProxyAuth } from "../ProxyAuth.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -33,6 +34,8 @@ export interface ProxyServerOptions {
   readonly resolve?: ResolveFn
   /** Replace the system DNS lookup of the default resolver (tests). */
   readonly lookup?: ResolverOptions["lookup"]
+  /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
+  readonly authFilePollMs?: number
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -90,6 +93,8 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  /** Proxy authentication (init.authFile), or undefined when it is off. */
+  readonly auth: ProxyAuth | undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -101,6 +106,13 @@ export class ProxyServer {
     })
     this.allow = AllowList.parse(init.allow)
     this.forbidden = forbiddenResponse(init.via)
+    this.auth = init.authFile === undefined ? undefined : new ProxyAuth({
+      path: init.authFile,
+      counters: this.stats,
+      now: () => this.deadlines.now(),
+      log: this.log,
+      ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -115,6 +127,7 @@ export class ProxyServer {
       pool: this.pool,
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
+      ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
     }
   }
 
@@ -234,6 +247,7 @@ export class ProxyServer {
     this.abortAll("worker closed")
     this.pool.close()
     this.keepalive.stop()
+    this.auth?.close()
     this.deadlines.stop()
     this.log.flush()
   }
