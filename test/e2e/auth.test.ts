@@ -32,6 +32,8 @@ beforeAll(async () => {
   usersFile = join(dir, "users.htpasswd")
   addUser(usersFile, "alice", "wonder land", true)
   addUser(usersFile, "bob", "builder")
+  // Cost 14: a verification takes about a second, long enough to see whether it blocks the worker.
+  execFileSync(HTPASSWD, ["-bB", "-C", "14", usersFile, "slow", "poke"], { stdio: "ignore" })
   cert = await makeCert()
   ;[origin, tls, proxy] = await Promise.all([
     startHttpOrigin("a"),
@@ -115,6 +117,25 @@ describe("curl --proxy-user", () => {
     expect(after["auth_verifications"]).toBe(before["auth_verifications"])
     expect(after["auth_cached"]! - before["auth_cached"]!).toBe(3)
     expect(after["auth_ok"]! - before["auth_ok"]!).toBe(3)
+  })
+})
+
+describe("bcrypt runs off the worker's event loop", () => {
+  it("while a slow verification runs, the same worker serves cached credentials", async () => {
+    expect(await status(["--proxy-user", "bob:builder", o("/small?warm-for-slow")])).toBe("200")
+    const verifications = (await stats(proxy))["auth_verifications"]!
+    const order: string[] = []
+    const slow = status(["--proxy-user", "slow:poke", o("/small?slow-user")]).then((code) => {
+      order.push("slow")
+      return code
+    })
+    // Wait until the slow verification has started (the counter moves when it is handed to the verifier).
+    for (let i = 0; i < 50 && (await stats(proxy))["auth_verifications"] === verifications; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(order).toEqual([])
+    for (let i = 0; i < 3; i++) expect(await status(["--proxy-user", "bob:builder", o(`/small?during-slow${i}`)])).toBe("200")
+    order.push("cached")
+    expect(await slow).toBe("200")
+    expect(order).toEqual(["cached", "slow"])
   })
 })
 
