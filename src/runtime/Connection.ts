@@ -20,6 +20,9 @@
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
+ * - `Authenticate` goes to the worker's Authenticator (proxy authentication on): a verdict known at once
+ *   (cached credentials, none, rate limit) is queued like any event an action gives rise to; a later one
+ *   (after bcrypt, off the event loop) is fed when it comes, and dropped once the client is gone.
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
