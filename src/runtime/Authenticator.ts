@@ -7,7 +7,7 @@
  *   2. the value was verified lately          -> `Authenticated` at once, from the cache
  *   3. this address failed too often lately   -> `rate-limited`, without verifying
  *   4. not `Basic base64(user:password)`      -> `invalid` (counted as a failure)
- *   5. otherwise bcrypt, off the event loop (BcryptVerifier); the same value asked for by several
+ *   5. otherwise bcrypt, off the event loop (the verifier thread); the same value asked for by several
  *      connections at once is verified once. An unknown user is checked against a real hash all the
  *      same and always fails, so the time taken does not tell which user names exist.
  * Cached verdicts are keyed by SHA-256(secret || header value), the secret drawn at start, so memory
@@ -15,7 +15,7 @@
  * createHmac costs ~20 µs a call against ~1 µs for one-shot `crypto.hash`, on every request); entries expire (CACHE_TTL_MS), the cache
  * is bounded (CACHE_MAX, oldest dropped first), and it is emptied whenever the users change.
  *
- * It must never block (bcrypt runs on the verifier's thread), never throw into the socket adapter, and
+ * It must never block (bcrypt runs on the verifier thread), never throw into the socket adapter, and
  * never answer one `Authenticate` twice.
  */
 import { hash, randomBytes } from "node:crypto"
@@ -52,7 +52,7 @@ export const FAILURE_LIMIT = 10
 export const FAILURE_WINDOW_MS = 60_000
 /** Client addresses tracked by the rate limit (oldest dropped first). */
 export const FAILURE_ADDRESSES_MAX = 10_000
-/** Distinct verifications waiting for the verifier thread before new ones are answered 503. */
+/** Distinct verifications of one worker waiting for the verifier thread before new ones are answered 503. */
 export const PENDING_MAX = 256
 /** Longer Proxy-Authorization values are refused without decoding (bcrypt reads 72 bytes anyway). */
 const MAX_CREDENTIALS_LENGTH = 4096

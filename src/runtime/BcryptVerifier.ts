@@ -2,9 +2,10 @@
  * BcryptVerifier: checks passwords against bcrypt hashes on a thread of its own, so that a worker's
  * event loop never spends the tens of milliseconds a bcrypt verification costs by design.
  *
- * Owns one verifier thread per worker (verifier-thread.ts), started on the first verification and
- * stopped after `idleMs` without work, so a proxy whose clients' credentials are cached keeps no thread
- * (and no memory) for it. Requests are answered in order through one callback each; if the thread dies,
+ * Owns one verifier thread (verifier-thread.ts), started on the first verification and stopped after
+ * `idleMs` without work, so a proxy whose clients' credentials are cached keeps no thread busy. The
+ * process has one, in the main thread's VerifierHub, shared by the workers; a ProxyServer run without a
+ * hub (in-process tests) makes its own. Requests are answered in order through one callback each; if the thread dies,
  * every pending request is answered `undefined` ("could not check") and the next one starts a new thread.
  *
  * It must never block, never throw into its caller, and never keep the process alive (the thread is unref'd).

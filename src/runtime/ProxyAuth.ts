@@ -1,6 +1,7 @@
 /**
  * ProxyAuth: proxy authentication for one worker: the user file of `--auth-file`, kept current, and
- * the Authenticator (with its bcrypt verifier thread) that answers the core's `Authenticate`.
+ * the Authenticator that answers the core's `Authenticate` (bcrypt runs on the process's verifier
+ * thread, reached through the worker's port: VerifierHub.ts).
  *
  * Owns reading the file and watching it: the file is polled (`fs.watchFile`, by path, so a file that
  * `htpasswd` replaces by renaming a new one over it is seen too); when it changes it is read again and,
@@ -25,7 +26,7 @@ export interface ProxyAuthOptions {
   readonly counters: AuthCounters
   readonly now: () => number
   readonly log: AccessLog
-  /** Default: a BcryptVerifier (a thread of its own). */
+  /** The process's verifier (a PortVerifier); default: a BcryptVerifier, a thread of this worker's own. */
   readonly verifier?: Verifier
   readonly pollMs?: number
 }

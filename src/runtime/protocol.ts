@@ -2,6 +2,7 @@
  * Messages between the main thread (supervisor) and the worker threads.
  * Everything here crosses a structured clone: plain data only.
  */
+import type { MessagePort } from "node:worker_threads"
 import type { Limits } from "../core/limits.ts"
 
 export interface ListenAddress {
@@ -27,6 +28,8 @@ export interface WorkerInit {
   readonly statsIntervalMs: number
   /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
   readonly authFile?: string
+  /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */
+  readonly verifierPort?: MessagePort
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { type AuthCounters, type AuthVerdict, Authenticator, decodeBasic, FAILURE_LIMIT } from "../../src/runtime/Authenticator.ts"
 import { BcryptVerifier } from "../../src/runtime/BcryptVerifier.ts"
 import { parseHtpasswd, type Users } from "../../src/runtime/Htpasswd.ts"
+import { PortVerifier, VerifierHub } from "../../src/runtime/VerifierHub.ts"
 
 const usersOf = (pairs: Record<string, string>): Users => {
   const text = Object.entries(pairs).map(([u, p]) => execFileSync("/usr/bin/htpasswd", ["-nbB", "-C", "4", u, p], { encoding: "utf8" }).trim()).join("\n")
@@ -127,5 +128,26 @@ describe("BcryptVerifier", () => {
     for (let i = 0; i < 200 && verifier.running; i++) await new Promise((r) => setTimeout(r, 10))
     expect(verifier.running).toBe(false)
     expect(await new Promise((r) => verifier.verify("pw", hash, r))).toBe(true) // a new thread
+  })
+})
+
+describe("VerifierHub and PortVerifier: one verifier thread for every worker", () => {
+  it("answers each port's requests, and 'could not check' once the hub is closed", async () => {
+    const hub = new VerifierHub({ idleMs: 50 })
+    const hash = usersOf({ a: "pw" }).get("a")!
+    const workers = [new PortVerifier(hub.connect()), new PortVerifier(hub.connect())]
+    expect(hub.connected).toBe(2)
+    const answers = await Promise.all([
+      new Promise((r) => workers[0]!.verify("pw", hash, r)),
+      new Promise((r) => workers[1]!.verify("nope", hash, r)),
+      new Promise((r) => workers[1]!.verify("pw", hash, r)),
+    ])
+    expect(answers).toEqual([true, false, true])
+    workers[0]!.close()
+    for (let i = 0; i < 100 && hub.connected > 1; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(hub.connected).toBe(1) // a worker's port closes with it
+    hub.close()
+    const after = await new Promise((r) => workers[1]!.verify("pw", hash, r))
+    expect(after).toBeUndefined()
   })
 })

@@ -19,6 +19,7 @@ import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
 import { ProxyAuth } from "../ProxyAuth.ts"
+import { PortVerifier } from "../VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -111,6 +112,8 @@ export class ProxyServer {
       counters: this.stats,
       now: () => this.deadlines.now(),
       log: this.log,
+      // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+      ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
       ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
     })
     this.context = {
