@@ -53,7 +53,7 @@ export const FAILURE_WINDOW_MS = 60_000
 /** Client addresses tracked by the rate limit (oldest dropped first). */
 export const FAILURE_ADDRESSES_MAX = 10_000
 /** Distinct verifications of one worker waiting for the verifier thread before new ones are answered 503. */
-export const PENDING_MAX = 256
+export const PENDING_MAX = 64
 /** Longer Proxy-Authorization values are refused without decoding (bcrypt reads 72 bytes anyway). */
 const MAX_CREDENTIALS_LENGTH = 4096
 
@@ -69,7 +69,8 @@ export interface AuthenticatorOptions {
 }
 
 interface Cached {
-  readonly user: string
+  /** The verdict itself, handed out as is: a cache hit allocates nothing. */
+  readonly verdict: AuthVerdict
   readonly expiresAt: number
 }
 interface Failures {
@@ -159,7 +160,7 @@ export class Authenticator {
       if (hit.expiresAt > this.now()) {
         this.counters.authOk++
         this.counters.authCached++
-        return { _tag: "Authenticated", user: hit.user }
+        return hit.verdict
       }
       this.cache.delete(key)
     }
@@ -195,8 +196,8 @@ export class Authenticator {
     if (ok === undefined) {
       verdict = unchecked
     } else if (ok) {
-      if (generation === this.generation) this.remember(key, user)
       verdict = { _tag: "Authenticated", user }
+      if (generation === this.generation) this.remember(key, verdict)
     } else {
       verdict = { _tag: "AuthenticationFailed", reason: "invalid", message: `wrong user name or password (user ${JSON.stringify(user)})` }
     }
@@ -219,12 +220,12 @@ export class Authenticator {
     return verdict
   }
 
-  private remember(key: string, user: string): void {
+  private remember(key: string, verdict: AuthVerdict): void {
     if (this.cache.size >= CACHE_MAX) {
       const oldest = this.cache.keys().next()
       if (oldest.done !== true) this.cache.delete(oldest.value)
     }
-    this.cache.set(key, { user, expiresAt: this.now() + this.cacheTtlMs })
+    this.cache.set(key, { verdict, expiresAt: this.now() + this.cacheTtlMs })
   }
 
   private isRateLimited(address: string): boolean {
