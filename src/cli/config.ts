@@ -143,6 +143,10 @@ const via = (u: unknown): Parsed<string> =>
     ? ok(u)
     : bad(`${show(u)} is not allowed: the Via pseudonym must be an HTTP token of 1 to 64 characters (letters, digits, and !#$%&'*+-.^_\`|~)`)
 
+/** A file path: a non-empty string (whether the file is usable is checked when it is read). */
+const path = (u: unknown): Parsed<string> =>
+  typeof u === "string" && u.trim() !== "" ? ok(u.trim()) : bad(`${show(u)} is not a file path: expected a non-empty string`)
+
 /** A list from a JSON array, or from a comma-separated string (env var / flag). */
 const list = <T>(item: (u: unknown) => Parsed<T>, min: number) => (u: unknown): Parsed<ReadonlyArray<T>> => {
   const items = Array.isArray(u) ? (u as ReadonlyArray<unknown>) : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
@@ -395,6 +399,11 @@ const S = {
     parse: integer(1, MAX_CONNECTIONS_PER_CLIENT, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     description: "Client connections open at once from one client address (all workers); a new one over it is closed at once",
   }),
+  authFile: setting({
+    key: "authFile", flag: "auth-file", metavar: "<path>", env: envName("authFile"), to: Schema.String, parse: path,
+    defaultText: "none (no authentication)", defaultValue: undefined,
+    description: "Require proxy authentication (Basic) against this htpasswd file of bcrypt entries (htpasswd -B -c FILE USER); reloaded when it changes. With it, a non-loopback listener needs no --allow",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -428,6 +437,8 @@ export const HctunnelConfig = Schema.Struct({
   adminAllow: Schema.Array(Schema.String),
   /** True when `adminAllow` came from a flag, env var or file rather than the default. */
   adminAllowExplicit: Schema.Boolean,
+  /** The htpasswd file of proxy authentication; absent: authentication off. */
+  authFile: Schema.optionalKey(Schema.String),
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -558,6 +569,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       admin: values["admin"] as ListenAddress | undefined,
       adminAllow: values["adminAllow"] as ReadonlyArray<string>,
       adminAllowExplicit: explicit.has("adminAllow"),
+      ...(values["authFile"] === undefined ? {} : { authFile: values["authFile"] as string }),
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,
@@ -588,12 +600,15 @@ export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfi
     )
   }
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
+  // Proxy authentication says who may use the proxy: every address may try, only users get through.
+  if (config.authFile !== undefined) return Effect.succeed({ ...config, allow: ["0.0.0.0/0", "::/0"] })
   return Effect.fail(
     new ConfigError([
       `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
         `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
         `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
-        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone.`,
+        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +
+        `or require proxy authentication with --auth-file (then any address may connect, and only its users get through).`,
     ])
   )
 }

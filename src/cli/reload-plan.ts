@@ -20,6 +20,7 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--proxy-protocol-from", (c) => c.proxyProtocolFrom],
   ["--max-connections", (c) => c.maxConnections],
   ["--max-connections-per-client", (c) => c.maxConnectionsPerClient],
+  ["--auth-file", (c) => c.authFile],
 ]
 
 /** What SIGHUP does: build the configuration again from the same sources, and say what it changes. */

@@ -46,7 +46,7 @@ export const METHOD_CLASSES = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", 
 /** The status class of the answer; "none" when the client got no status line (it went away first). */
 export const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"] as const
 /** How an exchange ended (the access log's outcome, with `_` for `-`). */
-export const OUTCOMES = ["ok", "client_error", "origin_error", "timeout", "aborted", "shutdown", "denied"] as const
+export const OUTCOMES = ["ok", "client_error", "origin_error", "timeout", "aborted", "shutdown", "denied", "unauthenticated"] as const
 /** Why dialling an origin failed (the core's ConnectFailure, plus the core's connect timeout). */
 export const CONNECT_FAILURES = ["unresolved", "refused", "unreachable", "timeout", "error"] as const
 

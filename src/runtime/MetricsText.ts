@@ -37,6 +37,13 @@ export const formatMetrics = ({ stats, totals, workers }: MetricsInput): string 
       [{ kind: "range" }, t.deniedRange],
       [{ kind: "port" }, t.deniedPort],
     ])
+    .counter("hctunnel_auth_results_total", "Proxy authentication verdicts (with --auth-file): accepted (cached or verified) or refused with 407 (rate-limited or not)", [
+      [{ result: "ok_cached" }, t.authCached],
+      [{ result: "ok_verified" }, t.authOk - t.authCached],
+      [{ result: "refused_rate_limited" }, t.authRateLimited],
+      [{ result: "refused" }, t.authFailed - t.authRateLimited],
+    ])
+    .counter("hctunnel_auth_verifications_total", "bcrypt verifications run (cache misses)", [[undefined, t.authVerifications]])
     .counter("hctunnel_dns_queries_total", "DNS questions sent (A and AAAA count one each)", [[undefined, t.dnsQueries]])
     .counter("hctunnel_dns_cache_hits_total", "Name lookups answered from the resolver's cache", [[undefined, t.dnsCacheHits]])
     .counter("hctunnel_dns_failures_total", "Name lookups that failed (no such name, no answer, timeout)", [[undefined, t.dnsFailures]])

@@ -2,6 +2,7 @@
  * Messages between the main thread (supervisor) and the worker threads.
  * Everything here crosses a structured clone: plain data only.
  */
+import type { MessagePort } from "node:worker_threads"
 import type { Limits } from "../core/limits.ts"
 import type { WorkerMetricsSnapshot } from "./Metrics.ts"
 import type { ConnectionLimitsInit } from "./ConnectionLimits.ts"
@@ -44,6 +45,10 @@ export interface WorkerInit {
    * of all workers (src/runtime/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
    */
   readonly connectionLimits?: ConnectionLimitsInit
+  /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
+  readonly authFile?: string
+  /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */
+  readonly verifierPort?: MessagePort
 }
 
 /**
@@ -70,6 +75,12 @@ export interface WorkerStats {
   readonly deniedRule: number
   readonly deniedRange: number
   readonly deniedPort: number
+  /** Proxy authentication (runtime/Authenticator.ts): requests accepted, of them from the cache; refused (407), of them rate-limited; bcrypt runs. */
+  readonly authOk: number
+  readonly authCached: number
+  readonly authFailed: number
+  readonly authRateLimited: number
+  readonly authVerifications: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -88,6 +99,11 @@ export const zeroStats: WorkerStats = {
   deniedRule: 0,
   deniedRange: 0,
   deniedPort: 0,
+  authOk: 0,
+  authCached: 0,
+  authFailed: 0,
+  authRateLimited: 0,
+  authVerifications: 0,
 }
 
 export type FromWorker =

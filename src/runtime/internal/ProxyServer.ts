@@ -33,6 +33,8 @@ const REFUSED_NOT_ALLOWED = counterSlot("connectionsRefused", { reason: "not_all
 const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutting_down" })
 const REFUSED_NOT_PROXY_SOURCE = counterSlot("connectionsRefused", { reason: "not_proxy_source" })
 const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_header" })
+import { ProxyAuth } from "../ProxyAuth.ts"
+import { PortVerifier } from "../VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -51,6 +53,8 @@ export interface ProxyServerOptions {
   readonly resolve?: ResolveFn
   /** The worker's counters (worker.ts shares them with its Resolver service); default: new ones. */
   readonly stats?: MutableStats
+  /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
+  readonly authFilePollMs?: number
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -125,6 +129,8 @@ export class ProxyServer {
   readonly connectionLimits: ConnectionLimits
   private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private readonly refusals: RefusalLog
+  /** Proxy authentication (init.authFile), or undefined when it is off. */
+  readonly auth: ProxyAuth | undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -144,6 +150,15 @@ export class ProxyServer {
       arm: (entry, at) => this.deadlines.set(entry, at),
       intervalMs: REFUSAL_LOG_INTERVAL_MS,
     })
+    this.auth = init.authFile === undefined ? undefined : new ProxyAuth({
+      path: init.authFile,
+      counters: this.stats,
+      now: () => this.deadlines.now(),
+      log: this.log,
+      // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+      ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
+      ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -161,6 +176,7 @@ export class ProxyServer {
       onFinished: (connection) => this.connectionFinished(connection),
       policy: this.destinationPolicy(init.listen),
       onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
+      ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
     this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
@@ -369,6 +385,7 @@ export class ProxyServer {
     this.abortAll("worker closed")
     this.pool.close()
     this.keepalive.stop()
+    this.auth?.close()
     this.deadlines.stop()
     this.log.flush()
   }
