@@ -60,7 +60,7 @@ const status = async (args: ReadonlyArray<string>): Promise<string> => {
 const stats = async (p: Proxy): Promise<Record<string, number>> => {
   const before = p.stdout.length
   process.kill(p.pid, "SIGUSR1")
-  const line = await p.waitForLine((l) => / stats pid=/.test(l) && p.stdout.indexOf(l) >= before)
+  const line = await p.waitForLine((l) => / stats pid=/.test(l) && p.stdout.lastIndexOf(l) >= before)
   const out: Record<string, number> = {}
   for (const m of line.matchAll(/ (\w+)=(\d+)(?= |$)/g)) out[m[1]!] = Number(m[2])
   return out
@@ -121,7 +121,7 @@ describe("curl --proxy-user", () => {
 })
 
 describe("bcrypt runs off the worker's event loop", () => {
-  it("while a slow verification runs, the same worker serves cached credentials", async () => {
+  it("while a slow verification runs, the same worker serves cached credentials", { timeout: 30_000 }, async () => {
     expect(await status(["--proxy-user", "bob:builder", o("/small?warm-for-slow")])).toBe("200")
     const verifications = (await stats(proxy))["auth_verifications"]!
     const order: string[] = []
