@@ -101,6 +101,16 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
     script: [[0, "start"], [1, c("PUT http://a.example/f HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")], [2, ev({ _tag: "Connected" })],
       [3, o("HTTP/1.1 100 Continue\r\n\r\n")], [4, c("data")], [5, o("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")], [6, "shutdown"]],
   },
+  {
+    file: "upstream-proxy", name: "Plain HTTP through a parent proxy, then a parent that refuses a CONNECT",
+    description: "Connected.upstream: the request goes to the parent in absolute-form with our Proxy-Authorization (the client's is dropped); the parent's connection is released as reusable. Then a CONNECT (Connect with tunnel) that the parent refused: ConnectFailed(upstream) is a 502 naming the parent and its answer.",
+    script: [[0, "start"],
+      [1, c("GET http://a.example:8080/p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nProxy-Authorization: Basic Y2xpZW50OnNlY3JldA==\r\n\r\n")],
+      [2, ev({ _tag: "Connected", upstream: { proxy: "10.0.0.1:3128", authorization: "Basic dXNlcjpwYXNz" } })],
+      [3, o("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")],
+      [4, c("CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n")],
+      [5, ev({ _tag: "ConnectFailed", reason: "upstream", message: "upstream proxy 10.0.0.1:3128 answered 403 Forbidden" })]],
+  },
 ]
 
 for (const s of scenarios) {

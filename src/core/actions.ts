@@ -33,8 +33,12 @@ export interface AccessRecord {
 }
 
 export type Action =
-  /** Dial the origin. At most one origin socket exists at a time; it is answered by Connected or ConnectFailed. */
-  | { readonly _tag: "Connect"; readonly host: string; readonly port: number }
+  /**
+   * Dial the origin. At most one origin socket exists at a time; it is answered by Connected or ConnectFailed.
+   * `tunnel` (present only when true): it is for a CONNECT, so the socket must carry raw bytes to host:port;
+   * through a parent proxy the runtime first makes the parent's CONNECT (and reports Connected after its 2xx).
+   */
+  | { readonly _tag: "Connect"; readonly host: string; readonly port: number; readonly tunnel?: true }
   /** Write bytes to a side. */
   | { readonly _tag: "Write"; readonly side: Side; readonly bytes: Uint8Array }
   /** Half-close our sending direction to `side` (socket.end()); reading from it goes on. */
