@@ -48,6 +48,8 @@ import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
+import { describeParentError, parentFailed, UpstreamHandshake } from "./internal/UpstreamConnect.ts"
+import type { Parent, UpstreamRoutes } from "./Upstream.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -88,6 +90,8 @@ export interface ConnectionContext {
   readonly pool?: OriginPool
   /** Sweeps the connections to arm TCP keepalive on long-lived ones; without it, sockets are armed at once. */
   readonly keepalive?: KeepaliveArmer
+  /** The parent proxy (`--upstream`) and the destinations that skip it; without it, every Connect goes direct. */
+  readonly upstream?: UpstreamRoutes
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -164,6 +168,10 @@ export class Connection implements Timed {
   private originPaused = false
   /** Keepalive sweeps seen (KeepaliveArmer); the sockets are armed at the second. */
   private keepaliveSweeps = 0
+  /** The parent proxy the current origin socket leads to (Upstream.ts), if any. */
+  private parent: Parent | undefined = undefined
+  /** A tunnel through the parent, until the parent answered our CONNECT (internal/UpstreamConnect.ts). */
+  private handshake: UpstreamHandshake | undefined = undefined
 
   private busy = false
   private queue: Array<Event> | undefined = undefined
@@ -334,7 +342,7 @@ export class Connection implements Timed {
           if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
           break
         case "Connect":
-          this.connect(a.host, a.port)
+          this.connect(a.host, a.port, a.tunnel === true)
           break
         case "Log": {
           const stats = this.ctx.stats
@@ -398,7 +406,7 @@ export class Connection implements Timed {
     if (reusable && pool !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the worker's pool instead of closing it.
       detachOrigin(socket as TaggedSocket)
-      pool.put(poolKey(this.originHost, this.originPort), this.releaseOrigin()!)
+      pool.put(this.parent?.poolKey ?? poolKey(this.originHost, this.originPort), this.releaseOrigin()!)
       return
     }
     if (!graceful || socket.destroyed) {
@@ -418,23 +426,73 @@ export class Connection implements Timed {
     return socket
   }
 
-  private connect(host: string, port: number): void {
+  private connect(host: string, port: number, tunnel: boolean): void {
     this.abandonOrigin()
     const generation = ++this.connectGeneration
     this.originState = CONNECTING
     this.originPort = port
     this.originHost = host
+    // Policy hook (destination policy): a destination that goes upstream must be judged HERE, on `host`
+    // as the client wrote it, before anything is sent to the parent; the parent resolves the name, and
+    // resolved() below then dials the parent's address, which the destination policy must not judge.
+    const parent = (this.parent = this.ctx.upstream?.parentFor(host, port))
+    this.handshake = undefined
     const pool = this.ctx.pool
-    const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
+    // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
+    const key = parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
+    const pooled = pool === undefined || key === undefined ? undefined : pool.take(key)
     if (pooled !== undefined) {
       // A kept-alive connection to the same origin: no DNS, no handshake. Connected is queued
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
       this.originState = OPEN
-      this.feed({ _tag: "Connected", reused: true })
+      this.feed(parent === undefined ? { _tag: "Connected", reused: true } : { _tag: "Connected", reused: true, upstream: this.hopTo(parent) })
+      return
+    }
+    if (parent !== undefined) {
+      this.originPort = parent.port
+      if (tunnel) this.handshake = new UpstreamHandshake(host, port, parent, this.ctx.via, this.ctx.limits)
+      this.ctx.resolve(parent.host, (error, result) => {
+        if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
+        if (error !== undefined || result === undefined) this.failParent(`could not be resolved: ${error?.message ?? "no address"}`)
+        else this.resolved(generation, undefined, result)
+      })
       return
     }
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
+  }
+
+  /** What the core needs to know of a parent for a plain request (Connected.upstream). */
+  private hopTo(parent: Parent): { proxy: string; authorization?: string } {
+    return parent.authorization === undefined ? { proxy: parent.name } : { proxy: parent.name, authorization: parent.authorization }
+  }
+
+  /** The parent failed before the origin connection was usable: drop the attempt, tell the core. */
+  private failParent(what: string): void {
+    const parent = this.parent
+    if (parent === undefined) return
+    this.handshake = undefined
+    this.abandonOrigin()
+    this.feed(parentFailed(parent, what))
+  }
+
+  /** The parent's answer to our CONNECT, as it arrives (the socket is still CONNECTING for the core). */
+  private handshakeRead(handshake: UpstreamHandshake, socket: net.Socket, buffer: Buffer, n: number): void {
+    const verdict = handshake.push(Buffer.from(buffer.subarray(0, n)))
+    switch (verdict._tag) {
+      case "NeedMore":
+        return
+      case "Refused":
+        return this.failParent(verdict.what)
+      case "Established":
+        this.handshake = undefined
+        this.originState = OPEN
+        this.feed({ _tag: "Connected" })
+        if (verdict.rest.length > 0 && socket === this.origin && this.originState === OPEN) {
+          this.ctx.stats.bytesFromOrigins += verdict.rest.length
+          this.feed({ _tag: "Received", side: "origin", bytes: verdict.rest })
+        }
+    }
   }
 
   /** Make `socket` this connection's origin: our listeners, our paused state. */
@@ -555,11 +613,21 @@ export class Connection implements Timed {
       socket.destroy() // a late answer to an attempt the core gave up on
       return
     }
+    if (this.handshake !== undefined) {
+      // A tunnel through the parent: Connected waits for the parent's 2xx (handshakeRead).
+      socket.write(this.handshake.request)
+      return
+    }
     this.originState = OPEN
-    this.feed({ _tag: "Connected" })
+    const parent = this.parent
+    this.feed(parent === undefined ? { _tag: "Connected" } : { _tag: "Connected", upstream: this.hopTo(parent) })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
+    const handshake = this.handshake
+    if (handshake !== undefined && socket === this.origin && this.originState === CONNECTING) {
+      return this.handshakeRead(handshake, socket, buffer, n)
+    }
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
     this.bulkRead("origin", this.client, buffer, n)
@@ -625,6 +693,9 @@ export class Connection implements Timed {
   }
 
   /** @internal */ originEnd(socket: net.Socket): void {
+    if (socket === this.origin && this.originState === CONNECTING && this.handshake !== undefined) {
+      return this.failParent("closed the connection without answering CONNECT")
+    }
     if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Ended", side: "origin" })
   }
 
@@ -639,7 +710,8 @@ export class Connection implements Timed {
       this.originState = IDLE
       this.origin = undefined
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
+      if (this.parent !== undefined) this.failParent(describeParentError(errorCode(error), errorMessage(error)))
+      else this.feed({ _tag: "ConnectFailed", reason: connectFailure(errorCode(error)), message: errorMessage(error) })
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
       this.feed({ _tag: "Errored", side: "origin", message: errorMessage(error) })
@@ -653,7 +725,8 @@ export class Connection implements Timed {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
+      if (this.parent !== undefined) this.failParent("closed the connection before the tunnel was open")
+      else this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })

@@ -25,6 +25,10 @@ export interface WorkerInit {
   readonly hosts: Readonly<Record<string, string>>
   /** How often the worker pushes a Stats message, in ms. */
   readonly statsIntervalMs: number
+  /** The parent proxy (`--upstream`); absent: every destination is dialled directly. */
+  readonly upstream?: { readonly host: string; readonly port: number; readonly authorization?: string }
+  /** Destinations that skip the parent (`--no-upstream` entries, see Upstream.ts). */
+  readonly noUpstream?: ReadonlyArray<string>
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */

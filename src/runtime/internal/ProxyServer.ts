@@ -18,6 +18,7 @@ import { KeepaliveArmer } from "../KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
+import { UpstreamRoutes } from "../Upstream.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -115,6 +116,7 @@ export class ProxyServer {
       pool: this.pool,
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
+      ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
     }
   }
 
