@@ -71,6 +71,17 @@ const readConfigFile = (path: string): Effect.Effect<{ name: string; text: strin
     },
   })
 
+/** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
+const readSecretFile = (path: string): { ok: true; value: string } | { ok: false; message: string } => {
+  try {
+    return { ok: true, value: readFileSync(path, "utf8") }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${why}` }
+  }
+}
+
 /** The flags the user actually gave, by setting key (the top configuration layer). */
 const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, string | ReadonlyArray<string>> => {
   const out: Record<string, string | ReadonlyArray<string>> = {}
@@ -115,6 +126,8 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
+      ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
+      noUpstream: config.noUpstream,
     },
     workers: config.workers,
     graceMs: config.graceMs,
@@ -133,7 +146,7 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
     const env = process.env
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
     const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
-    const config = yield* loadConfig({ flags: givenFlags(input), env, file }).pipe(Effect.flatMap(checkSafety))
+    const config = yield* loadConfig({ flags: givenFlags(input), env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
     yield* runProxy(config, packageVersion())
   })
 ).pipe(
