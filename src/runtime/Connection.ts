@@ -20,6 +20,10 @@
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
  * - An origin the core releases as reusable goes to the worker's OriginPool (not destroyed); a Connect
  *   to the same host:port takes a pooled one first and reports `Connected { reused: true }`.
+ * - With a parent proxy (ctx.upstream, Upstream.ts) a Connect may dial the parent instead: a plain
+ *   request's socket is reported `Connected { upstream }` (pooled under the parent's key); a tunnel's only
+ *   after the parent's 2xx to our CONNECT (internal/UpstreamConnect.ts); the parent's failures are
+ *   `ConnectFailed(upstream)` naming it.
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
@@ -725,7 +729,7 @@ export class Connection implements Timed {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      if (this.parent !== undefined) this.failParent("closed the connection before the tunnel was open")
+      if (this.parent !== undefined) this.failParent(this.handshake !== undefined ? "closed the connection without answering CONNECT" : "closed the connection while connecting")
       else this.feed({ _tag: "ConnectFailed", reason: "error", message: "connection closed while connecting" })
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
