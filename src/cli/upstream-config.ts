@@ -26,8 +26,17 @@ export interface UpstreamUrl {
   readonly password?: string
 }
 
-/** The text of a value that may hold a password, fit for a message or a log line. */
-export const redactUrl = (text: string): string => text.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?[^/@\s]*?):[^/@\s]*@/i, "$1:***@")
+/**
+ * The text of a value that may hold a password, fit for a message or a log line: everything between the
+ * user's colon and the LAST "@" is hidden, so a password with an unencoded "@" or "/" does not leak either.
+ */
+export const redactUrl = (text: string): string => {
+  const at = text.lastIndexOf("@")
+  if (at < 0) return text
+  const scheme = text.indexOf("://")
+  const colon = text.indexOf(":", scheme < 0 ? 0 : scheme + 3)
+  return colon < 0 || colon > at ? text : `${text.slice(0, colon)}:***${text.slice(at)}`
+}
 
 const show = (u: unknown): string => (typeof u === "string" ? JSON.stringify(redactUrl(u)) : String(JSON.stringify(u) ?? u))
 

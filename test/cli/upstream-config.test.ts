@@ -83,6 +83,10 @@ describe("--upstream", () => {
     expect(redactUrl("http://bob:hunter2@proxy:3128")).toBe("http://bob:***@proxy:3128")
     expect(redactUrl("bob:hunter2@proxy:3128")).toBe("bob:***@proxy:3128")
     expect(redactUrl("http://proxy:3128")).toBe("http://proxy:3128")
+    expect(redactUrl("http://bob@proxy:3128")).toBe("http://bob@proxy:3128")
+    expect(redactUrl("http://bob:p@ss/w@rd@proxy:3128")).toBe("http://bob:***@proxy:3128")
+    const p = problem({ flags: { upstream: "http://bob:p@ss/w@rd@proxy:3128" } })
+    expect(p).not.toMatch(/p@ss|w@rd/)
   })
 })
 

@@ -13,6 +13,7 @@ import { makeCert, type Cert } from "./support/cert.ts"
 import { freePort, LOOPBACK, startHttpOrigin, startTlsOrigin, type Closable, type EchoBody, type HttpOrigin } from "./support/origins.ts"
 import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
 import { curl, headerOf, splitIncluded } from "./support/run.ts"
+import { Conn } from "./support/wire.ts"
 
 const HOSTS = ["--hosts", `origin.test=${LOOPBACK}`, "--hosts", `direct.test=${LOOPBACK}`]
 
@@ -114,6 +115,23 @@ describe("through a parent hctunnel", () => {
     const second = await parent.waitForLine((l) => l.includes("/small?reuse=2 200"))
     // The parent's access line starts with its client's address:port: the child's one connection.
     expect(second.split(" ")[0]).toBe(first.split(" ")[0])
+  })
+
+  it("Upgrade: the 101 comes back through both proxies and the bytes flow both ways", async () => {
+    const c = await Conn.open(child.port)
+    try {
+      await c.write(`GET ${o("origin.test", "/up")} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`)
+      const h = await c.readHead()
+      expect(h.status).toBe(101)
+      expect(h.headers["upgrade"]).toBe("echo")
+      await c.write("raw bytes after 101")
+      expect((await c.readBytes(19)).toString()).toBe("raw bytes after 101")
+      c.end()
+      await c.waitEnd()
+    } finally {
+      c.destroy()
+    }
+    await parent.waitForLine((l) => l.includes(`GET ${o("origin.test", "/up")} 101`))
   })
 
   it("a --no-upstream destination goes direct: the parent sees nothing of it", async () => {
