@@ -436,9 +436,10 @@ export class Connection implements Timed {
     this.originState = CONNECTING
     this.originPort = port
     this.originHost = host
-    // Policy hook (destination policy): a destination that goes upstream must be judged HERE, on `host`
-    // as the client wrote it, before anything is sent to the parent; the parent resolves the name, and
-    // resolved() below then dials the parent's address, which the destination policy must not judge.
+    // Policy hook (destination policy, branch policy): a destination that goes upstream is judged HERE,
+    // on `host` as the client wrote it, before anything is sent to the parent: with `parent` set, the
+    // verdict is DestinationPolicy.checkUnresolved({ host, port, kind }) (the parent resolves the name),
+    // and resolved() below, which then dials the PARENT's address, must skip its per-address check.
     const parent = (this.parent = this.ctx.upstream?.parentFor(host, port))
     this.handshake = undefined
     const pool = this.ctx.pool
