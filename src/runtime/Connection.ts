@@ -451,7 +451,7 @@ export class Connection implements Timed {
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
       this.originState = OPEN
-      this.feed(parent === undefined ? { _tag: "Connected", reused: true } : { _tag: "Connected", reused: true, upstream: this.hopTo(parent) })
+      this.feed(parent === undefined ? { _tag: "Connected", reused: true } : { _tag: "Connected", reused: true, upstream: parent.hop })
       return
     }
     if (parent !== undefined) {
@@ -465,11 +465,6 @@ export class Connection implements Timed {
       return
     }
     this.ctx.resolve(host, (error, result) => this.resolved(generation, error, result))
-  }
-
-  /** What the core needs to know of a parent for a plain request (Connected.upstream). */
-  private hopTo(parent: Parent): { proxy: string; authorization?: string } {
-    return parent.authorization === undefined ? { proxy: parent.name } : { proxy: parent.name, authorization: parent.authorization }
   }
 
   /** The parent failed before the origin connection was usable: drop the attempt, tell the core. */
@@ -625,7 +620,7 @@ export class Connection implements Timed {
     }
     this.originState = OPEN
     const parent = this.parent
-    this.feed(parent === undefined ? { _tag: "Connected" } : { _tag: "Connected", upstream: this.hopTo(parent) })
+    this.feed(parent === undefined ? { _tag: "Connected" } : { _tag: "Connected", upstream: parent.hop })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {

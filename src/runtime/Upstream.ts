@@ -16,6 +16,7 @@
  * - any of the names or addresses with `:port` (`[v6]:port` for IPv6): only that port.
  */
 import { isIP } from "node:net"
+import type { UpstreamHop } from "../core/events.ts"
 import { AllowList, CidrError, parseCidr } from "./Allow.ts"
 
 /** The parent proxy as WorkerInit carries it (plain data). */
@@ -35,6 +36,8 @@ export interface Parent {
   readonly authorization: string | undefined
   /** Where the worker's pool keeps idle connections to the parent (never equal to an origin's "host:port"). */
   readonly poolKey: string
+  /** What the core gets in `Connected.upstream` for a plain request (made once, not per request). */
+  readonly hop: UpstreamHop
 }
 
 /** One parsed `--no-upstream` entry. */
@@ -122,7 +125,8 @@ export class UpstreamRoutes {
   /** Throws on an entry that does not parse (the CLI has checked them already). */
   constructor(proxy: UpstreamProxy, noUpstream: ReadonlyArray<string>) {
     const name = `${hostPart(proxy.host)}:${proxy.port}`
-    this.parent = { host: proxy.host, port: proxy.port, name, authorization: proxy.authorization, poolKey: `upstream ${name}` }
+    const hop: UpstreamHop = proxy.authorization === undefined ? { proxy: name } : { proxy: name, authorization: proxy.authorization }
+    this.parent = { host: proxy.host, port: proxy.port, name, authorization: proxy.authorization, poolKey: `upstream ${name}`, hop }
     this.rules = noUpstream.map((text) => {
       const parsed = parseNoUpstreamEntry(text)
       if (!parsed.ok) throw new Error(parsed.message)
