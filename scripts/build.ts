@@ -2,6 +2,7 @@
 //   dist/cli.js      the `hctunnel` command: the Node.js version check, then `import("./main.js")`
 //   dist/main.js     the main thread (src/cli/main.ts: flags, configuration, the supervisor)
 //   dist/worker.js   one worker thread (src/runtime/worker.ts), loaded by the supervisor by URL
+//   dist/verifier.js the bcrypt verifier thread of a worker (src/runtime/verifier-thread.ts), when --auth-file is set
 //   dist/main-*.js, dist/worker-*.js   the libraries each of them uses, in a few chunks (see `chunks`)
 // each with a source map (`node --enable-source-maps dist/cli.js` shows stacks in the TypeScript sources).
 // The main thread and the workers are two separate builds, so neither loads code only the other needs.
@@ -49,3 +50,7 @@ rmSync(outDir, { recursive: true, force: true })
 // dist/cli.js stays small enough for an old Node to parse and print the version message.
 await build(bundle({ cli: "src/cli.ts" }))
 await build(bundle({ worker: "src/runtime/worker.ts" }))
+// The bcrypt verifier thread (src/runtime/verifier-thread.ts -> dist/verifier.js), started by a worker
+// when proxy authentication is on. hash-wasm's "module" build is taken: its "main" is a UMD file that
+// bundles every hash of the library (~220 KB); the ESM one is tree-shaken to bcrypt alone (~27 KB).
+await build({ ...bundle({ verifier: "src/runtime/verifier-thread.ts" }), resolve: { mainFields: ["module", "main"] } })

@@ -13,7 +13,7 @@ const c = (s: string): Event => ({ _tag: "Received", side: "client", bytes: lati
 const o = (s: string): Event => ({ _tag: "Received", side: "origin", bytes: latin1(s) })
 const ev = (e: Event) => e
 
-const scenarios: Array<{ file: string; name: string; description: string; limits?: Partial<Limits>; script: Script }> = [
+const scenarios: Array<{ file: string; name: string; description: string; limits?: Partial<Limits>; auth?: boolean; script: Script }> = [
   {
     file: "connect-early-data", name: "CONNECT keeps bytes sent before the 200",
     description: "A TLS ClientHello sent right after the CONNECT head, before the origin is connected, is queued and written to the origin first.",
@@ -110,12 +110,26 @@ const scenarios: Array<{ file: string; name: string; description: string; limits
       [3, o("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")],
       [4, c("CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n")],
       [5, ev({ _tag: "ConnectFailed", reason: "upstream", message: "upstream proxy 10.0.0.1:3128 answered 403 Forbidden" })]],
+    file: "proxy-auth-407-retry", name: "Proxy authentication: 407, then the retry on the same connection",
+    description: "With authentication required, a CONNECT without credentials is answered 407 with the Basic challenge and the connection stays open; the retry carries Proxy-Authorization, which the runtime accepts, and only then is the origin dialled. The user is in the access record.",
+    auth: true,
+    script: [[0, "start"], [1, c("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")],
+      [2, ev({ _tag: "AuthenticationFailed", reason: "missing", message: "no credentials" })],
+      [3, c("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nProxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n")],
+      [4, ev({ _tag: "Authenticated", user: "alice" })], [5, ev({ _tag: "Connected" })], [6, ev({ _tag: "Ended", side: "client" })], [7, ev({ _tag: "Ended", side: "origin" })]],
+  },
+  {
+    file: "proxy-auth-407-close-with-body", name: "Proxy authentication: a refused POST with a body closes",
+    description: "The request body was not read (it never goes anywhere), so the connection cannot carry another request: 407 with Connection: close, and nothing reaches an origin.",
+    auth: true,
+    script: [[0, "start"], [1, c("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nProxy-Authorization: Basic bWFsbG9yeTp4\r\nContent-Length: 3\r\n\r\nabc")],
+      [2, ev({ _tag: "AuthenticationFailed", reason: "invalid", message: "wrong password" })]],
   },
 ]
 
 for (const s of scenarios) {
   const limits = { ...defaultLimits, ...s.limits }
-  const postman = new Postman({ limits, via: "hctunnel" })
+  const postman = new Postman({ limits, via: "hctunnel", auth: s.auth === true })
   const steps: Step[] = s.script.map(([now, what]) => {
     if (what === "start" || what === "shutdown" || what === "abort") {
       const actions = what === "start" ? postman.start(now) : what === "shutdown" ? postman.shutdown(now) : postman.abort(now, "vector")
@@ -123,7 +137,7 @@ for (const s of scenarios) {
     }
     return { now, event: eventToJson(what), expect: postman.handle(what, now).map(actionToJson) }
   })
-  const vector: Vector = { name: s.name, description: s.description, limits: s.limits ?? {}, via: "hctunnel", steps }
+  const vector: Vector = { name: s.name, description: s.description, limits: s.limits ?? {}, via: "hctunnel", ...(s.auth === true ? { auth: true } : {}), steps }
   writeFileSync(new URL(`../test/vectors/${s.file}.json`, import.meta.url), JSON.stringify(vector, null, 2) + "\n")
 }
 console.log(`wrote ${scenarios.length} vectors`)

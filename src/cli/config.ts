@@ -147,6 +147,10 @@ const via = (u: unknown): Parsed<string> =>
     ? ok(u)
     : bad(`${show(u)} is not allowed: the Via pseudonym must be an HTTP token of 1 to 64 characters (letters, digits, and !#$%&'*+-.^_\`|~)`)
 
+/** A file path: a non-empty string (whether the file is usable is checked when it is read). */
+const path = (u: unknown): Parsed<string> =>
+  typeof u === "string" && u.trim() !== "" ? ok(u.trim()) : bad(`${show(u)} is not a file path: expected a non-empty string`)
+
 /** A list from a JSON array, or from a comma-separated string (env var / flag). */
 const list = <T>(item: (u: unknown) => Parsed<T>, min: number) => (u: unknown): Parsed<ReadonlyArray<T>> => {
   const items = Array.isArray(u) ? (u as ReadonlyArray<unknown>) : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
@@ -334,6 +338,11 @@ const S = {
     defaultText: "none", defaultValue: undefined,
     description: "File holding the parent proxy's credentials as one line user:password (instead of the URL; or set HCTUNNEL_UPSTREAM_CREDENTIALS)",
   }),
+  authFile: setting({
+    key: "authFile", flag: "auth-file", metavar: "<path>", env: envName("authFile"), to: Schema.String, parse: path,
+    defaultText: "none (no authentication)", defaultValue: undefined,
+    description: "Require proxy authentication (Basic) against this htpasswd file of bcrypt entries (htpasswd -B -c FILE USER); reloaded when it changes. With it, a non-loopback listener needs no --allow",
+  }),
 }
 
 /** Every setting, in --help order. `config` itself is a flag/env var only (see CONFIG_FLAG). */
@@ -360,6 +369,8 @@ export const HctunnelConfig = Schema.Struct({
   /** The parent proxy, credentials made into the Proxy-Authorization value; absent: direct. */
   upstream: Schema.optionalKey(Schema.Struct({ host: Schema.String, port: Schema.Number, authorization: Schema.optionalKey(Schema.String) })),
   noUpstream: Schema.Array(Schema.String),
+  /** The htpasswd file of proxy authentication; absent: authentication off. */
+  authFile: Schema.optionalKey(Schema.String),
   limits: Schema.Struct({
     maxRequestLine: Schema.Number,
     maxHeaders: Schema.Number,
@@ -493,6 +504,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       hosts: values["hosts"] as Readonly<Record<string, string>>,
       ...(upstream.value === undefined ? {} : { upstream: upstream.value satisfies UpstreamProxy }),
       noUpstream: values["noUpstream"] as ReadonlyArray<string>,
+      ...(values["authFile"] === undefined ? {} : { authFile: values["authFile"] as string }),
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,
         maxHeaders: values["maxHeaders"] as number,
@@ -511,12 +523,15 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
 export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfig, ConfigError> => {
   const exposed = config.listen.filter((a) => !isLoopback(a.host))
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
+  // Proxy authentication says who may use the proxy: every address may try, only users get through.
+  if (config.authFile !== undefined) return Effect.succeed({ ...config, allow: ["0.0.0.0/0", "::/0"] })
   return Effect.fail(
     new ConfigError([
       `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
         `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
         `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
-        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone.`,
+        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +
+        `or require proxy authentication with --auth-file (then any address may connect, and only its users get through).`,
     ])
   )
 }

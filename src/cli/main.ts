@@ -21,6 +21,8 @@ import * as Runtime from "effect/Runtime"
 import { ChildProcessSpawner } from "effect/process"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
+import { resolve as resolvePath } from "node:path"
+import { parseHtpasswd } from "../runtime/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
@@ -81,6 +83,27 @@ const readSecretFile = (path: string): { ok: true; value: string } | { ok: false
     return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${why}` }
   }
 }
+/**
+ * `--auth-file`: readable, and every entry a bcrypt hash (a refused line is named, with the htpasswd
+ * command that makes a bcrypt entry). Checked here so that a bad file stops the start, with the reason.
+ */
+const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
+  Effect.suspend(() => {
+    let text: string
+    try {
+      text = readFileSync(path, "utf8")
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      const why = code === "ENOENT" ? "no such file (create it with: htpasswd -B -c " + path + " USER)" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+      return Effect.fail(new StartupError(`cannot read the auth file ${path} (--auth-file): ${why}`))
+    }
+    const parsed = parseHtpasswd(text, path)
+    if (parsed.ok) return Effect.void
+    const problems = parsed.problems
+    return Effect.fail(
+      new StartupError(`invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`),
+    )
+  })
 
 /** The flags the user actually gave, by setting key (the top configuration layer). */
 const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, string | ReadonlyArray<string>> => {
@@ -128,6 +151,8 @@ export const runProxy = (config: HctunnelConfig, version: string) =>
       statsIntervalMs: config.statsIntervalMs,
       ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
       noUpstream: config.noUpstream,
+      // Absolute: the workers read and watch it whatever their working directory.
+      ...(config.authFile === undefined ? {} : { authFile: resolvePath(config.authFile) }),
     },
     workers: config.workers,
     graceMs: config.graceMs,
@@ -147,6 +172,7 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
     const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
     const config = yield* loadConfig({ flags: givenFlags(input), env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
+    if (config.authFile !== undefined) yield* checkAuthFile(config.authFile)
     yield* runProxy(config, packageVersion())
   })
 ).pipe(
@@ -159,6 +185,7 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
   Command.withExamples([
     { command: "hctunnel", description: "Listen on 127.0.0.1:8888 for local clients; then: curl -x http://127.0.0.1:8888 https://example.com" },
     { command: "hctunnel --listen 0.0.0.0:3128 --allow 10.0.0.0/8", description: "Serve a private network (a non-loopback listener needs --allow)" },
+    { command: "htpasswd -B -c users.htpasswd alice && hctunnel --listen 0.0.0.0:3128 --auth-file users.htpasswd", description: "Serve a team with proxy authentication (curl --proxy-user alice -x http://HOST:3128 ...)" },
     { command: "hctunnel --port 9000 --workers 4 --log-format json", description: "Another port, 4 threads, JSON logs" },
   ]),
 )

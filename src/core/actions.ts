@@ -14,6 +14,7 @@ export type Outcome =
   | "timeout" // a deadline fired (504, 408 or idle)
   | "aborted" // a side closed or failed mid-way
   | "shutdown" // the runtime asked the connection to stop
+  | "unauthenticated" // proxy authentication required or failed (407)
 
 /** One line of the access log: a finished request or tunnel. Times are the `now` values given to the core. */
 export interface AccessRecord {
@@ -30,6 +31,8 @@ export interface AccessRecord {
   readonly outcome: Outcome
   /** A short human-readable reason when the outcome is not "ok". */
   readonly detail?: string
+  /** The authenticated user (proxy authentication on), as the runtime's `Authenticated` named it. */
+  readonly user?: string
 }
 
 export type Action =
@@ -56,3 +59,9 @@ export type Action =
   | { readonly _tag: "SetDeadline"; readonly at: number }
   /** A finished request or tunnel, for the access log and metrics. */
   | { readonly _tag: "Log"; readonly record: AccessRecord }
+  /**
+   * Check the request's proxy credentials (only when the Postman requires authentication): `credentials`
+   * is the raw `Proxy-Authorization` value, undefined when the request has none. Answered by exactly one
+   * `Authenticated` or `AuthenticationFailed`, possibly at once (fed after the current action list).
+   */
+  | { readonly _tag: "Authenticate"; readonly credentials: string | undefined }

@@ -29,6 +29,13 @@ export interface UpstreamHop {
   readonly authorization?: string
 }
 
+/** Why a request was not authenticated; decides the status (407, or 503 for "unavailable"). */
+export type AuthFailure =
+  | "missing" // no Proxy-Authorization field
+  | "invalid" // malformed, unknown user or wrong password
+  | "rate-limited" // too many failures from this client address lately: refused without checking
+  | "unavailable" // the runtime could not check them (its verifier is overloaded or gone)
+
 export type Event =
   /** Bytes arrived from a side. The core may keep a reference to `bytes`: the runtime must not reuse the buffer. */
   | { readonly _tag: "Received"; readonly side: Side; readonly bytes: Uint8Array }
@@ -51,3 +58,7 @@ export type Event =
   | { readonly _tag: "Drained"; readonly side: Side }
   /** The clock reached (or passed) the deadline the core last asked for. */
   | { readonly _tag: "Timeout" }
+  /** The answer to the last `Authenticate`: the credentials are valid, for `user`. */
+  | { readonly _tag: "Authenticated"; readonly user: string }
+  /** The answer to the last `Authenticate`: no valid credentials (407), or they could not be checked (503). */
+  | { readonly _tag: "AuthenticationFailed"; readonly reason: AuthFailure; readonly message: string }

@@ -9,6 +9,7 @@
  * - All per-connection state logic lives here; HTTP syntax lives in ./http, error texts in ./responses.
  * - States (see docs/design.md for the transition table and diagram):
  *     AwaitingHead  reading a request head from the client (first request or kept-alive connection)
+ *     Authorizing   (proxy authentication on) an `Authenticate` is out; client bytes are queued (bounded)
  *     Connecting    a `Connect` is out; client bytes are queued (bounded)
  *     Forwarding    one HTTP exchange: request body upstream, response head and body downstream
  *     Tunnel        opaque bytes both ways (after CONNECT's 200, or after 101 Switching Protocols)
@@ -28,7 +29,7 @@
  *   is paused too. So memory per connection is bounded whatever the peers do.
  */
 import type { AccessRecord, Action, Outcome } from "./actions.ts"
-import type { ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
+import type { AuthFailure, ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
 import { type BodyFramer, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, REQUEST_LINE_OVERHEAD, requestFraming } from "./http/request-head.ts"
@@ -37,15 +38,17 @@ import { parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
-import { connectEstablished, errorResponse } from "./responses.ts"
+import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
 
 export interface PostmanOptions {
   readonly limits: Limits
   /** Pseudonym for the Via header ("1.1 <via>") and loop detection. */
   readonly via: string
+  /** Every request and CONNECT must carry valid proxy credentials (`Authenticate` before `Connect`). */
+  readonly auth?: boolean
 }
 
-export type PostmanState = "AwaitingHead" | "Connecting" | "Forwarding" | "Tunnel" | "Closed"
+export type PostmanState = "AwaitingHead" | "Connecting" | "Forwarding" | "Tunnel" | "Closed" | "Authorizing"
 
 /** `out` between calls: frozen, so an action emitted outside a call would throw instead of being lost. */
 const noActions: Action[] = Object.freeze([]) as unknown as Action[]
@@ -117,6 +120,8 @@ interface Exchange {
   upgrade: boolean
   bytesFromClient: number
   bytesFromOrigin: number
+  /** Who the runtime authenticated this request as (proxy authentication on). */
+  user: string | undefined
 }
 
 export class Postman {
@@ -161,9 +166,15 @@ export class Postman {
   private exchange: Exchange | undefined
   private draining = false
 
+  // Proxy authentication
+  private readonly auth: boolean
+  /** `now` of the last `Authenticate`. */
+  private authStartedAt = 0
+
   constructor(options: PostmanOptions) {
     this.limits = options.limits
     this.via = options.via
+    this.auth = options.auth === true
   }
 
   get state(): PostmanState {
@@ -236,6 +247,12 @@ export class Postman {
         this.deadlineAt = -1 // the runtime's timer fired and is spent
         this.timeout(now)
         break
+      case "Authenticated":
+        if (this.stateName === "Authorizing") this.authenticated(event.user, now)
+        break
+      case "AuthenticationFailed":
+        if (this.stateName === "Authorizing") this.authenticationFailed(event.reason, event.message, now)
+        break
     }
     this.ensureDeadline()
     return this.handOver()
@@ -272,6 +289,7 @@ export class Postman {
         this.readRequestHead(bytes, now)
         return
       case "Connecting":
+      case "Authorizing":
         // Counted when used: as request body, tunnel bytes, or the head of a pipelined request.
         this.queue(bytes)
         return
@@ -356,8 +374,10 @@ export class Postman {
       upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
       bytesFromClient: headBytes.length,
       bytesFromOrigin: 0,
+      user: undefined,
     }
     this.exchange = exchange
+    if (this.auth) return this.authorize(head, now)
     // Each exchange dials its own origin connection: the runtime may hand out a pooled one (reusable Close).
     this.dial(exchange, now)
   }
@@ -388,6 +408,55 @@ export class Postman {
       }
     }
     return false
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Proxy authentication (RFC 9110 §11.7): the runtime checks the credentials, the core only asks.
+
+  /** Ask the runtime to check the request's `Proxy-Authorization` and wait for its verdict. */
+  private authorize(head: RequestHead, now: number): void {
+    this.stateName = "Authorizing"
+    this.authStartedAt = now
+    const values = fieldValues(head.headers, "proxy-authorization")
+    this.emit({ _tag: "Authenticate", credentials: values.length === 0 ? undefined : values.join(", ") })
+  }
+
+  private authenticated(user: string, now: number): void {
+    const exchange = this.exchange
+    if (exchange === undefined) return
+    exchange.user = user
+    this.dial(exchange, now)
+  }
+
+  /**
+   * 407 with the Basic challenge, or 503 when the credentials could not be checked. After a 407 the
+   * connection stays open for the client's retry when nothing of this request is left to read: no
+   * request body, and no bytes a CONNECT client sent ahead for its tunnel (they would be read as a head).
+   */
+  private authenticationFailed(reason: AuthFailure, message: string, now: number): void {
+    const exchange = this.exchange
+    if (exchange === undefined) return
+    if (reason === "unavailable") return this.failExchange(503, message, "unauthenticated", now)
+    const nothingLeft = exchange.kind === "tunnel" ? this.backlogBytes === 0 : (exchange.requestBody?.done ?? true)
+    const keep = nothingLeft && !exchange.closeAfter && !this.clientEnded
+    exchange.status = 407
+    exchange.responseStarted = true
+    this.emit({ _tag: "Write", side: "client", bytes: authenticationRequired(message, this.via, !keep) })
+    this.log(exchange, "unauthenticated", message, now)
+    this.exchange = undefined
+    if (!keep) return this.closeClient(true)
+    // As after a complete response (exchangeDone): read the next head, pipelined bytes first.
+    this.stateName = "AwaitingHead"
+    this.idleSince = now
+    this.headStartedAt = -1
+    this.headReader = new HeadReader(this.limits.maxHeadBytes)
+    for (const bytes of this.takeBacklog()) {
+      if (this.stateName !== "AwaitingHead") {
+        this.fromClient(bytes, now)
+        continue
+      }
+      this.readRequestHead(bytes, now)
+    }
   }
 
   private queue(bytes: Uint8Array): void {
@@ -638,6 +707,7 @@ export class Postman {
         else this.closeClient(true)
         return
       case "Connecting":
+      case "Authorizing":
       case "Forwarding": {
         const exchange = this.exchange
         const requestDone = exchange?.kind === "tunnel" || (exchange?.requestBody?.done ?? true)
@@ -731,6 +801,11 @@ export class Postman {
           this.failExchange(504, "the origin did not respond in time", "timeout", now)
         }
         return
+      case "Authorizing":
+        if (now >= this.authStartedAt + this.limits.connectTimeout) {
+          this.failExchange(503, "the proxy credentials could not be checked in time", "timeout", now)
+        }
+        return
       case "Tunnel":
         if (now >= this.lastActivity + this.limits.idleTimeout) {
           this.finish("timeout", "the tunnel was idle for too long", now, false)
@@ -752,6 +827,8 @@ export class Postman {
         return this.headStartedAt >= 0 ? this.headStartedAt + this.limits.headTimeout : this.idleDeadline()
       case "Connecting":
         return this.connectStartedAt + this.limits.connectTimeout
+      case "Authorizing":
+        return this.authStartedAt + this.limits.connectTimeout
       case "Forwarding":
       case "Tunnel":
         return this.lastActivity + this.limits.idleTimeout
@@ -834,6 +911,7 @@ export class Postman {
       endedAt: now,
       outcome,
       ...(detail === undefined ? {} : { detail }),
+      ...(exchange.user === undefined ? {} : { user: exchange.user }),
     }
     this.emit({ _tag: "Log", record })
   }

@@ -12,11 +12,13 @@ export const reasonPhrases: Readonly<Record<number, string>> = {
   400: "Bad Request",
   403: "Forbidden",
   405: "Method Not Allowed",
+  407: "Proxy Authentication Required",
   408: "Request Timeout",
   414: "URI Too Long",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",
+  503: "Service Unavailable",
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
   508: "Loop Detected",
@@ -45,3 +47,25 @@ export const errorResponse = (status: number, detail: string, via: string): Uint
 
 /** The reply to a CONNECT once the origin is connected (RFC 9110 §9.3.6: any 2xx; no body, no framing). */
 export const connectEstablished: Uint8Array = encoder.encode("HTTP/1.1 200 Connection established\r\n\r\n")
+
+/** The protection space of the proxy's Basic authentication (RFC 9110 §11.5, RFC 7617). */
+export const AUTH_REALM = "hctunnel"
+
+/**
+ * `407 Proxy Authentication Required` with the Basic challenge (RFC 9110 §11.7.1). Unlike the other error
+ * responses it may keep the connection open (`close` false): the client retries on it with credentials,
+ * which is what curl, undici and requests do.
+ */
+export const authenticationRequired = (detail: string, via: string, close: boolean): Uint8Array => {
+  const body = `407 Proxy Authentication Required: ${detail.replace(/[^\x20-\x7e]/g, "?")}\n`
+  return encoder.encode(
+    `HTTP/1.1 407 Proxy Authentication Required\r\n` +
+      `Proxy-Authenticate: Basic realm="${AUTH_REALM}", charset="UTF-8"\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${body.length}\r\n` +
+      `Via: 1.1 ${via}\r\n` +
+      (close ? `Connection: close\r\n` : "") +
+      `\r\n` +
+      body,
+  )
+}

@@ -95,4 +95,18 @@ export const transitions: ReadonlyArray<Transition> = [
   row("UP1", "Connecting", "Connected", "HTTP request, connection to a parent proxy (Connected.upstream)", "Forwarding", ["Write(origin head in absolute-form, with Proxy-Authorization)"]),
   row("UP2", "Connecting", "ConnectFailed", "upstream: the parent proxy is unreachable or did not open the tunnel", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(client)"]),
   row("UP3", "Forwarding", "Received(origin)", "407 from the parent proxy of a plain HTTP request", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(origin)", "Close(client)"]),
+  // Proxy authentication (PostmanOptions.auth): a valid head is checked before anything is dialled.
+  row("U1", "AwaitingHead", "Received(client)", "CONNECT or absolute-form head complete, authentication required", "Authorizing", ["Authenticate", "SetDeadline(auth)"]),
+  row("U2", "Authorizing", "Authenticated", "", "Connecting", ["Connect"]),
+  row("U3", "Authorizing", "AuthenticationFailed", "missing, invalid or rate-limited; nothing of the request left unread, connection kept", "AwaitingHead", ["Write(client 407)", "Log"]),
+  row("U4", "Authorizing", "AuthenticationFailed", "missing, invalid or rate-limited; a request body or early tunnel bytes, or the connection closes after this request", "Closed", ["Write(client 407)", "Log", "Close(client)"]),
+  row("U5", "Authorizing", "AuthenticationFailed", "unavailable", "Closed", ["Write(client 503)", "Log", "Close(client)"]),
+  row("U6", "Authorizing", "Timeout", "verdict deadline (connectTimeout) passed", "Closed", ["Write(client 503)", "Log", "Close(client)"]),
+  row("U7", "Authorizing", "Received(client)", "queued bytes below maxBufferedBytes", "Authorizing", []),
+  row("U8", "Authorizing", "Received(client)", "queued bytes reach maxBufferedBytes", "Authorizing", ["PauseReading(client)"]),
+  row("U9", "Authorizing", "Ended(client)", "request complete", "Authorizing", []),
+  row("U10", "Authorizing", "Ended(client)", "request body incomplete", "Closed", ["Log", "Close(client)"]),
+  row("U11", "Authorizing", "Errored(client)", "", "Closed", ["Log", "Close(client)"]),
+  row("U12", "Authorizing", "abort()", "grace period over", "Closed", ["Log", "Close(client)"]),
+  row("U13", "AwaitingHead", "Authenticated", "no Authenticate pending (stale verdict)", "AwaitingHead", []),
 ]

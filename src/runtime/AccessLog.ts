@@ -2,7 +2,7 @@
  * AccessLog: one line per `Log` action, plus the worker's own diagnostics, written to stdout.
  *
  * Owns the line formats and the batching. Text lines read
- *   `client method target status bytesFromClient/bytesFromOrigin durationMs outcome [detail]`
+ *   `[user@]client method target status bytesFromClient/bytesFromOrigin durationMs outcome [detail]`
  * and JSON lines are one object per line with the same fields (plus `time`, `worker`, `kind`).
  * Lines are buffered and written with ONE `write` per event-loop turn (`setImmediate`), so a burst of
  * finished requests costs one write; in a worker thread `process.stdout` is forwarded to the main thread.
@@ -33,7 +33,9 @@ const field = (s: string): string => (s === "" ? "-" : clean(s).replace(/ /g, "%
 export const formatText = (client: string, r: AccessRecord): string => {
   const ms = Math.max(0, Math.round(r.endedAt - r.startedAt))
   const detail = r.detail === undefined || r.detail === "" ? "" : ` ${clean(r.detail)}`
-  return `${field(client)} ${field(r.method)} ${field(r.target)} ${r.status} ${r.bytesFromClient}/${r.bytesFromOrigin} ${ms}ms ${r.outcome}${detail}\n`
+  // An authenticated user is written before the client address, as in a URL: `alice@127.0.0.1:33824`.
+  const who = r.user === undefined ? "" : `${field(r.user).replace(/@/g, "%40")}@`
+  return `${who}${field(client)} ${field(r.method)} ${field(r.target)} ${r.status} ${r.bytesFromClient}/${r.bytesFromOrigin} ${ms}ms ${r.outcome}${detail}\n`
 }
 
 export const formatJson = (client: string, r: AccessRecord, worker: number | undefined, time: string): string =>
@@ -50,6 +52,7 @@ export const formatJson = (client: string, r: AccessRecord, worker: number | und
     durationMs: Math.max(0, Math.round(r.endedAt - r.startedAt)),
     outcome: r.outcome,
     ...(r.detail === undefined ? {} : { detail: r.detail }),
+    ...(r.user === undefined ? {} : { user: r.user }),
   }) + "\n"
 
 export class AccessLog {

@@ -24,6 +24,9 @@
  *   request's socket is reported `Connected { upstream }` (pooled under the parent's key); a tunnel's only
  *   after the parent's 2xx to our CONNECT (internal/UpstreamConnect.ts); the parent's failures are
  *   `ConnectFailed(upstream)` naming it.
+ * - `Authenticate` goes to the worker's Authenticator (proxy authentication on): a verdict known at once
+ *   (cached credentials, none, rate limit) is queued like any event an action gives rise to; a later one
+ *   (after bcrypt, off the event loop) is fed when it comes, and dropped once the client is gone.
  * - Writes of one action list are corked and leave as one writev.
  * - Sockets get TCP_NODELAY at once and TCP keepalive only once the connection has lived 10–20 s (the
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
@@ -54,6 +57,7 @@ import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import { describeParentError, parentFailed, UpstreamHandshake } from "./internal/UpstreamConnect.ts"
 import type { Parent, UpstreamRoutes } from "./Upstream.ts"
+import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -69,6 +73,11 @@ export interface MutableStats {
   bytesFromClients: number
   bytesFromOrigins: number
   errors: number
+  authOk: number
+  authCached: number
+  authFailed: number
+  authRateLimited: number
+  authVerifications: number
 }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
@@ -96,6 +105,8 @@ export interface ConnectionContext {
   readonly keepalive?: KeepaliveArmer
   /** The parent proxy (`--upstream`) and the destinations that skip it; without it, every Connect goes direct. */
   readonly upstream?: UpstreamRoutes
+  /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
+  readonly auth?: Authenticator
 }
 
 /** Map a connect error code to the reason the core understands. */
@@ -121,6 +132,9 @@ export const connectFailure = (code: string | undefined): ConnectFailure => {
       return "error"
   }
 }
+
+/** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
+const noAuthenticator: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "no user file is loaded" }
 
 /** Where a socket slot stands, as far as this adapter is concerned. */
 const IDLE = 0 // no socket (origin only)
@@ -150,7 +164,7 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
 
-export class Connection implements Timed {
+export class Connection implements Timed, AuthWaiter {
   // Timed (owned by Deadlines)
   deadlineIndex = -1
   deadlineAt = 0
@@ -186,7 +200,7 @@ export class Connection implements Timed {
     this.ctx = ctx
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
-    this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via })
+    this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via, auth: ctx.auth !== undefined })
     if (ctx.keepalive === undefined) client.setKeepAlive(true, KEEPALIVE_DELAY_MS)
     const tagged = client as TaggedSocket
     tagged[kConnection] = this
@@ -353,8 +367,16 @@ export class Connection implements Timed {
           const r = a.record
           if (r.kind === "tunnel") stats.tunnels++
           else stats.requests++
-          if (r.outcome !== "ok" && r.outcome !== "shutdown") stats.errors++
+          // A 407 is the normal first step of a challenge, counted apart (authFailed), not as an error.
+          if (r.outcome !== "ok" && r.outcome !== "shutdown" && r.outcome !== "unauthenticated") stats.errors++
           this.ctx.log.access(this.peer, r)
+          break
+        }
+        case "Authenticate": {
+          // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.
+          const auth = this.ctx.auth
+          const verdict = auth === undefined ? noAuthenticator : auth.authenticate(a.credentials, this.client.remoteAddress ?? "", this)
+          if (verdict !== undefined) (this.queue ??= []).push(verdict)
           break
         }
       }
@@ -732,6 +754,11 @@ export class Connection implements Timed {
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })
     }
     this.maybeFinish()
+  }
+
+  /** Authenticator: the verdict on this connection's credentials, after a bcrypt verification. */
+  authVerdict(verdict: AuthVerdict): void {
+    if (this.clientState === OPEN && !this.finished) this.feed(verdict)
   }
 
   /** Finished once the client socket is gone and no released origin is still flushing. */

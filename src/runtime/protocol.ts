@@ -2,6 +2,7 @@
  * Messages between the main thread (supervisor) and the worker threads.
  * Everything here crosses a structured clone: plain data only.
  */
+import type { MessagePort } from "node:worker_threads"
 import type { Limits } from "../core/limits.ts"
 
 export interface ListenAddress {
@@ -29,6 +30,10 @@ export interface WorkerInit {
   readonly upstream?: { readonly host: string; readonly port: number; readonly authorization?: string }
   /** Destinations that skip the parent (`--no-upstream` entries, see Upstream.ts). */
   readonly noUpstream?: ReadonlyArray<string>
+  /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
+  readonly authFile?: string
+  /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */
+  readonly verifierPort?: MessagePort
 }
 
 /** Counters a worker keeps; the main thread sums them over workers. */
@@ -40,6 +45,12 @@ export interface WorkerStats {
   readonly bytesFromClients: number
   readonly bytesFromOrigins: number
   readonly errors: number
+  /** Proxy authentication (runtime/Authenticator.ts): requests accepted, of them from the cache; refused (407), of them rate-limited; bcrypt runs. */
+  readonly authOk: number
+  readonly authCached: number
+  readonly authFailed: number
+  readonly authRateLimited: number
+  readonly authVerifications: number
 }
 
 /** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
@@ -51,6 +62,11 @@ export const zeroStats: WorkerStats = {
   bytesFromClients: 0,
   bytesFromOrigins: 0,
   errors: 0,
+  authOk: 0,
+  authCached: 0,
+  authFailed: 0,
+  authRateLimited: 0,
+  authVerifications: 0,
 }
 
 export type FromWorker =

@@ -31,6 +31,7 @@ import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import { type FromWorker, type ListenAddress, type ToWorker, type WorkerInit, type WorkerStats, zeroStats } from "./protocol.ts"
+import { VerifierHub } from "./VerifierHub.ts"
 
 /**
  * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
@@ -105,6 +106,11 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   bytesFromClients: a.bytesFromClients + b.bytesFromClients,
   bytesFromOrigins: a.bytesFromOrigins + b.bytesFromOrigins,
   errors: a.errors + b.errors,
+  authOk: a.authOk + b.authOk,
+  authCached: a.authCached + b.authCached,
+  authFailed: a.authFailed + b.authFailed,
+  authRateLimited: a.authRateLimited + b.authRateLimited,
+  authVerifications: a.authVerifications + b.authVerifications,
 })
 
 /** A listen failure in words a person can act on. */
@@ -166,18 +172,27 @@ export const supervise = (
     let retired: WorkerStats = zeroStats
     const slots: Array<Slot> = []
 
-    const spawner = (id: number) =>
-      new Worker(workerUrl, {
-        workerData: { ...options.init, id, reusePort, listen } satisfies WorkerInit,
+    // Proxy authentication: one bcrypt verifier thread for the process; each worker gets a port to it.
+    const logError = Effect.runForkWith(yield* Effect.context<never>())
+    const verifiers = options.init.authFile === undefined
+      ? undefined
+      : new VerifierHub({ onError: (message) => void logError(Effect.logError(`proxy authentication: ${message}`)) })
+    const spawner = (id: number) => {
+      const verifierPort = verifiers?.connect()
+      return new Worker(workerUrl, {
+        workerData: { ...options.init, id, reusePort, listen, ...(verifierPort === undefined ? {} : { verifierPort }) } satisfies WorkerInit,
+        transferList: verifierPort === undefined ? [] : [verifierPort],
         // Keep the threads' stdout/stderr in this process's streams (the access log).
         stdout: false,
         stderr: false,
         // A smaller young generation than V8's default: see WORKER_YOUNG_GENERATION_MB.
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       })
+    }
 
     const platformLayer = NodeWorker.layer(spawner)
     const scope = yield* Scope.make()
+    if (verifiers !== undefined) yield* Scope.addFinalizer(scope, Effect.sync(() => verifiers.close()))
 
     const snapshot = (): StatsSnapshot => {
       const cpu = process.cpuUsage()
@@ -435,4 +450,5 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` (user ${(s.cpuUserMs / 1000).toFixed(2)}s sys ${(s.cpuSystemMs / 1000).toFixed(2)}s) rss=${mib(s.rssBytes)}` +
   ` workers=${s.workersRunning}/${s.workers} restarts=${s.restarts} live=${s.totals.connectionsLive}` +
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
-  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}`
+  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
+  (s.totals.authOk + s.totals.authFailed === 0 ? "" : ` auth_ok=${s.totals.authOk} auth_cached=${s.totals.authCached} auth_failed=${s.totals.authFailed} auth_rate_limited=${s.totals.authRateLimited} auth_verifications=${s.totals.authVerifications}`)

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
-import type { ListenAddress } from "../../src/runtime/protocol.ts"
+import { type ListenAddress, zeroStats } from "../../src/runtime/protocol.ts"
 import { formatStatsText, ListenError, type StatsSnapshot, supervise } from "../../src/runtime/supervisor.ts"
 
 const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)
@@ -92,7 +92,7 @@ describe("supervisor", () => {
   it("formats the stats line", () => {
     const line = formatStatsText({
       pid: 42, uptimeMs: 3_723_000, cpuUserMs: 1500, cpuSystemMs: 500, rssBytes: 50 * 1024 * 1024, workers: 2, workersRunning: 2, restarts: 0,
-      totals: { connectionsAccepted: 5, connectionsLive: 1, requests: 4, tunnels: 1, bytesFromClients: 2048, bytesFromOrigins: 3 * 1024 * 1024, errors: 0 },
+      totals: { ...zeroStats, connectionsAccepted: 5, connectionsLive: 1, requests: 4, tunnels: 1, bytesFromClients: 2048, bytesFromOrigins: 3 * 1024 * 1024, errors: 0 },
     })
     expect(line).toBe(
       "stats pid=42 uptime=1h2m3s cpu=2.00s (user 1.50s sys 0.50s) rss=50.0MiB workers=2/2 restarts=0 live=1 accepted=5 requests=4 tunnels=1 from_clients=2.0KiB from_origins=3.0MiB errors=0",

@@ -64,8 +64,11 @@ export class Harness {
   paused: Record<Side, boolean> = { client: false, origin: false }
   deadline = -1
 
-  constructor(limits: Partial<Limits> = {}, via = "hctunnel") {
-    this.postman = new Postman({ limits: { ...defaultLimits, ...limits }, via })
+  /** The credentials of every `Authenticate` (proxy authentication on). */
+  readonly authentications: Array<string | undefined> = []
+
+  constructor(limits: Partial<Limits> = {}, via = "hctunnel", auth = false) {
+    this.postman = new Postman({ limits: { ...defaultLimits, ...limits }, via, auth })
     this.record(this.postman.start(this.now))
   }
 
@@ -167,6 +170,9 @@ export class Harness {
         return
       case "Log":
         this.logs.push(a.record)
+        return
+      case "Authenticate":
+        this.authentications.push(a.credentials)
         return
     }
   }

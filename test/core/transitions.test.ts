@@ -40,6 +40,17 @@ const respondingWithBody = () => {
   return h
 }
 
+/** Proxy authentication on: a head was read and its credentials are being checked. */
+const authorizing = (head = getHead) => {
+  const h = new Harness({ maxBufferedBytes: 16 }, "hctunnel", true)
+  h.client(head)
+  expect(h.postman.state).toBe("Authorizing")
+  return h
+}
+const denied = (h: Harness) => h.send({ _tag: "AuthenticationFailed", reason: "invalid", message: "wrong password for alice" })
+const credentials = "Basic YWxpY2U6c2VjcmV0" // alice:secret
+const getWithCredentials = `GET http://example.com/page HTTP/1.1\r\nHost: example.com\r\nProxy-Authorization: ${credentials}\r\n\r\n`
+
 interface Scenario {
   readonly run: () => { h: Harness; step: ReadonlyArray<Action> }
   readonly check?: (h: Harness) => void
@@ -157,6 +168,52 @@ const scenarios: Record<string, Scenario> = {
     run: () => { const h = connecting(); h.markOrigin("open"); h.send({ _tag: "Connected", upstream: { proxy: "10.0.0.1:3128" } }); return { h, step: h.fromOrigin("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n") } },
     check: (h) => { expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 [\s\S]*upstream proxy 10\.0\.0\.1:3128 answered 407 Proxy Authentication Required\n$/); expect(h.clientText()).not.toMatch(/Proxy-Authenticate/i) },
   },
+  U1: {
+    run: () => { const h = new Harness({}, "hctunnel", true); return { h, step: h.client(getWithCredentials) } },
+    check: (h) => { expect(h.authentications).toEqual([credentials]); expect(h.connects).toEqual([]); expect(h.deadline).toBe(h.now + 10_000) },
+  },
+  U2: {
+    run: () => { const h = authorizing(getWithCredentials); return { h, step: h.send({ _tag: "Authenticated", user: "alice" }) } },
+    check: (h) => {
+      expect(h.connects).toEqual([{ host: "example.com", port: 80 }])
+      connect(h)
+      expect(h.originText()).not.toMatch(/proxy-authorization/i) // hop-by-hop: never reaches the origin
+      h.fromOrigin("HTTP/1.1 204 No Content\r\n\r\n")
+      expect(h.logs.at(-1)).toMatchObject({ status: 204, outcome: "ok", user: "alice" })
+    },
+  },
+  U3: {
+    run: () => { const h = authorizing(); return { h, step: denied(h) } },
+    check: (h) => {
+      expect(h.authentications).toEqual([undefined])
+      expect(h.clientText()).toMatch(/^HTTP\/1\.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="hctunnel", charset="UTF-8"\r\n/)
+      expect(h.clientText()).not.toMatch(/Connection: close/)
+      expect(h.logs.at(-1)).toMatchObject({ status: 407, outcome: "unauthenticated", method: "GET" })
+      // The retry on the same connection is checked again.
+      h.client(getWithCredentials)
+      expect(h.postman.state).toBe("Authorizing")
+      expect(h.authentications).toEqual([undefined, credentials])
+    },
+  },
+  U4: {
+    run: () => { const h = authorizing(postHead(5)); h.client("abcde"); return { h, step: denied(h) } },
+    check: (h) => { expect(h.clientText()).toMatch(/^HTTP\/1\.1 407 [\s\S]*Connection: close\r\n/); expect(h.connects).toEqual([]) },
+  },
+  U5: {
+    run: () => { const h = authorizing(connectHead); return { h, step: h.send({ _tag: "AuthenticationFailed", reason: "unavailable", message: "the verifier is overloaded" }) } },
+    check: status(503),
+  },
+  U6: { run: () => { const h = authorizing(connectHead); return { h, step: h.fireDeadline() } }, check: (h) => { status(503)(h); expect(h.logs.at(-1)?.outcome).toBe("timeout") } },
+  U7: { run: () => { const h = authorizing(postHead(8)); return { h, step: h.client("12345678") } } },
+  U8: { run: () => { const h = authorizing(postHead(32)); return { h, step: h.client("0123456789abcdef0123") } } },
+  U9: {
+    run: () => { const h = authorizing(connectHead); return { h, step: h.send({ _tag: "Ended", side: "client" }) } },
+    check: (h) => { h.send({ _tag: "Authenticated", user: "alice" }); expect(h.connects).toHaveLength(1) },
+  },
+  U10: { run: () => { const h = authorizing(postHead(8)); h.client("1234"); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
+  U11: { run: () => { const h = authorizing(); return { h, step: h.send({ _tag: "Errored", side: "client", message: "ECONNRESET" }) } } },
+  U12: { run: () => { const h = authorizing(); return { h, step: h.abort() } }, check: (h) => expect(h.logs.at(-1)?.outcome).toBe("shutdown") },
+  U13: { run: () => { const h = new Harness({}, "hctunnel", true); return { h, step: h.send({ _tag: "Authenticated", user: "mallory" }) } }, check: (h) => expect(h.connects).toEqual([]) },
 }
 
 /** "Write(client 414)" -> "Write(client)", "SetDeadline(head)" -> "SetDeadline": the table's notes are for readers. */

@@ -15,7 +15,7 @@ describe("conformance vectors", () => {
   for (const file of files) {
     const vector = JSON.parse(readFileSync(new URL(file, dir), "utf8")) as Vector
     it(`${file}: ${vector.name}`, () => {
-      const postman = new Postman({ limits: { ...defaultLimits, ...vector.limits }, via: vector.via })
+      const postman = new Postman({ limits: { ...defaultLimits, ...vector.limits }, via: vector.via, auth: vector.auth === true })
       vector.steps.forEach((step, index) => {
         const actions = "call" in step
           ? step.call === "start" ? postman.start(step.now) : step.call === "shutdown" ? postman.shutdown(step.now) : postman.abort(step.now, "vector")

@@ -15,6 +15,8 @@ export interface Vector {
   readonly description: string
   readonly limits: Partial<Limits>
   readonly via: string
+  /** Proxy authentication required (PostmanOptions.auth); absent: false. */
+  readonly auth?: boolean
   readonly steps: ReadonlyArray<Step>
 }
 
@@ -26,6 +28,8 @@ export const eventToJson = (e: Event): JsonEvent =>
 
 export const actionToJson = (a: Action): JsonAction => {
   if (a._tag === "Write") return { _tag: "Write", side: a.side, bytes: text(a.bytes) }
+  // JSON has no undefined: a request without credentials is written as null.
+  if (a._tag === "Authenticate") return { _tag: "Authenticate", credentials: a.credentials ?? null }
   if (a._tag === "Log") {
     const { detail: _detail, ...record } = a.record
     return { _tag: "Log", record }

@@ -7,7 +7,7 @@
  */
 import * as fc from "fast-check"
 import type { Action } from "../../src/core/actions.ts"
-import type { Side } from "../../src/core/events.ts"
+import type { AuthFailure, Side } from "../../src/core/events.ts"
 import { defaultLimits, type Limits } from "../../src/core/limits.ts"
 import { connectEstablished } from "../../src/core/responses.ts"
 import {
@@ -340,6 +340,8 @@ export interface SplitConversation {
   readonly conversation: Conversation
   readonly clientCuts: number[]
   readonly originCuts: number[]
+  /** Proxy authentication required: the runtime accepts every request's credentials at once. */
+  readonly auth?: boolean
 }
 
 export const encodeConversation = (c: Conversation): { client: Uint8Array; responses: Uint8Array[] } => {
@@ -356,12 +358,16 @@ export const encodeConversation = (c: Conversation): { client: Uint8Array; respo
  * Play a conversation: the runtime connects at once, reads the client before the origin (so the origin
  * answers only complete requests), and the origin answers exchange i on the i-th connection.
  */
-export const playConversation = (client: Uint8Array[], responses: Uint8Array[][], clientEnds: boolean): Harness => {
-  const h = new Harness()
+export const playConversation = (client: Uint8Array[], responses: Uint8Array[][], clientEnds: boolean, auth = false): Harness => {
+  const h = new Harness({}, "hctunnel", auth)
   let ci = 0
   const oi = responses.map(() => 0)
   let endSent = false
   for (let guard = 0; guard < 100_000 && !h.postman.closed; guard++) {
+    if (h.postman.state === "Authorizing") {
+      h.send({ _tag: "Authenticated", user: "alice" })
+      continue
+    }
     if (h.origin === "connecting") {
       deliver(h, connected)
       continue
@@ -392,12 +398,13 @@ export const playConversation = (client: Uint8Array[], responses: Uint8Array[][]
 
 export const segmentationInvariance: PropertySpec<SplitConversation> = {
   name: "segmentation invariance: any split of the client's and origin's bytes gives the same actions (Writes concatenated)",
-  arbitrary: fc.record({ conversation: conversationArb, clientCuts: cutsArb, originCuts: cutsArb }),
+  arbitrary: fc.record({ conversation: conversationArb, clientCuts: cutsArb, originCuts: cutsArb, auth: fc.boolean() }),
   runs: 200,
-  predicate: ({ conversation, clientCuts, originCuts }) => {
+  predicate: ({ conversation, clientCuts, originCuts, auth }) => {
     const { client, responses } = encodeConversation(conversation)
-    const whole = playConversation([client], responses.map((r) => [r]), conversation.clientEnds)
-    const split = playConversation(segment(client, clientCuts), responses.map((r) => segment(r, originCuts)), conversation.clientEnds)
+    const whole = playConversation([client], responses.map((r) => [r]), conversation.clientEnds, auth)
+    const split = playConversation(segment(client, clientCuts), responses.map((r) => segment(r, originCuts)), conversation.clientEnds, auth)
+    expectEqual("Authenticate actions", split.authentications, whole.authentications)
     // Sanity: a valid conversation gets its first request through.
     check(whole.connects.length >= 1, `the unsplit conversation made no Connect: ${JSON.stringify(whole.clientText().slice(0, 200))}`)
     expectEqual("connects", split.connects, whole.connects)
@@ -616,6 +623,8 @@ export type Step =
   | { readonly kind: "ended" | "errored" | "blocked" | "drained"; readonly side: Side; readonly advance: number }
   | { readonly kind: "connected" | "connectedReused" | "timeout" | "fire" | "shutdown" | "abort"; readonly advance: number }
   | { readonly kind: "connectFailed"; readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error"; readonly advance: number }
+  | { readonly kind: "authenticated"; readonly advance: number }
+  | { readonly kind: "authFailed"; readonly reason: AuthFailure; readonly advance: number }
 
 const clientFragments = [
   connectHead,
@@ -664,6 +673,9 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("timeout" as const, "fire" as const), advance: advanceArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("shutdown" as const), advance: advanceArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("connectFailed" as const), reason: fc.constantFrom("unresolved" as const, "refused" as const, "unreachable" as const, "timeout" as const, "error" as const), advance: advanceArb }) },
+  // The runtime's verdicts on proxy credentials: nonsense unless a Postman requiring authentication asked.
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("authenticated" as const), advance: advanceArb }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("authFailed" as const), reason: fc.constantFrom<AuthFailure>("missing", "invalid", "rate-limited", "unavailable"), advance: advanceArb }) },
 )
 
 /** Deliver one step to the harness (the harness checks its socket invariants after every call). */
@@ -687,6 +699,10 @@ export const playStep = (h: Harness, s: Step): ReadonlyArray<Action> => {
       return deliver(h, { _tag: "Connected", reused: true })
     case "connectFailed":
       return deliver(h, connectFailed(s.reason))
+    case "authenticated":
+      return deliver(h, { _tag: "Authenticated", user: "alice" })
+    case "authFailed":
+      return deliver(h, { _tag: "AuthenticationFailed", reason: s.reason, message: s.reason })
     case "timeout":
       return deliver(h, timeout)
     case "fire":
@@ -712,8 +728,19 @@ export const teardown: PropertySpec<Step[]> = {
   name: "teardown: any event sequence keeps the socket invariants, and abort() ends with every socket closed once",
   arbitrary: fc.array(stepArb, { maxLength: 40, size: "max" }),
   runs: 1000,
-  predicate: (steps) => {
-    const h = new Harness({ maxBufferedBytes: 64 })
+  predicate: (steps) => playTeardown(steps, false),
+}
+
+/** The same with proxy authentication required: Authorizing between the head and the Connect. */
+export const teardownWithAuth: PropertySpec<Step[]> = {
+  name: "teardown with proxy authentication required: any event sequence keeps the socket invariants, and abort() ends with every socket closed once",
+  arbitrary: fc.array(stepArb, { maxLength: 40, size: "max" }),
+  runs: 500,
+  predicate: (steps) => playTeardown(steps, true),
+}
+
+function playTeardown(steps: Step[], auth: boolean): void {
+    const h = new Harness({ maxBufferedBytes: 64 }, "hctunnel", auth)
     for (const s of steps) {
       const before = h.actions.length
       const wasClosed = h.postman.closed
@@ -729,7 +756,6 @@ export const teardown: PropertySpec<Step[]> = {
     check(originCloses <= released, `${originCloses} Close(origin) for ${released} origin sockets`)
     // Every Connect is answered by exactly one of: ConnectFailed, Errored(origin) (runtime-marked), or Close(origin).
     expectEqual("origin sockets", h.origins.length, h.connects.length)
-  },
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -1073,6 +1099,7 @@ export const allProperties: ReadonlyArray<PropertySpec<any>> = [
   byteConservation,
   segmentationInvariance,
   teardown,
+  teardownWithAuth,
   boundedBuffers,
   deadlines,
   nothingMalformedReachesOrigin,

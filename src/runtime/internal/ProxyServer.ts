@@ -19,6 +19,8 @@ import { Deadlines, type Timed } from "../Deadlines.ts"
 import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, type ResolverOptions } from "../Resolver.ts"
 import { UpstreamRoutes } from "../Upstream.ts"
+import { ProxyAuth } from "../ProxyAuth.ts"
+import { PortVerifier } from "../VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
@@ -34,6 +36,8 @@ export interface ProxyServerOptions {
   readonly resolve?: ResolveFn
   /** Replace the system DNS lookup of the default resolver (tests). */
   readonly lookup?: ResolverOptions["lookup"]
+  /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
+  readonly authFilePollMs?: number
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -91,6 +95,8 @@ export class ProxyServer {
   private onDrained: Array<() => void> = []
   private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private draining = false
+  /** Proxy authentication (init.authFile), or undefined when it is off. */
+  readonly auth: ProxyAuth | undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -102,6 +108,15 @@ export class ProxyServer {
     })
     this.allow = AllowList.parse(init.allow)
     this.forbidden = forbiddenResponse(init.via)
+    this.auth = init.authFile === undefined ? undefined : new ProxyAuth({
+      path: init.authFile,
+      counters: this.stats,
+      now: () => this.deadlines.now(),
+      log: this.log,
+      // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+      ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
+      ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -117,6 +132,7 @@ export class ProxyServer {
       keepalive: this.keepalive,
       onFinished: (connection) => this.connectionFinished(connection),
       ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
+      ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
     }
   }
 
@@ -236,6 +252,7 @@ export class ProxyServer {
     this.abortAll("worker closed")
     this.pool.close()
     this.keepalive.stop()
+    this.auth?.close()
     this.deadlines.stop()
     this.log.flush()
   }
