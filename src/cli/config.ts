@@ -22,6 +22,8 @@ import type { ListenAddress } from "../runtime/protocol.ts"
 import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
 import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from "../runtime/ConnectionLimits.ts"
+import type { UpstreamProxy } from "../runtime/Upstream.ts"
+import { parseNoUpstream, parseUpstreamUrl, redactUrl, upstreamFor, type UpstreamUrl } from "./upstream-config.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: raw input (a string from a flag or env var, or a JSON value) -> value or message.
@@ -269,6 +271,8 @@ export interface Setting {
   readonly schema: Schema.Codec<unknown, unknown>
   /** The default, already decoded; undefined when the setting has no default (port). */
   readonly defaultValue: () => unknown
+  /** Shows a raw value in messages without its secrets (a password in a URL). */
+  readonly redact?: (raw: string) => string
 }
 
 const setting = <T>(s: Omit<Setting, "schema" | "defaultValue"> & {
@@ -399,6 +403,23 @@ const S = {
     parse: integer(1, MAX_CONNECTIONS_PER_CLIENT, "number of connections"), defaultText: String(DEFAULT_MAX_CONNECTIONS_PER_CLIENT), defaultValue: () => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     description: "Client connections open at once from one client address (all workers); a new one over it is closed at once",
   }),
+  upstream: setting({
+    key: "upstream", flag: "upstream", metavar: "<http://[user:password@]host:port>", env: envName("upstream"),
+    to: Schema.Struct({ host: Schema.String, port: Schema.Number, user: Schema.optionalKey(Schema.String), password: Schema.optionalKey(Schema.String) }),
+    parse: parseUpstreamUrl, redact: redactUrl, defaultText: "none (direct)", defaultValue: undefined,
+    description: "Parent proxy to send every request and tunnel through (except --no-upstream destinations). Better keep its password off the command line: use --upstream-credentials-file or HCTUNNEL_UPSTREAM_CREDENTIALS (user:password)",
+  }),
+  noUpstream: setting({
+    key: "noUpstream", flag: "no-upstream", repeated: true, metavar: "<name|.domain|address|cidr|host:port|*>", env: envName("noUpstream"),
+    to: Schema.Array(Schema.String), parse: list(parseNoUpstream, 1), defaultText: "none", defaultValue: () => [],
+    description: "Destinations that go direct, not through --upstream (NO_PROXY syntax: example.com also matches its subdomains; CIDRs match addresses only; * is everything); repeat for several",
+  }),
+  upstreamCredentialsFile: setting({
+    key: "upstreamCredentialsFile", flag: "upstream-credentials-file", metavar: "<file>", env: envName("upstreamCredentialsFile"),
+    to: Schema.String, parse: (u) => (typeof u === "string" && u.trim() !== "" ? ok(u.trim()) : bad(`${show(u)} is not a file name`)),
+    defaultText: "none", defaultValue: undefined,
+    description: "File holding the parent proxy's credentials as one line user:password (instead of the URL; or set HCTUNNEL_UPSTREAM_CREDENTIALS)",
+  }),
   authFile: setting({
     key: "authFile", flag: "auth-file", metavar: "<path>", env: envName("authFile"), to: Schema.String, parse: path,
     defaultText: "none (no authentication)", defaultValue: undefined,
@@ -437,6 +458,9 @@ export const HctunnelConfig = Schema.Struct({
   adminAllow: Schema.Array(Schema.String),
   /** True when `adminAllow` came from a flag, env var or file rather than the default. */
   adminAllowExplicit: Schema.Boolean,
+  /** The parent proxy, credentials made into the Proxy-Authorization value; absent: direct. */
+  upstream: Schema.optionalKey(Schema.Struct({ host: Schema.String, port: Schema.Number, authorization: Schema.optionalKey(Schema.String) })),
+  noUpstream: Schema.Array(Schema.String),
   /** The htpasswd file of proxy authentication; absent: authentication off. */
   authFile: Schema.optionalKey(Schema.String),
   limits: Schema.Struct({
@@ -470,6 +494,8 @@ export interface ConfigInputs {
   readonly env: Readonly<Record<string, string | undefined>>
   /** The config file, if any: its name (for messages) and its text. */
   readonly file?: { readonly name: string; readonly text: string } | undefined
+  /** Reads a file a setting names (the parent's credentials file); default: files cannot be read. */
+  readonly readFile?: (path: string) => Parsed<string>
 }
 
 export class ConfigError extends Error {
@@ -529,15 +555,16 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       const env = inputs.env[s.env]
       let raw: unknown
       let where: string
+      const shown = (v: unknown): string => (typeof v === "string" ? (s.redact?.(v) ?? v) : show(v))
       if (flag !== undefined && (typeof flag === "string" || flag.length > 0)) {
         raw = typeof flag === "string" ? flag : s.repeated ? flag.join(",") : flag[flag.length - 1]
-        where = `--${s.flag} ${typeof raw === "string" ? raw : show(raw)}`
+        where = `--${s.flag} ${shown(raw)}`
       } else if (env !== undefined && env !== "") {
         raw = env
-        where = `${s.env}=${env}`
+        where = `${s.env}=${shown(env)}`
       } else if (Object.hasOwn(fileValues, s.key)) {
         raw = fileValues[s.key]
-        where = `${file?.name ?? "config file"}: "${s.key}": ${show(raw)}`
+        where = `${file?.name ?? "config file"}: "${s.key}": ${typeof raw === "string" ? JSON.stringify(shown(raw)) : show(raw)}`
       } else {
         values[s.key] = s.defaultValue()
         continue
@@ -547,7 +574,14 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       if (r.ok) values[s.key] = r.value
       else problems.push(`${where}: ${r.message.replace(/^"[^"]*": /, "")}`)
     }
-    if (problems.length > 0) return Effect.fail(new ConfigError(problems))
+    const upstream = upstreamFor(
+      values["upstream"] as UpstreamUrl | undefined,
+      values["upstreamCredentialsFile"] as string | undefined,
+      inputs.env,
+      inputs.readFile ?? ((path) => bad(`cannot read ${path} here`)),
+    )
+    if (!upstream.ok && problems.length === 0) problems.push(upstream.message)
+    if (problems.length > 0 || !upstream.ok) return Effect.fail(new ConfigError(problems))
 
     let listen = values["listen"] as ReadonlyArray<ListenAddress>
     const port = values["port"] as number | undefined
@@ -569,6 +603,8 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       admin: values["admin"] as ListenAddress | undefined,
       adminAllow: values["adminAllow"] as ReadonlyArray<string>,
       adminAllowExplicit: explicit.has("adminAllow"),
+      ...(upstream.value === undefined ? {} : { upstream: upstream.value satisfies UpstreamProxy }),
+      noUpstream: values["noUpstream"] as ReadonlyArray<string>,
       ...(values["authFile"] === undefined ? {} : { authFile: values["authFile"] as string }),
       limits: {
         maxRequestLine: values["maxRequestLine"] as number,

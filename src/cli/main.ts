@@ -75,6 +75,16 @@ const readConfigFile = (path: string): Effect.Effect<{ name: string; text: strin
     },
   })
 
+/** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
+const readSecretFile = (path: string): { ok: true; value: string } | { ok: false; message: string } => {
+  try {
+    return { ok: true, value: readFileSync(path, "utf8") }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${why}` }
+  }
+}
 /**
  * `--auth-file`: readable, and every entry a bcrypt hash (a refused line is named, with the htpasswd
  * command that makes a bcrypt entry). Checked here so that a bad file stops the start, with the reason.
@@ -152,6 +162,8 @@ export const runProxy = (
       proxyProtocolFrom: config.proxyProtocolFrom,
       eventLoopDelay: config.admin !== undefined,
       connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
+      ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
+      noUpstream: config.noUpstream,
       // Absolute: the workers read and watch it whatever their working directory.
       ...(config.authFile === undefined ? {} : { authFile: resolvePath(config.authFile) }),
     },
@@ -178,7 +190,7 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
     const build = Effect.suspend(() =>
       Effect.gen(function*() {
         const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
-        const config = yield* loadConfig({ flags, env, file }).pipe(Effect.flatMap(checkSafety))
+        const config = yield* loadConfig({ flags, env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
         if (config.authFile !== undefined) yield* checkAuthFile(config.authFile)
         return config
       })

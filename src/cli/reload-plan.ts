@@ -21,6 +21,8 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--max-connections", (c) => c.maxConnections],
   ["--max-connections-per-client", (c) => c.maxConnectionsPerClient],
   ["--auth-file", (c) => c.authFile],
+  ["--upstream", (c) => c.upstream],
+  ["--no-upstream", (c) => c.noUpstream],
 ]
 
 /** What SIGHUP does: build the configuration again from the same sources, and say what it changes. */

@@ -39,8 +39,9 @@ export interface AccessRecord {
 export type Action =
   /**
    * Dial the origin. At most one origin socket exists at a time; it is answered by Connected or ConnectFailed.
-   * `tunnel` (present only for CONNECT): the connection carries a tunnel, not an HTTP exchange (the
-   * destination policy opens different ports to each).
+   * `tunnel` (present only for CONNECT): the connection carries a tunnel, not an HTTP exchange: the
+   * destination policy opens different ports to each, and through a parent proxy the runtime first makes
+   * the parent's CONNECT (and reports Connected after its 2xx).
    */
   | { readonly _tag: "Connect"; readonly host: string; readonly port: number; readonly tunnel?: true }
   /** Write bytes to a side. */

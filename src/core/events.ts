@@ -17,6 +17,18 @@ export type ConnectFailure =
   | "timeout" // the runtime's own connect attempt timed out (the core's deadline usually fires first)
   | "error" // anything else
   | "denied" // the destination policy forbids it (runtime/DestinationPolicy.ts); nothing was dialled; the message says why
+  | "upstream" // the parent proxy could not be reached or did not open the tunnel: `message` names it and its answer
+
+/**
+ * The origin connection of a plain HTTP request goes through a parent (upstream) proxy: the request head
+ * must be written in absolute-form, with `authorization` as its Proxy-Authorization field when set.
+ * `proxy` names the parent ("127.0.0.1:3128") for error responses.
+ */
+export interface UpstreamHop {
+  readonly proxy: string
+  /** The whole Proxy-Authorization value, e.g. "Basic dXNlcjpwYXNz". */
+  readonly authorization?: string
+}
 
 /** Why a request was not authenticated; decides the status (407, or 503 for "unavailable"). */
 export type AuthFailure =
@@ -35,8 +47,10 @@ export type Event =
   /**
    * The origin socket asked for by the last `Connect` action is established. `reused`: it is a kept-alive
    * connection from the runtime's pool, which the origin may be closing just now (see retries in design.md).
+   * `upstream`: for a plain HTTP request, the socket leads to a parent proxy, not to the origin (a tunnel
+   * through a parent is reported without it: the runtime made the parent's CONNECT, the bytes are the origin's).
    */
-  | { readonly _tag: "Connected"; readonly reused?: boolean }
+  | { readonly _tag: "Connected"; readonly reused?: boolean; readonly upstream?: UpstreamHop }
   /** The origin socket asked for by the last `Connect` action could not be established. No socket exists. */
   | { readonly _tag: "ConnectFailed"; readonly reason: ConnectFailure; readonly message: string }
   /** A `Write` to `side` was refused by a full buffer (socket.write returned false). */

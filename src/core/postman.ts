@@ -21,12 +21,15 @@
  *   `Connected`; any origin socket that exists is released by exactly one `Close(origin)`.
  * - Deadlines: every live state has one (`SetDeadline`). Activity deadlines (idle) are lazy: a chunk
  *   does not move the timer; when it fires early the core re-arms it from the last activity.
+ * - Parent proxies are the runtime's business: `Connect.tunnel` tells it what the socket is for, and a
+ *   `Connected { upstream }` only changes how the request head is written (absolute-form, the parent's
+ *   Proxy-Authorization) and turns the parent's 407 into a 502 (docs/design.md §6.7).
  * - Backpressure: `Blocked(side)` pauses reading from the other side until `Drained(side)`; the core's
  *   own buffers (queued client bytes) are bounded by `limits.maxBufferedBytes`, beyond which the client
  *   is paused too. So memory per connection is bounded whatever the peers do.
  */
 import type { AccessRecord, Action, Outcome } from "./actions.ts"
-import type { AuthFailure, ConnectFailure, Event, Side } from "./events.ts"
+import type { AuthFailure, ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
 import { type BodyFramer, type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
@@ -61,10 +64,14 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
   timeout: 504,
   error: 502,
   denied: 403,
+  upstream: 502,
 }
 
-const describeConnectFailure = (reason: ConnectFailure, host: string, port: number): string => {
+const describeConnectFailure = (reason: ConnectFailure, host: string, port: number, message: string): string => {
   switch (reason) {
+    case "upstream":
+      // The runtime's text names the parent proxy and its answer ("upstream proxy 10.0.0.1:3128 answered 407 ...").
+      return message
     case "unresolved":
       return `could not resolve host ${host}`
     case "refused":
@@ -108,6 +115,8 @@ interface Exchange {
   readonly replayable: boolean
   /** It was sent again once already (after a reused origin connection failed). */
   retried: boolean
+  /** The current origin connection leads to a parent proxy (plain HTTP only; see Connected.upstream). */
+  upstream: UpstreamHop | undefined
   /** Some response bytes (a 1xx, or the final head) have gone to the client: no error response is possible any more. */
   responseStarted: boolean
   status: number
@@ -229,13 +238,13 @@ export class Postman {
       case "Connected":
         if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
           this.originReused = event.reused === true
-          this.connected(now)
+          this.connected(event.upstream, now)
         }
         break
       case "ConnectFailed":
         if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
           this.originOpen = false
-          this.connectFailed(event.reason, now, event.message)
+          this.connectFailed(event.reason, event.message, now)
         }
         break
       case "Blocked":
@@ -373,6 +382,7 @@ export class Postman {
       originReusable: false,
       replayable: !tunnel && framing.value.kind === "none" && idempotentMethods.has(head.method),
       retried: false,
+      upstream: undefined,
       responseStarted: false,
       status: 0,
       upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
@@ -396,7 +406,12 @@ export class Postman {
     this.originEnded = false
     this.originReused = false
     this.originPause = 0
-    this.emit(exchange.kind === "tunnel" ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true } : { _tag: "Connect", host: exchange.host, port: exchange.port })
+    exchange.upstream = undefined
+    this.emit(
+      exchange.kind === "tunnel"
+        ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true }
+        : { _tag: "Connect", host: exchange.host, port: exchange.port },
+    )
   }
 
   /** `Via` already names us: forwarding again would loop forever (e.g. a request to our own address). */
@@ -493,7 +508,7 @@ export class Postman {
   // ---------------------------------------------------------------------------------------------
   // Origin connection
 
-  private connected(now: number): void {
+  private connected(upstream: UpstreamHop | undefined, now: number): void {
     const exchange = this.exchange
     if (exchange === undefined) return
     this.originConnected = true
@@ -516,10 +531,11 @@ export class Postman {
     if (request === undefined) return
     this.stateName = "Forwarding"
     exchange.responseHeads = new HeadReader(this.limits.maxHeadBytes)
+    exchange.upstream = upstream
     this.emit({
       _tag: "Write",
       side: "origin",
-      bytes: serializeRequestHead(request, { via: this.via, keepUpgrade: exchange.upgrade }),
+      bytes: serializeRequestHead(request, { via: this.via, keepUpgrade: exchange.upgrade, upstream }),
     })
     for (const bytes of queued) {
       if (this.stateName !== "Forwarding") break
@@ -527,13 +543,13 @@ export class Postman {
     }
   }
 
-  private connectFailed(reason: ConnectFailure, now: number, message: string): void {
+  private connectFailed(reason: ConnectFailure, message: string, now: number): void {
     const exchange = this.exchange
     if (exchange === undefined) return
     this.failExchange(
       statusForConnectFailure[reason],
       // A denial's message is the policy's own sentence (the rule, and the flag that would allow it).
-      reason === "denied" && message !== "" ? message : describeConnectFailure(reason, exchange.host, exchange.port),
+      reason === "denied" && message !== "" ? message : describeConnectFailure(reason, exchange.host, exchange.port, message),
       reason === "timeout" ? "timeout" : reason === "denied" ? "denied" : "origin-error",
       now,
     )
@@ -578,6 +594,12 @@ export class Postman {
     if (!parsed.ok) return this.failExchange(502, `malformed response from the origin: ${parsed.reason}`, "origin-error", now)
     const head = parsed.value
     if (head.status < 200) return this.interimResponse(exchange, request, head, rest, now)
+    // A parent proxy that wants credentials we do not have (or refuses ours): the client cannot answer
+    // that challenge (its Proxy-Authorization is for us and never reaches the parent), so it is our 502.
+    if (head.status === 407 && exchange.upstream !== undefined) {
+      const detail = `upstream proxy ${exchange.upstream.proxy} answered 407 ${head.reason}`.trimEnd()
+      return this.failExchange(502, detail, "origin-error", now)
+    }
 
     const framing = responseFraming(head, exchange.method)
     if (!framing.ok) return this.failExchange(502, `malformed response from the origin: ${framing.reason}`, "origin-error", now)

@@ -96,6 +96,9 @@ export const transitions: ReadonlyArray<Transition> = [
   row("S3", "Tunnel", "abort()", "grace period over", "Closed", ["Log", "Close(origin)", "Close(client)"]),
   row("X1", "Closed", "any event", "", "Closed", []),
 
+  row("UP1", "Connecting", "Connected", "HTTP request, connection to a parent proxy (Connected.upstream)", "Forwarding", ["Write(origin head in absolute-form, with Proxy-Authorization)"]),
+  row("UP2", "Connecting", "ConnectFailed", "upstream: the parent proxy is unreachable or did not open the tunnel", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(client)"]),
+  row("UP3", "Forwarding", "Received(origin)", "407 from the parent proxy of a plain HTTP request", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(origin)", "Close(client)"]),
   // Proxy authentication (PostmanOptions.auth): a valid head is checked before anything is dialled.
   row("U1", "AwaitingHead", "Received(client)", "CONNECT or absolute-form head complete, authentication required", "Authorizing", ["Authenticate", "SetDeadline(auth)"]),
   row("U2", "Authorizing", "Authenticated", "", "Connecting", ["Connect"]),

@@ -27,6 +27,10 @@
  *   without dialling: checked on the name before resolving, then on the resolved address, which is the
  *   address dialled (no second lookup). A pooled origin was checked when it was dialled (for HTTP: a
  *   tunnel that would take one checks its address again, as a tunnel's).
+ * - With a parent proxy (ctx.upstream, Upstream.ts) a Connect may dial the parent instead: a plain
+ *   request's socket is reported `Connected { upstream }` (pooled under the parent's key); a tunnel's only
+ *   after the parent's 2xx to our CONNECT (internal/UpstreamConnect.ts); the parent's failures are
+ *   `ConnectFailed(upstream)` naming it.
  * - `Authenticate` goes to the worker's Authenticator (proxy authentication on): a verdict known at once
  *   (cached credentials, none, rate limit) is queued like any event an action gives rise to; a later one
  *   (after bcrypt, off the event loop) is fed when it comes, and dropped once the client is gone.
@@ -59,13 +63,15 @@ import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import { dial, type Dialing } from "./internal/HappyEyeballs.ts"
-import { allowedAddresses, check, checkName, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
+import { allowedAddresses, check, checkName, checkUnresolved, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
 import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, type WorkerMetrics } from "./Metrics.ts"
 
 const POOL_HIT = counterSlot("originPoolLookups", { result: "hit" })
 const POOL_MISS = counterSlot("originPoolLookups", { result: "miss" })
 const INTERNAL_ERROR = counterSlot("internalErrors")
 const TUNNEL_CLOSED = counterSlot("tunnelsClosed")
+import { describeParentError, parentFailed, UpstreamHandshake } from "./internal/UpstreamConnect.ts"
+import type { Parent, UpstreamRoutes } from "./Upstream.ts"
 import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
@@ -129,6 +135,8 @@ export interface ConnectionContext {
   readonly metrics?: WorkerMetrics
   /** Told the error code of every failed origin connect (EMFILE/ENFILE pause accepting: ConnectionLimits.ts). */
   readonly onConnectError?: (code: string | undefined) => void
+  /** The parent proxy (`--upstream`) and the destinations that skip it; without it, every Connect goes direct. */
+  readonly upstream?: UpstreamRoutes
   /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
   readonly auth?: Authenticator
 }
@@ -214,6 +222,10 @@ export class Connection implements Timed, AuthWaiter {
   private keepaliveSweeps = 0
   /** A Happy Eyeballs race while a name with several addresses is dialled (origin is undefined then). */
   private dialing: Dialing | undefined = undefined
+  /** The parent proxy the current origin socket leads to (Upstream.ts), if any. */
+  private parent: Parent | undefined = undefined
+  /** A tunnel through the parent, until the parent answered our CONNECT (internal/UpstreamConnect.ts). */
+  private handshake: UpstreamHandshake | undefined = undefined
 
   private busy = false
   private queue: Array<Event> | undefined = undefined
@@ -509,7 +521,7 @@ export class Connection implements Timed, AuthWaiter {
     if (reusable && pool !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the worker's pool instead of closing it.
       detachOrigin(socket as TaggedSocket)
-      pool.put(poolKey(this.originHost, this.originPort), this.releaseOrigin()!)
+      pool.put(this.parent?.poolKey ?? poolKey(this.originHost, this.originPort), this.releaseOrigin()!)
       return
     }
     if (!graceful || socket.destroyed) {
@@ -536,17 +548,26 @@ export class Connection implements Timed, AuthWaiter {
     this.originPort = port
     this.originHost = host
     this.originTunnel = tunnel
-    // A name a deny rule names is never even looked up.
+    const parent = (this.parent = this.ctx.upstream?.parentFor(host, port))
+    this.handshake = undefined
+    // The destination policy, before anything is looked up or sent: a name a deny rule names is never
+    // resolved; a destination that goes upstream is judged here in full, on `host` as the client wrote it
+    // (the parent resolves the name), and resolved() then dials the PARENT's address unchecked.
     const policy = this.ctx.policy
-    const early = policy === undefined ? undefined : checkName(policy, { host, port, kind: tunnel ? "connect" : "http" })
-    if (early !== undefined) return this.denied(early)
+    if (policy !== undefined) {
+      const destination = { host, port, kind: tunnel ? "connect" as const : "http" as const }
+      const early = parent === undefined ? checkName(policy, destination) : checkUnresolved(policy, destination)
+      if (early !== undefined) return this.denied(early)
+    }
     const pool = this.ctx.pool
-    const pooled = pool === undefined ? undefined : pool.take(poolKey(host, port))
+    // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
+    const key = parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
+    const pooled = pool === undefined || key === undefined ? undefined : pool.take(key)
     this.ctx.metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
     if (pooled !== undefined) {
       // Pooled origins were dialled for HTTP exchanges; a tunnel has other ports open (DestinationPolicy),
       // so it checks the pooled socket's address as a tunnel's and leaves a denied one in the pool.
-      const denial = tunnel && policy !== undefined ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" }) : undefined
+      const denial = tunnel && parent === undefined && policy !== undefined ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" }) : undefined
       if (denial !== undefined) {
         pool?.put(poolKey(host, port), pooled)
         return this.denied(denial)
@@ -555,11 +576,50 @@ export class Connection implements Timed, AuthWaiter {
       // (we are inside the action list) and fed after the current actions.
       this.adoptOrigin(pooled as TaggedSocket)
       this.originState = OPEN
-      this.feed({ _tag: "Connected", reused: true })
+      this.feed(parent === undefined ? { _tag: "Connected", reused: true } : { _tag: "Connected", reused: true, upstream: parent.hop })
+      return
+    }
+    if (parent !== undefined) {
+      this.originPort = parent.port
+      if (tunnel) this.handshake = new UpstreamHandshake(host, port, parent, this.ctx.via, this.ctx.limits)
+      if (this.ctx.metrics !== undefined) this.originMark = this.ctx.deadlines.now()
+      this.ctx.resolve(parent.host, (error, addresses) => {
+        if (generation !== this.connectGeneration || this.originState !== CONNECTING || this.finished) return
+        if (error !== undefined || addresses.length === 0) this.failParent(`could not be resolved: ${error?.message ?? "no address"}`)
+        else this.resolved(generation, undefined, addresses)
+      })
       return
     }
     if (this.ctx.metrics !== undefined) this.originMark = this.ctx.deadlines.now()
     this.ctx.resolve(host, (error, addresses) => this.resolved(generation, error, addresses))
+  }
+
+  /** The parent failed before the origin connection was usable: drop the attempt, tell the core. */
+  private failParent(what: string): void {
+    const parent = this.parent
+    if (parent === undefined) return
+    this.handshake = undefined
+    this.abandonOrigin()
+    this.feed(parentFailed(parent, what))
+  }
+
+  /** The parent's answer to our CONNECT, as it arrives (the socket is still CONNECTING for the core). */
+  private handshakeRead(handshake: UpstreamHandshake, socket: net.Socket, buffer: Buffer, n: number): void {
+    const verdict = handshake.push(Buffer.from(buffer.subarray(0, n)))
+    switch (verdict._tag) {
+      case "NeedMore":
+        return
+      case "Refused":
+        return this.failParent(verdict.what)
+      case "Established":
+        this.handshake = undefined
+        this.originState = OPEN
+        this.feed({ _tag: "Connected" })
+        if (verdict.rest.length > 0 && socket === this.origin && this.originState === OPEN) {
+          this.ctx.stats.bytesFromOrigins += verdict.rest.length
+          this.feed({ _tag: "Received", side: "origin", bytes: verdict.rest })
+        }
+    }
   }
 
   /** Make `socket` this connection's origin: our listeners, our paused state. */
@@ -589,7 +649,7 @@ export class Connection implements Timed, AuthWaiter {
       return
     }
     // The verdict is on the very addresses dialled next (no second lookup in between: DNS cannot change them).
-    const policy = this.ctx.policy
+    const policy = this.parent === undefined ? this.ctx.policy : undefined // the parent's address is not the destination
     if (policy !== undefined) {
       const destination = { host: this.originHost, port: this.originPort, kind: this.originTunnel ? "connect" as const : "http" as const }
       if (addresses.length === 1) {
@@ -643,16 +703,13 @@ export class Connection implements Timed, AuthWaiter {
     if (socket === undefined) {
       this.originState = IDLE
       this.ctx.onConnectError?.(errorCode(error))
-      this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
+      if (this.parent !== undefined) this.failParent(describeParentError(errorCode(error), errorMessage(error)))
+      else this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
       return
     }
-    this.adoptOrigin(socket)
-    this.originState = OPEN
-    if (this.originMark > 0) {
-      this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.originMark)
-      this.originMark = 0
-    }
-    this.feed({ _tag: "Connected" })
+    // The winner is connected already: from here on it is like any origin socket's 'connect'.
+    this.adoptOrigin(socket as TaggedSocket)
+    this.originConnect(socket)
   }
 
   /** Stop a Happy Eyeballs race in progress (the attempt is abandoned). */
@@ -742,15 +799,25 @@ export class Connection implements Timed, AuthWaiter {
       socket.destroy() // a late answer to an attempt the core gave up on
       return
     }
+    if (this.handshake !== undefined) {
+      // A tunnel through the parent: Connected waits for the parent's 2xx (handshakeRead).
+      socket.write(this.handshake.request)
+      return
+    }
     this.originState = OPEN
     if (this.originMark > 0) {
       this.ctx.metrics?.observe("originConnect", this.ctx.deadlines.now() - this.originMark)
       this.originMark = 0
     }
-    this.feed({ _tag: "Connected" })
+    const parent = this.parent
+    this.feed(parent === undefined ? { _tag: "Connected" } : { _tag: "Connected", upstream: parent.hop })
   }
 
   /** @internal */ originRead(socket: net.Socket, buffer: Buffer, n: number): void {
+    const handshake = this.handshake
+    if (handshake !== undefined && socket === this.origin && this.originState === CONNECTING) {
+      return this.handshakeRead(handshake, socket, buffer, n)
+    }
     if (socket !== this.origin || this.originState !== OPEN) return
     this.ctx.stats.bytesFromOrigins += n
     if (this.originMark === 0 && this.ctx.metrics !== undefined) this.originMark = -this.ctx.deadlines.now()
@@ -817,6 +884,9 @@ export class Connection implements Timed, AuthWaiter {
   }
 
   /** @internal */ originEnd(socket: net.Socket): void {
+    if (socket === this.origin && this.originState === CONNECTING && this.handshake !== undefined) {
+      return this.failParent("closed the connection without answering CONNECT")
+    }
     if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Ended", side: "origin" })
   }
 
@@ -832,7 +902,8 @@ export class Connection implements Timed, AuthWaiter {
       this.origin = undefined
       this.connectGeneration++
       this.ctx.onConnectError?.(errorCode(error))
-      this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
+      if (this.parent !== undefined) this.failParent(describeParentError(errorCode(error), errorMessage(error)))
+      else this.connectFailed(connectFailure(errorCode(error)), errorMessage(error))
     } else if (this.originState === OPEN) {
       // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
       this.feed({ _tag: "Errored", side: "origin", message: errorMessage(error) })
@@ -846,7 +917,8 @@ export class Connection implements Timed, AuthWaiter {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      this.connectFailed("error", "connection closed while connecting")
+      if (this.parent !== undefined) this.failParent(this.handshake !== undefined ? "closed the connection without answering CONNECT" : "closed the connection while connecting")
+      else this.connectFailed("error", "connection closed while connecting")
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).
       this.feed({ _tag: "Errored", side: "origin", message: "connection closed" })

@@ -45,6 +45,10 @@ export interface WorkerInit {
    * of all workers (src/runtime/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
    */
   readonly connectionLimits?: ConnectionLimitsInit
+  /** The parent proxy (`--upstream`); absent: every destination is dialled directly. */
+  readonly upstream?: { readonly host: string; readonly port: number; readonly authorization?: string }
+  /** Destinations that skip the parent (`--no-upstream` entries, see Upstream.ts). */
+  readonly noUpstream?: ReadonlyArray<string>
   /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
   readonly authFile?: string
   /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */

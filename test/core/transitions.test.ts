@@ -186,6 +186,18 @@ const scenarios: Record<string, Scenario> = {
   S3: { run: () => { const h = tunnel(); return { h, step: h.abort() } }, check: (h) => expect(h.logs.at(-1)?.outcome).toBe("shutdown") },
   X1: { run: () => { const h = new Harness(); h.send({ _tag: "Ended", side: "client" }); return { h, step: h.client("GET http://e/ HTTP/1.1\r\n\r\n") } } },
 
+  UP1: {
+    run: () => { const h = connecting(); h.markOrigin("open"); return { h, step: h.send({ _tag: "Connected", upstream: { proxy: "10.0.0.1:3128", authorization: "Basic dTpw" } }) } },
+    check: (h) => expect(h.originText()).toMatch(/^GET http:\/\/example\.com\/page HTTP\/1\.1\r\nHost: example\.com\r\nProxy-Authorization: Basic dTpw\r\n/),
+  },
+  UP2: {
+    run: () => { const h = connecting(connectHead); h.markOrigin("closed"); return { h, step: h.send({ _tag: "ConnectFailed", reason: "upstream", message: "upstream proxy 10.0.0.1:3128 answered 407 Proxy Authentication Required" }) } },
+    check: (h) => expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 [\s\S]*upstream proxy 10\.0\.0\.1:3128 answered 407 Proxy Authentication Required\n$/),
+  },
+  UP3: {
+    run: () => { const h = connecting(); h.markOrigin("open"); h.send({ _tag: "Connected", upstream: { proxy: "10.0.0.1:3128" } }); return { h, step: h.fromOrigin("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n") } },
+    check: (h) => { expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 [\s\S]*upstream proxy 10\.0\.0\.1:3128 answered 407 Proxy Authentication Required\n$/); expect(h.clientText()).not.toMatch(/Proxy-Authenticate/i) },
+  },
   U1: {
     run: () => { const h = new Harness({}, "hctunnel", true); return { h, step: h.client(getWithCredentials) } },
     check: (h) => { expect(h.authentications).toEqual([credentials]); expect(h.connects).toEqual([]); expect(h.deadline).toBe(h.now + 10_000) },

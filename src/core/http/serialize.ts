@@ -18,7 +18,8 @@
  * - Request: `METHOD SP path SP HTTP/1.1` (HTTP/1.0 for an HTTP/1.0 client, so that the origin cannot
  *   answer with chunked coding the client could not decode), then `Host: host[:port]` from the target
  *   (port omitted when 80, IPv6 in brackets; the received Host is dropped), the other fields in received
- *   order, then Via.
+ *   order, then Via. To a parent proxy (`upstream`): `METHOD SP http://host[:port]path SP HTTP/1.x`, and
+ *   `Proxy-Authorization` right after Host when the parent needs credentials.
  * - Response: `HTTP/1.1 SP status SP reason`, the fields, Via, and `Connection: close` when asked.
  * - Via: the received Via values joined, then `1.x <via>` with the version the message was received in.
  * Header text is latin1 (one byte per character) so obs-text goes through unchanged.
@@ -116,12 +117,20 @@ const writeFields = (fields: ReadonlyArray<Field>): string => {
  * then cannot answer with chunked coding, which that client could not decode (RFC 9112 §7.1) and which
  * the proxy forwards verbatim.
  */
-export const serializeRequestHead = (head: RequestHead, opts: { readonly via: string; readonly keepUpgrade: boolean }): Uint8Array => {
+export const serializeRequestHead = (
+  head: RequestHead,
+  opts: { readonly via: string; readonly keepUpgrade: boolean; readonly upstream?: { readonly authorization?: string } | undefined },
+): Uint8Array => {
   const { target } = head
   // CONNECT never reaches this in the Postman (it becomes a tunnel); if it did, authority-form is its form.
-  const requestTarget = target.form === "absolute" ? target.path : authority(target)
+  // To a parent proxy the target stays in absolute-form (RFC 9112 §3.2.2), rebuilt from its parts.
+  const requestTarget = target.form !== "absolute" ? authority(target)
+    : opts.upstream !== undefined ? `http://${authority(target)}${target.path}`
+    : target.path
   const out = forwardFields(head.headers, head.version, opts.via, opts.keepUpgrade, "host")
   let s = `${head.method} ${requestTarget} HTTP/${head.version}\r\nHost: ${authority(target)}\r\n`
+  // The client's own Proxy-Authorization was for us and is dropped with the hop-by-hop fields; this one is ours.
+  if (opts.upstream?.authorization !== undefined) s += `Proxy-Authorization: ${opts.upstream.authorization}\r\n`
   s += writeFields(out.fields)
   s += `Via: ${out.via}\r\n`
   if (out.upgrade) s += "Connection: upgrade\r\n"

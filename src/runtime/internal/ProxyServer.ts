@@ -26,6 +26,7 @@ import { OriginPool } from "../OriginPool.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "../Resolver.ts"
 import { type DestinationPolicy, makePolicy } from "../DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./ProxyHeaderReader.ts"
+import { UpstreamRoutes } from "../Upstream.ts"
 import { RefusalLog } from "../RefusalLog.ts"
 import { counterSlot, WorkerMetrics, type WorkerMetricsSnapshot } from "../Metrics.ts"
 
@@ -176,6 +177,7 @@ export class ProxyServer {
       onFinished: (connection) => this.connectionFinished(connection),
       policy: this.destinationPolicy(init.listen),
       onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
+      ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
       ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
