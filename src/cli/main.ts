@@ -27,7 +27,9 @@ import pkg from "../../package.json" with { type: "json" }
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
 import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
-import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
+import { checkSafety, ConfigError, type HctunnelConfig, loadConfig } from "./config.ts"
+import { formatListen } from "./parsers.ts"
+import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
 import { reloadPlan } from "./reload-plan.ts"
 

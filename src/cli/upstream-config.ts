@@ -10,10 +10,8 @@
 import { isIP } from "node:net"
 import type { UpstreamProxy } from "../runtime/Upstream.ts"
 import { parseNoUpstreamEntry } from "../runtime/Upstream.ts"
+import { bad, ok, type Parsed } from "./parsers.ts"
 
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string }
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value })
-const bad = (message: string): Parsed<never> => ({ ok: false, message })
 
 /** The env var that may hold the parent's `user:password` (never a flag: argv is visible to every user). */
 export const UPSTREAM_CREDENTIALS_ENV = "HCTUNNEL_UPSTREAM_CREDENTIALS"
