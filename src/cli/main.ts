@@ -1,7 +1,8 @@
 /**
  * The `hctunnel` command: flags (generated from the settings table in config.ts), configuration
  * loading, logging set-up, and the supervisor. Everything a person reads on the terminal at start-up
- * and at exit is written here; the proxy itself runs in the worker threads (src/runtime/worker.ts).
+ * and at exit is written here, in the words of wording.ts; the proxy itself runs in the worker threads
+ * (src/runtime/worker.ts).
  *
  * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
  * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
@@ -24,14 +25,13 @@ import { readFileSync } from "node:fs"
 import { resolve as resolvePath } from "node:path"
 import { parseHtpasswd } from "../runtime/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
-import type { ListenAddress } from "../runtime/protocol.ts"
 import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
-import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
+import { DrainTimeout, ListenError, supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
 import { checkSafety, ConfigError, type HctunnelConfig, loadConfig } from "./config.ts"
-import { formatListen } from "./parsers.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
 import { reloadPlan } from "./reload-plan.ts"
+import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
 export const packageVersion = (): string => (typeof pkg.version === "string" ? pkg.version : "unknown")
@@ -123,21 +123,10 @@ const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, st
   return out
 }
 
-/** The address to show in the "try: curl -x ..." hint: a wildcard address is reached through loopback. */
-const reachable = (a: ListenAddress): string =>
-  a.host === "0.0.0.0" ? `127.0.0.1:${a.port}` : a.host === "::" ? `[::1]:${a.port}` : formatListen(a)
-
-export const startupLine = (version: string, addresses: ReadonlyArray<ListenAddress>, workers: number, admin?: ListenAddress): string => {
-  const first = addresses[0]
-  const hint = first === undefined ? "" : ` — try: curl -x http://${reachable(first)} http://example.com`
-  const adminText = admin === undefined ? "" : `; admin endpoint on http://${formatListen(admin)}/metrics`
-  return `hctunnel ${version} listening on ${addresses.map(formatListen).join(", ")} with ${workers} worker${workers === 1 ? "" : "s"}${adminText}${hint}`
-}
-
 const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
   Effect.sync(() => {
     if (config.logFormat === "json") {
-      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...s, totals: undefined, ...s.totals }) + "\n")
+      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...statsFigures(s) }) + "\n")
     } else {
       process.stdout.write(formatLine("text", "info", formatStatsText(s)))
     }
@@ -179,8 +168,9 @@ export const runProxy = (
         else process.stdout.write(`${line}\n`)
       }),
     printStats: printStats(config),
+    ...lifecycleLog,
     ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
-    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow },
+    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
@@ -235,7 +225,11 @@ const report = (cause: Cause.Cause<unknown>): number => {
   const error = Cause.squash(cause)
   if (error instanceof ConfigError) {
     process.stderr.write(`hctunnel: ${error.message}\n(see hctunnel --help)\n`)
-  } else if (error instanceof StartupError || error instanceof ListenError || error instanceof DrainTimeout) {
+  } else if (error instanceof ListenError) {
+    process.stderr.write(`hctunnel: ${describeListenFailure(error)}\n`)
+  } else if (error instanceof DrainTimeout) {
+    process.stderr.write(`hctunnel: ${describeDrainTimeout(error)}\n`)
+  } else if (error instanceof StartupError) {
     process.stderr.write(`hctunnel: ${error.message}\n`)
   } else if (CliError.isCliError(error)) {
     // Already shown by Command.run (the help and the parse error).
