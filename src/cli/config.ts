@@ -15,6 +15,7 @@
  * This module does no IO except through its caller-supplied inputs: the caller reads argv, the
  * environment and the file. It never exits the process.
  */
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
@@ -73,14 +74,23 @@ export interface ConfigInputs {
   readonly readFile?: (path: string) => Parsed<string>
 }
 
-export class ConfigError extends Error {
-  readonly _tag = "ConfigError"
+/** The configuration cannot be used: a bad value (each problem names its source), or one the safety rule refuses. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  /** "invalid": a value does not decode; "unsafe": valid, but an open proxy or an open admin endpoint. */
+  readonly reason: "invalid" | "unsafe"
   readonly problems: ReadonlyArray<string>
-  constructor(problems: ReadonlyArray<string>) {
-    super(problems.length === 1 ? `invalid configuration: ${problems[0]}` : `invalid configuration:\n  - ${problems.join("\n  - ")}`)
-    this.problems = problems
+}> {
+  override get message(): string {
+    const problems = this.problems
+    return problems.length === 1 ? `invalid configuration: ${problems[0]}` : `invalid configuration:\n  - ${problems.join("\n  - ")}`
   }
 }
+
+/** A file the configuration names cannot be used (the config file, the auth file); the message names it and says why. */
+export class StartupError extends Data.TaggedError("StartupError")<{
+  readonly reason: "config-file" | "auth-file"
+  readonly message: string
+}> {}
 
 const LOOPBACK_V4 = /^127\./
 export const isLoopback = (host: string): boolean =>
@@ -152,7 +162,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
     const v = values as SettingValues
     const upstream = upstreamFor(v.upstream, v.upstreamCredentialsFile, inputs.env, inputs.readFile ?? ((path) => bad(`cannot read ${path} here`)))
     if (!upstream.ok && problems.length === 0) problems.push(upstream.message)
-    if (problems.length > 0 || !upstream.ok) return Effect.fail(new ConfigError(problems))
+    if (problems.length > 0 || !upstream.ok) return Effect.fail(new ConfigError({ reason: "invalid", problems }))
     return Effect.succeed(shape(v, explicit, upstream.value))
   })
 
@@ -200,23 +210,23 @@ export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfi
   const exposed = config.listen.filter((a) => !isLoopback(a.host))
   if (config.admin !== undefined && !isLoopback(config.admin.host) && !config.adminAllowExplicit) {
     return Effect.fail(
-      new ConfigError([
+      new ConfigError({ reason: "unsafe", problems: [
         `refusing to serve the admin endpoint on ${formatListen(config.admin)} (not a loopback address) without an explicit admin allow-list. ` +
           `Its figures describe your traffic, so say who may read them with --admin-allow (or ${envName("adminAllow")} / "adminAllow" in the config file), ` +
           `e.g. --admin-allow 10.0.0.5 for your Prometheus server.`,
-      ]),
+      ] }),
     )
   }
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
   // Proxy authentication says who may use the proxy: every address may try, only users get through.
   if (config.authFile !== undefined) return Effect.succeed({ ...config, allow: ["0.0.0.0/0", "::/0"] })
   return Effect.fail(
-    new ConfigError([
+    new ConfigError({ reason: "unsafe", problems: [
       `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
         `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
         `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
         `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +
         `or require proxy authentication with --auth-file (then any address may connect, and only its users get through).`,
-    ])
+    ] })
   )
 }

@@ -13,6 +13,7 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeStdio from "@effect/platform-node/NodeStdio"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FileSystem from "effect/FileSystem"
@@ -26,8 +27,8 @@ import { resolve as resolvePath } from "node:path"
 import { parseHtpasswd } from "../runtime/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
 import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
-import { DrainTimeout, ListenError, supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
-import { checkSafety, ConfigError, type HctunnelConfig, loadConfig } from "./config.ts"
+import { supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
+import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
 import { reloadPlan } from "./reload-plan.ts"
@@ -35,11 +36,6 @@ import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycle
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
 export const packageVersion = (): string => (typeof pkg.version === "string" ? pkg.version : "unknown")
-
-/** A start-up problem with a message for a person (printed as `hctunnel: <message>`, exit 1). */
-export class StartupError extends Error {
-  readonly _tag = "StartupError"
-}
 
 // ---------------------------------------------------------------------------------------------
 // Flags: one per setting, plus --config. All are read as strings so that config.ts gives every
@@ -73,7 +69,7 @@ const readConfigFile = (path: string): Effect.Effect<{ name: string; text: strin
     catch: (e) => {
       const code = (e as NodeJS.ErrnoException).code
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-      return new StartupError(`cannot read the config file ${path}: ${why}`)
+      return new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${why}` })
     },
   })
 
@@ -99,13 +95,16 @@ const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       const why = code === "ENOENT" ? "no such file (create it with: htpasswd -B -c " + path + " USER)" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-      return Effect.fail(new StartupError(`cannot read the auth file ${path} (--auth-file): ${why}`))
+      return Effect.fail(new StartupError({ reason: "auth-file", message: `cannot read the auth file ${path} (--auth-file): ${why}` }))
     }
     const parsed = parseHtpasswd(text, path)
     if (parsed.ok) return Effect.void
     const problems = parsed.problems
     return Effect.fail(
-      new StartupError(`invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`),
+      new StartupError({
+        reason: "auth-file",
+        message: `invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`,
+      }),
     )
   })
 
@@ -219,18 +218,19 @@ const cliServices = Layer.mergeAll(
   Layer.succeed(ChildProcessSpawner.ChildProcessSpawner)(ChildProcessSpawner.make(() => Effect.die("hctunnel starts no child process"))),
 )
 
-/** Prints what went wrong in a sentence; returns the exit code. */
+/** A failure already told on stderr, in a sentence (`tell`): exit 1, nothing more to print. */
+class Told extends Data.TaggedError("Told")<{}> {}
+
+const tell = (text: string): Effect.Effect<never, Told> =>
+  Effect.sync(() => process.stderr.write(`hctunnel: ${text}\n`)).pipe(Effect.andThen(Effect.fail(new Told())))
+
+
+/** Prints what went wrong, unless already told; returns the exit code. */
 const report = (cause: Cause.Cause<unknown>): number => {
   if (Cause.hasInterruptsOnly(cause)) return 130
   const error = Cause.squash(cause)
-  if (error instanceof ConfigError) {
-    process.stderr.write(`hctunnel: ${error.message}\n(see hctunnel --help)\n`)
-  } else if (error instanceof ListenError) {
-    process.stderr.write(`hctunnel: ${describeListenFailure(error)}\n`)
-  } else if (error instanceof DrainTimeout) {
-    process.stderr.write(`hctunnel: ${describeDrainTimeout(error)}\n`)
-  } else if (error instanceof StartupError) {
-    process.stderr.write(`hctunnel: ${error.message}\n`)
+  if (error instanceof Told) {
+    // Already said by `tell`.
   } else if (CliError.isCliError(error)) {
     // Already shown by Command.run (the help and the parse error).
   } else if (process.execArgv.includes("--enable-source-maps")) {
@@ -256,6 +256,13 @@ const runMain = Runtime.makeRunMain(({ fiber }) => {
 
 hctunnel.pipe(
   Command.run({ version: packageVersion() }),
+  // The failures a person can act on, each in its words.
+  Effect.catchTags({
+    ConfigError: (e) => tell(`${e.message}\n(see hctunnel --help)`),
+    StartupError: (e) => tell(e.message),
+    ListenError: (e) => tell(describeListenFailure(e)),
+    DrainTimeout: (e) => tell(describeDrainTimeout(e)),
+  }),
   // Our --log-level is a setting like the others (with an env var and a config key), so Effect's global
   // --log-level (which only affects the main thread) is left out of the built-in flags.
   Effect.provide(CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version, GlobalFlag.Completions] })),

@@ -201,14 +201,12 @@ interface Slot {
 }
 
 /** A worker run that ended because the worker reported ListenFailed. */
-class WorkerListenFailed extends Error {
-  readonly _tag = "WorkerListenFailed"
-  readonly code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
+class WorkerListenFailed extends Data.TaggedError("WorkerListenFailed")<{
+  /** The worker's error code (EADDRINUSE..., or START_FAILED). */
+  readonly reason: string
+  /** The worker's own message. */
+  readonly detail: string
+}> {}
 
 /** How long a scrape of /metrics or /stats waits for the workers' fresh counters before using the last ones. */
 const FRESH_STATS_MS = 250
@@ -244,7 +242,7 @@ export const supervise = (
     const logError = Effect.runForkWith(yield* Effect.context<never>())
     const verifiers = options.init.authFile === undefined
       ? undefined
-      : new VerifierHub({ onError: (message) => void logError(Effect.logError(`proxy authentication: ${message}`)) })
+      : new VerifierHub({ onError: (error) => void logError(Effect.logError(`proxy authentication: ${error.message}`)) })
     const spawner = (id: number) => {
       const verifierPort = verifiers?.connect()
       return new Worker(workerUrl, {
@@ -314,7 +312,7 @@ export const supervise = (
               if (first !== undefined) {
                 return Deferred.succeed(first, { ok: false, code: msg.code, message: msg.message }).pipe(Effect.asVoid)
               }
-              return Effect.fail(new WorkerListenFailed(msg.code, msg.message))
+              return Effect.fail(new WorkerListenFailed({ reason: msg.code, detail: msg.message }))
             case "Stats":
               slot.stats = msg.stats
               if (msg.metrics !== undefined) slot.metrics = msg.metrics
@@ -358,8 +356,8 @@ export const supervise = (
           if (shuttingDown) return Effect.void
           // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
           if (!decided) return Effect.fail(e)
-          const why = e instanceof WorkerListenFailed
-            ? e.code === START_FAILED ? `could not start (${e.message})` : `cannot listen (${e.code}: ${e.message})`
+          const why = e._tag === "WorkerListenFailed"
+            ? e.reason === START_FAILED ? `could not start (${e.detail})` : `cannot listen (${e.reason}: ${e.detail})`
             : exitReason(Exit.fail(e))
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))

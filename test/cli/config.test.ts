@@ -134,7 +134,7 @@ describe("bad values: the message names the source, the value, what is wrong and
   })
 
   it("the error message says 'invalid configuration' and lists the problems", () => {
-    const e = new ConfigError(["a", "b"])
+    const e = new ConfigError({ reason: "invalid", problems: ["a", "b"] })
     expect(e.message).toBe("invalid configuration:\n  - a\n  - b")
   })
 })
