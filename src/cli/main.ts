@@ -31,6 +31,7 @@ import { supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
 import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+import { type Parsed } from "./parsers.ts"
 import { reloadPlan } from "./reload-plan.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
@@ -63,24 +64,24 @@ const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
   Flag.optional,
 )
 
+/** Why a file named by the configuration cannot be read, in a few words (`noSuchFile`: what to say for ENOENT). */
+const whyUnreadable = (e: unknown, noSuchFile = "no such file"): string => {
+  const code = (e as NodeJS.ErrnoException).code
+  return code === "ENOENT" ? noSuchFile : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+}
+
 const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
   Effect.try({
     try: () => ({ name: path, text: readFileSync(path, "utf8") }),
-    catch: (e) => {
-      const code = (e as NodeJS.ErrnoException).code
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-      return new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${why}` })
-    },
+    catch: (e) => new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${whyUnreadable(e)}` }),
   })
 
 /** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
-const readSecretFile = (path: string): { ok: true; value: string } | { ok: false; message: string } => {
+const readSecretFile = (path: string): Parsed<string> => {
   try {
     return { ok: true, value: readFileSync(path, "utf8") }
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${why}` }
+    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${whyUnreadable(e)}` }
   }
 }
 /**
@@ -93,8 +94,7 @@ const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
     try {
       text = readFileSync(path, "utf8")
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      const why = code === "ENOENT" ? "no such file (create it with: htpasswd -B -c " + path + " USER)" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+      const why = whyUnreadable(e, `no such file (create it with: htpasswd -B -c ${path} USER)`)
       return Effect.fail(new StartupError({ reason: "auth-file", message: `cannot read the auth file ${path} (--auth-file): ${why}` }))
     }
     const parsed = parseHtpasswd(text, path)

@@ -8,6 +8,7 @@
  * loader in config.ts prefixes that), and does no IO.
  */
 import { isIP } from "node:net"
+import { hostPort } from "../runtime/HostPort.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
 import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
 import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
@@ -106,7 +107,7 @@ export const parseListen = (u: unknown): Parsed<ListenAddress> => {
   return ok({ host: host === "localhost" ? "127.0.0.1" : host, port: port.value })
 }
 
-export const formatListen = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
+export const formatListen = (a: ListenAddress): string => hostPort(a.host, a.port)
 
 /**
  * "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"), checked by the parser the

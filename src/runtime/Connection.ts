@@ -73,6 +73,7 @@ const TUNNEL_CLOSED = counterSlot("tunnelsClosed")
 import { describeParentError, parentFailed, UpstreamHandshake } from "./internal/UpstreamConnect.ts"
 import type { Parent, UpstreamRoutes } from "./Upstream.ts"
 import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
+import { hostPort, peerOf } from "./HostPort.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -184,11 +185,6 @@ interface TaggedSocket extends net.Socket {
   [kListening]?: true
 }
 
-const peerOf = (socket: net.Socket): string => {
-  const address = socket.remoteAddress ?? "?"
-  return `${address.includes(":") ? `[${address}]` : address}:${socket.remotePort ?? 0}`
-}
-
 /** Where the pool keeps idle connections to `host`:`port` (as the core asked for them). */
 const poolKey = (host: string, port: number): string => `${host}:${port}`
 
@@ -244,7 +240,7 @@ export class Connection implements Timed, AuthWaiter {
     // PROXY protocol (issue 10 §2): the client is the one the load balancer's header names, not the balancer.
     if (proxied !== undefined) {
       this.proxiedAddress = proxied.address
-      this.peerText = `${proxied.address.includes(":") ? `[${proxied.address}]` : proxied.address}:${proxied.port}`
+      this.peerText = hostPort(proxied.address, proxied.port)
     }
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress

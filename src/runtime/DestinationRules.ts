@@ -177,9 +177,6 @@ export const normalHost = (host: string): string => {
   return h.toLowerCase().replace(/\.$/, "")
 }
 
-/** `host:port`, IPv6 in brackets. */
-export const hostPort = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
-
 /** Whether `rule` matches the destination: its host as asked (normalHost), its address bytes if known, its port. */
 export const ruleMatches = (rule: Rule, host: string, bytes: Uint8Array | undefined, port: number): boolean => {
   if (!inPorts(rule.ports, port)) return false
