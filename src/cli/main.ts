@@ -1,5 +1,5 @@
 /**
- * The `hctunnel` command: flags (generated from the settings table in config.ts), configuration
+ * The `hctunnel` command: flags (generated from the settings table in settings.ts), configuration
  * loading, logging set-up, and the supervisor. Everything a person reads on the terminal at start-up
  * and at exit is written here, in the words of wording.ts; the proxy itself runs in the worker threads
  * (src/runtime/worker.ts).

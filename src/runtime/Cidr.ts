@@ -1,6 +1,6 @@
 /**
  * Cidr: the one parser of the CIDR grammar (IPv4 "10.0.0.0/8", IPv6 "fd00::/8", a bare address = one
- * host). The configuration check (src/cli/config.ts) and the worker's allow-list (Allow.ts) both call it,
+ * host). The configuration check (src/cli/parsers.ts) and the worker's allow-list (Allow.ts) both call it,
  * so a value the configuration accepts is a value the worker can use, and a rejected value is rejected with
  * the same reason and the same suggested fix (`did you mean 10.0.0.0/8?`).
  *
