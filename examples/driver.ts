@@ -1,8 +1,8 @@
 /**
  * examples/driver.ts: the smallest complete driver of the hctunnel engine over `node:net`, a working
- * forward proxy (plain HTTP and CONNECT) in about 50 lines. docs/design.md §10 explains each rule it
- * follows. Not for production: no pool, no DNS (names come from a hosts map; IP literals are dialled
- * as they are), no access control. Run: `node examples/driver.ts <port> '{"origin.test":"127.0.0.1"}'`.
+ * forward proxy (plain HTTP and CONNECT). docs/design.md §10.1 explains each rule it follows. Not for
+ * production: no pool, no DNS (names come from a hosts map; IP literals are dialled as they are), no
+ * access control. Run: `node examples/driver.ts <port> '{"origin.test":"127.0.0.1"}'`.
  */
 import net from "node:net"
 import { type Action, defaultLimits, type Event, Postman, type Side } from "hctunnel/core"
@@ -10,70 +10,61 @@ import { type Action, defaultLimits, type Event, Postman, type Side } from "hctu
 export const startDriver = (port: number, hosts: Readonly<Record<string, string>>): Promise<net.Server> => {
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const postman = new Postman({ limits: defaultLimits, via: "example" })
-    const sockets: Partial<Record<Side, net.Socket>> = { client }
+    const sockets: Partial<Record<Side, net.Socket>> = { client } // a closed socket is removed: its callbacks are not events
     let timer: NodeJS.Timeout | undefined
-    // Events raised while actions are carried out (a full write buffer) wait until the list is done.
     const pending: Event[] = []
     let running = false
-    const feed = (event?: Event): void => {
-      if (event !== undefined) pending.push(event)
-      if (running) return
+    const feed = (event: Event): void => {
+      pending.push(event)
+      if (running) return // raised while actions are carried out: fed after the whole list (§10.1, rule 3)
       running = true
-      for (let e = pending.shift(); e !== undefined; e = pending.shift()) execute(postman.handle(e, performance.now()))
+      for (let e = pending.shift(); e !== undefined; e = pending.shift()) postman.handle(e, performance.now()).forEach(act)
       running = false
     }
     const listen = (side: Side, socket: net.Socket): void => {
-      socket.on("data", (bytes) => sockets[side] === socket && feed({ _tag: "Received", side, bytes }))
-      socket.on("end", () => sockets[side] === socket && feed({ _tag: "Ended", side }))
-      socket.on("error", (e) => sockets[side] === socket && feed({ _tag: "Errored", side, message: e.message }))
+      const live = () => sockets[side] === socket
+      socket.on("data", (bytes) => live() && feed({ _tag: "Received", side, bytes }))
+      socket.on("end", () => live() && feed({ _tag: "Ended", side }))
+      socket.on("error", (e) => live() && feed({ _tag: "Errored", side, message: e.message }))
+      socket.on("drain", () => live() && feed({ _tag: "Drained", side }))
+    }
+    const dial = (host: string, port: number): void => {
+      const address = net.isIP(host) !== 0 ? host : hosts[host]
+      if (address === undefined) return feed({ _tag: "ConnectFailed", reason: "unresolved", message: host })
+      const origin = (sockets.origin = net.connect({ host: address, port, allowHalfOpen: true }))
+      origin.once("error", (e: NodeJS.ErrnoException) => {
+        if (sockets.origin === origin) feed({ _tag: "ConnectFailed", reason: e.code === "ECONNREFUSED" ? "refused" : "error", message: e.message })
+      })
+      origin.once("connect", () => {
+        origin.removeAllListeners("error")
+        listen("origin", origin)
+        if (sockets.origin === origin) feed({ _tag: "Connected" })
+      })
     }
     const act = (a: Action): void => {
+      const socket = "side" in a ? sockets[a.side] : undefined
       switch (a._tag) {
-        case "Connect": {
-          const address = net.isIP(a.host) !== 0 ? a.host : hosts[a.host]
-          if (address === undefined) return void pending.push({ _tag: "ConnectFailed", reason: "unresolved", message: a.host })
-          const origin = (sockets.origin = net.connect({ host: address, port: a.port, allowHalfOpen: true }))
-          origin.once("error", (e: NodeJS.ErrnoException) => sockets.origin === origin &&
-            feed({ _tag: "ConnectFailed", reason: e.code === "ECONNREFUSED" ? "refused" : "error", message: e.message }))
-          origin.once("connect", () => {
-            origin.removeAllListeners("error")
-            listen("origin", origin)
-            if (sockets.origin === origin) feed({ _tag: "Connected" })
-          })
-          return
-        }
-        case "Write":
-          if (sockets[a.side]?.write(a.bytes) === false) {
-            pending.push({ _tag: "Blocked", side: a.side })
-            sockets[a.side]?.once("drain", () => feed({ _tag: "Drained", side: a.side }))
-          }
-          return
-        case "HalfClose": return void sockets[a.side]?.end()
-        case "Close": {
-          const socket = sockets[a.side]
-          delete sockets[a.side] // later callbacks of this socket are not events any more
-          // No pool here: a `reusable` origin is closed like any other.
+        case "Connect": return dial(a.host, a.port)
+        case "Write": if (socket?.write(a.bytes) === false) feed({ _tag: "Blocked", side: a.side }); return
+        case "HalfClose": socket?.end(); return
+        case "PauseReading": socket?.pause(); return
+        case "ResumeReading": socket?.resume(); return
+        case "Close": // no pool here: a `reusable` origin is destroyed like any other
+          delete sockets[a.side]
           if (a.graceful) socket?.end(() => socket.destroy())
           else socket?.destroy()
           if (a.side === "client") clearTimeout(timer)
           return
-        }
-        case "PauseReading": return void sockets[a.side]?.pause()
-        case "ResumeReading": return void sockets[a.side]?.resume()
         case "SetDeadline":
           clearTimeout(timer)
           timer = setTimeout(() => feed({ _tag: "Timeout" }), Math.max(0, a.at - performance.now()))
           return
-        case "Log": return void console.log(JSON.stringify(a.record))
-        case "Authenticate": return // only emitted with `auth: true`
+        case "Log": console.log(JSON.stringify(a.record)); return
+        case "Authenticate": return // only with `auth: true`
       }
     }
-    const execute = (actions: ReadonlyArray<Action>): void => actions.forEach(act)
     listen("client", client)
-    running = true
-    execute(postman.start(performance.now()))
-    running = false
-    feed()
+    postman.start(performance.now()).forEach(act) // only a SetDeadline: nothing to queue
   })
   return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)))
 }
