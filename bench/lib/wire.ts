@@ -4,6 +4,14 @@
  */
 import net from "node:net"
 
+/**
+ * BENCH_PROXY_AUTH=user:password: every CONNECT and request carries these proxy credentials (Basic), to
+ * measure a proxy that requires authentication (hctunnel --auth-file). Unset: no credentials.
+ */
+const proxyAuthorizationLine = process.env["BENCH_PROXY_AUTH"] === undefined
+  ? ""
+  : `Proxy-Authorization: Basic ${Buffer.from(process.env["BENCH_PROXY_AUTH"]).toString("base64")}\r\n`
+
 export interface Endpoint {
   readonly host: string
   readonly port: number
@@ -103,7 +111,7 @@ export const openTunnel = async (proxy: Endpoint | undefined, target: Endpoint, 
       }
       resolve({ conn, rest: Buffer.from(head.subarray(end + 4)) })
     }
-    conn.socket.write(`CONNECT ${a} HTTP/1.1\r\nHost: ${a}\r\n\r\n`)
+    conn.socket.write(`CONNECT ${a} HTTP/1.1\r\nHost: ${a}\r\n${proxyAuthorizationLine}\r\n`)
   })
 }
 
@@ -204,7 +212,7 @@ export class ResponseReader {
 export const getRequest = (origin: Endpoint, path: string, viaProxy: boolean): Buffer => {
   const a = authority(origin)
   const target = viaProxy ? `http://${a}${path}` : path
-  return Buffer.from(`GET ${target} HTTP/1.1\r\nHost: ${a}\r\nUser-Agent: hctunnel-bench\r\n\r\n`, "latin1")
+  return Buffer.from(`GET ${target} HTTP/1.1\r\nHost: ${a}\r\nUser-Agent: hctunnel-bench\r\n${proxyAuthorizationLine}\r\n`, "latin1")
 }
 
 /** Exit when the parent goes away (stdin closes) or after a hard deadline: generators never outlive the harness. */
