@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as References from "effect/References"
 import type { LogLevel as EffectLogLevel } from "effect/LogLevel"
-import type { LogFormat, LogLevel } from "./config.ts"
+import type { LogFormat, LogLevel } from "./settings.ts"
 
 const toEffectLevel: Readonly<Record<LogLevel, EffectLogLevel>> = {
   debug: "Debug",

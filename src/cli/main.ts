@@ -1,7 +1,8 @@
 /**
- * The `hctunnel` command: flags (generated from the settings table in config.ts), configuration
+ * The `hctunnel` command: flags (generated from the settings table in settings.ts), configuration
  * loading, logging set-up, and the supervisor. Everything a person reads on the terminal at start-up
- * and at exit is written here; the proxy itself runs in the worker threads (src/runtime/worker.ts).
+ * and at exit is written here, in the words of wording.ts; the proxy itself runs in the worker threads
+ * (src/runtime/worker.ts).
  *
  * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
  * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
@@ -12,6 +13,7 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeStdio from "@effect/platform-node/NodeStdio"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FileSystem from "effect/FileSystem"
@@ -24,20 +26,17 @@ import { readFileSync } from "node:fs"
 import { resolve as resolvePath } from "node:path"
 import { parseHtpasswd } from "../runtime/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
-import type { ListenAddress } from "../runtime/protocol.ts"
 import { makeConnectionLimits } from "../runtime/ConnectionLimits.ts"
-import { DrainTimeout, ListenError, supervise, type StatsSnapshot, formatStatsText } from "../runtime/supervisor.ts"
-import { CONFIG_FLAG, checkSafety, ConfigError, formatListen, type HctunnelConfig, loadConfig, settings } from "./config.ts"
+import { supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
+import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
+import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+import { type Parsed } from "./parsers.ts"
 import { reloadPlan } from "./reload-plan.ts"
+import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
 export const packageVersion = (): string => (typeof pkg.version === "string" ? pkg.version : "unknown")
-
-/** A start-up problem with a message for a person (printed as `hctunnel: <message>`, exit 1). */
-export class StartupError extends Error {
-  readonly _tag = "StartupError"
-}
 
 // ---------------------------------------------------------------------------------------------
 // Flags: one per setting, plus --config. All are read as strings so that config.ts gives every
@@ -65,24 +64,24 @@ const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
   Flag.optional,
 )
 
+/** Why a file named by the configuration cannot be read, in a few words (`noSuchFile`: what to say for ENOENT). */
+const whyUnreadable = (e: unknown, noSuchFile = "no such file"): string => {
+  const code = (e as NodeJS.ErrnoException).code
+  return code === "ENOENT" ? noSuchFile : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+}
+
 const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
   Effect.try({
     try: () => ({ name: path, text: readFileSync(path, "utf8") }),
-    catch: (e) => {
-      const code = (e as NodeJS.ErrnoException).code
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-      return new StartupError(`cannot read the config file ${path}: ${why}`)
-    },
+    catch: (e) => new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${whyUnreadable(e)}` }),
   })
 
 /** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
-const readSecretFile = (path: string): { ok: true; value: string } | { ok: false; message: string } => {
+const readSecretFile = (path: string): Parsed<string> => {
   try {
     return { ok: true, value: readFileSync(path, "utf8") }
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${why}` }
+    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${whyUnreadable(e)}` }
   }
 }
 /**
@@ -95,15 +94,17 @@ const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
     try {
       text = readFileSync(path, "utf8")
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      const why = code === "ENOENT" ? "no such file (create it with: htpasswd -B -c " + path + " USER)" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
-      return Effect.fail(new StartupError(`cannot read the auth file ${path} (--auth-file): ${why}`))
+      const why = whyUnreadable(e, `no such file (create it with: htpasswd -B -c ${path} USER)`)
+      return Effect.fail(new StartupError({ reason: "auth-file", message: `cannot read the auth file ${path} (--auth-file): ${why}` }))
     }
     const parsed = parseHtpasswd(text, path)
     if (parsed.ok) return Effect.void
     const problems = parsed.problems
     return Effect.fail(
-      new StartupError(`invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`),
+      new StartupError({
+        reason: "auth-file",
+        message: `invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`,
+      }),
     )
   })
 
@@ -121,21 +122,10 @@ const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, st
   return out
 }
 
-/** The address to show in the "try: curl -x ..." hint: a wildcard address is reached through loopback. */
-const reachable = (a: ListenAddress): string =>
-  a.host === "0.0.0.0" ? `127.0.0.1:${a.port}` : a.host === "::" ? `[::1]:${a.port}` : formatListen(a)
-
-export const startupLine = (version: string, addresses: ReadonlyArray<ListenAddress>, workers: number, admin?: ListenAddress): string => {
-  const first = addresses[0]
-  const hint = first === undefined ? "" : ` — try: curl -x http://${reachable(first)} http://example.com`
-  const adminText = admin === undefined ? "" : `; admin endpoint on http://${formatListen(admin)}/metrics`
-  return `hctunnel ${version} listening on ${addresses.map(formatListen).join(", ")} with ${workers} worker${workers === 1 ? "" : "s"}${adminText}${hint}`
-}
-
 const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
   Effect.sync(() => {
     if (config.logFormat === "json") {
-      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...s, totals: undefined, ...s.totals }) + "\n")
+      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...statsFigures(s) }) + "\n")
     } else {
       process.stdout.write(formatLine("text", "info", formatStatsText(s)))
     }
@@ -177,8 +167,9 @@ export const runProxy = (
         else process.stdout.write(`${line}\n`)
       }),
     printStats: printStats(config),
+    ...lifecycleLog,
     ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
-    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow },
+    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
@@ -227,14 +218,19 @@ const cliServices = Layer.mergeAll(
   Layer.succeed(ChildProcessSpawner.ChildProcessSpawner)(ChildProcessSpawner.make(() => Effect.die("hctunnel starts no child process"))),
 )
 
-/** Prints what went wrong in a sentence; returns the exit code. */
+/** A failure already told on stderr, in a sentence (`tell`): exit 1, nothing more to print. */
+class Told extends Data.TaggedError("Told")<{}> {}
+
+const tell = (text: string): Effect.Effect<never, Told> =>
+  Effect.sync(() => process.stderr.write(`hctunnel: ${text}\n`)).pipe(Effect.andThen(Effect.fail(new Told())))
+
+
+/** Prints what went wrong, unless already told; returns the exit code. */
 const report = (cause: Cause.Cause<unknown>): number => {
   if (Cause.hasInterruptsOnly(cause)) return 130
   const error = Cause.squash(cause)
-  if (error instanceof ConfigError) {
-    process.stderr.write(`hctunnel: ${error.message}\n(see hctunnel --help)\n`)
-  } else if (error instanceof StartupError || error instanceof ListenError || error instanceof DrainTimeout) {
-    process.stderr.write(`hctunnel: ${error.message}\n`)
+  if (error instanceof Told) {
+    // Already said by `tell`.
   } else if (CliError.isCliError(error)) {
     // Already shown by Command.run (the help and the parse error).
   } else if (process.execArgv.includes("--enable-source-maps")) {
@@ -260,6 +256,13 @@ const runMain = Runtime.makeRunMain(({ fiber }) => {
 
 hctunnel.pipe(
   Command.run({ version: packageVersion() }),
+  // The failures a person can act on, each in its words.
+  Effect.catchTags({
+    ConfigError: (e) => tell(`${e.message}\n(see hctunnel --help)`),
+    StartupError: (e) => tell(e.message),
+    ListenError: (e) => tell(describeListenFailure(e)),
+    DrainTimeout: (e) => tell(describeDrainTimeout(e)),
+  }),
   // Our --log-level is a setting like the others (with an env var and a config key), so Effect's global
   // --log-level (which only affects the main thread) is left out of the built-in flags.
   Effect.provide(CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version, GlobalFlag.Completions] })),

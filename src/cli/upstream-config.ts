@@ -5,15 +5,13 @@
  * Owns parsing them into what the workers get (`WorkerInit.upstream`: host, port and the ready-made
  * Proxy-Authorization value) and keeping the password out of every message: a value that may hold one
  * is shown redacted (`http://user:***@host:port`), and a credentials text is never echoed. Like
- * config.ts it does no IO of its own: the caller passes the environment and a file reader.
+ * the configuration loader it does no IO of its own: the caller passes the environment and a file reader.
  */
 import { isIP } from "node:net"
 import type { UpstreamProxy } from "../runtime/Upstream.ts"
 import { parseNoUpstreamEntry } from "../runtime/Upstream.ts"
+import { bad, ok, type Parsed } from "./parsers.ts"
 
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string }
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value })
-const bad = (message: string): Parsed<never> => ({ ok: false, message })
 
 /** The env var that may hold the parent's `user:password` (never a flag: argv is visible to every user). */
 export const UPSTREAM_CREDENTIALS_ENV = "HCTUNNEL_UPSTREAM_CREDENTIALS"
@@ -85,7 +83,7 @@ export const parseCredentials = (text: string, where: string): Parsed<{ readonly
   return ok({ user: line.slice(0, colon), password: line.slice(colon + 1) })
 }
 
-/** One `--no-upstream` entry, as config.ts's list parser wants it. */
+/** One `--no-upstream` entry, as the list parser of parsers.ts wants it. */
 export const parseNoUpstream = (u: unknown): Parsed<string> => {
   if (typeof u !== "string") return bad(`${show(u)} is not a no-upstream entry: expected a string such as ".example.com" or "10.0.0.0/8"`)
   const r = parseNoUpstreamEntry(u)

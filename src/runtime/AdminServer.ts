@@ -14,6 +14,7 @@
  * supervisor hands it the three sources. A failing source is a 500 with a one-line reason, never a
  * crash of the main thread.
  */
+import * as Data from "effect/Data"
 import type * as Http from "node:http"
 import { AllowList } from "./Allow.ts"
 import type { ListenAddress } from "./protocol.ts"
@@ -43,22 +44,18 @@ export interface AdminOptions {
   readonly sources: AdminSources
 }
 
-/** Why the admin endpoint could not listen, in words naming the flag. */
-export class AdminListenError extends Error {
-  readonly _tag = "AdminListenError"
-  readonly code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
+/** Why the admin endpoint could not listen (the CLI words it, naming the flag). */
+export class AdminListenError extends Data.TaggedError("AdminListenError")<{
+  /** The system's error code: EADDRINUSE, EACCES... (the CLI words it: src/cli/wording.ts). */
+  readonly reason: string
+  /** The system's own message. */
+  readonly detail: string
+}> {}
 
 /** The content type Prometheus expects for the text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 const ROUTES = new Set(["/healthz", "/stats", "/metrics"])
-
-const formatAddress = (a: ListenAddress): string => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)
 
 export class AdminServer {
   private readonly server: Http.Server
@@ -86,7 +83,7 @@ export class AdminServer {
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         const code = e.code ?? "EUNKNOWN"
-        reject(new AdminListenError(code, describeAdminListenFailure(code, e.message, this.requested)))
+        reject(new AdminListenError({ reason: code, detail: e.message }))
       }
       this.server.once("error", onError)
       this.server.listen({ host: this.requested.host, port: this.requested.port, exclusive: true }, () => {
@@ -143,20 +140,4 @@ const answer = (res: Http.ServerResponse, body: Promise<string>, type: string): 
     (text) => send(res, 200, type, text),
     (e: unknown) => send(res, 500, "text/plain; charset=utf-8", `500 Internal Server Error: ${e instanceof Error ? e.message : String(e)}\n`),
   )
-}
-
-/** An admin listen failure in words a person can act on. */
-export const describeAdminListenFailure = (code: string, message: string, address: ListenAddress): string => {
-  const where = formatAddress(address)
-  switch (code) {
-    case "EADDRINUSE":
-      return `cannot serve the admin endpoint on ${where}: the address is already in use. Choose another port with --admin.`
-    case "EACCES":
-    case "EPERM":
-      return `cannot serve the admin endpoint on ${where}: permission denied. Ports below 1024 need root; use a port such as 9090 with --admin.`
-    case "EADDRNOTAVAIL":
-      return `cannot serve the admin endpoint on ${where}: that address does not belong to this machine. Use 127.0.0.1, ::1 or one of this machine's addresses with --admin.`
-    default:
-      return `cannot serve the admin endpoint on ${where} (--admin): ${message} (${code})`
-  }
 }

@@ -10,6 +10,7 @@
  *
  * It must never block, never throw into its caller, and never keep the process alive (the thread is unref'd).
  */
+import * as Data from "effect/Data"
 import { Worker } from "node:worker_threads"
 import type { VerifyAnswer, VerifyRequest } from "./verifier-thread.ts"
 
@@ -28,18 +29,31 @@ export interface Verifier {
 export const defaultVerifierUrl = (): URL =>
   new URL(import.meta.url.endsWith(".ts") ? "./verifier-thread.ts" : "./verifier.js", import.meta.url)
 
+/** The verifier thread could not start, or ended under us; the verifications it had are answered `undefined`. */
+export class VerifierError extends Data.TaggedError("VerifierError")<{
+  readonly reason: "start-failed" | "thread-failed"
+  /** The thread's (or Node's) own words: an error message, or "exited with code N". */
+  readonly detail: string
+}> {
+  override get message(): string {
+    return this.reason === "start-failed"
+      ? `cannot start the bcrypt verifier thread: ${this.detail}`
+      : `the bcrypt verifier thread failed: ${this.detail}`
+  }
+}
+
 export interface BcryptVerifierOptions {
   readonly url?: URL
   /** Stop the thread after this long without a pending verification (default 30 s). */
   readonly idleMs?: number
   /** Told when the thread fails (its pending verifications were answered `undefined`). */
-  readonly onError?: (message: string) => void
+  readonly onError?: (error: VerifierError) => void
 }
 
 export class BcryptVerifier implements Verifier {
   private readonly url: URL
   private readonly idleMs: number
-  private readonly onError: ((message: string) => void) | undefined
+  private readonly onError: ((error: VerifierError) => void) | undefined
   private thread: Worker | undefined = undefined
   private nextId = 1
   private readonly waiting = new Map<number, VerifyDone>()
@@ -68,7 +82,7 @@ export class BcryptVerifier implements Verifier {
       try {
         thread = this.start()
       } catch (e) {
-        this.onError?.(`cannot start the bcrypt verifier thread: ${e instanceof Error ? e.message : String(e)}`)
+        this.onError?.(new VerifierError({ reason: "start-failed", detail: e instanceof Error ? e.message : String(e) }))
         return done(undefined)
       }
     }
@@ -116,7 +130,7 @@ export class BcryptVerifier implements Verifier {
   private failed(thread: Worker, message: string): void {
     if (this.thread !== thread) return // already stopped on purpose
     this.thread = undefined
-    this.onError?.(`the bcrypt verifier thread failed: ${message}`)
+    this.onError?.(new VerifierError({ reason: "thread-failed", detail: message }))
     this.answerAllUnchecked()
   }
 

@@ -1,6 +1,6 @@
 /**
  * Cidr: the one parser of the CIDR grammar (IPv4 "10.0.0.0/8", IPv6 "fd00::/8", a bare address = one
- * host). The configuration check (src/cli/config.ts) and the worker's allow-list (Allow.ts) both call it,
+ * host). The configuration check (src/cli/parsers.ts) and the worker's allow-list (Allow.ts) both call it,
  * so a value the configuration accepts is a value the worker can use, and a rejected value is rejected with
  * the same reason and the same suggested fix (`did you mean 10.0.0.0/8?`).
  *
@@ -9,6 +9,7 @@
  *
  * Pure functions on strings and bytes; no IO, no state.
  */
+import * as Data from "effect/Data"
 import { isIPv4, isIPv6 } from "node:net"
 
 export interface Cidr {
@@ -16,17 +17,16 @@ export interface Cidr {
   readonly prefix: number // 0..128, in the 16-byte form (an IPv4 /8 is 104)
 }
 
-export class CidrError extends Error {
-  readonly _tag = "CidrError"
+// Data.TaggedError: already loaded in every worker (the Resolver's errors), so it costs no RSS there.
+export class CidrError extends Data.TaggedError("CidrError")<{
   readonly input: string
-  /** What the person meant, when it can be guessed (the network of an address with host bits set). */
-  readonly suggestion: string | undefined
+  /** What is wrong with it, in words. */
   readonly reason: string
-  constructor(input: string, reason: string, suggestion?: string) {
-    super(`invalid CIDR ${JSON.stringify(input)}: ${reason}${suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`}`)
-    this.input = input
-    this.reason = reason
-    this.suggestion = suggestion
+  /** What the person meant, when it can be guessed (the network of an address with host bits set). */
+  readonly suggestion?: string | undefined
+}> {
+  override get message(): string {
+    return `invalid CIDR ${JSON.stringify(this.input)}: ${this.reason}${this.suggestion === undefined ? "" : ` (did you mean ${this.suggestion}?)`}`
   }
 }
 
@@ -104,13 +104,13 @@ export const parseCidr = (input: string): Cidr => {
   const v4 = isIPv4(addr)
   const bytes = parseAddress(addr)
   if (bytes === undefined) {
-    throw new CidrError(input, `expected an IPv4 or IPv6 address with an optional prefix length, such as "10.0.0.0/8", "192.168.1.5" or "fd00::/8"`)
+    throw new CidrError({ input, reason: `expected an IPv4 or IPv6 address with an optional prefix length, such as "10.0.0.0/8", "192.168.1.5" or "fd00::/8"` })
   }
   const max = v4 ? 32 : 128
   let len = max
   if (slash >= 0) {
     const lenText = text.slice(slash + 1)
-    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new CidrError(input, `the prefix length must be 0..${max} for an IPv${v4 ? 4 : 6} address`)
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new CidrError({ input, reason: `the prefix length must be 0..${max} for an IPv${v4 ? 4 : 6} address` })
     len = Number(lenText)
   }
   const prefix = v4 ? len + 96 : len
@@ -124,7 +124,7 @@ export const parseCidr = (input: string): Cidr => {
     }
   }
   if (hostBits) {
-    throw new CidrError(input, `the address has host bits set (bits after the first ${len} must be zero)`, `${formatAddress(network, v4)}/${len}`)
+    throw new CidrError({ input, reason: `the address has host bits set (bits after the first ${len} must be zero)`, suggestion: `${formatAddress(network, v4)}/${len}` })
   }
   return { bytes, prefix }
 }

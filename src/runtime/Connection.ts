@@ -39,13 +39,14 @@
  *   worker's KeepaliveArmer sweeps; `keepaliveSweep`): a short-lived connection would otherwise pay four
  *   setsockopt calls per socket for nothing. The sockets it has then are armed, and origins it dials
  *   later at birth; a pooled origin it adopts later is not (it carries one exchange at a time).
- * - Reads go into buffers we supply (internal/ReadArena.ts): origin sockets always (net `onread`), a
- *   client once it streams. Bytes read into a buffer that may be read into again are copied before they
- *   can be kept; a streaming side's own bulk buffer is replaced whenever its bytes are still referenced.
+ * - Reads go into buffers we supply: origin sockets always (net `onread`), a client once it streams.
+ *   Which buffer, and when bytes may go on without a copy, is internal/ReadArena.ts's policy over this
+ *   class's `ReadState` fields; Connection only feeds the bytes and says when they are still referenced.
  * - An idle tunnel keeps as little as possible (RSS per idle tunnel, docs/performance.md): nothing per
- *   socket but the socket's own tag and listeners, all module-level (one read-buffer generator for every
- *   socket; our 'end' listener takes the place of Node's no-op one; 'drain' is listened for only after a
- *   refused write); no text that is only needed for a log line or the pool (made when needed).
+ *   socket but the socket's own tag and listeners, all module-level (the Node-internals tricks that
+ *   takes, one read-buffer generator for every socket and our 'end' listener in place of Node's no-op
+ *   one, are internal/SocketHooks.ts's; 'drain' is listened for only after a refused write); no text
+ *   that is only needed for a log line or the pool (made when needed).
  *
  * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
  * a socket callback (a bug in the core is logged and the connection destroyed).
@@ -58,7 +59,7 @@ import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
 import { zeroStats } from "./protocol.ts"
-import { BULK_READ_BYTES, readAcceptedInto, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
+import { forgetOriginBuffer, giveUpBulk, readAcceptedInto, readBuffer, readIsViewable, type ReadState, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
@@ -73,6 +74,8 @@ const TUNNEL_CLOSED = counterSlot("tunnelsClosed")
 import { describeParentError, parentFailed, UpstreamHandshake } from "./internal/UpstreamConnect.ts"
 import type { Parent, UpstreamRoutes } from "./Upstream.ts"
 import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
+import { hostPort, peerOf } from "./HostPort.ts"
+import { kConnection, kListening, listenEnd, nextReadBuffer, noteRead, type SocketOwner, type TaggedSocket as OwnedSocket } from "./internal/SocketHooks.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -176,18 +179,8 @@ const CLOSING = 3 // the core released it gracefully: flushing and draining, eve
 const GONE = 4 // destroyed (or being destroyed); waiting for nothing
 type SlotState = typeof IDLE | typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof GONE
 
-const kConnection = Symbol("hctunnel.connection")
-/** Set once an origin socket carries our listeners (they outlive owners: see adoptOrigin). */
-const kListening = Symbol("hctunnel.listening")
-interface TaggedSocket extends net.Socket {
-  [kConnection]?: Connection | undefined
-  [kListening]?: true
-}
-
-const peerOf = (socket: net.Socket): string => {
-  const address = socket.remoteAddress ?? "?"
-  return `${address.includes(":") ? `[${address}]` : address}:${socket.remotePort ?? 0}`
-}
+/** A socket whose owner is a Connection (internal/SocketHooks.ts). */
+type TaggedSocket = OwnedSocket<Connection>
 
 /** Where the pool keeps idle connections to `host`:`port` (as the core asked for them). */
 const poolKey = (host: string, port: number): string => `${host}:${port}`
@@ -196,7 +189,7 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
 
-export class Connection implements Timed, AuthWaiter {
+export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
   // Timed (owned by Deadlines)
   deadlineIndex = -1
   deadlineAt = 0
@@ -238,13 +231,24 @@ export class Connection implements Timed, AuthWaiter {
    */
   private originMark = 0
 
+  /** PROXY protocol (issue 10 §2): the client's address from the load balancer's header, if there was one. */
+  private readonly proxiedAddress: string | undefined = undefined
+  /** Sockets corked by the action list being carried out. */
+  private corked: Array<net.Socket> | undefined = undefined
+
+  // ReadState: the read buffers of a streaming side (internal/ReadArena.ts decides; nothing else touches them).
+  /** @internal */ clientBulk: Buffer | undefined = undefined
+  /** @internal */ originBulk: Buffer | undefined = undefined
+  /** @internal */ clientStreaming = false
+  /** @internal */ originStreaming = false
+
   constructor(client: net.Socket, ctx: ConnectionContext, proxied?: { readonly address: string; readonly port: number }) {
     this.client = client
     this.ctx = ctx
     // PROXY protocol (issue 10 §2): the client is the one the load balancer's header names, not the balancer.
     if (proxied !== undefined) {
       this.proxiedAddress = proxied.address
-      this.peerText = `${proxied.address.includes(":") ? `[${proxied.address}]` : proxied.address}:${proxied.port}`
+      this.peerText = hostPort(proxied.address, proxied.port)
     }
     // Node keeps the peer address on the socket once asked (also after close): `peer` reads it when needed.
     void client.remoteAddress
@@ -258,9 +262,6 @@ export class Connection implements Timed, AuthWaiter {
     client.on("close", onClientClose)
     this.guard(() => this.postman.start(ctx.deadlines.now()))
   }
-
-  /** PROXY protocol (issue 10 §2): the client's address from the load balancer's header, if there was one. */
-  private readonly proxiedAddress: string | undefined = undefined
 
   /** The client's IP address (for per-client limits and rate limits): the PROXY header's, else the socket's peer. */
   get clientAddress(): string {
@@ -472,9 +473,6 @@ export class Connection implements Timed, AuthWaiter {
     this.feed({ _tag: "ConnectFailed", reason, message })
   }
 
-  /** Sockets corked by the action list being carried out. */
-  private corked: Array<net.Socket> | undefined = undefined
-
   private uncorkAll(): void {
     const corked = this.corked
     if (corked === undefined) return
@@ -624,7 +622,7 @@ export class Connection implements Timed, AuthWaiter {
 
   /** Make `socket` this connection's origin: our listeners, our paused state. */
   private adoptOrigin(socket: TaggedSocket): void {
-    this.forgetOriginBuffer()
+    forgetOriginBuffer(this)
     socket[kConnection] = this
     if (socket[kListening] === undefined) {
       // Once per socket: a pooled origin changes owner once per request; its listeners stay and find
@@ -727,15 +725,6 @@ export class Connection implements Timed, AuthWaiter {
     this.feed({ _tag: "ConnectFailed", reason: "denied", message: denial.message })
   }
 
-  /**
-   * A new origin socket must never read into the previous one's bulk buffer: that socket (closing, or
-   * pooled for another connection) may still have it registered for its next read.
-   */
-  private forgetOriginBuffer(): void {
-    this.originBulk = undefined
-    this.originStreaming = false
-  }
-
   /** Drop the current origin socket whatever its state (a new Connect, or the connection is finished). */
   private abandonOrigin(): void {
     const socket = this.origin
@@ -830,27 +819,15 @@ export class Connection implements Timed, AuthWaiter {
     this.bulkRead("client", this.origin, buffer, n)
   }
 
-  /** Private read buffers of a streaming side (internal/ReadArena.ts); undefined: read into the shared one. */
-  private clientBulk: Buffer | undefined = undefined
-  private originBulk: Buffer | undefined = undefined
-  private clientStreaming = false
-  private originStreaming = false
-
-  /** The bulk buffer of a streaming side (made on first use); the shared buffer otherwise. */
-  private readBuffer(side: Side): Buffer {
-    if (side === "client") {
-      return this.clientStreaming && this.clientState === OPEN ? (this.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
-    }
-    return this.originStreaming && this.originState === OPEN ? (this.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
-  }
-
   /**
    * Where the next read of `socket` goes: this connection's bulk buffer for its client, or for its
    * current, open, streaming origin; else the shared buffer. A pooled socket adopted by another
    * connection asks its new owner, and two sockets never share a bulk buffer (forgetOriginBuffer).
    */
   /** @internal */ readBufferFor(socket: net.Socket): Buffer {
-    return socket === this.client ? this.readBuffer("client") : socket === this.origin ? this.readBuffer("origin") : shared
+    return socket === this.client
+      ? readBuffer(this, "client", this.clientState === OPEN)
+      : socket === this.origin ? readBuffer(this, "origin", this.originState === OPEN) : shared
   }
 
   /**
@@ -859,28 +836,13 @@ export class Connection implements Timed, AuthWaiter {
    * buffer go on without a copy, and the buffer is given up if anything still references them.
    */
   private bulkRead(side: Side, to: net.Socket | undefined, buffer: Buffer, n: number): void {
-    const own = side === "client" ? this.clientBulk : this.originBulk
-    if (buffer !== own || n < SHARED_READ_BYTES / 4) {
-      // A read that fills the shared buffer (or more, into a buffer this side no longer owns) means data
-      // is piling up: stream through a private buffer from now on. A small read ends streaming, so that
-      // an idle socket keeps no private buffer.
-      const streaming = buffer !== own && n >= SHARED_READ_BYTES
-      if (side === "client") {
-        this.clientStreaming = streaming
-        if (!streaming) this.clientBulk = undefined
-      } else {
-        this.originStreaming = streaming
-        if (!streaming) this.originBulk = undefined
-      }
+    if (!readIsViewable(this, side, buffer, n)) {
       this.feed({ _tag: "Received", side, bytes: Buffer.from(buffer.subarray(0, n)) })
       return
     }
     this.feed({ _tag: "Received", side, bytes: buffer.subarray(0, n) })
     // Still referenced (a queued or partial write, or the core keeps the bytes): the next read needs a new buffer.
-    if (this.busy || (to !== undefined && to.writableLength > 0) || this.postman.bufferedBytes > 0) {
-      if (side === "client") this.clientBulk = undefined
-      else this.originBulk = undefined
-    }
+    if (this.busy || (to !== undefined && to.writableLength > 0) || this.postman.bufferedBytes > 0) giveUpBulk(this, side)
   }
 
   /** @internal */ originEnd(socket: net.Socket): void {
@@ -949,25 +911,6 @@ export class Connection implements Timed, AuthWaiter {
 // -------------------------------------------------------------------------------------------------
 // Module-level listeners: `this` is the socket (EventEmitter calls listeners with the emitter as `this`).
 
-/** Node's own 'end' listener of every socket (found on the first client), or null if it is not there. */
-let nodeEndListener: ((...args: Array<unknown>) => void) | null | undefined = undefined
-
-/**
- * Listen for the end of what `socket` sends. Node puts a listener on every socket's 'end'
- * (onReadableStreamEnd) that does nothing when the socket allows half-open connections, as ours all
- * do; with a second listener the socket keeps an array of them (~100 B). So ours takes its place.
- * If a Node version lacks it (found by name), both listeners stay.
- */
-function listenEnd(socket: net.Socket, listener: (this: TaggedSocket) => void): void {
-  if (nodeEndListener === undefined) {
-    const found = socket.listeners("end")
-    const first = found[0] as ((...args: Array<unknown>) => void) | undefined
-    nodeEndListener = found.length === 1 && first?.name === "onReadableStreamEnd" ? first : null
-  }
-  if (nodeEndListener !== null && socket.allowHalfOpen) socket.removeListener("end", nodeEndListener)
-  socket.on("end", listener)
-}
-
 function owner(socket: TaggedSocket): Connection | undefined {
   return socket[kConnection]
 }
@@ -1004,26 +947,10 @@ function onOriginConnect(this: TaggedSocket): void {
 function onOriginEnd(this: TaggedSocket): void {
   owner(this)?.originEnd(this)
 }
-/**
- * The socket whose read callback has just returned. Node asks for the next read buffer right after the
- * read callback of the same socket, without saying which socket (internal/ReadArena.ts): the callback
- * notes its socket last thing (so a throw leaves nothing behind) and `nextReadBuffer` takes it.
- */
-let lastRead: TaggedSocket | undefined = undefined
-
-/** The buffer generator of every socket that reads into our buffers: the socket's current owner decides. */
-function nextReadBuffer(): Buffer {
-  const socket = lastRead
-  lastRead = undefined
-  // No read just happened (a connecting socket's handle is being made): nothing to stream into yet.
-  if (socket === undefined) return shared
-  return socket[kConnection]?.readBufferFor(socket) ?? shared
-}
-
 /** Read callback of client sockets (internal/ReadArena.ts): `this` is the socket. */
 function onClientRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   owner(this)?.clientRead(buffer, n)
-  lastRead = this
+  noteRead(this)
   return true
 }
 
@@ -1032,7 +959,7 @@ function onOriginRead(this: TaggedSocket, n: number, buffer: Buffer): boolean {
   const connection = owner(this)
   if (connection !== undefined) connection.originRead(this, buffer, n)
   else noticePooledData(this) // an idle pooled connection spoke: the pool drops it
-  lastRead = this
+  noteRead(this)
   return true
 }
 function onOriginDrain(this: TaggedSocket): void {

@@ -25,7 +25,8 @@
  * the lookup so that a denied name is never even resolved.
  */
 import { type Cidr, matches, parseAddress, parseCidr } from "./Allow.ts"
-import { addressBytes, hostPort, inPorts, isZero, mappedV4, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+import { hostPort } from "./HostPort.ts"
+import { addressBytes, inPorts, isZero, mappedV4, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
 
 export type DestinationKind = "connect" | "http"
 

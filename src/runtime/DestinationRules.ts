@@ -8,6 +8,7 @@
  * as IPv4-mapped (as Allow.ts holds it, whose CIDR parser it reuses), the IPv4-compatible form as the
  * IPv4 address it embeds. It decides nothing: DestinationPolicy.ts says which rules apply when.
  */
+import * as Data from "effect/Data"
 import { type Cidr, matches, parseAddress, parseCidr } from "./Allow.ts"
 
 /** Port ranges, inclusive; undefined is every port. */
@@ -26,12 +27,13 @@ export interface Rule {
   readonly ports: Ports
 }
 
-export class RuleError extends Error {
-  readonly _tag = "RuleError"
+export class RuleError extends Data.TaggedError("RuleError")<{
   readonly input: string
-  constructor(input: string, reason: string) {
-    super(`${JSON.stringify(input)} is not a destination rule: ${reason}`)
-    this.input = input
+  /** What is wrong with it, in words. */
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${JSON.stringify(this.input)} is not a destination rule: ${this.reason}`
   }
 }
 
@@ -50,7 +52,7 @@ const parsePorts = (input: string, text: string): Ports => {
     const lo = m === null ? NaN : Number(m[1])
     const hi = m === null ? NaN : m[2] === undefined ? lo : Number(m[2])
     if (!(lo >= 1 && hi <= 65535 && lo <= hi)) {
-      throw new RuleError(input, `${JSON.stringify(part)} is not a port: use N, N-M (1..65535) or a comma list of them, or *`)
+      throw new RuleError({ input, reason: `${JSON.stringify(part)} is not a port: use N, N-M (1..65535) or a comma list of them, or *` })
     }
     out.push([lo, hi])
   }
@@ -63,15 +65,15 @@ const parseRuleAddress = (input: string, text: string): RuleAddress => {
     try {
       return { _tag: "Network", cidr: canonicalCidr(parseCidr(text)) }
     } catch (e) {
-      throw new RuleError(input, e instanceof Error ? e.message : String(e))
+      throw new RuleError({ input, reason: e instanceof Error ? e.message : String(e) })
     }
   }
   const name = text.toLowerCase().replace(/\.$/, "")
   const wildcard = name.startsWith("*.")
   const bare = wildcard ? name.slice(2) : name
-  if (!NAME.test(bare)) throw new RuleError(input, `${JSON.stringify(text)} is not an IP, a CIDR, a host name, *.suffix or *; ${RULE_HELP}`)
+  if (!NAME.test(bare)) throw new RuleError({ input, reason: `${JSON.stringify(text)} is not an IP, a CIDR, a host name, *.suffix or *; ${RULE_HELP}` })
   if (!wildcard && NUMERIC_LABEL.test(bare)) {
-    throw new RuleError(input, `${JSON.stringify(text)} reads as a number, not a name: write an IPv4 address in full (a.b.c.d)`)
+    throw new RuleError({ input, reason: `${JSON.stringify(text)} reads as a number, not a name: write an IPv4 address in full (a.b.c.d)` })
   }
   return wildcard ? { _tag: "Suffix", suffix: `.${bare}` } : { _tag: "Name", name: bare }
 }
@@ -79,30 +81,30 @@ const parseRuleAddress = (input: string, text: string): RuleAddress => {
 /** Parse one `ADDRESS[:PORTS]` rule. Throws RuleError. */
 export const parseRule = (input: string): Rule => {
   const text = input.trim()
-  if (text === "") throw new RuleError(input, `the rule is empty; ${RULE_HELP}`)
+  if (text === "") throw new RuleError({ input, reason: `the rule is empty; ${RULE_HELP}` })
   let address = text
   let ports: string | undefined
   const colons = text.split(":").length - 1
   if (text.startsWith("[")) {
     const close = text.indexOf("]")
-    if (close < 0) throw new RuleError(input, "unterminated [ (IPv6 addresses go in brackets: [fd00::/8]:443)")
+    if (close < 0) throw new RuleError({ input, reason: "unterminated [ (IPv6 addresses go in brackets: [fd00::/8]:443)" })
     address = text.slice(1, close)
     const rest = text.slice(close + 1)
-    if (rest !== "" && !rest.startsWith(":")) throw new RuleError(input, `unexpected ${JSON.stringify(rest)} after ]; ${RULE_HELP}`)
+    if (rest !== "" && !rest.startsWith(":")) throw new RuleError({ input, reason: `unexpected ${JSON.stringify(rest)} after ]; ${RULE_HELP}` })
     if (rest !== "") ports = rest.slice(1)
-    if (!address.includes(":")) throw new RuleError(input, "only IPv6 addresses go in brackets")
+    if (!address.includes(":")) throw new RuleError({ input, reason: "only IPv6 addresses go in brackets" })
   } else if (colons === 1) {
     address = text.slice(0, text.indexOf(":"))
     ports = text.slice(text.indexOf(":") + 1)
   } else if (colons > 1 && parseAddress(address.split("/")[0] ?? "") === undefined) {
-    throw new RuleError(input, `${RULE_HELP} (an IPv6 address with ports goes in brackets)`)
+    throw new RuleError({ input, reason: `${RULE_HELP} (an IPv6 address with ports goes in brackets)` })
   }
   let parsed: RuleAddress
   try {
     parsed = parseRuleAddress(input, address)
   } catch (e) {
     if (colons > 1 && !text.startsWith("[") && e instanceof RuleError) {
-      throw new RuleError(input, `${e.message.replace(/^"[^"]*" is not a destination rule: /, "")} (an IPv6 address with ports goes in brackets: [fd00::/8]:443)`)
+      throw new RuleError({ input, reason: `${e.reason} (an IPv6 address with ports goes in brackets: [fd00::/8]:443)` })
     }
     throw e
   }
@@ -174,9 +176,6 @@ export const normalHost = (host: string): string => {
   const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
   return h.toLowerCase().replace(/\.$/, "")
 }
-
-/** `host:port`, IPv6 in brackets. */
-export const hostPort = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
 
 /** Whether `rule` matches the destination: its host as asked (normalHost), its address bytes if known, its port. */
 export const ruleMatches = (rule: Rule, host: string, bytes: Uint8Array | undefined, port: number): boolean => {

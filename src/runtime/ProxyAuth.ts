@@ -54,7 +54,7 @@ export class ProxyAuth {
     this.path = options.path
     this.log = options.log
     this.verifier = options.verifier ??
-      new BcryptVerifier({ onError: (message) => options.log.message("error", `proxy authentication: ${message}`) })
+      new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
     const loaded = loadUsers(options.path)
     if ("problem" in loaded) this.log.message("error", `proxy authentication: ${loaded.problem}; every request gets 407 until the file is fixed`)
     this.authenticator = new Authenticator({

@@ -18,6 +18,7 @@
 import { isIP } from "node:net"
 import type { UpstreamHop } from "../core/events.ts"
 import { AllowList, CidrError, parseCidr } from "./Allow.ts"
+import { hostPort } from "./HostPort.ts"
 
 /** The parent proxy as WorkerInit carries it (plain data). */
 export interface UpstreamProxy {
@@ -115,7 +116,6 @@ const ruleOf = (entry: NoUpstreamEntry): Rule => {
   }
 }
 
-const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
 
 /** The worker's routing decision for every `Connect`. */
 export class UpstreamRoutes {
@@ -124,7 +124,7 @@ export class UpstreamRoutes {
 
   /** Throws on an entry that does not parse (the CLI has checked them already). */
   constructor(proxy: UpstreamProxy, noUpstream: ReadonlyArray<string>) {
-    const name = `${hostPart(proxy.host)}:${proxy.port}`
+    const name = hostPort(proxy.host, proxy.port)
     const hop: UpstreamHop = proxy.authorization === undefined ? { proxy: name } : { proxy: name, authorization: proxy.authorization }
     this.parent = { host: proxy.host, port: proxy.port, name, authorization: proxy.authorization, poolKey: `upstream ${name}`, hop }
     this.rules = noUpstream.map((text) => {

@@ -11,7 +11,7 @@
  *     `Listening`  -> all listen on the same addresses (port 0 resolved to the real port);
  *     `ListenFailed` with ENOTSUP (no SO_REUSEPORT on this platform) -> one notice line, and exactly
  *                     one worker runs, listening without reusePort;
- *     `ListenFailed` otherwise (EADDRINUSE, EACCES...) -> `ListenError`, the caller prints it and exits 1.
+ *     `ListenFailed` otherwise (EADDRINUSE, EACCES...) -> `ListenError`, the caller words it and exits 1.
  * - Stats: each worker pushes `Stats` every statsInterval; the supervisor keeps the latest per worker
  *   plus the totals of workers that died, prints one line on SIGUSR1, and logs it at debug level.
  *   SIGUSR1 and the admin endpoint's /stats and /metrics first ask every worker for fresh figures
@@ -28,10 +28,14 @@
  *   signal stops waiting. The returned effect succeeds on a clean drain and fails with
  *   `DrainTimeout` otherwise, so the caller can choose the exit code.
  *
- * It never touches client sockets: the byte path lives entirely in the workers.
+ * It never touches client sockets: the byte path lives entirely in the workers. It reports data
+ * (addresses, `StatsSnapshot`s, tagged errors) through the hooks of `SupervisorOptions`; the CLI
+ * (src/cli/wording.ts) words them. Only its own operational log lines (a worker replaced, a reload) are
+ * written here.
  */
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -82,6 +86,12 @@ export interface SupervisorOptions {
   readonly onReady: (addresses: ReadonlyArray<ListenAddress>, workers: number, admin: ListenAddress | undefined) => Effect.Effect<void>
   /** Prints the SIGUSR1 stats line (always shown, whatever the log level). */
   readonly printStats: (line: StatsSnapshot) => Effect.Effect<void>
+  /** Every statsInterval: the current figures (the CLI logs them at debug level). */
+  readonly onStatsTick?: (stats: StatsSnapshot) => Effect.Effect<void>
+  /** The first SIGINT/SIGTERM: live connections get `graceMs` to finish. */
+  readonly onStopping?: (graceMs: number) => Effect.Effect<void>
+  /** Every worker is closed: the final figures. */
+  readonly onStopped?: (final: StatsSnapshot) => Effect.Effect<void>
   /** The worker module; default `./worker.ts` or `./worker.js` beside this file. */
   readonly workerUrl?: URL
   /**
@@ -92,8 +102,15 @@ export interface SupervisorOptions {
   readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
   /** Install SIGINT/SIGTERM/SIGUSR1 handlers (default true; tests pass false and use `stop`). */
   readonly signals?: boolean
-  /** The admin endpoint (AdminServer.ts), when `--admin` is given: its address and who may use it. */
-  readonly admin?: { readonly address: ListenAddress; readonly allow: ReadonlyArray<string> } | undefined
+  /**
+   * The admin endpoint (AdminServer.ts), when `--admin` is given: its address, who may use it, and how
+   * GET /stats presents the figures.
+   */
+  readonly admin?: {
+    readonly address: ListenAddress
+    readonly allow: ReadonlyArray<string>
+    readonly statsFigures: (stats: StatsSnapshot) => Record<string, number>
+  } | undefined
 }
 
 /** What a reload changes. */
@@ -104,20 +121,24 @@ export interface ReloadPlan {
   readonly needsRestart: ReadonlyArray<string>
 }
 
-/** The platform cannot listen: bad address, port in use, no permission... */
-export class ListenError extends Error {
-  readonly _tag = "ListenError"
-  readonly code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
+/**
+ * The proxy (a worker) or the admin endpoint cannot listen: port in use, no permission, not this
+ * machine's address, or a worker that could not start at all.
+ */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly endpoint: "proxy" | "admin"
+  /** The system's error code (EADDRINUSE, EACCES...), or START_FAILED / EXITED for a worker that never listened. */
+  readonly reason: string
+  /** The system's (or the worker's) own message. */
+  readonly detail: string
+  /** The addresses it was asked to listen on. */
+  readonly addresses: ReadonlyArray<ListenAddress>
+}> {}
 
-/** Some workers did not report Drained within grace + margin. */
-export class DrainTimeout extends Error {
-  readonly _tag = "DrainTimeout"
-}
+/** Some workers did not report Drained within grace + margin; their connections were closed. */
+export class DrainTimeout extends Data.TaggedError("DrainTimeout")<{
+  readonly graceMs: number
+}> {}
 
 export interface StatsSnapshot {
   readonly pid: number
@@ -162,26 +183,6 @@ const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   authVerifications: a.authVerifications + b.authVerifications,
 })
 
-/** A listen failure in words a person can act on. */
-export const describeListenFailure = (code: string, message: string, addresses: ReadonlyArray<ListenAddress>): string => {
-  const where = addresses.map((a) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)).join(", ")
-  switch (code) {
-    case "EADDRINUSE":
-      return `cannot listen on ${where}: the address is already in use (is another hctunnel or proxy running?). Stop it, or choose another port with --port or --listen.`
-    case "EACCES":
-    case "EPERM":
-      return `cannot listen on ${where}: permission denied. Ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port such as 8888.`
-    case "EADDRNOTAVAIL":
-      return `cannot listen on ${where}: that address does not belong to this machine. Use 127.0.0.1, 0.0.0.0, ::1, :: or one of this machine's addresses.`
-    case START_FAILED:
-      return `a worker could not start: ${message}`
-    case "EXITED":
-      return `a worker stopped before it could listen on ${where}: ${message}`
-    default:
-      return `cannot listen on ${where}: ${message} (${code})`
-  }
-}
-
 interface Slot {
   readonly id: number
   handle: EffectWorker<FromWorker, ToWorker> | undefined
@@ -200,14 +201,12 @@ interface Slot {
 }
 
 /** A worker run that ended because the worker reported ListenFailed. */
-class WorkerListenFailed extends Error {
-  readonly _tag = "WorkerListenFailed"
-  readonly code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
+class WorkerListenFailed extends Data.TaggedError("WorkerListenFailed")<{
+  /** The worker's error code (EADDRINUSE..., or START_FAILED). */
+  readonly reason: string
+  /** The worker's own message. */
+  readonly detail: string
+}> {}
 
 /** How long a scrape of /metrics or /stats waits for the workers' fresh counters before using the last ones. */
 const FRESH_STATS_MS = 250
@@ -243,7 +242,7 @@ export const supervise = (
     const logError = Effect.runForkWith(yield* Effect.context<never>())
     const verifiers = options.init.authFile === undefined
       ? undefined
-      : new VerifierHub({ onError: (message) => void logError(Effect.logError(`proxy authentication: ${message}`)) })
+      : new VerifierHub({ onError: (error) => void logError(Effect.logError(`proxy authentication: ${error.message}`)) })
     const spawner = (id: number) => {
       const verifierPort = verifiers?.connect()
       return new Worker(workerUrl, {
@@ -313,7 +312,7 @@ export const supervise = (
               if (first !== undefined) {
                 return Deferred.succeed(first, { ok: false, code: msg.code, message: msg.message }).pipe(Effect.asVoid)
               }
-              return Effect.fail(new WorkerListenFailed(msg.code, msg.message))
+              return Effect.fail(new WorkerListenFailed({ reason: msg.code, detail: msg.message }))
             case "Stats":
               slot.stats = msg.stats
               if (msg.metrics !== undefined) slot.metrics = msg.metrics
@@ -357,8 +356,8 @@ export const supervise = (
           if (shuttingDown) return Effect.void
           // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
           if (!decided) return Effect.fail(e)
-          const why = e instanceof WorkerListenFailed
-            ? e.code === START_FAILED ? `could not start (${e.message})` : `cannot listen (${e.code}: ${e.message})`
+          const why = e._tag === "WorkerListenFailed"
+            ? e.reason === START_FAILED ? `could not start (${e.detail})` : `cannot listen (${e.reason}: ${e.detail})`
             : exitReason(Exit.fail(e))
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
@@ -476,7 +475,8 @@ export const supervise = (
         if (i >= 0) s.statsWaiters.splice(i, 1)
       }
     })
-    if (options.admin !== undefined) {
+    const adminOptions = options.admin
+    if (adminOptions !== undefined) {
       // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
       // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
       const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
@@ -484,17 +484,23 @@ export const supervise = (
       )
       const runPromise = Effect.runPromiseWith(yield* Effect.context<never>())
       const admin = new AdminServer({
-        address: options.admin.address,
-        allow: options.admin.allow,
+        address: adminOptions.address,
+        allow: adminOptions.allow,
         sources: {
           health,
-          stats: () => runPromise(refreshStats.pipe(Effect.map(() => statsFigures(snapshot())))),
+          stats: () => runPromise(refreshStats.pipe(Effect.map(() => adminOptions.statsFigures(snapshot())))),
           metrics: () => runPromise(refreshStats.pipe(Effect.map(() => formatMetrics(metricsInput())))),
         },
       })
       adminAddress = yield* Effect.tryPromise({
         try: () => admin.listen(),
-        catch: (e) => (e instanceof AdminListenError ? new ListenError(e.code, e.message) : new ListenError("EUNKNOWN", String(e))),
+        catch: (e) =>
+          new ListenError({
+            endpoint: "admin",
+            reason: e instanceof AdminListenError ? e.reason : "EUNKNOWN",
+            detail: e instanceof AdminListenError ? e.detail : String(e),
+            addresses: [adminOptions.address],
+          }),
       }).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
       // Closed with the scope, after the drain: it answers (503) through the whole grace period.
       yield* Scope.addFinalizer(scope, Effect.sync(() => admin.close()))
@@ -549,7 +555,7 @@ export const supervise = (
       yield* stopOthers
       if (slot0.fiber) yield* Fiber.interrupt(slot0.fiber)
       yield* Scope.close(scope, Exit.void)
-      return yield* Effect.fail(new ListenError(verdict.code, describeListenFailure(verdict.code, verdict.message, listen)))
+      return yield* Effect.fail(new ListenError({ endpoint: "proxy", reason: verdict.code, detail: verdict.message, addresses: listen }))
     }
     // Later workers (and restarts) listen on the ports worker 0 actually bound (port 0 resolved).
     listen = verdict.addresses
@@ -585,7 +591,8 @@ export const supervise = (
     yield* options.onReady(listen, count, adminAddress)
 
     // Periodic stats at debug level.
-    yield* Effect.suspend(() => Effect.logDebug(formatStatsText(snapshot()))).pipe(
+    const onStatsTick = options.onStatsTick
+    if (onStatsTick !== undefined) yield* Effect.suspend(() => onStatsTick(snapshot())).pipe(
       Effect.delay(options.init.statsIntervalMs),
       Effect.forever,
       Effect.forkIn(scope),
@@ -593,7 +600,7 @@ export const supervise = (
 
     yield* Deferred.await(shutdownRequested)
     shuttingDown = true
-    yield* Effect.logInfo(`shutting down: letting live connections finish for up to ${graceMs} ms`)
+    if (options.onStopping !== undefined) yield* options.onStopping(graceMs)
     for (const s of slots) {
       if (s.handle !== undefined && s.listening) yield* s.handle.send({ _tag: "Shutdown", graceMs }).pipe(Effect.ignore)
       else if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
@@ -608,10 +615,8 @@ export const supervise = (
     )
     const final = snapshot()
     yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(6000))
-    yield* Effect.logInfo(`stopped: ${formatStatsText(final)}`)
-    if (!drained) {
-      return yield* Effect.fail(new DrainTimeout(`some connections did not finish within the grace period of ${graceMs} ms; they were closed`))
-    }
+    if (options.onStopped !== undefined) yield* options.onStopped(final)
+    if (!drained) return yield* Effect.fail(new DrainTimeout({ graceMs }))
   })
 
 const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
@@ -623,30 +628,4 @@ const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
   const error = Cause.squash(exit.cause)
   const message = error instanceof Error ? error.message : String(error)
   return message.split("\n")[0] ?? message
-}
-
-const mib = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`)
-
-export const formatUptime = (ms: number): string => {
-  const s = Math.floor(ms / 1000)
-  const d = Math.floor(s / 86400)
-  const h = Math.floor((s % 86400) / 3600)
-  const m = Math.floor((s % 3600) / 60)
-  return d > 0 ? `${d}d${h}h${m}m` : h > 0 ? `${h}h${m}m${s % 60}s` : m > 0 ? `${m}m${s % 60}s` : `${s}s`
-}
-
-/** One line: `stats pid=... uptime=... cpu=...` */
-export const formatStatsText = (s: StatsSnapshot): string =>
-  `stats pid=${s.pid} uptime=${formatUptime(s.uptimeMs)} cpu=${((s.cpuUserMs + s.cpuSystemMs) / 1000).toFixed(2)}s` +
-  ` (user ${(s.cpuUserMs / 1000).toFixed(2)}s sys ${(s.cpuSystemMs / 1000).toFixed(2)}s) rss=${mib(s.rssBytes)}` +
-  ` workers=${s.workersRunning}/${s.workers} restarts=${s.restarts} live=${s.totals.connectionsLive}` +
-  ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
-  ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
-  ` denied=${s.totals.deniedSelf + s.totals.deniedRule + s.totals.deniedRange + s.totals.deniedPort}` +
-  (s.totals.authOk + s.totals.authFailed === 0 ? "" : ` auth_ok=${s.totals.authOk} auth_cached=${s.totals.authCached} auth_failed=${s.totals.authFailed} auth_rate_limited=${s.totals.authRateLimited} auth_verifications=${s.totals.authVerifications}`)
-
-/** The stats line's figures as one flat JSON-able object (GET /stats). */
-export const statsFigures = (s: StatsSnapshot): Record<string, number> => {
-  const { totals, ...process } = s
-  return { ...process, ...totals }
 }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { beforeAll, describe, expect, it } from "vitest"
-import { CONFIG_FLAG, settings } from "../../src/cli/config.ts"
+import { CONFIG_FLAG, settings } from "../../src/cli/settings.ts"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 const CLI = resolve(ROOT, "dist/cli.js")

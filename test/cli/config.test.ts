@@ -5,16 +5,9 @@
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
-import {
-  checkSafety,
-  ConfigError,
-  type ConfigInputs,
-  envName,
-  type HctunnelConfig,
-  loadConfig,
-  parseDurationMs,
-  settings,
-} from "../../src/cli/config.ts"
+import { checkSafety, ConfigError, type ConfigInputs, type HctunnelConfig, loadConfig } from "../../src/cli/config.ts"
+import { parseDurationMs } from "../../src/cli/parsers.ts"
+import { envName, settings } from "../../src/cli/settings.ts"
 import { checkNodeVersion } from "../../src/cli/node-version.ts"
 
 const load = (inputs: Partial<ConfigInputs>): { ok: true; config: HctunnelConfig } | { ok: false; problems: ReadonlyArray<string> } => {
@@ -141,7 +134,7 @@ describe("bad values: the message names the source, the value, what is wrong and
   })
 
   it("the error message says 'invalid configuration' and lists the problems", () => {
-    const e = new ConfigError(["a", "b"])
+    const e = new ConfigError({ reason: "invalid", problems: ["a", "b"] })
     expect(e.message).toBe("invalid configuration:\n  - a\n  - b")
   })
 })

@@ -13,6 +13,7 @@ import { Effect, Exit, Logger } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
 import { ListenError, supervise } from "../../src/runtime/supervisor.ts"
+import { describeListenFailure } from "../../src/cli/wording.ts"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 const CLI = resolve(ROOT, "dist/cli.js")
@@ -88,10 +89,11 @@ describe("a worker that cannot start", () => {
     )
     expect(Exit.isFailure(exit)).toBe(true)
     const reason = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
-    const error = reason?._tag === "Fail" ? (reason.error as Error) : undefined
+    const error = reason?._tag === "Fail" ? (reason.error as ListenError) : undefined
     expect(error).toBeInstanceOf(ListenError)
-    expect(error?.message).toBe('a worker could not start: invalid CIDR "10.0.0.1/8": the address has host bits set (bits after the first 8 must be zero) (did you mean 10.0.0.0/8?)')
-    noStack(error?.message ?? "")
+    const message = error === undefined ? "" : describeListenFailure(error)
+    expect(message).toBe('a worker could not start: invalid CIDR "10.0.0.1/8": the address has host bits set (bits after the first 8 must be zero) (did you mean 10.0.0.0/8?)')
+    noStack(message)
     noStack(logs.join("\n"))
   })
 })

@@ -10,7 +10,8 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
 import { type ListenAddress, zeroStats } from "../../src/runtime/protocol.ts"
-import { formatStatsText, ListenError, type StatsSnapshot, supervise } from "../../src/runtime/supervisor.ts"
+import { ListenError, type StatsSnapshot, supervise } from "../../src/runtime/supervisor.ts"
+import { describeListenFailure, formatStatsText, lifecycleLog } from "../../src/cli/wording.ts"
 
 const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)
 
@@ -26,6 +27,7 @@ const harness = (workers: number, hosts: Record<string, string>, listen: Readonl
       graceMs: 200,
       onReady: (addresses, n) => Effect.sync(() => void ready.push({ addresses, workers: n })),
       printStats: (s) => Effect.sync(() => void stats.push(s)),
+      ...lifecycleLog,
       workerUrl: FAKE,
       signals: false,
     },
@@ -71,7 +73,7 @@ describe("supervisor", () => {
     expect(Exit.isFailure(exit)).toBe(true)
     const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
     expect(error?._tag === "Fail" && error.error).toBeInstanceOf(ListenError)
-    expect(error?._tag === "Fail" ? (error.error as Error).message : "").toMatch(/cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/)
+    expect(error?._tag === "Fail" ? describeListenFailure(error.error as ListenError) : "").toMatch(/cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/)
     expect(h.ready).toHaveLength(0)
     // Worker 1 started at the same time (fixed port) and failed the same way: not reported twice.
     expect(h.logs.filter((l) => /stopped/.test(l))).toEqual([])

@@ -3,7 +3,7 @@
  * the same code), and an address with host bits set is answered with the network that was meant.
  */
 import { describe, expect, it } from "vitest"
-import { parseCidr as configParseCidr } from "../../src/cli/config.ts"
+import { parseCidr as configParseCidr } from "../../src/cli/parsers.ts"
 import { AllowList } from "../../src/runtime/Allow.ts"
 import { CidrError, normalizeCidr, parseCidr } from "../../src/runtime/Cidr.ts"
 

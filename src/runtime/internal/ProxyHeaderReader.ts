@@ -14,6 +14,7 @@
 import type * as net from "node:net"
 import type { AccessLog } from "../AccessLog.ts"
 import type { Deadlines, Timed } from "../Deadlines.ts"
+import { peerOf } from "../HostPort.ts"
 import { parseProxyHeader } from "../ProxyProtocol.ts"
 
 /** The client a connection stands for: from the PROXY header, or the socket's own peer. */
@@ -37,10 +38,6 @@ export interface ProxyHeaderReaderOptions {
 
 const EMPTY = Buffer.alloc(0)
 
-const peerText = (socket: net.Socket): string => {
-  const address = socket.remoteAddress ?? "?"
-  return `${address.includes(":") ? `[${address}]` : address}:${socket.remotePort ?? 0}`
-}
 
 /** One socket whose header is on its way. */
 class Waiting implements Timed {
@@ -115,7 +112,7 @@ export class ProxyHeaderReader {
 
   /** @internal */ close(w: Waiting, kind: "malformed" | "timeout" | "gone", level: "debug" | "warn", why: string): void {
     if (!this.release(w)) return
-    this.options.log.message(level, `connection ${peerText(w.socket)}: closed: ${why}`)
+    this.options.log.message(level, `connection ${peerOf(w.socket)}: closed: ${why}`)
     w.socket.on("error", () => {}) // a reset after our close is not news
     w.socket.destroy()
     this.options.rejected(kind, w.socket)

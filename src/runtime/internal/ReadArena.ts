@@ -15,11 +15,15 @@
  *   bytes are still referenced after they were handed on, and drops it after a small read, so idle
  *   sockets hold no private buffer.
  *
+ * The policy (which buffer a socket reads into next, when its bytes may go on without a copy) is the
+ * functions at the end, over the fields a Connection keeps (`ReadState`).
+ *
  * Node offers `onread` only for sockets it creates from options (net.connect). Accepted sockets get the
  * same treatment through the socket's user-buffer slots, found by their symbol descriptions; if a Node
  * version lacks them, `readAcceptedInto` returns false and the socket keeps 'data' events.
  */
 import type * as net from "node:net"
+import type { Side } from "../../core/events.ts"
 
 export const SHARED_READ_BYTES = 64 * 1024
 export const BULK_READ_BYTES = 256 * 1024
@@ -69,4 +73,64 @@ export const readAcceptedInto = (socket: net.Socket, generator: BufferGenerator,
   s[found.callback] = callback
   handle.useUserBuffer(shared)
   return true
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy: which buffer a socket reads into next, and when bytes read may go on without a copy.
+
+/**
+ * What a Connection keeps for its reads: fields of the Connection itself (an idle tunnel pays for no
+ * object of its own), read and written only by the functions below.
+ */
+export interface ReadState {
+  /** The private read buffer of a streaming side; undefined: it reads into `shared`. */
+  clientBulk: Buffer | undefined
+  originBulk: Buffer | undefined
+  clientStreaming: boolean
+  originStreaming: boolean
+}
+
+/** The bulk buffer of a streaming side that is still open (made on first use); the shared buffer otherwise. */
+export const readBuffer = (r: ReadState, side: Side, open: boolean): Buffer => {
+  if (side === "client") {
+    return r.clientStreaming && open ? (r.clientBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+  }
+  return r.originStreaming && open ? (r.originBulk ??= Buffer.allocUnsafe(BULK_READ_BYTES)) : shared
+}
+
+/**
+ * Whether `n` bytes read from `side` into `buffer` may go on as a view, without a copy: only from this
+ * side's own bulk buffer, and only a large read. Otherwise the caller copies them (bytes in the shared
+ * buffer, or in a buffer this side no longer owns), and the side's streaming follows the read: a read
+ * that fills the shared buffer (or more, into a buffer this side no longer owns) means data is piling
+ * up, so stream through a private buffer from now on; a small read ends streaming, so that an idle
+ * socket keeps no private buffer.
+ */
+export const readIsViewable = (r: ReadState, side: Side, buffer: Buffer, n: number): boolean => {
+  const own = side === "client" ? r.clientBulk : r.originBulk
+  if (buffer === own && n >= SHARED_READ_BYTES / 4) return true
+  const streaming = buffer !== own && n >= SHARED_READ_BYTES
+  if (side === "client") {
+    r.clientStreaming = streaming
+    if (!streaming) r.clientBulk = undefined
+  } else {
+    r.originStreaming = streaming
+    if (!streaming) r.originBulk = undefined
+  }
+  return false
+}
+
+/** The bytes of `side`'s bulk buffer are still referenced after they were handed on: its next read needs a new buffer. */
+export const giveUpBulk = (r: ReadState, side: Side): void => {
+  if (side === "client") r.clientBulk = undefined
+  else r.originBulk = undefined
+}
+
+/**
+ * A new origin socket must never read into the previous one's bulk buffer: that socket (closing, or
+ * pooled for another connection) may still have it registered for its next read.
+ */
+export const forgetOriginBuffer = (r: ReadState): void => {
+  r.originBulk = undefined
+  r.originStreaming = false
 }

@@ -10,6 +10,7 @@
 import type { Event } from "../../core/events.ts"
 import { HeadReader } from "../../core/http/head-reader.ts"
 import { parseResponseHead } from "../../core/http/response-head.ts"
+import { hostPort } from "../HostPort.ts"
 import type { Parent } from "../Upstream.ts"
 
 export type HandshakeVerdict =
@@ -28,11 +29,10 @@ const shortText = (s: string): string => {
   return clean.length > 120 ? `${clean.slice(0, 120)}...` : clean
 }
 
-const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
 
 /** `CONNECT host:port HTTP/1.1` with Host, our Proxy-Authorization (if any) and Via (loop detection at the parent). */
 export const connectRequest = (host: string, port: number, parent: Parent, via: string): Uint8Array => {
-  const authority = `${hostPart(host)}:${port}`
+  const authority = hostPort(host, port)
   const auth = parent.authorization === undefined ? "" : `Proxy-Authorization: ${parent.authorization}\r\n`
   return encoder.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth}Via: 1.1 ${via}\r\n\r\n`)
 }
