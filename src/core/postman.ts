@@ -117,7 +117,7 @@ interface Exchange {
   retried: boolean
   /** The current origin connection leads to a parent proxy (plain HTTP only; see Connected.upstream). */
   upstream: UpstreamHop | undefined
-  /** Some response bytes (a 1xx, or the final head) have gone to the client: no error response is possible any more. */
+  /** The final response head (or a 101, or our own error) has gone to the client: no error response is possible any more. Interim 1xx heads do not count. */
   responseStarted: boolean
   status: number
   upgrade: boolean
@@ -339,7 +339,9 @@ export class Postman {
       case "NeedMore":
         return
       case "TooLarge":
-        return this.reject(431, `the request head is larger than ${this.limits.maxHeadBytes} bytes`, now)
+        // Logged as the head bytes read up to the first one over the limit: however the bytes were split
+        // (and whatever arrived after that byte in the same chunk), the count is the same (§7.2).
+        return this.reject(431, `the request head is larger than ${this.limits.maxHeadBytes} bytes`, now, this.limits.maxHeadBytes + 1)
       case "Head": {
         this.headStartedAt = -1
         this.headReader = undefined
@@ -631,7 +633,6 @@ export class Postman {
   private interimResponse(exchange: Exchange, request: RequestHead, head: ResponseHead, rest: Uint8Array, now: number): void {
     if (++exchange.interimHeads > MAX_INTERIM_RESPONSES) {
       // Only interim heads went to the client: a final response (this 502) may still follow them.
-      exchange.responseStarted = false
       return this.failExchange(502, `the origin sent more than ${MAX_INTERIM_RESPONSES} interim (1xx) responses`, "origin-error", now)
     }
     if (head.status === 101) {
@@ -660,7 +661,8 @@ export class Postman {
       return
     }
     if (request.version === "1.1") {
-      exchange.responseStarted = true
+      // Not `responseStarted`: a final response may still follow interim ones, so a later origin
+      // failure is still answered with its 502/504 (docs/design.md §5, rows F22-F24).
       this.emit({
         _tag: "Write",
         side: "client",
@@ -772,7 +774,8 @@ export class Postman {
 
   private sideFailed(side: Side, message: string, now: number): void {
     if (side === "origin") {
-      this.originOpen = false // the socket is gone; no Close(origin) is owed
+      // Nothing more is read from or written to it, but it is still released by its one Close(origin)
+      // (§7.3: every socket a Connected reported gets exactly one), emitted by the teardown or retry below.
       this.originConnected = false
       const exchange = this.exchange
       if (this.stateName === "Forwarding" && exchange !== undefined && this.retryOnFreshConnection(exchange, now)) return

@@ -47,7 +47,8 @@ export const describe = (a: Action): string => {
 
 export class InvariantViolation extends Error {}
 
-type OriginSocket = "connecting" | "open" | "closed"
+/** "errored": the runtime reported Errored(origin); the core still owes its one Close(origin) (§7.3). */
+type OriginSocket = "connecting" | "open" | "errored" | "closed"
 
 export class Harness {
   readonly postman: Postman
@@ -126,7 +127,9 @@ export class Harness {
     this.actions.push(a)
     switch (a._tag) {
       case "Connect":
-        if (this.origin === "connecting" || this.origin === "open") throw new InvariantViolation("Connect while an origin socket exists")
+        if (this.origin === "connecting" || this.origin === "open" || this.origin === "errored") {
+          throw new InvariantViolation("Connect while an origin socket exists")
+        }
         this.origins.push("connecting")
         this.toOrigin.push([])
         this.connects.push({ host: a.host, port: a.port })
@@ -153,7 +156,9 @@ export class Harness {
           this.clientCloses++
           this.deadline = -1
         } else {
-          if (this.origin !== "connecting" && this.origin !== "open") throw new InvariantViolation("Close(origin) without an origin socket")
+          if (this.origin !== "connecting" && this.origin !== "open" && this.origin !== "errored") {
+            throw new InvariantViolation("Close(origin) without an origin socket")
+          }
           this.origins[this.origins.length - 1] = "closed"
         }
         return
@@ -193,6 +198,6 @@ export const connectFailed = (h: Harness, reason: Extract<Event, { _tag: "Connec
   return h.send({ _tag: "ConnectFailed", reason, message: reason })
 }
 export const originErrored = (h: Harness, message = "ECONNRESET") => {
-  h.markOrigin("closed")
+  h.markOrigin("errored")
   return h.send({ _tag: "Errored", side: "origin", message })
 }
