@@ -563,11 +563,13 @@ export class Postman {
   private fromOrigin(bytes: Uint8Array, now: number): void {
     const exchange = this.exchange
     if (exchange === undefined) return
-    exchange.bytesFromOrigin += bytes.length
     if (this.stateName === "Tunnel") {
+      exchange.bytesFromOrigin += bytes.length
       this.emit({ _tag: "Write", side: "client", bytes })
       return
     }
+    // In Forwarding the bytes are counted as they are used (a head, a body): bytes after the point where
+    // the exchange ended or failed are not, so the log is the same however the bytes were split (§7.2).
     if (this.stateName !== "Forwarding") return
     if (exchange.responseBody === undefined) {
       this.readResponseHead(exchange, bytes, now)
@@ -578,13 +580,18 @@ export class Postman {
 
   private readResponseHead(exchange: Exchange, bytes: Uint8Array, now: number): void {
     const reader = exchange.responseHeads ?? (exchange.responseHeads = new HeadReader(this.limits.maxHeadBytes))
+    const retained = reader.buffered
     const result = reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":
+        exchange.bytesFromOrigin += bytes.length
         return
       case "TooLarge":
+        // Counted up to the first byte over the limit, like a request head's 431 (A3).
+        exchange.bytesFromOrigin += this.limits.maxHeadBytes + 1 - retained
         return this.failExchange(502, "the origin's response head is too large", "origin-error", now)
       case "Head":
+        exchange.bytesFromOrigin += bytes.length - result.rest.length
         return this.responseHead(exchange, result.head, result.rest, now)
     }
   }
@@ -656,7 +663,10 @@ export class Postman {
         exchange.bytesFromClient += bytes.length
         this.emit({ _tag: "Write", side: "origin", bytes })
       }
-      if (rest.length > 0) this.emit({ _tag: "Write", side: "client", bytes: rest })
+      if (rest.length > 0) {
+        exchange.bytesFromOrigin += rest.length
+        this.emit({ _tag: "Write", side: "client", bytes: rest })
+      }
       if (this.clientEnded) this.emit({ _tag: "HalfClose", side: "origin" })
       return
     }
@@ -674,6 +684,7 @@ export class Postman {
 
   private forwardResponseBody(exchange: Exchange, body: BodyFramer, bytes: Uint8Array, now: number): void {
     const fed = body.feed(bytes)
+    exchange.bytesFromOrigin += fed.consumed
     this.forwardBody("client", bytes, fed)
     if (fed.error !== undefined) {
       return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)

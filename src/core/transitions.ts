@@ -13,6 +13,11 @@
  *
  * `SetDeadline` is listed only in the rows that are about deadlines (A1, A15, F16, ...): elsewhere whether
  * a new deadline is emitted depends on whether the one already armed is earlier (deadlines are lazy).
+ * Consecutive `Write`s to one side are one entry: a row's `Write(origin body)` may be several writes (one
+ * per queued chunk, or per piece of a rewritten chunked body); the vectors fix the exact writes.
+ * One event may run through several rows: a chunk holding a whole response is F6 then F9, and after a
+ * row that returns to AwaitingHead the queued (pipelined) client bytes are read at once, as rows on
+ * `Received(client)` (F9 then A6).
  */
 import type { Outcome } from "./actions.ts"
 import type { PostmanState } from "./postman.ts"
@@ -77,8 +82,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("A2", "AwaitingHead", "Received(client)", "request line longer than maxRequestLine (414 if the target made it long, else 400)", "Closed", ["Write(client 414)", "Log", "Close(client)"], { client: "graceful", log: "client-error" }),
   row("A3", "AwaitingHead", "Received(client)", "head larger than maxHeadBytes (logged as maxHeadBytes + 1 bytes, however split)", "Closed", ["Write(client 431)", "Log", "Close(client)"], { client: "graceful", log: "client-error" }),
   row("A4", "AwaitingHead", "Received(client)", "head complete but invalid (400/405/414/431/501/505/508)", "Closed", ["Write(client 4xx/5xx)", "Log", "Close(client)"], { client: "graceful", log: "client-error" }),
-  row("A5", "AwaitingHead", "Received(client)", "CONNECT head complete", "Connecting", ["Connect", "SetDeadline(connect)"]),
-  row("A6", "AwaitingHead", "Received(client)", "absolute-form head complete", "Connecting", ["Connect", "SetDeadline(connect)"]),
+  row("A5", "AwaitingHead", "Received(client)", "CONNECT head complete", "Connecting", ["Connect"]),
+  row("A6", "AwaitingHead", "Received(client)", "absolute-form head complete", "Connecting", ["Connect"]),
   row("A7", "AwaitingHead", "Ended(client)", "no partial head", "Closed", ["Close(client)"], { client: "graceful" }),
   row("A8", "AwaitingHead", "Ended(client)", "partial head", "Closed", ["Close(client)"], { client: "graceful" }),
   row("A9", "AwaitingHead", "Errored(client)", "", "Closed", ["Close(client)"], { client: "abrupt" }),
@@ -88,6 +93,7 @@ export const transitions: ReadonlyArray<Transition> = [
   ignored("A13", "AwaitingHead", "Received(origin) | Ended(origin) | Errored(origin) | Connected | ConnectFailed | Blocked(origin) | Drained(origin)", "no origin socket: a stale event"),
   ignored("A14", "AwaitingHead", "Blocked(client) | Drained(client)", "no origin socket to pause or resume"),
   row("A15", "AwaitingHead", "Timeout", "its deadline not reached yet (an earlier one fired)", "AwaitingHead", ["SetDeadline"]),
+  row("A16", "AwaitingHead", "Received(client)", "part of a head, its deadline already armed (the first request, or more bytes of a head)", "AwaitingHead", []),
 
   row("C1", "Connecting", "Received(client)", "queued bytes below maxBufferedBytes", "Connecting", []),
   row("C2", "Connecting", "Received(client)", "queued bytes reach maxBufferedBytes", "Connecting", ["PauseReading(client)"]),
@@ -108,6 +114,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("C17", "Connecting", "Drained(origin)", "after Blocked(origin)", "Connecting", ["ResumeReading(client)"]),
   row("C18", "Connecting", "Timeout", "connect deadline not reached yet (an earlier one fired)", "Connecting", ["SetDeadline"]),
   ignored("C19", "Connecting", "Received(client)", "after Ended(client): bytes after a FIN"),
+  row("C20", "Connecting", "Connected", "HTTP request, no body bytes queued", "Forwarding", ["Write(origin head)"]),
+  row("C21", "Connecting", "Connected", "CONNECT, no client bytes queued", "Tunnel", ["Write(client 200)"]),
 
   row("F1", "Forwarding", "Received(client)", "request body bytes", "Forwarding", ["Write(origin)"]),
   row("F2", "Forwarding", "Received(client)", "request complete: next pipelined request, below the buffer limit", "Forwarding", []),
@@ -143,6 +151,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F32", "Forwarding", "Received(origin)", "body complete, connection kept alive, the client paused by a full backlog: resumed when the backlog is taken, then the backlog is read", "AwaitingHead", ["Write(client)", "Log", "Close(origin reusable)", "ResumeReading(client)"], { origin: "reusable", log: "ok" }),
   row("F33", "Forwarding", "Timeout", "idle deadline passed, final response head sent", "Closed", ["Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "timeout" }),
   ignored("F34", "Forwarding", "Received(client)", "after Ended(client): bytes after a FIN"),
+  row("F35", "Forwarding", "Received(client)", "request body bytes held back: a chunk-size line not complete yet (sent once its line ends)", "Forwarding", []),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),
   row("T2", "Tunnel", "Received(origin)", "", "Tunnel", ["Write(client)"]),
@@ -177,7 +186,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("UP2", "Connecting", "ConnectFailed", "upstream: the parent proxy is unreachable or did not open the tunnel", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(client)"], { client: "graceful", log: "origin-error" }),
   row("UP3", "Forwarding", "Received(origin)", "407 from the parent proxy of a plain HTTP request", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "graceful", log: "origin-error" }),
   // Proxy authentication (PostmanOptions.auth): a valid head is checked before anything is dialled.
-  row("U1", "AwaitingHead", "Received(client)", "CONNECT or absolute-form head complete, authentication required", "Authorizing", ["Authenticate", "SetDeadline(auth)"]),
+  row("U1", "AwaitingHead", "Received(client)", "CONNECT or absolute-form head complete, authentication required", "Authorizing", ["Authenticate"]),
   row("U2", "Authorizing", "Authenticated", "", "Connecting", ["Connect"]),
   row("U3", "Authorizing", "AuthenticationFailed", "missing, invalid or rate-limited; nothing of the request left unread, connection kept", "AwaitingHead", ["Write(client 407)", "Log"], { log: "unauthenticated" }),
   row("U4", "Authorizing", "AuthenticationFailed", "missing, invalid or rate-limited; a request body or early tunnel bytes, or the connection closes after this request", "Closed", ["Write(client 407)", "Log", "Close(client)"], { client: "graceful", log: "unauthenticated" }),

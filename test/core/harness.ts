@@ -68,8 +68,14 @@ export class Harness {
   /** The credentials of every `Authenticate` (proxy authentication on). */
   readonly authentications: Array<string | undefined> = []
 
+  /** Every call made to the Postman, in order, with its `now`: what a conformance vector replays. */
+  readonly script: Array<{ readonly now: number; readonly what: Event | "start" | "shutdown" | "abort" }> = []
+  readonly options: { readonly limits: Partial<Limits>; readonly via: string; readonly auth: boolean }
+
   constructor(limits: Partial<Limits> = {}, via = "hctunnel", auth = false) {
+    this.options = { limits, via, auth }
     this.postman = new Postman({ limits: { ...defaultLimits, ...limits }, via, auth })
+    this.script.push({ now: this.now, what: "start" })
     this.record(this.postman.start(this.now))
   }
 
@@ -80,6 +86,7 @@ export class Harness {
   /** Feed an event (optionally advancing the clock first); returns this call's actions. */
   send(event: Event, advance = 0): ReadonlyArray<Action> {
     this.now += advance
+    this.script.push({ now: this.now, what: event })
     return this.record(this.postman.handle(event, this.now))
   }
 
@@ -100,9 +107,11 @@ export class Harness {
     return this.send({ _tag: "Timeout" })
   }
   shutdown() {
+    this.script.push({ now: this.now, what: "shutdown" })
     return this.record(this.postman.shutdown(this.now))
   }
   abort() {
+    this.script.push({ now: this.now, what: "abort" })
     return this.record(this.postman.abort(this.now, "test"))
   }
 
