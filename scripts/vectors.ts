@@ -181,6 +181,8 @@ const scenarios: Array<{
       [3, o("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")],
       [4, c("CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n")],
       [5, ev({ _tag: "ConnectFailed", reason: "upstream", message: "upstream proxy 10.0.0.1:3128 answered 403 Forbidden" })]],
+  },
+  {
     file: "proxy-auth-407-retry", rows: { 1: "U1", 2: "U3", 3: "U1", 4: "U2", 5: "C21", 6: "T3", 7: "T5" }, name: "Proxy authentication: 407, then the retry on the same connection",
     description: "With authentication required, a CONNECT without credentials is answered 407 with the Basic challenge and the connection stays open; the retry carries Proxy-Authorization, which the runtime accepts, and only then is the origin dialled. The user is in the access record.",
     auth: true,
