@@ -152,6 +152,10 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F33", "Forwarding", "Timeout", "idle deadline passed, final response head sent", "Closed", ["Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "timeout" }),
   ignored("F34", "Forwarding", "Received(client)", "after Ended(client): bytes after a FIN"),
   row("F35", "Forwarding", "Received(client)", "request body bytes held back: a chunk-size line not complete yet (sent once its line ends)", "Forwarding", []),
+  row("F36", "Forwarding", "Received(origin)", "a response head larger than maxHeadBytes (after any 1xx heads)", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "graceful", log: "origin-error" }),
+  row("F37", "Forwarding", "Received(origin)", "101 to a request that did not ask to upgrade", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "graceful", log: "origin-error" }),
+  row("F38", "Forwarding", "Received(origin)", "malformed chunked response body: the bytes before the bad line are forwarded, then the connection is cut", "Closed", ["Write(client)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "origin-error" }),
+  row("F39", "Forwarding", "Received(client)", "malformed chunked request body after the final response head went out: the bytes before the bad line are forwarded, then the connection is cut", "Closed", ["Write(origin)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "client-error" }),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),
   row("T2", "Tunnel", "Received(origin)", "", "Tunnel", ["Write(client)"]),

@@ -312,6 +312,19 @@ export const scenarios: Record<string, Scenario> = {
     run: () => { const h = forwarding(chunkedHead); return { h, step: h.client("5;a=b") } },
     check: (h) => { h.client("\r\nhello\r\n0\r\n\r\n"); expect(h.originText()).toMatch(/\r\n\r\n5\r\nhello\r\n0\r\n\r\n$/) },
   },
+  F36: {
+    run: () => { const h = new Harness({ maxHeadBytes: 256, maxBufferedBytes: 16 }); h.client(getHead); connect(h); return { h, step: h.fromOrigin(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(300)}\r\n`) } },
+    check: (h) => { status(502)(h); expect(h.logs.at(-1)?.bytesFromOrigin).toBe(257) },
+  },
+  F37: { run: () => { const h = forwarding(); return { h, step: h.fromOrigin("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n") } }, check: status(502) },
+  F38: {
+    run: () => { const h = forwarding(); h.fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"); return { h, step: h.fromOrigin("2\r\nok\r\nzz\r\n") } },
+    check: (h) => expect(h.clientText()).toMatch(/\r\n\r\n2\r\nok\r\n$/),
+  },
+  F39: {
+    run: () => { const h = forwarding(chunkedHead); h.fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"); return { h, step: h.client("1\r\na\r\nzz\r\n") } },
+    check: (h) => { expect(h.originText()).toMatch(/\r\n\r\n1\r\na\r\n$/); expect(h.clientText()).not.toMatch(/400/) },
+  },
   T13: { setup: () => { const h = tunnel(); h.send({ _tag: "Ended", side: "client" }); return h }, events: ["Received(client)"] },
   T14: { setup: () => { const h = tunnel(); h.send({ _tag: "Ended", side: "origin" }); return h }, events: ["Received(origin)"] },
   T15: { run: () => { const h = tunnel(); h.send({ _tag: "Ended", side: "origin" }); return { h, step: h.send({ _tag: "Ended", side: "client" }) } } },
