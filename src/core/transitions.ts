@@ -51,7 +51,7 @@ export interface Transition {
 }
 
 /** The row's event, or each of its events when it names several (`A | B`): rows that behave the same are one row. */
-export const triggersOf = (t: Transition): ReadonlyArray<string> => (t.event === "any event" ? triggers : t.event.split(" | "))
+export const triggersOf = (t: Transition): ReadonlyArray<string> => (t.event === "any event or call" ? triggers : t.event.split(" | "))
 
 /** No action but perhaps a new deadline: nothing of the event is kept. */
 export const isIgnored = (t: Transition): boolean => t.from === t.to && t.actions.length === 0
@@ -156,6 +156,8 @@ export const transitions: ReadonlyArray<Transition> = [
   row("F37", "Forwarding", "Received(origin)", "101 to a request that did not ask to upgrade", "Closed", ["Write(client 502)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "graceful", log: "origin-error" }),
   row("F38", "Forwarding", "Received(origin)", "malformed chunked response body: the bytes before the bad line are forwarded, then the connection is cut", "Closed", ["Write(client)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "origin-error" }),
   row("F39", "Forwarding", "Received(client)", "malformed chunked request body after the final response head went out: the bytes before the bad line are forwarded, then the connection is cut", "Closed", ["Write(origin)", "Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "client-error" }),
+  row("F40", "Forwarding", "Received(origin)", "body complete, connection kept alive, origin not reusable (its `Connection: close`, an HTTP/1.0 origin without keep-alive, bytes after the response, or a request body not complete)", "AwaitingHead", ["Write(client)", "Log", "Close(origin)"], { origin: "graceful", log: "ok" }),
+  row("F41", "Forwarding", "Received(origin)", "body complete, client connection to close, origin not reusable", "Closed", ["Write(client)", "Log", "Close(origin)", "Close(client)"], { origin: "graceful", client: "graceful", log: "ok" }),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),
   row("T2", "Tunnel", "Received(origin)", "", "Tunnel", ["Write(client)"]),
@@ -184,7 +186,7 @@ export const transitions: ReadonlyArray<Transition> = [
   row("S7", "Connecting", "abort()", "grace period over", "Closed", ["Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "shutdown" }),
   row("S8", "Forwarding", "abort()", "grace period over", "Closed", ["Log", "Close(origin)", "Close(client)"], { origin: "abrupt", client: "abrupt", log: "shutdown" }),
   row("S9", "Tunnel", "shutdown()", "the tunnel runs until it ends or abort()", "Tunnel", []),
-  ignored("X1", "Closed", "any event", "nothing is ever emitted again"),
+  ignored("X1", "Closed", "any event or call", "nothing is ever emitted again"),
 
   row("UP1", "Connecting", "Connected", "HTTP request, connection to a parent proxy (Connected.upstream)", "Forwarding", ["Write(origin head in absolute-form, with Proxy-Authorization)"]),
   row("UP2", "Connecting", "ConnectFailed", "upstream: the parent proxy is unreachable or did not open the tunnel", "Closed", ["Write(client 502 naming the parent)", "Log", "Close(client)"], { client: "graceful", log: "origin-error" }),

@@ -312,6 +312,17 @@ export const scenarios: Record<string, Scenario> = {
     run: () => { const h = forwarding(chunkedHead); return { h, step: h.client("5;a=b") } },
     check: (h) => { h.client("\r\nhello\r\n0\r\n\r\n"); expect(h.originText()).toMatch(/\r\n\r\n5\r\nhello\r\n0\r\n\r\n$/) },
   },
+  F40: {
+    run: () => { const h = forwarding(); h.fromOrigin("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"); return { h, step: h.fromOrigin("ok") } },
+    check: (h) => expect(h.clientText()).not.toMatch(/Connection: close/),
+  },
+  F41: {
+    run: () => {
+      const h = forwarding("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+      h.fromOrigin("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n")
+      return { h, step: h.fromOrigin("ok") }
+    },
+  },
   F36: {
     run: () => { const h = new Harness({ maxHeadBytes: 256, maxBufferedBytes: 16 }); h.client(getHead); connect(h); return { h, step: h.fromOrigin(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(300)}\r\n`) } },
     check: (h) => { status(502)(h); expect(h.logs.at(-1)?.bytesFromOrigin).toBe(257) },
