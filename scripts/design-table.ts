@@ -1,11 +1,11 @@
-// Regenerates the transition table in docs/design.md from src/core/transitions.ts.
+// Regenerates the transition table and the state diagram in docs/design.md from src/core/transitions.ts.
 // Usage: node scripts/design-table.ts [--check]   (--check exits 1 if the document is out of date)
 import { readFileSync, writeFileSync } from "node:fs"
-import { renderTable, replaceTable } from "../src/core/transitions-doc.ts"
+import { renderDesign } from "./design-doc.ts"
 
 const path = new URL("../docs/design.md", import.meta.url)
 const doc = readFileSync(path, "utf8")
-const next = replaceTable(doc, renderTable())
+const next = renderDesign(doc)
 if (process.argv.includes("--check")) {
   if (next !== doc) {
     console.error("docs/design.md is out of date: run `npm run docs`")
@@ -13,5 +13,5 @@ if (process.argv.includes("--check")) {
   }
 } else if (next !== doc) {
   writeFileSync(path, next)
-  console.log("docs/design.md: transition table updated")
+  console.log("docs/design.md: transition table and state diagram updated")
 }

@@ -6,7 +6,12 @@
  * - Pure and synchronous: `handle(event, now)` mutates this object and returns the actions the runtime
  *   must carry out, in order. No IO, no clock (time arrives as `now`, in ms), no randomness. The same
  *   events with the same `now` values always give the same actions.
- * - All per-connection state logic lives here; HTTP syntax lives in ./http, error texts in ./responses.
+ * - All per-connection state logic lives here; HTTP syntax lives in ./http, error texts in ./responses,
+ *   the shapes of the states in ./state. The transition table (./transitions.ts, docs/design.md §5) is
+ *   the specification this code is tested against, row by row.
+ * - The state is a tagged union (./state.ts): each variant carries what that state owns, so there are no
+ *   sentinels and no flags that must agree with each other; what outlives every state (the client
+ *   socket's queued bytes, its half-close, its pause reasons, a shutdown) stays on the Postman.
  * - States (see docs/design.md for the transition table and diagram):
  *     AwaitingHead  reading a request head from the client (first request or kept-alive connection)
  *     Authorizing   (proxy authentication on) an `Authenticate` is out; client bytes are queued (bounded)
@@ -28,9 +33,9 @@
  *   own buffers (queued client bytes) are bounded by `limits.maxBufferedBytes`, beyond which the client
  *   is paused too. So memory per connection is bounded whatever the peers do.
  */
-import type { AccessRecord, Action, Outcome } from "./actions.ts"
+import type { Action, Outcome } from "./actions.ts"
 import type { AuthFailure, ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
-import { type BodyFramer, type FeedResult, makeFramer } from "./http/body.ts"
+import { type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
@@ -39,6 +44,9 @@ import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wan
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
 import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
+import type { Exchange, HeadInProgress, HttpRequest, Ledger, Origin, PostmanState, Relay, Response, State } from "./state.ts"
+
+export type { PostmanState } from "./state.ts"
 
 export interface PostmanOptions {
   readonly limits: Limits
@@ -47,8 +55,6 @@ export interface PostmanOptions {
   /** Every request and CONNECT must carry valid proxy credentials (`Authenticate` before `Connect`). */
   readonly auth?: boolean
 }
-
-export type PostmanState = "AwaitingHead" | "Connecting" | "Forwarding" | "Tunnel" | "Closed" | "Authorizing"
 
 /** `out` between calls: frozen, so an action emitted outside a call would throw instead of being lost. */
 const noActions: Action[] = Object.freeze([]) as unknown as Action[]
@@ -92,102 +98,56 @@ const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"
 
 const chunkLimits = (limits: Limits) => ({ maxChunkLine: 4096, maxTrailerBytes: limits.maxHeadBytes })
 
-/** One request and its response (or one tunnel), from its head to its end. */
-interface Exchange {
-  readonly kind: "http" | "tunnel"
-  readonly method: string
-  readonly target: string
-  readonly host: string
-  readonly port: number
-  readonly startedAt: number
-  /** Dropped once a tunnel is up: an idle tunnel keeps no head in memory. */
-  request: RequestHead | undefined
-  /** The client connection closes after this exchange (client asked, HTTP/1.0, shutdown, or an early response). */
-  closeAfter: boolean
-  /** Request body framer; undefined for tunnels. */
-  requestBody: BodyFramer | undefined
-  /** Reads response heads (1xx, then the final one) until the final head arrived. */
-  responseHeads: HeadReader | undefined
-  responseBody: BodyFramer | undefined
-  /** The origin may be reused after this exchange (delimited response, no `Connection: close`). */
-  originReusable: boolean
-  /** The request has no body and an idempotent method: it may be sent again on a fresh connection. */
-  readonly replayable: boolean
-  /** It was sent again once already (after a reused origin connection failed). */
-  retried: boolean
-  /** The current origin connection leads to a parent proxy (plain HTTP only; see Connected.upstream). */
-  upstream: UpstreamHop | undefined
-  /** Some response bytes (a 1xx, or the final head) have gone to the client: no error response is possible any more. */
-  responseStarted: boolean
-  status: number
-  upgrade: boolean
-  bytesFromClient: number
-  bytesFromOrigin: number
-  /** 1xx heads received for this request (capped: MAX_INTERIM_RESPONSES). */
-  interimHeads: number
-  /** Who the runtime authenticated this request as (proxy authentication on). */
-  user: string | undefined
-}
+type AwaitingHead = Extract<State, { _tag: "AwaitingHead" }>
+type Authorizing = Extract<State, { _tag: "Authorizing" }>
+type Connecting = Extract<State, { _tag: "Connecting" }>
+type Forwarding = Extract<State, { _tag: "Forwarding" }>
+type Tunnel = Extract<State, { _tag: "Tunnel" }>
+type Body = Extract<Response, { _tag: "Body" }>
+type RequestLine = { readonly method: string; readonly target: string }
+
+const closedState: State = Object.freeze({ _tag: "Closed" })
+const empty = new Uint8Array(0)
+
+/** The origin socket of a state that has one (dialling or connected). */
+const originOf = (state: State): Origin | undefined =>
+  state._tag === "Connecting" || state._tag === "Forwarding" || state._tag === "Tunnel" ? state.origin : undefined
 
 export class Postman {
   private readonly limits: Limits
   private readonly via: string
-  private stateName: PostmanState = "AwaitingHead"
+  private readonly auth: boolean
+  private current: State
   /** Actions of the `handle` call in progress; handed over (not kept) when it returns. */
   private out: Action[] = noActions
 
-  // Time
+  // What lives as long as the client socket, whatever the state.
+  /** The deadline asked for with the last SetDeadline, or -1 when none is armed. */
   private deadlineAt = -1
+  /** `now` of the last `Received` from either side (activity deadlines count from it). */
   private lastActivity = 0
-  /** When the connection became idle between requests (accept time for the first request). */
-  private idleSince = 0
-  private firstRequest = true
-  private connectStartedAt = 0
-
-  // Client side
-  private headReader: HeadReader | undefined
-  /** `now` of the first byte of the head being read, or -1. */
-  private headStartedAt = -1
-  /** Watches the request line of the head being read, for an early 414. */
-  private requestLine: RequestLineScan | undefined
-  /** Bytes received for the head being read (for the log of a rejected head). */
-  private headBytesSeen = 0
-  /** `now` of the first byte of the request being handled (for logs and durations). */
-  private requestStartedAt = 0
-  /** Client bytes that arrived before they can be used: while connecting, and pipelined requests. */
+  /** Client bytes that arrived before they can be used: while connecting or authorizing, and pipelined requests. */
   private backlog: Uint8Array[] = []
   private backlogBytes = 0
   private clientEnded = false
+  /** Why reading from the client is paused (PEER_BLOCKED, BACKLOG_FULL bits); 0 when reading. */
   private clientPause = 0
-
-  // Origin side
-  private originOpen = false
-  private originConnected = false
-  private originEnded = false
-  /** The current origin connection came from the runtime's pool of kept-alive connections. */
-  private originReused = false
-  private originPause = 0
-
-  private exchange: Exchange | undefined
+  /** `shutdown()` was called: the exchange in flight is the last one. */
   private draining = false
-
-  // Proxy authentication
-  private readonly auth: boolean
-  /** `now` of the last `Authenticate`. */
-  private authStartedAt = 0
 
   constructor(options: PostmanOptions) {
     this.limits = options.limits
     this.via = options.via
     this.auth = options.auth === true
+    this.current = this.awaiting(0, true)
   }
 
   get state(): PostmanState {
-    return this.stateName
+    return this.current._tag
   }
 
   get closed(): boolean {
-    return this.stateName === "Closed"
+    return this.current._tag === "Closed"
   }
 
   /** The deadline currently asked for, or -1 when none (only after Closed). */
@@ -197,20 +157,28 @@ export class Postman {
 
   /** Bytes held by the core for this connection (bounded: see invariants in docs/design.md). */
   get bufferedBytes(): number {
-    const exchange = this.exchange
-    if (exchange === undefined) return this.backlogBytes + (this.headReader?.buffered ?? 0)
-    return (
-      this.backlogBytes + (this.headReader?.buffered ?? 0) + (exchange.responseHeads?.buffered ?? 0) +
-      (exchange.requestBody?.held ?? 0) + (exchange.responseBody?.held ?? 0)
-    )
+    const state = this.current
+    switch (state._tag) {
+      case "AwaitingHead":
+        return this.backlogBytes + state.reader.buffered
+      case "Authorizing":
+      case "Connecting":
+        return this.backlogBytes + (state.exchange.request?.body.held ?? 0)
+      case "Forwarding": {
+        const response = state.response
+        return this.backlogBytes + state.request.body.held + (response._tag === "Heads" ? response.reader.buffered : response.body.held)
+      }
+      case "Tunnel":
+      case "Closed":
+        return this.backlogBytes
+    }
   }
 
   /** Call once right after accept; returns the first deadline (head timeout). */
   start(now: number): ReadonlyArray<Action> {
     this.out = []
-    this.idleSince = now
+    this.current = this.awaiting(now, true)
     this.lastActivity = now
-    this.headReader = new HeadReader(this.limits.maxHeadBytes)
     this.ensureDeadline()
     return this.handOver()
   }
@@ -218,34 +186,43 @@ export class Postman {
   /** Feed one event; returns the actions to carry out, in order. Events after `closed` are ignored. */
   handle(event: Event, now: number): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.handOver()
+    const state = this.current
+    const tag = state._tag
+    if (tag === "Closed") return this.handOver()
+    // The hot path (rows T1, T2, T13, T14): a chunk through a tunnel, with the state read once.
+    if (tag === "Tunnel" && event._tag === "Received") {
+      this.relay(state, event.side, event.bytes, now)
+      return this.handOver()
+    }
     switch (event._tag) {
       case "Received":
         // Nothing can arrive after a FIN: bytes "after" Ended are a runtime bug, and relaying them
         // would write to a side we already half-closed.
-        if (event.side === "client" ? this.clientEnded : this.originEnded) break
-        this.lastActivity = now
-        if (event.side === "client") this.fromClient(event.bytes, now)
-        else if (this.originConnected) this.fromOrigin(event.bytes, now)
+        if (event.side === "client") {
+          if (this.clientEnded) break
+          this.lastActivity = now
+          this.fromClient(event.bytes, now)
+        } else if (state._tag === "Forwarding" || state._tag === "Tunnel") {
+          if (state.origin.ended) break
+          this.lastActivity = now
+          this.fromOrigin(state, event.bytes, now)
+        } else {
+          this.lastActivity = now // a stale event: no origin is connected
+        }
         break
       case "Ended":
         if (event.side === "client") this.clientEnd(now)
-        else if (this.originConnected) this.originEnd(now)
+        else if (state._tag === "Forwarding" || state._tag === "Tunnel") this.originEnd(state, now)
         break
       case "Errored":
-        if (event.side === "client" || this.originOpen) this.sideFailed(event.side, event.message, now)
+        if (event.side === "client") this.finish("aborted", `client: ${event.message}`, now, false)
+        else if (originOf(state) !== undefined) this.originFailed(event.message, now)
         break
       case "Connected":
-        if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
-          this.originReused = event.reused === true
-          this.connected(event.upstream, now)
-        }
+        if (state._tag === "Connecting") this.connected(state, event.reused === true, event.upstream, now)
         break
       case "ConnectFailed":
-        if (this.stateName === "Connecting" && this.originOpen && !this.originConnected) {
-          this.originOpen = false
-          this.connectFailed(event.reason, event.message, now)
-        }
+        if (state._tag === "Connecting") this.connectFailed(state, event.reason, event.message, now)
         break
       case "Blocked":
         if (this.isOpen(event.side)) this.pause(other(event.side), PEER_BLOCKED)
@@ -258,10 +235,10 @@ export class Postman {
         this.timeout(now)
         break
       case "Authenticated":
-        if (this.stateName === "Authorizing") this.authenticated(event.user, now)
+        if (state._tag === "Authorizing") this.authenticated(state, event.user, now)
         break
       case "AuthenticationFailed":
-        if (this.stateName === "Authorizing") this.authenticationFailed(event.reason, event.message, now)
+        if (state._tag === "Authorizing") this.authenticationFailed(state, event.reason, event.message, now)
         break
     }
     this.ensureDeadline()
@@ -271,12 +248,11 @@ export class Postman {
   /** Graceful stop: an idle connection closes at once; an exchange in flight finishes, then closes. */
   shutdown(now: number): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.handOver()
+    const state = this.current
+    if (state._tag === "Closed") return this.handOver()
     this.draining = true
-    if (this.exchange !== undefined) this.exchange.closeAfter = true
-    if (this.stateName === "AwaitingHead" && this.headStartedAt < 0 && this.backlogBytes === 0) {
-      this.closeAll(true)
-    }
+    if (state._tag === "Authorizing" || state._tag === "Connecting" || state._tag === "Forwarding") state.exchange.closeAfter = true
+    if (state._tag === "AwaitingHead" && state.head === undefined && this.backlogBytes === 0) this.closeAll(true)
     this.ensureDeadline()
     void now
     return this.handOver()
@@ -285,18 +261,38 @@ export class Postman {
   /** Stop now (grace period over): release every socket, log what was in flight. */
   abort(now: number, detail: string): ReadonlyArray<Action> {
     this.out = []
-    if (this.stateName === "Closed") return this.handOver()
+    if (this.current._tag === "Closed") return this.handOver()
     this.finish("shutdown", detail, now, false)
     return this.handOver()
+  }
+
+  /** Bytes through a tunnel: relayed as they are, counted, and the idle deadline kept (lazily) as ensureDeadline does. */
+  private relay(state: Tunnel, from: Side, bytes: Uint8Array, now: number): void {
+    if (from === "client") {
+      if (this.clientEnded) return
+      state.relay.bytesFromClient += bytes.length
+      this.emit({ _tag: "Write", side: "origin", bytes })
+    } else {
+      if (state.origin.ended) return
+      state.relay.bytesFromOrigin += bytes.length
+      this.emit({ _tag: "Write", side: "client", bytes })
+    }
+    this.lastActivity = now
+    const wanted = now + this.limits.idleTimeout
+    if (this.deadlineAt < 0 || wanted < this.deadlineAt) {
+      this.deadlineAt = wanted
+      this.emit({ _tag: "SetDeadline", at: wanted })
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
   // Client bytes
 
   private fromClient(bytes: Uint8Array, now: number): void {
-    switch (this.stateName) {
+    const state = this.current
+    switch (state._tag) {
       case "AwaitingHead":
-        this.readRequestHead(bytes, now)
+        this.readRequestHead(state, bytes, now)
         return
       case "Connecting":
       case "Authorizing":
@@ -304,10 +300,10 @@ export class Postman {
         this.queue(bytes)
         return
       case "Forwarding":
-        this.forwardRequestBody(bytes, now)
+        this.forwardRequestBody(state, bytes, now)
         return
       case "Tunnel":
-        this.countFromClient(bytes.length)
+        state.relay.bytesFromClient += bytes.length
         this.emit({ _tag: "Write", side: "origin", bytes })
         return
       case "Closed":
@@ -315,100 +311,89 @@ export class Postman {
     }
   }
 
-  private countFromClient(n: number): void {
-    if (this.exchange !== undefined) this.exchange.bytesFromClient += n
+  private awaiting(now: number, firstRequest: boolean): AwaitingHead {
+    return { _tag: "AwaitingHead", reader: new HeadReader(this.limits.maxHeadBytes), head: undefined, idleSince: now, firstRequest }
   }
 
-  private readRequestHead(bytes: Uint8Array, now: number): void {
-    const reader = this.headReader ?? (this.headReader = new HeadReader(this.limits.maxHeadBytes))
-    if (this.headStartedAt < 0) {
-      this.headStartedAt = now
-      this.requestStartedAt = now
-      this.requestLine = new RequestLineScan(this.limits.maxRequestLine, this.limits.maxHeadBytes)
-      this.headBytesSeen = 0
-    }
-    this.headBytesSeen += bytes.length
+  private readRequestHead(state: AwaitingHead, bytes: Uint8Array, now: number): void {
+    const head = state.head ?? (state.head = {
+      startedAt: now,
+      seen: 0,
+      line: new RequestLineScan(this.limits.maxRequestLine, this.limits.maxHeadBytes),
+    })
+    head.seen += bytes.length
     // Refuse an endless request line early, without waiting for the whole head limit; the scan decides
     // on the line's bytes alone, so one chunk or many give the same answer.
     // (and a line that cannot become a request line at its first impossible byte: a TLS ClientHello...)
-    const line = this.requestLine
-    const early = line?.push(bytes)
-    if (line !== undefined && early !== undefined) return this.reject(early.status, early.reason, now, line.seen)
-    const result = reader.push(bytes)
+    const early = head.line.push(bytes)
+    if (early !== undefined) return this.reject(early.status, early.reason, now, head.startedAt, head.line.seen, this.partialRequestLine(state))
+    const result = state.reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":
         return
       case "TooLarge":
-        return this.reject(431, `the request head is larger than ${this.limits.maxHeadBytes} bytes`, now)
+        // Logged as the head bytes read up to the first one over the limit: however the bytes were split
+        // (and whatever arrived after that byte in the same chunk), the count is the same (§7.2).
+        return this.reject(
+          431,
+          `the request head is larger than ${this.limits.maxHeadBytes} bytes`,
+          now,
+          head.startedAt,
+          this.limits.maxHeadBytes + 1,
+          this.partialRequestLine(state),
+        )
       case "Head": {
-        this.headStartedAt = -1
-        this.headReader = undefined
-        this.requestLine = undefined
-        this.startExchange(result.head, now)
-        if (result.rest.length > 0 && this.stateName !== "Closed") this.fromClient(result.rest, now)
+        this.startExchange(result.head, head.startedAt, now)
+        if (result.rest.length > 0 && this.current._tag !== "Closed") this.fromClient(result.rest, now)
         return
       }
     }
   }
 
   /** A complete request head arrived: validate it and start a tunnel or an HTTP exchange. */
-  private startExchange(headBytes: Uint8Array, now: number): void {
-    this.firstRequest = false
+  private startExchange(headBytes: Uint8Array, startedAt: number, now: number): void {
     const parsed = parseRequestHead(headBytes, this.limits)
     if (!parsed.ok) {
       const { status, reason, method, target } = parsed.rejection
-      return this.reject(status, reason, now, headBytes.length, method, target)
+      return this.reject(status, reason, now, startedAt, headBytes.length, method === undefined ? undefined : { method, target: target ?? "-" })
     }
     const head = parsed.value
+    const line = { method: head.method, target: head.rawTarget }
     const framing = requestFraming(head)
-    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, headBytes.length, head.method, head.rawTarget)
+    if (!framing.ok) return this.reject(framing.rejection.status, framing.rejection.reason, now, startedAt, headBytes.length, line)
     if (this.isLoop(head)) {
-      return this.reject(508, "the request already passed through this proxy (Via)", now, headBytes.length, head.method, head.rawTarget)
+      return this.reject(508, "the request already passed through this proxy (Via)", now, startedAt, headBytes.length, line)
     }
     const target = head.target
     const tunnel = target.form === "authority"
     const exchange: Exchange = {
-      kind: tunnel ? "tunnel" : "http",
       method: head.method,
       target: head.rawTarget,
       host: target.host,
       port: target.port,
-      startedAt: this.requestStartedAt,
-      request: head,
+      startedAt,
+      request: tunnel ? undefined : {
+        head,
+        body: makeFramer(framing.value, chunkLimits(this.limits)),
+        replayable: framing.value.kind === "none" && idempotentMethods.has(head.method),
+        upgrade: hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
+      },
       closeAfter: this.draining || wantsClose(head.version, head.headers),
-      requestBody: tunnel ? undefined : makeFramer(framing.value, chunkLimits(this.limits)),
-      responseHeads: undefined,
-      responseBody: undefined,
-      originReusable: false,
-      replayable: !tunnel && framing.value.kind === "none" && idempotentMethods.has(head.method),
       retried: false,
-      upstream: undefined,
-      responseStarted: false,
-      status: 0,
-      upgrade: !tunnel && hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
       bytesFromClient: headBytes.length,
       bytesFromOrigin: 0,
-      interimHeads: 0,
       user: undefined,
     }
-    this.exchange = exchange
-    if (this.auth) return this.authorize(head, now)
+    if (this.auth) return this.authorize(exchange, head, now)
     // Each exchange dials its own origin connection: the runtime may hand out a pooled one (reusable Close).
     this.dial(exchange, now)
   }
 
   /** Ask for a new origin connection for `exchange` and wait for it in Connecting. */
   private dial(exchange: Exchange, now: number): void {
-    this.stateName = "Connecting"
-    this.connectStartedAt = now
-    this.originOpen = true
-    this.originConnected = false
-    this.originEnded = false
-    this.originReused = false
-    this.originPause = 0
-    exchange.upstream = undefined
+    this.current = { _tag: "Connecting", exchange, origin: { reused: false, ended: false, pause: 0 }, since: now }
     this.emit(
-      exchange.kind === "tunnel"
+      exchange.request === undefined
         ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true }
         : { _tag: "Connect", host: exchange.host, port: exchange.port },
     )
@@ -429,18 +414,15 @@ export class Postman {
   // Proxy authentication (RFC 9110 §11.7): the runtime checks the credentials, the core only asks.
 
   /** Ask the runtime to check the request's `Proxy-Authorization` and wait for its verdict. */
-  private authorize(head: RequestHead, now: number): void {
-    this.stateName = "Authorizing"
-    this.authStartedAt = now
+  private authorize(exchange: Exchange, head: RequestHead, now: number): void {
+    this.current = { _tag: "Authorizing", exchange, since: now }
     const values = fieldValues(head.headers, "proxy-authorization")
     this.emit({ _tag: "Authenticate", credentials: values.length === 0 ? undefined : values.join(", ") })
   }
 
-  private authenticated(user: string, now: number): void {
-    const exchange = this.exchange
-    if (exchange === undefined) return
-    exchange.user = user
-    this.dial(exchange, now)
+  private authenticated(state: Authorizing, user: string, now: number): void {
+    state.exchange.user = user
+    this.dial(state.exchange, now)
   }
 
   /**
@@ -448,30 +430,15 @@ export class Postman {
    * connection stays open for the client's retry when nothing of this request is left to read: no
    * request body, and no bytes a CONNECT client sent ahead for its tunnel (they would be read as a head).
    */
-  private authenticationFailed(reason: AuthFailure, message: string, now: number): void {
-    const exchange = this.exchange
-    if (exchange === undefined) return
+  private authenticationFailed(state: Authorizing, reason: AuthFailure, message: string, now: number): void {
+    const exchange = state.exchange
     if (reason === "unavailable") return this.failExchange(503, message, "unauthenticated", now)
-    const nothingLeft = exchange.kind === "tunnel" ? this.backlogBytes === 0 : (exchange.requestBody?.done ?? true)
+    const nothingLeft = exchange.request === undefined ? this.backlogBytes === 0 : exchange.request.body.done
     const keep = nothingLeft && !exchange.closeAfter && !this.clientEnded
-    exchange.status = 407
-    exchange.responseStarted = true
     this.emit({ _tag: "Write", side: "client", bytes: authenticationRequired(message, this.via, !keep) })
-    this.log(exchange, "unauthenticated", message, now)
-    this.exchange = undefined
+    this.log(exchangeKind(exchange), exchange, 407, "unauthenticated", message, now)
     if (!keep) return this.closeClient(true)
-    // As after a complete response (exchangeDone): read the next head, pipelined bytes first.
-    this.stateName = "AwaitingHead"
-    this.idleSince = now
-    this.headStartedAt = -1
-    this.headReader = new HeadReader(this.limits.maxHeadBytes)
-    for (const bytes of this.takeBacklog()) {
-      if (this.stateName !== "AwaitingHead") {
-        this.fromClient(bytes, now)
-        continue
-      }
-      this.readRequestHead(bytes, now)
-    }
+    this.nextRequest(now)
   }
 
   private queue(bytes: Uint8Array): void {
@@ -488,16 +455,15 @@ export class Postman {
     return queued
   }
 
-  private forwardRequestBody(bytes: Uint8Array, now: number): void {
-    const exchange = this.exchange
-    const body = exchange?.requestBody
-    if (exchange === undefined || body === undefined || body.done) {
+  private forwardRequestBody(state: Forwarding, bytes: Uint8Array, now: number): void {
+    const body = state.request.body
+    if (body.done) {
       // The request is complete: these bytes belong to the next (pipelined) request.
       this.queue(bytes)
       return
     }
     const fed = body.feed(bytes)
-    exchange.bytesFromClient += fed.consumed
+    state.exchange.bytesFromClient += fed.consumed
     this.forwardBody("origin", bytes, fed)
     if (fed.error !== undefined) {
       return this.failExchange(400, `malformed request body: ${fed.error}`, "client-error", now)
@@ -508,176 +474,199 @@ export class Postman {
   // ---------------------------------------------------------------------------------------------
   // Origin connection
 
-  private connected(upstream: UpstreamHop | undefined, now: number): void {
-    const exchange = this.exchange
-    if (exchange === undefined) return
-    this.originConnected = true
+  private connected(state: Connecting, reused: boolean, upstream: UpstreamHop | undefined, now: number): void {
+    const { exchange, origin } = state
+    origin.reused = reused
     const queued = this.takeBacklog()
-    if (exchange.kind === "tunnel") {
-      this.stateName = "Tunnel"
-      exchange.request = undefined
-      exchange.status = 200
-      exchange.responseStarted = true
+    const request = exchange.request
+    if (request === undefined) {
+      // The tunnel keeps what it logs, and nothing of the CONNECT head.
+      const relay: Relay = {
+        kind: "tunnel",
+        method: exchange.method,
+        target: exchange.target,
+        startedAt: exchange.startedAt,
+        status: 200,
+        bytesFromClient: exchange.bytesFromClient,
+        bytesFromOrigin: exchange.bytesFromOrigin,
+        user: exchange.user,
+      }
+      this.current = { _tag: "Tunnel", relay, origin }
       this.emit({ _tag: "Write", side: "client", bytes: connectEstablished })
       for (const bytes of queued) {
-        exchange.bytesFromClient += bytes.length
+        relay.bytesFromClient += bytes.length
         this.emit({ _tag: "Write", side: "origin", bytes })
       }
       // A client that half-closed right after its CONNECT still gets its bytes delivered, then the FIN.
       if (this.clientEnded) this.emit({ _tag: "HalfClose", side: "origin" })
       return
     }
-    const request = exchange.request
-    if (request === undefined) return
-    this.stateName = "Forwarding"
-    exchange.responseHeads = new HeadReader(this.limits.maxHeadBytes)
-    exchange.upstream = upstream
+    const forwarding: Forwarding = {
+      _tag: "Forwarding",
+      exchange,
+      request,
+      origin,
+      upstream,
+      response: { _tag: "Heads", reader: new HeadReader(this.limits.maxHeadBytes), interim: 0 },
+    }
+    this.current = forwarding
     this.emit({
       _tag: "Write",
       side: "origin",
-      bytes: serializeRequestHead(request, { via: this.via, keepUpgrade: exchange.upgrade, upstream }),
+      bytes: serializeRequestHead(request.head, { via: this.via, keepUpgrade: request.upgrade, upstream }),
     })
     for (const bytes of queued) {
-      if (this.stateName !== "Forwarding") break
-      this.forwardRequestBody(bytes, now)
+      if (this.current !== forwarding) break
+      this.forwardRequestBody(forwarding, bytes, now)
     }
   }
 
-  private connectFailed(reason: ConnectFailure, message: string, now: number): void {
-    const exchange = this.exchange
-    if (exchange === undefined) return
+  private connectFailed(state: Connecting, reason: ConnectFailure, message: string, now: number): void {
+    const exchange = state.exchange
     this.failExchange(
       statusForConnectFailure[reason],
       // A denial's message is the policy's own sentence (the rule, and the flag that would allow it).
       reason === "denied" && message !== "" ? message : describeConnectFailure(reason, exchange.host, exchange.port, message),
       reason === "timeout" ? "timeout" : reason === "denied" ? "denied" : "origin-error",
       now,
+      true, // no socket exists: no Close(origin) is owed
     )
   }
 
   // ---------------------------------------------------------------------------------------------
   // Origin bytes
 
-  private fromOrigin(bytes: Uint8Array, now: number): void {
-    const exchange = this.exchange
-    if (exchange === undefined) return
-    exchange.bytesFromOrigin += bytes.length
-    if (this.stateName === "Tunnel") {
+  private fromOrigin(state: Forwarding | Tunnel, bytes: Uint8Array, now: number): void {
+    if (state._tag === "Tunnel") {
+      state.relay.bytesFromOrigin += bytes.length
       this.emit({ _tag: "Write", side: "client", bytes })
       return
     }
-    if (this.stateName !== "Forwarding") return
-    if (exchange.responseBody === undefined) {
-      this.readResponseHead(exchange, bytes, now)
-      return
-    }
-    this.forwardResponseBody(exchange, exchange.responseBody, bytes, now)
+    // In Forwarding the bytes are counted as they are used (a head, a body): bytes after the point where
+    // the exchange ended or failed are not, so the log is the same however the bytes were split (§7.2).
+    const response = state.response
+    if (response._tag === "Heads") this.readResponseHead(state, response.reader, bytes, now)
+    else this.forwardResponseBody(state, response, bytes, now)
   }
 
-  private readResponseHead(exchange: Exchange, bytes: Uint8Array, now: number): void {
-    const reader = exchange.responseHeads ?? (exchange.responseHeads = new HeadReader(this.limits.maxHeadBytes))
+  private readResponseHead(state: Forwarding, reader: HeadReader, bytes: Uint8Array, now: number): void {
+    const retained = reader.buffered
     const result = reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":
+        state.exchange.bytesFromOrigin += bytes.length
         return
       case "TooLarge":
+        // Counted up to the first byte over the limit, like a request head's 431 (A3).
+        state.exchange.bytesFromOrigin += this.limits.maxHeadBytes + 1 - retained
         return this.failExchange(502, "the origin's response head is too large", "origin-error", now)
       case "Head":
-        return this.responseHead(exchange, result.head, result.rest, now)
+        state.exchange.bytesFromOrigin += bytes.length - result.rest.length
+        return this.responseHead(state, result.head, result.rest, now)
     }
   }
 
-  private responseHead(exchange: Exchange, headBytes: Uint8Array, rest: Uint8Array, now: number): void {
-    const request = exchange.request
-    if (request === undefined) return
+  private responseHead(state: Forwarding, headBytes: Uint8Array, rest: Uint8Array, now: number): void {
+    const { exchange, request } = state
     const parsed = parseResponseHead(headBytes, this.limits)
     if (!parsed.ok) return this.failExchange(502, `malformed response from the origin: ${parsed.reason}`, "origin-error", now)
     const head = parsed.value
-    if (head.status < 200) return this.interimResponse(exchange, request, head, rest, now)
+    if (head.status < 200) return this.interimResponse(state, head, rest, now)
     // A parent proxy that wants credentials we do not have (or refuses ours): the client cannot answer
     // that challenge (its Proxy-Authorization is for us and never reaches the parent), so it is our 502.
-    if (head.status === 407 && exchange.upstream !== undefined) {
-      const detail = `upstream proxy ${exchange.upstream.proxy} answered 407 ${head.reason}`.trimEnd()
+    if (head.status === 407 && state.upstream !== undefined) {
+      const detail = `upstream proxy ${state.upstream.proxy} answered 407 ${head.reason}`.trimEnd()
       return this.failExchange(502, detail, "origin-error", now)
     }
 
     const framing = responseFraming(head, exchange.method)
     if (!framing.ok) return this.failExchange(502, `malformed response from the origin: ${framing.reason}`, "origin-error", now)
-    if (framing.value.kind === "chunked" && request.version === "1.0") {
+    if (framing.value.kind === "chunked" && request.head.version === "1.0") {
       // RFC 9112 §6.1: a server must not send Transfer-Encoding to an HTTP/1.0 request; its client cannot decode it.
       return this.failExchange(502, "the origin answered an HTTP/1.0 request with a chunked body", "origin-error", now)
     }
-    exchange.responseHeads = undefined
-    exchange.status = head.status
-    const requestDone = exchange.requestBody?.done ?? true
     const untilClose = framing.value.kind === "until-close"
     // Close the client after this response when its framing ends with the connection, or when the
     // request body is still coming (an early response): the rest of that body must not be read as a request.
-    if (untilClose || !requestDone || this.clientEnded) exchange.closeAfter = true
-    exchange.originReusable = !untilClose && !wantsClose(head.version, head.headers)
-    exchange.responseStarted = true
+    if (untilClose || !request.body.done || this.clientEnded) exchange.closeAfter = true
+    const body = makeFramer(framing.value, chunkLimits(this.limits))
+    const response: Body = {
+      _tag: "Body",
+      body,
+      status: head.status,
+      originReusable: !untilClose && !wantsClose(head.version, head.headers),
+    }
+    state.response = response
     this.emit({
       _tag: "Write",
       side: "client",
       bytes: serializeResponseHead(head, { via: this.via, close: exchange.closeAfter, keepUpgrade: false }),
     })
-    const body = makeFramer(framing.value, chunkLimits(this.limits))
-    exchange.responseBody = body
-    if (body.done) return this.exchangeDone(exchange, rest, now)
-    if (rest.length > 0) this.forwardResponseBody(exchange, body, rest, now)
+    if (body.done) return this.exchangeDone(state, response, rest, now)
+    if (rest.length > 0) this.forwardResponseBody(state, response, rest, now)
   }
 
   /** 1xx: forward it (not to HTTP/1.0 clients, RFC 9110 §15.2), then wait for the next head; 101 switches to a tunnel. */
-  private interimResponse(exchange: Exchange, request: RequestHead, head: ResponseHead, rest: Uint8Array, now: number): void {
-    if (++exchange.interimHeads > MAX_INTERIM_RESPONSES) {
+  private interimResponse(state: Forwarding, head: ResponseHead, rest: Uint8Array, now: number): void {
+    const { exchange, request, response } = state
+    if (response._tag !== "Heads") return
+    if (++response.interim > MAX_INTERIM_RESPONSES) {
       // Only interim heads went to the client: a final response (this 502) may still follow them.
-      exchange.responseStarted = false
       return this.failExchange(502, `the origin sent more than ${MAX_INTERIM_RESPONSES} interim (1xx) responses`, "origin-error", now)
     }
     if (head.status === 101) {
-      if (!exchange.upgrade) {
+      if (!request.upgrade) {
         return this.failExchange(502, "the origin switched protocols without being asked to", "origin-error", now)
       }
-      exchange.status = 101
-      exchange.responseStarted = true
-      exchange.responseHeads = undefined
       this.emit({
         _tag: "Write",
         side: "client",
         bytes: serializeResponseHead(head, { via: this.via, close: false, keepUpgrade: true }),
       })
-      this.stateName = "Tunnel"
-      exchange.request = undefined
-      exchange.responseBody = undefined
-      exchange.requestBody = undefined
+      const relay: Relay = {
+        kind: "upgrade",
+        method: exchange.method,
+        target: exchange.target,
+        startedAt: exchange.startedAt,
+        status: 101,
+        bytesFromClient: exchange.bytesFromClient,
+        bytesFromOrigin: exchange.bytesFromOrigin,
+        user: exchange.user,
+      }
+      this.current = { _tag: "Tunnel", relay, origin: state.origin }
       // Bytes the client sent after its request belong to the new protocol: pass them on now.
       for (const bytes of this.takeBacklog()) {
-        exchange.bytesFromClient += bytes.length
+        relay.bytesFromClient += bytes.length
         this.emit({ _tag: "Write", side: "origin", bytes })
       }
-      if (rest.length > 0) this.emit({ _tag: "Write", side: "client", bytes: rest })
+      if (rest.length > 0) {
+        relay.bytesFromOrigin += rest.length
+        this.emit({ _tag: "Write", side: "client", bytes: rest })
+      }
       if (this.clientEnded) this.emit({ _tag: "HalfClose", side: "origin" })
       return
     }
-    if (request.version === "1.1") {
-      exchange.responseStarted = true
+    if (request.head.version === "1.1") {
+      // An interim head does not begin the response: a final one may still follow it, so a later origin
+      // failure is still answered with its 502/504 (docs/design.md §5, rows F12, F14, F15).
       this.emit({
         _tag: "Write",
         side: "client",
         bytes: serializeResponseHead(head, { via: this.via, close: false, keepUpgrade: false }),
       })
     }
-    if (rest.length > 0) this.readResponseHead(exchange, rest, now)
+    if (rest.length > 0) this.readResponseHead(state, response.reader, rest, now)
   }
 
-  private forwardResponseBody(exchange: Exchange, body: BodyFramer, bytes: Uint8Array, now: number): void {
-    const fed = body.feed(bytes)
+  private forwardResponseBody(state: Forwarding, response: Body, bytes: Uint8Array, now: number): void {
+    const fed = response.body.feed(bytes)
+    state.exchange.bytesFromOrigin += fed.consumed
     this.forwardBody("client", bytes, fed)
     if (fed.error !== undefined) {
       return this.finish("origin-error", `malformed response body from the origin: ${fed.error}`, now, false)
     }
     if (fed.done) {
-      this.exchangeDone(exchange, bytes.subarray(fed.consumed), now)
+      this.exchangeDone(state, response, bytes.subarray(fed.consumed), now)
     }
   }
 
@@ -691,29 +680,32 @@ export class Postman {
   }
 
   /** The final response is complete. Keep the client connection for the next request, or close it. */
-  private exchangeDone(exchange: Exchange, extra: Uint8Array, now: number): void {
+  private exchangeDone(state: Forwarding, response: Body, extra: Uint8Array, now: number): void {
+    const exchange = state.exchange
     // Bytes after a complete response are not ours to interpret: that origin connection is spoiled.
-    const reusable = exchange.originReusable && extra.length === 0 && (exchange.requestBody?.done ?? true) && !this.originEnded
-    this.log(exchange, "ok", undefined, now)
-    this.exchange = undefined
+    const reusable = response.originReusable && extra.length === 0 && state.request.body.done && !state.origin.ended
+    this.log("http", exchange, response.status, "ok", undefined, now)
     if (exchange.closeAfter) this.clientPause = 0 // released right below: no ResumeReading(client) first
     this.closeOrigin(reusable)
     if (exchange.closeAfter) {
       this.closeClient(true)
       return
     }
-    this.stateName = "AwaitingHead"
-    this.idleSince = now
-    this.headStartedAt = -1
-    this.headReader = new HeadReader(this.limits.maxHeadBytes)
+    this.nextRequest(now)
+  }
+
+  /** Back to AwaitingHead for the next request on this connection: the queued (pipelined) bytes first. */
+  private nextRequest(now: number): void {
+    const awaiting = this.awaiting(now, false)
+    this.current = awaiting
     for (const bytes of this.takeBacklog()) {
-      if (this.stateName !== "AwaitingHead") {
+      if (this.current !== awaiting) {
         this.fromClient(bytes, now)
         continue
       }
-      this.readRequestHead(bytes, now)
+      this.readRequestHead(awaiting, bytes, now)
     }
-    if (this.stateName === "AwaitingHead" && this.clientEnded && this.headStartedAt < 0) this.closeClient(true)
+    if (this.current === awaiting && this.clientEnded && awaiting.head === undefined) this.closeClient(true)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -722,66 +714,61 @@ export class Postman {
   private clientEnd(now: number): void {
     if (this.clientEnded) return
     this.clientEnded = true
-    switch (this.stateName) {
+    const state = this.current
+    switch (state._tag) {
       case "AwaitingHead":
         // Between requests that is a clean close; in the middle of a head the client gave up.
-        if (this.headStartedAt >= 0) this.finish("aborted", "the client closed in the middle of a request head", now, true)
+        if (state.head !== undefined) this.finish("aborted", "the client closed in the middle of a request head", now, true)
         else this.closeClient(true)
         return
       case "Connecting":
       case "Authorizing":
       case "Forwarding": {
-        const exchange = this.exchange
-        const requestDone = exchange?.kind === "tunnel" || (exchange?.requestBody?.done ?? true)
+        const exchange = state.exchange
+        const requestDone = exchange.request === undefined || exchange.request.body.done
         if (!requestDone) this.finish("aborted", "the client closed before its request body was complete", now, false)
         // Otherwise the client only half-closed: it still gets its response, then the connection closes.
-        else if (exchange !== undefined) exchange.closeAfter = true
+        else exchange.closeAfter = true
         return
       }
       case "Tunnel":
         this.emit({ _tag: "HalfClose", side: "origin" })
-        if (this.originEnded) this.finish("ok", undefined, now, true)
+        if (state.origin.ended) this.finish("ok", undefined, now, true)
         return
       case "Closed":
         return
     }
   }
 
-  private originEnd(now: number): void {
-    if (this.originEnded) return
-    this.originEnded = true
-    const exchange = this.exchange
-    if (this.stateName === "Tunnel") {
+  private originEnd(state: Forwarding | Tunnel, now: number): void {
+    if (state.origin.ended) return
+    state.origin.ended = true
+    if (state._tag === "Tunnel") {
       this.emit({ _tag: "HalfClose", side: "client" })
       if (this.clientEnded) this.finish("ok", undefined, now, true)
       return
     }
-    if (this.stateName !== "Forwarding" || exchange === undefined) return
-    const body = exchange.responseBody
-    if (body === undefined) {
-      if (this.retryOnFreshConnection(exchange, now)) return
+    const response = state.response
+    if (response._tag === "Heads") {
+      if (this.retryOnFreshConnection(state, now)) return
       return this.failExchange(502, "the origin closed the connection without a response", "origin-error", now)
     }
-    if (body.endOfStream()) {
+    if (response.body.endOfStream()) {
       // A close-delimited body ends here, and so does the client connection (closeAfter is set).
-      this.exchangeDone(exchange, new Uint8Array(0), now)
+      this.exchangeDone(state, response, empty, now)
       return
     }
     this.finish("origin-error", "the origin closed the connection in the middle of the response body", now, false)
   }
 
-  private sideFailed(side: Side, message: string, now: number): void {
-    if (side === "origin") {
-      this.originOpen = false // the socket is gone; no Close(origin) is owed
-      this.originConnected = false
-      const exchange = this.exchange
-      if (this.stateName === "Forwarding" && exchange !== undefined && this.retryOnFreshConnection(exchange, now)) return
-      if (this.stateName === "Forwarding" || this.stateName === "Connecting") {
-        return this.failExchange(502, `the origin connection failed: ${message}`, "origin-error", now)
-      }
-      return this.finish("aborted", `origin: ${message}`, now, false)
+  /** The origin socket failed: nothing more is read from or written to it; its Close(origin) comes below (§7.3). */
+  private originFailed(message: string, now: number): void {
+    const state = this.current
+    if (state._tag === "Forwarding" && this.retryOnFreshConnection(state, now)) return
+    if (state._tag === "Forwarding" || state._tag === "Connecting") {
+      return this.failExchange(502, `the origin connection failed: ${message}`, "origin-error", now)
     }
-    this.finish("aborted", `client: ${message}`, now, false)
+    this.finish("aborted", `origin: ${message}`, now, false)
   }
 
   /**
@@ -789,8 +776,9 @@ export class Postman {
    * a request on it. If nothing came back yet and the request can safely be sent again (idempotent, no
    * body), dial again once instead of answering 502 (RFC 9112 §9.3.1).
    */
-  private retryOnFreshConnection(exchange: Exchange, now: number): boolean {
-    if (!this.originReused || exchange.retried || !exchange.replayable || exchange.bytesFromOrigin > 0 || exchange.responseStarted) {
+  private retryOnFreshConnection(state: Forwarding, now: number): boolean {
+    const exchange = state.exchange
+    if (!state.origin.reused || exchange.retried || !state.request.replayable || exchange.bytesFromOrigin > 0 || state.response._tag !== "Heads") {
       return false
     }
     exchange.retried = true
@@ -800,22 +788,23 @@ export class Postman {
   }
 
   private timeout(now: number): void {
-    switch (this.stateName) {
-      case "AwaitingHead":
-        if (this.headStartedAt >= 0) {
-          if (now >= this.headStartedAt + this.limits.headTimeout) {
-            this.reject(408, "the request head did not arrive in time", now)
+    const state = this.current
+    switch (state._tag) {
+      case "AwaitingHead": {
+        const head = state.head
+        if (head !== undefined) {
+          if (now >= head.startedAt + this.limits.headTimeout) {
+            this.reject(408, "the request head did not arrive in time", now, head.startedAt, head.seen, this.partialRequestLine(state))
           }
-        } else if (now >= this.idleDeadline()) {
+        } else if (now >= this.idleDeadline(state)) {
           // An idle connection between requests: close it quietly, there is nobody to answer.
           this.closeClient(true)
         }
         return
+      }
       case "Connecting":
-        if (now >= this.connectStartedAt + this.limits.connectTimeout) {
-          const exchange = this.exchange
-          const where = exchange === undefined ? "the origin" : `${exchange.host}:${exchange.port}`
-          this.failExchange(504, `timed out connecting to ${where}`, "timeout", now)
+        if (now >= state.since + this.limits.connectTimeout) {
+          this.failExchange(504, `timed out connecting to ${state.exchange.host}:${state.exchange.port}`, "timeout", now)
         }
         return
       case "Forwarding":
@@ -824,7 +813,7 @@ export class Postman {
         }
         return
       case "Authorizing":
-        if (now >= this.authStartedAt + this.limits.connectTimeout) {
+        if (now >= state.since + this.limits.connectTimeout) {
           this.failExchange(503, "the proxy credentials could not be checked in time", "timeout", now)
         }
         return
@@ -838,19 +827,19 @@ export class Postman {
     }
   }
 
-  private idleDeadline(): number {
-    return this.idleSince + (this.firstRequest ? this.limits.headTimeout : this.limits.keepAliveTimeout)
+  private idleDeadline(state: AwaitingHead): number {
+    return state.idleSince + (state.firstRequest ? this.limits.headTimeout : this.limits.keepAliveTimeout)
   }
 
   /** The deadline this state needs; -1 when closed. */
   private wantedDeadline(): number {
-    switch (this.stateName) {
+    const state = this.current
+    switch (state._tag) {
       case "AwaitingHead":
-        return this.headStartedAt >= 0 ? this.headStartedAt + this.limits.headTimeout : this.idleDeadline()
+        return state.head !== undefined ? state.head.startedAt + this.limits.headTimeout : this.idleDeadline(state)
       case "Connecting":
-        return this.connectStartedAt + this.limits.connectTimeout
       case "Authorizing":
-        return this.authStartedAt + this.limits.connectTimeout
+        return state.since + this.limits.connectTimeout
       case "Forwarding":
       case "Tunnel":
         return this.lastActivity + this.limits.idleTimeout
@@ -864,7 +853,7 @@ export class Postman {
    * and `timeout` re-arms it from the last activity), so a busy tunnel does not touch the timer per chunk.
    */
   private ensureDeadline(): void {
-    if (this.stateName === "Closed") return
+    if (this.current._tag === "Closed") return
     const wanted = this.wantedDeadline()
     if (this.deadlineAt < 0 || wanted < this.deadlineAt) {
       this.deadlineAt = wanted
@@ -875,12 +864,9 @@ export class Postman {
   // ---------------------------------------------------------------------------------------------
   // Endings
 
-  /** A request head was refused: answer with its status, close, and log. */
-  private reject(status: number, reason: string, now: number, headBytes = this.headBytesSeen, method?: string, target?: string): void {
+  /** A request head was refused: answer with its status, close, and log what its line asked for, if known. */
+  private reject(status: number, reason: string, now: number, startedAt: number, headBytes: number, line: RequestLine | undefined): void {
     this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, reason, this.via) })
-    const outcome: Outcome = status === 408 ? "timeout" : "client-error"
-    // A head refused before it was complete (431, 408) still names what it asked for when its line was whole.
-    const line = method === undefined ? this.partialRequestLine() : { method, target: target ?? "-" }
     this.emit({
       _tag: "Log",
       record: {
@@ -890,88 +876,109 @@ export class Postman {
         status,
         bytesFromClient: headBytes,
         bytesFromOrigin: 0,
-        startedAt: this.headStartedAt >= 0 ? this.headStartedAt : this.requestStartedAt,
+        startedAt,
         endedAt: now,
-        outcome,
+        outcome: status === 408 ? "timeout" : "client-error",
         detail: reason,
       },
     })
-    this.exchange = undefined
     this.closeAll(true)
   }
 
   /** Method and target of the head being read, when its request line is complete and valid. */
-  private partialRequestLine(): { readonly method: string; readonly target: string } | undefined {
-    if (this.requestLine?.lineComplete !== true) return undefined
-    const line = this.headReader?.firstLine()
+  private partialRequestLine(state: AwaitingHead): RequestLine | undefined {
+    if (state.head?.line.lineComplete !== true) return undefined
+    const line = state.reader.firstLine()
     return line === undefined ? undefined : requestLineParts(line)
   }
 
   /** The exchange failed: answer with an error status if the response has not begun, else just cut it. */
-  private failExchange(status: number, detail: string, outcome: Outcome, now: number): void {
-    const exchange = this.exchange
-    if (exchange !== undefined && !exchange.responseStarted) {
-      exchange.status = status
-      exchange.responseStarted = true
+  private failExchange(status: number, detail: string, outcome: Outcome, now: number, originGone = false): void {
+    const state = this.current
+    const begun = state._tag === "Tunnel" || (state._tag === "Forwarding" && state.response._tag === "Body")
+    if (!begun && state._tag !== "AwaitingHead" && state._tag !== "Closed") {
       this.emit({ _tag: "Write", side: "client", bytes: errorResponse(status, detail, this.via) })
       // The client gets its error response flushed; the origin is abandoned mid-exchange: destroyed, so
       // that an origin that never reads or never closes cannot hold the socket (or a shutdown) up.
-      this.finish(outcome, detail, now, true, false)
+      this.finish(outcome, detail, now, true, false, originGone, status)
       return
     }
-    this.finish(outcome, detail, now, false)
+    this.finish(outcome, detail, now, false, false, originGone)
   }
 
-  /** End the connection: log the exchange in flight, release both sockets. */
-  private finish(outcome: Outcome, detail: string | undefined, now: number, graceful: boolean, originGraceful = graceful): void {
-    const exchange = this.exchange
-    if (exchange !== undefined) this.log(exchange, outcome, detail, now)
-    this.exchange = undefined
-    this.closeAll(graceful, originGraceful)
-  }
-
-  private log(exchange: Exchange, outcome: Outcome, detail: string | undefined, now: number): void {
-    const record: AccessRecord = {
-      kind: exchange.kind === "tunnel" ? "tunnel" : exchange.status === 101 ? "upgrade" : "http",
-      method: exchange.method,
-      target: exchange.target,
-      status: exchange.status,
-      bytesFromClient: exchange.bytesFromClient,
-      bytesFromOrigin: exchange.bytesFromOrigin,
-      startedAt: exchange.startedAt,
-      endedAt: now,
-      outcome,
-      ...(detail === undefined ? {} : { detail }),
-      ...(exchange.user === undefined ? {} : { user: exchange.user }),
+  /** End the connection: log the exchange in flight (with `status` when an error response was sent), release both sockets. */
+  private finish(
+    outcome: Outcome,
+    detail: string | undefined,
+    now: number,
+    graceful: boolean,
+    originGraceful = graceful,
+    originGone = false,
+    status?: number,
+  ): void {
+    const state = this.current
+    switch (state._tag) {
+      case "Authorizing":
+      case "Connecting":
+        this.log(exchangeKind(state.exchange), state.exchange, status ?? 0, outcome, detail, now)
+        break
+      case "Forwarding":
+        this.log("http", state.exchange, status ?? (state.response._tag === "Body" ? state.response.status : 0), outcome, detail, now)
+        break
+      case "Tunnel":
+        this.log(state.relay.kind, state.relay, state.relay.status, outcome, detail, now)
+        break
+      case "AwaitingHead":
+      case "Closed":
+        break
     }
-    this.emit({ _tag: "Log", record })
+    this.closeAll(graceful, originGraceful, originGone)
   }
 
-  private closeAll(graceful: boolean, originGraceful = graceful): void {
+  private log(kind: "http" | "tunnel" | "upgrade", ledger: Ledger, status: number, outcome: Outcome, detail: string | undefined, now: number): void {
+    this.emit({
+      _tag: "Log",
+      record: {
+        kind,
+        method: ledger.method,
+        target: ledger.target,
+        status,
+        bytesFromClient: ledger.bytesFromClient,
+        bytesFromOrigin: ledger.bytesFromOrigin,
+        startedAt: ledger.startedAt,
+        endedAt: now,
+        outcome,
+        ...(detail === undefined ? {} : { detail }),
+        ...(ledger.user === undefined ? {} : { user: ledger.user }),
+      },
+    })
+  }
+
+  private closeAll(graceful: boolean, originGraceful = graceful, originGone = false): void {
     // The client is released right after the origin: resuming it (closeOrigin lifts PEER_BLOCKED) would
     // be a ResumeReading(client) just before its Close, an action the transition table does not have.
     this.clientPause = 0
-    this.closeOrigin(false, originGraceful)
+    if (!originGone) this.closeOrigin(false, originGraceful)
     this.closeClient(graceful)
   }
 
-  /** Release the origin: to the pool when `reusable`, else flushed and closed (`graceful`) or destroyed. */
+  /**
+   * Release the origin of the current state: to the pool when `reusable`, else flushed and closed
+   * (`graceful`) or destroyed. Every caller leaves that state right after (next request, a new dial, or
+   * Closed), so each origin socket gets exactly one Close(origin).
+   */
   private closeOrigin(reusable: boolean, graceful = !reusable): void {
-    if (!this.originOpen) return
-    this.originOpen = false
-    this.originConnected = false
-    this.originPause = 0
+    if (originOf(this.current) === undefined) return
     this.emit({ _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable })
     // Nothing can be blocked on a socket that is gone.
     this.resume("client", PEER_BLOCKED)
   }
 
   private closeClient(graceful: boolean): void {
-    if (this.stateName === "Closed") return
-    this.stateName = "Closed"
+    if (this.current._tag === "Closed") return
+    this.current = closedState
     this.backlog = []
     this.backlogBytes = 0
-    this.headReader = undefined
     this.deadlineAt = -1
     this.emit({ _tag: "Close", side: "client", graceful, reusable: false })
   }
@@ -980,17 +987,19 @@ export class Postman {
   // Backpressure
 
   private isOpen(side: Side): boolean {
-    return side === "client" ? this.stateName !== "Closed" : this.originOpen
+    return side === "client" ? this.current._tag !== "Closed" : originOf(this.current) !== undefined
   }
 
   private pause(side: Side, reason: number): void {
-    if (!this.isOpen(side)) return
     if (side === "client") {
+      if (this.current._tag === "Closed") return
       if (this.clientPause === 0) this.emit({ _tag: "PauseReading", side })
       this.clientPause |= reason
     } else {
-      if (this.originPause === 0) this.emit({ _tag: "PauseReading", side })
-      this.originPause |= reason
+      const origin = originOf(this.current)
+      if (origin === undefined) return
+      if (origin.pause === 0) this.emit({ _tag: "PauseReading", side })
+      origin.pause |= reason
     }
   }
 
@@ -998,11 +1007,12 @@ export class Postman {
     if (side === "client") {
       if ((this.clientPause & reason) === 0) return
       this.clientPause &= ~reason
-      if (this.clientPause === 0 && this.stateName !== "Closed") this.emit({ _tag: "ResumeReading", side })
+      if (this.clientPause === 0 && this.current._tag !== "Closed") this.emit({ _tag: "ResumeReading", side })
     } else {
-      if ((this.originPause & reason) === 0) return
-      this.originPause &= ~reason
-      if (this.originPause === 0 && this.originOpen) this.emit({ _tag: "ResumeReading", side })
+      const origin = originOf(this.current)
+      if (origin === undefined || (origin.pause & reason) === 0) return
+      origin.pause &= ~reason
+      if (origin.pause === 0) this.emit({ _tag: "ResumeReading", side })
     }
   }
 
@@ -1019,3 +1029,4 @@ export class Postman {
 }
 
 const other = (side: Side): Side => (side === "client" ? "origin" : "client")
+const exchangeKind = (exchange: Exchange): "http" | "tunnel" => (exchange.request === undefined ? "tunnel" : "http")

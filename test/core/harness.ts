@@ -47,7 +47,8 @@ export const describe = (a: Action): string => {
 
 export class InvariantViolation extends Error {}
 
-type OriginSocket = "connecting" | "open" | "closed"
+/** "errored": the runtime reported Errored(origin); the core still owes its one Close(origin) (§7.3). */
+type OriginSocket = "connecting" | "open" | "errored" | "closed"
 
 export class Harness {
   readonly postman: Postman
@@ -67,8 +68,14 @@ export class Harness {
   /** The credentials of every `Authenticate` (proxy authentication on). */
   readonly authentications: Array<string | undefined> = []
 
+  /** Every call made to the Postman, in order, with its `now`: what a conformance vector replays. */
+  readonly script: Array<{ readonly now: number; readonly what: Event | "start" | "shutdown" | "abort" }> = []
+  readonly options: { readonly limits: Partial<Limits>; readonly via: string; readonly auth: boolean }
+
   constructor(limits: Partial<Limits> = {}, via = "hctunnel", auth = false) {
+    this.options = { limits, via, auth }
     this.postman = new Postman({ limits: { ...defaultLimits, ...limits }, via, auth })
+    this.script.push({ now: this.now, what: "start" })
     this.record(this.postman.start(this.now))
   }
 
@@ -79,6 +86,7 @@ export class Harness {
   /** Feed an event (optionally advancing the clock first); returns this call's actions. */
   send(event: Event, advance = 0): ReadonlyArray<Action> {
     this.now += advance
+    this.script.push({ now: this.now, what: event })
     return this.record(this.postman.handle(event, this.now))
   }
 
@@ -99,9 +107,11 @@ export class Harness {
     return this.send({ _tag: "Timeout" })
   }
   shutdown() {
+    this.script.push({ now: this.now, what: "shutdown" })
     return this.record(this.postman.shutdown(this.now))
   }
   abort() {
+    this.script.push({ now: this.now, what: "abort" })
     return this.record(this.postman.abort(this.now, "test"))
   }
 
@@ -126,7 +136,9 @@ export class Harness {
     this.actions.push(a)
     switch (a._tag) {
       case "Connect":
-        if (this.origin === "connecting" || this.origin === "open") throw new InvariantViolation("Connect while an origin socket exists")
+        if (this.origin === "connecting" || this.origin === "open" || this.origin === "errored") {
+          throw new InvariantViolation("Connect while an origin socket exists")
+        }
         this.origins.push("connecting")
         this.toOrigin.push([])
         this.connects.push({ host: a.host, port: a.port })
@@ -153,7 +165,9 @@ export class Harness {
           this.clientCloses++
           this.deadline = -1
         } else {
-          if (this.origin !== "connecting" && this.origin !== "open") throw new InvariantViolation("Close(origin) without an origin socket")
+          if (this.origin !== "connecting" && this.origin !== "open" && this.origin !== "errored") {
+            throw new InvariantViolation("Close(origin) without an origin socket")
+          }
           this.origins[this.origins.length - 1] = "closed"
         }
         return
@@ -193,6 +207,6 @@ export const connectFailed = (h: Harness, reason: Extract<Event, { _tag: "Connec
   return h.send({ _tag: "ConnectFailed", reason, message: reason })
 }
 export const originErrored = (h: Harness, message = "ECONNRESET") => {
-  h.markOrigin("closed")
+  h.markOrigin("errored")
   return h.send({ _tag: "Errored", side: "origin", message })
 }

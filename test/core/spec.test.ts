@@ -222,11 +222,12 @@ describe("§6.10 write splitting", () => {
 })
 
 describe("§5.1 pairs without a row", () => {
-  it("Errored(origin) while connecting: 502, and no Close(origin)", () => {
+  it("Errored(origin) while connecting: 502, and the origin socket closed once (abrupt)", () => {
     const { last } = run([fromClient(GET), { _tag: "Errored", side: "origin", message: "reset" }])
     expect(show(last)).toEqual([
       `Write(client ${JSON.stringify(errorBytes(502, "Bad Gateway", "the origin connection failed: reset"))})`,
       "Log(origin-error 502)",
+      "Close(origin false)",
       "Close(client true)",
     ])
   })
@@ -253,8 +254,13 @@ describe("§6.13 behaviour under review (change these with the section)", () => 
     const { last } = run([fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"), { _tag: "Ended", side: "client" }])
     expect(show(last)).toEqual(["Log(aborted 0)", "Close(origin false)", "Close(client false)"])
   })
-  it("after a forwarded 1xx, an origin that closes gets no 502", () => {
+  it("after a forwarded 1xx, an origin that closes still gets a 502", () => {
     const { last } = run([fromClient(GET), connected, fromOrigin("HTTP/1.1 103 Early Hints\r\n\r\n"), { _tag: "Ended", side: "origin" }])
-    expect(show(last)).toEqual(["Log(origin-error 0)", "Close(origin false)", "Close(client false)"])
+    expect(show(last)).toEqual([
+      `Write(client ${JSON.stringify(errorBytes(502, "Bad Gateway", "the origin closed the connection without a response"))})`,
+      "Log(origin-error 502)",
+      "Close(origin false)",
+      "Close(client true)",
+    ])
   })
 })

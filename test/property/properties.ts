@@ -1079,7 +1079,7 @@ class Errors implements TunnelCommand {
   run(m: TunnelModel, r: TunnelReal) {
     const actions = deliver(r.h, errored(this.side))
     if (m.closed) return expectActions(this.toString(), actions, [])
-    if (this.side === "origin") m.originOpen = false // the socket is gone: no Close(origin) is owed
+    // An errored origin socket is still released by its one Close(origin) (§7.3, row T6).
     expectActions(this.toString(), actions, closeTunnel(m, true))
     expectEqual("log outcome", r.h.logs.at(-1)?.outcome, "aborted")
   }

@@ -67,7 +67,7 @@ export const deliver = (h: Harness, event: Event): ReadonlyArray<Action> => {
       if (h.origin === "connecting") h.markOrigin("closed")
       break
     case "Errored":
-      if (event.side === "origin" && (h.origin === "connecting" || h.origin === "open")) h.markOrigin("closed")
+      if (event.side === "origin" && (h.origin === "connecting" || h.origin === "open")) h.markOrigin("errored")
       break
     default:
       break
