@@ -2,6 +2,7 @@
  * SIGHUP: the configuration file is read again; new connections use the new settings, connections
  * already open finish under the old ones, and a broken file changes nothing.
  */
+import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -35,6 +36,23 @@ const status = async (port: number, url: string): Promise<number> => {
   } finally {
     c.destroy()
   }
+}
+
+/** One GET with proxy credentials (or none): the status. */
+const statusAs = async (port: number, url: string, user?: string): Promise<number> => {
+  const c = await Conn.open(port)
+  try {
+    const auth = user === undefined ? "" : `Proxy-Authorization: Basic ${Buffer.from(user).toString("base64")}\r\n`
+    await c.write(get(url, `${auth}Connection: close\r\n`))
+    return (await c.readResponse({ timeoutMs: 5000 })).status
+  } finally {
+    c.destroy()
+  }
+}
+
+/** A users file written by the real htpasswd (bcrypt, cost 5 keeps the test quick). */
+const htpasswd = (file: string, user: string, password: string, create: boolean): void => {
+  execFileSync("/usr/bin/htpasswd", [create ? "-bBc" : "-bB", "-C", "5", file, user, password], { stdio: "ignore" })
 }
 
 /** Send SIGHUP and wait for the n-th line that says how the reload ended. */
@@ -91,5 +109,37 @@ describe("reload on SIGHUP", () => {
     writeFileSync(file, JSON.stringify({ maxRequestLine: "1KiB" }))
     expect(await reload(p, 1)).toMatch(/configuration reloaded: 1 worker /)
     expect(await status(p.port, long)).toBe(414)
+  })
+
+  it("switches the users of --auth-file; a config change that breaks the users file changes nothing", { timeout: 40_000 }, async ({ expect }) => {
+    const users = join(dir, "users")
+    htpasswd(users, "alice", "one", true)
+    const file = join(dir, "auth.json")
+    writeFileSync(file, JSON.stringify({ authFile: users }))
+    const p = await startProxy({ workers: 2, extraArgs: ["--config", file] })
+    proxies.push(p)
+    const url = `http://127.0.0.1:${origin.port}/small`
+    expect(await statusAs(p.port, url)).toBe(407)
+    expect(await statusAs(p.port, url, "alice:one")).toBe(200)
+    const tunnel = await Conn.open(p.port)
+    await tunnel.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nProxy-Authorization: Basic ${Buffer.from("alice:one").toString("base64")}\r\n\r\n`)
+    expect((await tunnel.readHead()).status).toBe(200)
+
+    // bob replaces alice: after SIGHUP, new requests need bob's password; alice's tunnel keeps relaying.
+    htpasswd(users, "bob", "two", true)
+    expect(await reload(p, 1)).toMatch(/configuration reloaded/)
+    for (let i = 0; i < 4; i++) {
+      expect(await statusAs(p.port, url, "alice:one")).toBe(407)
+      expect(await statusAs(p.port, url, "bob:two")).toBe(200)
+    }
+    await tunnel.write("old tunnel")
+    expect((await tunnel.readBytes(10)).toString()).toBe("old tunnel")
+
+    // A users file that is not bcrypt fails the new configuration: rejected, bob still works.
+    writeFileSync(users, "carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
+    const rejected = await reload(p, 2)
+    expect(rejected).toMatch(/reload rejected/)
+    expect(await statusAs(p.port, url, "bob:two")).toBe(200)
+    tunnel.destroy()
   })
 })

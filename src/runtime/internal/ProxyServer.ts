@@ -210,6 +210,8 @@ export class ProxyServer {
     const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
     this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
     this.log.configure(settings.logFormat, settings.logLevel)
+    // The users file is read at once too (it is also watched; a reload should not wait for the poll).
+    this.auth?.reload()
   }
 
   /** The destination policy for these listeners (the proxy's own sockets are part of it). */
