@@ -54,6 +54,22 @@ const show = (actions: ReadonlyArray<Action>): string[] =>
 const writes = (actions: ReadonlyArray<Action>, side: "client" | "origin"): string[] =>
   actions.flatMap((a) => (a._tag === "Write" && a.side === side ? [text(a.bytes)] : []))
 
+/** The record of the (one) Log among these actions. */
+const logOf = (actions: ReadonlyArray<Action>) => actions.flatMap((a) => (a._tag === "Log" ? [a.record] : []))[0]!
+/** Like `run` with every Received split into 1-byte events (each at its step's now): the actions of the last step. */
+const bytewise = (steps: ReadonlyArray<Step>, limits: Partial<Limits> = {}) => {
+  const postman = new Postman({ limits: { ...defaultLimits, ...limits }, via: "hc" })
+  postman.start(0)
+  let last: Action[] = []
+  steps.forEach((step, i) => {
+    last = []
+    if (typeof step !== "string" && step._tag === "Received") {
+      for (let k = 0; k < step.bytes.length; k++) last.push(...postman.handle({ ...step, bytes: step.bytes.subarray(k, k + 1) }, i + 1))
+    } else if (typeof step !== "string") last.push(...postman.handle(step, i + 1))
+  })
+  return last
+}
+
 const errorBytes = (status: number, reason: string, detail: string, extra = ""): string => {
   const body = `${status} ${reason}: ${detail}\n`
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n${extra}Via: 1.1 hc\r\nConnection: close\r\n\r\n${body}`
@@ -270,6 +286,24 @@ describe("§6.11 every origin socket gets exactly one Close(origin), also after 
   })
 })
 
+describe("§6.2 a malformed chunked request body", () => {
+  const chunked = fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+  it("F3: a 400 while no final head went out, 1xx heads or not", () => {
+    const { last } = run([chunked, connected, fromOrigin("HTTP/1.1 100 Continue\r\n\r\n"), fromClient("zz\r\n")])
+    expect(show(last)).toEqual([
+      `Write(client ${JSON.stringify(errorBytes(400, "Bad Request", "malformed request body: missing or invalid chunk size"))})`,
+      "Log(client-error 400)",
+      "Close(origin false)",
+      "Close(client true)",
+    ])
+  })
+  it("F39: after the final head, a cut; the framer error is the Log's detail", () => {
+    const { last } = run([chunked, connected, fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), fromClient("zz\r\n")])
+    expect(show(last)).toEqual(["Log(client-error 200)", "Close(origin false)", "Close(client false)"])
+    expect(logOf(last).detail).toBe("malformed request body: missing or invalid chunk size")
+  })
+})
+
 describe("§6.4 interim heads do not begin the response", () => {
   const hint = fromOrigin("HTTP/1.1 103 Early Hints\r\n\r\n")
   const answered = (last: ReadonlyArray<Action>, status: number, reason: string, detail: string) =>
@@ -296,22 +330,6 @@ describe("§6.4 interim heads do not begin the response", () => {
     answered(run([fromClient(GET), connected, hint, fromOrigin("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")]).last, 502, "Bad Gateway", "the origin switched protocols without being asked to")
   })
 })
-
-/** The Log record of the last call. */
-const logOf = (actions: ReadonlyArray<Action>) => actions.flatMap((a) => (a._tag === "Log" ? [a.record] : []))[0]!
-/** The same steps with every Received split into 1-byte events (each at the step's now). */
-const bytewise = (steps: ReadonlyArray<Step>, limits: Partial<Limits> = {}) => {
-  const postman = new Postman({ limits: { ...defaultLimits, ...limits }, via: "hc" })
-  postman.start(0)
-  let last: Action[] = []
-  steps.forEach((step, i) => {
-    last = []
-    if (typeof step !== "string" && step._tag === "Received") {
-      for (let k = 0; k < step.bytes.length; k++) last.push(...postman.handle({ ...step, bytes: step.bytes.subarray(k, k + 1) }, i + 1))
-    } else if (typeof step !== "string") last.push(...postman.handle(step, i + 1))
-  })
-  return last
-}
 
 describe("§6.12 byte counts", () => {
   it("a 431 logs maxHeadBytes + 1 bytes, however split and with skipped empty lines not counted", () => {
