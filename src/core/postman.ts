@@ -124,7 +124,7 @@ export class Postman {
   // What lives as long as the client socket, whatever the state.
   /** The deadline asked for with the last SetDeadline, or -1 when none is armed. */
   private deadlineAt = -1
-  /** `now` of the last `Received` from either side (activity deadlines count from it). */
+  /** `now` of the last `Received` from either side, or of `Connected` (activity deadlines count from it). */
   private lastActivity = 0
   /** Client bytes that arrived before they can be used: while connecting or authorizing, and pipelined requests. */
   private backlog: Uint8Array[] = []
@@ -219,7 +219,12 @@ export class Postman {
         else if (originOf(state) !== undefined) this.originFailed(event.message, now)
         break
       case "Connected":
-        if (state._tag === "Connecting") this.connected(state, event.reused === true, event.upstream, now)
+        if (state._tag === "Connecting") {
+          // The exchange's idle time counts from when its origin became usable, not from the request's
+          // last byte: a slow connect must not leave the exchange due to time out the moment it connects.
+          this.lastActivity = now
+          this.connected(state, event.reused === true, event.upstream, now)
+        }
         break
       case "ConnectFailed":
         if (state._tag === "Connecting") this.connectFailed(state, event.reason, event.message, now)

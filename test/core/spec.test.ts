@@ -211,17 +211,25 @@ describe("§6.4 reuse of the origin connection", () => {
 })
 
 describe("§4 activity and deadlines", () => {
-  it("the Forwarding deadline counts from the last Received, not from Connected", () => {
+  it("the Forwarding deadline counts from Connected (the origin became usable), then from the last Received", () => {
     const { calls, postman } = run([fromClient(GET), connected])
     expect(show(calls[2]!).filter((a) => a.startsWith("SetDeadline"))).toEqual([])
     expect(postman.deadline).toBe(1 + defaultLimits.connectTimeout)
     const timeout = postman.handle({ _tag: "Timeout" }, 1 + defaultLimits.connectTimeout)
-    expect(show(timeout)).toEqual([`SetDeadline(${1 + defaultLimits.idleTimeout})`])
+    expect(show(timeout)).toEqual([`SetDeadline(${2 + defaultLimits.idleTimeout})`])
+  })
+  it("a connect slower than idleTimeout does not leave the exchange due the moment it connects", () => {
+    const p = new Postman({ limits: { ...defaultLimits, idleTimeout: 5000, connectTimeout: 10_000 }, via: "hc" })
+    p.start(0)
+    p.handle(fromClient(GET), 0)
+    expect(show(p.handle(connected, 6000)).filter((a) => a.startsWith("SetDeadline"))).toEqual([])
+    expect(p.deadline).toBe(10_000) // the connect deadline, armed earlier and kept (lazy)
+    expect(show(p.handle({ _tag: "Timeout" }, 10_000))).toEqual(["SetDeadline(11000)"]) // 6000 + idleTimeout
   })
   it("Drained is not activity", () => {
     const { postman } = run([fromClient(GET), connected, { _tag: "Blocked", side: "origin" }, { _tag: "Drained", side: "origin" }])
     postman.handle({ _tag: "Timeout" }, 20_000)
-    expect(show(postman.handle({ _tag: "Timeout" }, 1 + defaultLimits.idleTimeout))[0]).toBe("Write(client " + JSON.stringify(errorBytes(504, "Gateway Timeout", "the origin did not respond in time")) + ")")
+    expect(show(postman.handle({ _tag: "Timeout" }, 2 + defaultLimits.idleTimeout))[0]).toBe("Write(client " + JSON.stringify(errorBytes(504, "Gateway Timeout", "the origin did not respond in time")) + ")")
   })
 })
 
