@@ -3,6 +3,7 @@
  * they are replayed on every run whatever the seed.
  */
 import { describe, expect, it } from "vitest"
+import { defaultLimits, Postman } from "../../src/core/index.ts"
 import { connect, describe as tag, Harness } from "../core/harness.ts"
 import { latin1 } from "../core/harness.ts"
 import { segment } from "./support.ts"
@@ -13,6 +14,22 @@ const connectHead = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r
 const statusOf = (h: Harness) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(h.clientText())?.[1] ?? 0)
 
 describe("regressions", () => {
+  // deadlines, seed 52379361: a GET with Upgrade on a reused origin that ended before answering; the
+  // retry's Connected came at exactly the idle deadline counted from the request head (300000), so the
+  // Forwarding deadline asked for was `now` itself. Connected is activity now (design §4).
+  it("a retried request connected at the idle deadline gets a deadline ahead of now", () => {
+    const p = new Postman({ limits: defaultLimits, via: "hctunnel" })
+    p.start(0)
+    p.handle({ _tag: "Received", side: "client", bytes: latin1("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n") }, 0)
+    p.handle({ _tag: "Connected", reused: true }, 2640)
+    p.handle({ _tag: "Ended", side: "origin" }, 296_502) // reused, nothing received: retried (F18)
+    expect(p.state).toBe("Connecting")
+    p.handle({ _tag: "Timeout" }, 300_000) // the old idle deadline: now the connect one is armed
+    p.handle({ _tag: "Connected" }, 300_000)
+    expect(p.state).toBe("Forwarding")
+    expect(p.deadline).toBeGreaterThan(300_000)
+  })
+
   // tunnel-model, seed -450630437: [Blocked(origin), ClientErrors]. Closing the origin resumed reading
   // from the client (it was paused for the blocked origin) right before closing the client: T7 is
   // exactly Log, Close(origin), Close(client).
