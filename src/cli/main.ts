@@ -31,7 +31,7 @@ import { supervise, type StatsSnapshot } from "../runtime/supervisor.ts"
 import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
-import { type Parsed } from "./parsers.ts"
+import type { Parsed } from "./parsers.ts"
 import { reloadPlan } from "./reload-plan.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
@@ -219,7 +219,7 @@ const cliServices = Layer.mergeAll(
 )
 
 /** A failure already told on stderr, in a sentence (`tell`): exit 1, nothing more to print. */
-class Told extends Data.TaggedError("Told")<{}> {}
+class Told extends Data.TaggedError("Told")<Record<never, never>> {}
 
 const tell = (text: string): Effect.Effect<never, Told> =>
   Effect.sync(() => process.stderr.write(`hctunnel: ${text}\n`)).pipe(Effect.andThen(Effect.fail(new Told())))

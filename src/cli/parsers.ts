@@ -94,7 +94,7 @@ export const choice = <const L extends string>(choices: ReadonlyArray<L>) => (u:
 export const parseListen = (u: unknown): Parsed<ListenAddress> => {
   if (typeof u !== "string") return bad(`${show(u)} is not a listen address: expected a string such as "127.0.0.1:8888" or "[::1]:8888"`)
   const s = u.trim()
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:\[\]]*):(\d+)$/.exec(s)
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]*):(\d+)$/.exec(s)
   if (m === null) {
     return bad(`${show(u)} is not a listen address: expected host:port such as "127.0.0.1:8888", "0.0.0.0:3128" or "[::1]:8888" (IPv6 in brackets)`)
   }
@@ -174,7 +174,7 @@ export const parseDnsServer = (u: unknown): Parsed<string> => {
   const expected = `expected an IP address with an optional port, such as "127.0.0.1", "127.0.0.1:5353" or "[::1]:5353"`
   if (typeof u !== "string") return bad(`${show(u)} is not a DNS server: ${expected}`)
   const s = u.trim()
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:\[\]]+)(?::(\d+))?$/.exec(s)
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(s)
   const host = m === null ? s : m[1]!
   const portText = m === null ? undefined : m[2]
   if (isIP(host) === 0) return bad(`${show(u)} is not a DNS server: ${expected} (a name is not allowed)`)

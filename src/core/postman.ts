@@ -44,7 +44,7 @@ import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wan
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
 import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
-import type { Exchange, HeadInProgress, HttpRequest, Ledger, Origin, PostmanState, Relay, Response, State } from "./state.ts"
+import type { Exchange, Ledger, Origin, PostmanState, Relay, Response, State } from "./state.ts"
 
 export type { PostmanState } from "./state.ts"
 

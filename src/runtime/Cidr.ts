@@ -58,8 +58,12 @@ export const parseAddress = (text: string): Uint8Array | undefined => {
   const headWords = head === "" ? [] : head.split(":")
   const restWords = rest === undefined || rest === "" ? [] : rest.split(":")
   const all = new Array<number>(words).fill(0)
-  headWords.forEach((w, i) => (all[i] = parseInt(w, 16)))
-  restWords.forEach((w, i) => (all[words - restWords.length + i] = parseInt(w, 16)))
+  headWords.forEach((w, i) => {
+    all[i] = parseInt(w, 16)
+  })
+  restWords.forEach((w, i) => {
+    all[words - restWords.length + i] = parseInt(w, 16)
+  })
   for (let i = 0; i < words; i++) {
     const w = all[i] ?? 0
     out[2 * i] = w >> 8

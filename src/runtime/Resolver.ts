@@ -199,7 +199,7 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
     const v6 = lookup.v6
     const v4 = lookup.v4
     const addresses = [...(v6?.addresses ?? NO_ADDRESSES), ...(v4?.addresses ?? NO_ADDRESSES)]
-    let error: ResolveError | undefined = undefined
+    let error: ResolveError | undefined 
     let ttlMs = negativeTtlMs
     if (addresses.length > 0) {
       const ttls = [v6, v4].filter((a) => a !== undefined && a.addresses.length > 0).map((a) => a!.ttlMs)

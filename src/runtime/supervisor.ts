@@ -453,7 +453,7 @@ export const supervise = (
     // The admin endpoint listens before any worker starts, so a bad --admin fails fast; /healthz says
     // "starting" until every worker listens, "draining" from the first shutdown signal.
     let ready = false
-    let adminAddress: ListenAddress | undefined = undefined
+    let adminAddress: ListenAddress | undefined 
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     /** Asks every listening worker for its counters; waits for the answers, at most `FRESH_STATS_MS`. */
     const refreshStats = Effect.gen(function*() {

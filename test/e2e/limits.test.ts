@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startTcpServer } from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
-import { Conn, sleep, until } from "./support/wire.ts"
+import { Conn, sleep, } from "./support/wire.ts"
 
 let echo: Awaited<ReturnType<typeof startTcpServer>>
 const proxies: Proxy[] = []

@@ -23,7 +23,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { na
 /** npm as the test was started with (`npm test` sets npm_execpath), else the one on PATH. */
 const npm = (args: ReadonlyArray<string>, cwd: string) => {
   const execpath = process.env["npm_execpath"]
-  const [cmd, argv] = execpath !== undefined && execpath.endsWith(".js") ? [process.execPath, [execpath, ...args]] : ["npm", args]
+  const [cmd, argv] = execpath?.endsWith(".js") === true ? [process.execPath, [execpath, ...args]] : ["npm", args]
   // No registry may be needed: point npm at a closed loopback port so any fetch fails at once instead of leaving the machine.
   const env = cleanEnv({ npm_config_registry: "http://127.0.0.1:9/", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" })
   const r = spawnSync(cmd, argv as ReadonlyArray<string>, { cwd, env, encoding: "utf8", timeout: 120_000 })

@@ -29,7 +29,6 @@ import {
   normalize,
   received,
   segment,
-  text,
   timeout,
 } from "./support.ts"
 
@@ -1200,6 +1199,7 @@ export const tunnelModel: PropertySpec<Iterable<fc.Command<TunnelModel, TunnelRe
 }
 
 /** Every property, for fuzz.ts. */
+// biome-ignore lint/suspicious/noExplicitAny: the properties have different input types; each is run with its own arbitrary
 export const allProperties: ReadonlyArray<PropertySpec<any>> = [
   byteConservation,
   segmentationInvariance,

@@ -16,7 +16,13 @@ afterEach(async () => {
 const countingResolver = (): { resolve: ResolveFn; asked: Array<string> } => {
   const asked: Array<string> = []
   const inner = makeResolve({ hosts: { "origin.test": "127.0.0.1" } })
-  return { asked, resolve: (host, cb) => (asked.push(host), inner(host, cb)) }
+  return {
+    asked,
+    resolve: (host, cb) => {
+      asked.push(host)
+      inner(host, cb)
+    },
+  }
 }
 
 const answer = async (p: RunningProxy, head: string): Promise<string> => {

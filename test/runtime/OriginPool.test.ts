@@ -31,7 +31,9 @@ const countingOrigin = async (keepAliveTimeout = 5_000) => {
   })
   const port = await listen(server as unknown as net.Server)
   cleanups.push(() => closeServer(server as unknown as net.Server))
-  return { port, connections: () => connections, dropAll: () => sockets.forEach((s) => s.destroy()) }
+  return { port, connections: () => connections, dropAll: () => {
+      for (const s of sockets) s.destroy()
+    } }
 }
 
 /** One request on a fresh client connection through the proxy; resolves with the response body. */
@@ -97,7 +99,7 @@ describe("OriginPool", () => {
     await new Promise((r) => client.once("connect", r))
     cleanups.push(async () => {
       client.destroy()
-      accepted.forEach((s) => s.destroy())
+      for (const s of accepted) s.destroy()
       await closeServer(server)
     })
     return { client, accepted }

@@ -59,7 +59,9 @@ const parseIPv4 = (host: string): number | undefined => {
   if (numbers.some((n) => n > 255)) return undefined
   if (last >= 256 ** (4 - numbers.length)) return undefined
   let address = last
-  numbers.forEach((n, i) => (address += n * 256 ** (3 - i)))
+  numbers.forEach((n, i) => {
+    address += n * 256 ** (3 - i)
+  })
   return address
 }
 

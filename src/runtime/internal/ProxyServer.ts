@@ -239,7 +239,7 @@ export class ProxyServer {
   listen(done: (result: ListenResult) => void): void {
     const addresses = this.init.listen
     const bound: Array<ListenAddress> = []
-    let failed: ListenResult | undefined = undefined
+    let failed: ListenResult | undefined 
     let pending = addresses.length
     if (pending === 0) return done({ ok: false, code: "ENOADDRESS", message: "no address to listen on" })
     const settle = () => {

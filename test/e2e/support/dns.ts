@@ -64,7 +64,9 @@ const ipv6Bytes = (a: string): Buffer => {
   const t = parts(tail)
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t]
   const out = Buffer.alloc(16)
-  groups.forEach((g, k) => out.writeUInt16BE(parseInt(g, 16), k * 2))
+  groups.forEach((g, k) => {
+    out.writeUInt16BE(parseInt(g, 16), k * 2)
+  })
   return out
 }
 
