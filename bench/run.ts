@@ -655,10 +655,13 @@ const startRss = async (): Promise<Result | undefined> => {
 const idleRss = async (): Promise<Result | undefined> => {
   if (proxyPid === undefined || proxyEp === undefined) return undefined
   const limit = openFilesLimit(proxyPid) ?? 1024
-  const cap = Math.floor((limit - 200) / 2) // each tunnel holds two sockets in the proxy
+  // Each tunnel holds two sockets in the proxy, and hctunnel closes new connections once a descriptor is
+  // within limit/16 of the limit (descriptorReserve in src/runtime/ConnectionLimits.ts).
+  const reserve = external ? 0 : Math.max(8, Math.floor(limit / 16))
+  const cap = Math.floor((limit - reserve - 200) / 2)
   const count = Math.min(P.idleCount, cap)
   const notes: string[] = []
-  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel)`)
+  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel, ${reserve} kept in reserve)`)
   await settle(proxyPid)
   const before = rssKiB(proxyPid)
   let after = before
