@@ -63,7 +63,7 @@ const labelWidth = 300
 const barWidth = 420
 const width = labelWidth + barWidth + 170
 const height = 60 + bars.length * rowHeight
-const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+const escapeXml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
 
 const rows = bars.map((b, i) => {
@@ -72,16 +72,16 @@ const rows = bars.map((b, i) => {
   const colour = b.pass ? "#2e7d32" : "#c62828"
   const targetX = labelWidth + b.target * scale
   return [
-    `<text x="${labelWidth - 10}" y="${y + 16}" text-anchor="end">${escape(b.label)}</text>`,
+    `<text x="${labelWidth - 10}" y="${y + 16}" text-anchor="end">${escapeXml(b.label)}</text>`,
     `<rect x="${labelWidth}" y="${y + 4}" width="${(b.value * scale).toFixed(1)}" height="18" fill="${colour}" opacity="0.85"/>`,
     `<line x1="${targetX.toFixed(1)}" x2="${targetX.toFixed(1)}" y1="${y}" y2="${y + 26}" stroke="#000" stroke-width="2"/>`,
-    `<text x="${labelWidth + barWidth + 10}" y="${y + 16}">${escape(fmt(b.value) + b.unit)} ${b.pass ? "met" : "missed"}</text>`,
+    `<text x="${labelWidth + barWidth + 10}" y="${y + 16}">${escapeXml(fmt(b.value) + b.unit)} ${b.pass ? "met" : "missed"}</text>`,
   ].join("\n")
 })
 
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="10" y="24" font-size="15" font-weight="bold">${escape(title)}</text>
+<text x="10" y="24" font-size="15" font-weight="bold">${escapeXml(title)}</text>
 <text x="10" y="40" fill="#555">bar: measured (green met, red missed); black line: target. Ratios are proxy / direct in the same run.</text>
 ${rows.join("\n")}
 </svg>

@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { installCleanup, runJson, runNode, startJson, stop, type RunResult } from "./lib/children.ts"
+import { PEER_NAMES, startPeer, type Peer, type PeerName } from "./lib/peers.ts"
 import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
 import { fmt, median, summarize, type Summary } from "./lib/stats.ts"
 import { assertLoopback, authority, parseEndpoint, type Endpoint } from "./lib/wire.ts"
@@ -36,6 +37,7 @@ const { values: opt } = parseArgs({
     workers: { type: "string", default: "2" },
     "direct-only": { type: "boolean", default: false },
     rounds: { type: "string" },
+    peers: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -67,6 +69,8 @@ if (opt.help) {
       "  --workers N           hctunnel --workers (default 2)",
       "  --rounds N            rounds per workload (default 3 quick, 5 full)",
       "  --direct-only         no proxy at all: check the origins and generators",
+      "  --peers LIST|none     peers and floors run beside hctunnel in the same rounds (default: those installed of",
+      "                        " + PEER_NAMES.join(", ") + ", and Node with idle workers for start-rss)",
       "",
     ].join("\n"),
   )
@@ -74,6 +78,12 @@ if (opt.help) {
 }
 
 const quick = opt.quick
+/** Which peer or floor each row of issue 11's table is compared with, in the same rounds. */
+const PEERS_OF: Partial<Record<Name, ReadonlyArray<PeerName>>> = {
+  "tunnel-rate": ["tinyproxy", "node-relay"],
+  tunnel8: ["c-relay", "node-relay"],
+  "small-rps": ["squid"],
+}
 const P = {
   bulkBytes: quick ? 256 * 2 ** 20 : 2 ** 30,
   rounds: Number(opt.rounds ?? (quick ? 3 : 5)),
@@ -229,6 +239,21 @@ if (directOnly) {
   await settle(proxyPid)
 }
 
+const peers = new Map<string, Peer>()
+const peerChoice = opt.peers ?? (external || directOnly ? "none" : "auto")
+if (peerChoice !== "none") {
+  const wanted = new Set<PeerName>(peerChoice === "auto" ? [...only].flatMap((n) => PEERS_OF[n as Name] ?? []) : (peerChoice.split(",") as PeerName[]))
+  for (const name of wanted) {
+    if (!PEER_NAMES.includes(name)) throw new Error(`unknown peer ${name}; known: ${PEER_NAMES.join(", ")}`)
+    const peer = await startPeer(name, { here, freePort, log })
+    if (peer === undefined) continue
+    await waitForPort(peer.ep, 15_000)
+    await settle(peer.pid)
+    peers.set(name, peer)
+  }
+}
+const peersOf = (name: Name): ReadonlyArray<string> => (PEERS_OF[name] ?? []).filter((p) => peers.has(p))
+
 const clk = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim())
 const env = {
   date: new Date().toISOString(),
@@ -255,12 +280,15 @@ const env = {
 }
 log(`hctunnel bench (${env.mode}) ${env.date}  node ${env.node}  ${env.cpus} cpus (${env.cpuModel})  ${env.memGiB} GiB`)
 log(`proxy: ${env.proxy}${proxyEp ? " at " + authority(proxyEp) : ""}${proxyPid ? " pid " + proxyPid : " (no pid: no CPU/RSS figures)"}${proxyCommand ? "  [" + proxyCommand + "]" : ""}`)
+if (peers.size > 0) log(`peers (same rounds): ${[...peers.values()].map((p) => `${p.label} at ${authority(p.ep)} pid ${p.pid}`).join(", ")}`)
 log(`origins: bulk ${authority(bulkEp)}  echo ${authority(echoEp)}  http ${authority(httpEp)} (pid ${originPid})`)
 log("")
 
 // ---------------------------------------------------------------- measurement
 
-type Mode = "direct" | "proxy"
+/** "direct", "proxy" (the proxy under test), or a peer's label. */
+type Mode = "direct" | "proxy" | (string & {})
+const pidOf = (mode: Mode): number | undefined => (mode === "proxy" ? proxyPid : peers.get(mode)?.pid)
 
 /** One round of one workload in one mode. */
 interface Sample {
@@ -302,8 +330,21 @@ interface Result {
   /** Median CPU (in cores) used by other processes on the machine during the rounds: noise. */
   readonly otherCores?: number
   readonly extra?: Record<string, number | { direct?: number; proxy?: number }>
+  /** Peers and floors measured in the same rounds. */
+  readonly peers?: ReadonlyArray<PeerFigure>
   readonly targets: ReadonlyArray<{ text: string; pass: boolean | undefined }>
   readonly notes: ReadonlyArray<string>
+}
+
+/** A peer's figures from the same rounds as the proxy under test. */
+interface PeerFigure {
+  readonly label: string
+  readonly value: Summary
+  readonly ratio?: number
+  readonly cpuPerWork?: number
+  /** The proxy under test's median ÷ the peer's (for RSS: MB ÷ MB). */
+  readonly proxyOverPeer?: number
+  readonly extra?: Record<string, number>
 }
 
 const results: Result[] = []
@@ -320,10 +361,11 @@ const measure = async (mode: Mode, body: () => Promise<Measured>): Promise<Sampl
   const m0 = machineBusySeconds()
   const h0 = selfCpu()
   const o0 = cpuSeconds(originPid)
-  const p0 = proxyPid === undefined ? NaN : cpuSeconds(proxyPid)
+  const pid = pidOf(mode)
+  const p0 = pid === undefined ? NaN : cpuSeconds(pid)
   const s = await body()
   const originCpu = cpuSeconds(originPid) - o0
-  const proxyCpu = proxyPid === undefined ? NaN : cpuSeconds(proxyPid) - p0
+  const proxyCpu = pid === undefined ? NaN : cpuSeconds(pid) - p0
   const wall = (performance.now() - w0) / 1000
   const other = machineBusySeconds() - m0 - (selfCpu() - h0) - originCpu - (Number.isFinite(proxyCpu) ? proxyCpu : 0) - s.genCpuTotal
   const otherCores = Math.max(0, other / wall)
@@ -332,18 +374,35 @@ const measure = async (mode: Mode, body: () => Promise<Measured>): Promise<Sampl
   return { ...s, originCpu, proxyCpu, otherCores, warnings }
 }
 
+interface Rounds {
+  readonly direct: Sample[]
+  readonly proxy: Sample[]
+  /** Rounds through each peer, by label. */
+  readonly peers: Map<string, Sample[]>
+}
+
 /** Alternate direct and proxy rounds (ABAB, BABA...) and summarise. */
 const rounds = async (
   name: Name,
   run: (mode: Mode) => Promise<Measured>,
-): Promise<{ direct: Sample[]; proxy: Sample[] }> => {
-  const out: { direct: Sample[]; proxy: Sample[] } = { direct: [], proxy: [] }
-  const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy"]
+  opts: { warmup?: boolean } = {},
+): Promise<Rounds> => {
+  const out: Rounds = { direct: [], proxy: [], peers: new Map() }
+  const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy", ...peersOf(name)]
+  for (const m of modes.slice(2)) out.peers.set(m, [])
+  // One uncounted round through each proxy first: a JIT-compiled proxy (hctunnel, the Node relay) would
+  // otherwise pay its compilation of this workload's path inside the first measured round.
+  if (opts.warmup === true) {
+    for (const mode of modes.slice(1)) {
+      await run(mode)
+      log(`  ${name} warm-up ${mode} (not counted)`)
+    }
+  }
   for (let r = 0; r < P.rounds; r++) {
     const order = r % 2 === 0 ? modes : [...modes].reverse()
     for (const mode of order) {
       const s = await measure(mode, () => run(mode))
-      out[mode].push(s)
+      ;(mode === "direct" ? out.direct : mode === "proxy" ? out.proxy : out.peers.get(mode)!).push(s)
       const w = s.warnings.length > 0 ? `  ! ${s.warnings.join("; ")}` : ""
       const o = s.otherCores > 0.25 ? `  (other processes: ${fmt(s.otherCores, 2)} cores)` : ""
       log(`  ${name} round ${r + 1} ${mode.padEnd(6)} ${fmt(s.value)}${o}${w}`)
@@ -367,7 +426,7 @@ const compare = (
   title: string,
   unit: string,
   workUnit: string,
-  data: { direct: Sample[]; proxy: Sample[] },
+  data: Rounds,
   targets: ReadonlyArray<Target>,
   opts: { lowerIsBetter?: boolean; extraKeys?: ReadonlyArray<string> } = {},
 ): Result => {
@@ -379,7 +438,20 @@ const compare = (
     if (proxy !== undefined) e.proxy = median(data.proxy.map((s) => s.extra[k] ?? NaN))
     extra[k] = e
   }
-  const all = [...data.direct, ...data.proxy]
+  const peerFigures: PeerFigure[] = [...data.peers].map(([label, xs]) => {
+    const value = summarize(xs.map((s) => s.value))
+    const ex: Record<string, number> = {}
+    for (const k of opts.extraKeys ?? []) ex[k] = median(xs.map((s) => s.extra[k] ?? NaN))
+    return {
+      label,
+      value,
+      ...(opts.lowerIsBetter ? {} : { ratio: value.median / direct.median }),
+      ...(perWork(xs, "proxyCpu") === undefined ? {} : { cpuPerWork: perWork(xs, "proxyCpu")! }),
+      ...(proxy === undefined ? {} : { proxyOverPeer: proxy.median / value.median }),
+      extra: ex,
+    }
+  })
+  const all = [...data.direct, ...data.proxy, ...[...data.peers.values()].flat()]
   // One note per kind of warning (same text up to the numbers), with how many rounds had it.
   const kinds = new Map<string, { first: string; rounds: number }>()
   for (const w of all.flatMap((s) => s.warnings)) {
@@ -413,12 +485,21 @@ const compare = (
     ...(proxyPid === undefined || data.proxy.length === 0 ? {} : { proxyUtil: util(data.proxy, "proxyCpu")! }),
     otherCores: median([...data.direct, ...data.proxy].map((s) => s.otherCores)),
     extra,
+    peers: peerFigures,
     targets: [],
     notes,
   }
   return { ...base, targets: targets.map((t) => ({ text: t.text, pass: t.check(base) })) }
 }
 
+/** The proxy under test's figure at least x times the peer's (undefined when the peer did not run). */
+const peerAtLeast = (peer: string, x: number, text: string): Target => ({
+  text,
+  check: (r) => {
+    const p = r.peers?.find((f) => f.label === peer)
+    return p?.proxyOverPeer === undefined ? undefined : p.proxyOverPeer >= x
+  },
+})
 const ratioAtLeast = (x: number): Target => ({ text: `ratio >= ${x}`, check: (r) => (r.ratio === undefined ? undefined : r.ratio >= x) })
 const cpuAtMost = (x: number, per: string): Target => ({
   text: `<= ${x} CPU-s/${per}`,
@@ -427,7 +508,8 @@ const cpuAtMost = (x: number, per: string): Target => ({
 
 // ---------------------------------------------------------------- workloads
 
-const proxyArgs = (mode: Mode): string[] => (mode === "proxy" && proxyEp !== undefined ? ["--proxy", authority(proxyEp)] : [])
+const endpointOf = (mode: Mode): Endpoint | undefined => (mode === "proxy" ? proxyEp : peers.get(mode)?.ep)
+const proxyArgs = (mode: Mode): string[] => (endpointOf(mode) === undefined ? [] : ["--proxy", authority(endpointOf(mode)!)])
 const num = (r: RunResult, k: string): number => Number(r.last[k])
 const GB = 1e9
 
@@ -465,8 +547,8 @@ const smallRps = async (): Promise<Result | undefined> => {
   const lua = join(here, "wrk", "small.lua")
   const data = await rounds("small-rps", async (mode) => {
     const wrkArgs = ["-t1", `-c${P.clients}`, `-d${P.wrkSeconds}s`, "--timeout", "5s", "-s", lua]
-    if (mode === "proxy" && proxyEp !== undefined) {
-      wrkArgs.push(`http://${authority(proxyEp)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
+    if (endpointOf(mode) !== undefined) {
+      wrkArgs.push(`http://${authority(endpointOf(mode)!)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
     } else wrkArgs.push(`http://${authority(httpEp)}/small`)
     const c0 = await originConnections()
     const r = await runJson("bash", ["-c", 'wrk "$@"; rc=$?; times >&2; exit $rc', "wrk", ...wrkArgs], { timeoutMs: (P.wrkSeconds + 20) * 1000 })
@@ -486,7 +568,7 @@ const smallRps = async (): Promise<Result | undefined> => {
       extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors, originConnsPer1kReq: (originConns / requests) * 1000 },
       warnings,
     }
-  })
+  }, { warmup: true })
   return compare("small-rps", `100-byte responses, ${P.clients} keep-alive connections (wrk)`, "req/s", "10k req", data, [ratioAtLeast(0.25), cpuAtMost(0.6, "10k req")], {
     extraKeys: ["p50Us", "p99Us", "errors", "originConnsPer1kReq"],
   })
@@ -546,8 +628,12 @@ const tunnelRate = async (): Promise<Result> => {
       extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
       warnings: errors > 0 ? [`${mode}: ${errors} failed tunnels, first: ${String(r.last["firstError"])}`] : [],
     }
-  })
-  return compare("tunnel-rate", `new tunnel per request (CONNECT, 100 B echo, close), ${P.clients} clients`, "tunnels/s", "10k tunnels", data, [ratioAtLeast(0.4)], {
+  }, { warmup: true })
+  return compare("tunnel-rate", `new tunnel per request (CONNECT, 100 B echo, close), ${P.clients} clients`, "tunnels/s", "10k tunnels", data, [
+    ratioAtLeast(0.4),
+    peerAtLeast("tinyproxy", 1, "ahead of tinyproxy"),
+    cpuAtMost(2.2, "10k tunnels"),
+  ], {
     extraKeys: ["p50Us", "p99Us", "errors"],
   })
 }
@@ -560,16 +646,31 @@ const startRss = async (): Promise<Result | undefined> => {
     ? ["measured when the bench started (an external proxy may have run before)"]
     : ["once the started proxy accepted a connection and then used < 20 ms CPU per 250 ms"]
   const t = { text: "<= 80 MB", pass: external ? undefined : mb <= 80 }
-  return { name: "start-rss", title: `RSS at start${external ? "" : ` (--workers ${opt.workers})`}`, unit: "MB", workUnit: "", proxy: summarize([mb]), targets: [t], notes }
+  // The floor: Node itself with as many worker threads, running nothing.
+  const floors: PeerFigure[] = []
+  if (peerChoice !== "none") {
+    const w = external ? 2 : Number(opt.workers)
+    const idle = await startJson(process.execPath, [join(here, "reference", "idle-workers.mjs"), String(w)], 10_000)
+    const pid = Number(idle.hello["pid"])
+    await settle(pid)
+    const floor = rssKiB(pid) / 1024
+    await stop(idle.cp, 2000)
+    log(`  start-rss node with ${w} idle workers ${fmt(floor)} MB`)
+    floors.push({ label: `node, ${w} idle workers`, value: summarize([floor]), proxyOverPeer: mb / floor })
+  }
+  return { name: "start-rss", title: `RSS at start${external ? "" : ` (--workers ${opt.workers})`}`, unit: "MB", workUnit: "", proxy: summarize([mb]), peers: floors, targets: [t], notes }
 }
 
 const idleRss = async (): Promise<Result | undefined> => {
   if (proxyPid === undefined || proxyEp === undefined) return undefined
   const limit = openFilesLimit(proxyPid) ?? 1024
-  const cap = Math.floor((limit - 200) / 2) // each tunnel holds two sockets in the proxy
+  // Each tunnel holds two sockets in the proxy, and hctunnel closes new connections once a descriptor is
+  // within limit/16 of the limit (descriptorReserve in src/runtime/ConnectionLimits.ts).
+  const reserve = external ? 0 : Math.max(8, Math.floor(limit / 16))
+  const cap = Math.floor((limit - reserve - 200) / 2)
   const count = Math.min(P.idleCount, cap)
   const notes: string[] = []
-  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel)`)
+  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel, ${reserve} kept in reserve)`)
   await settle(proxyPid)
   const before = rssKiB(proxyPid)
   let after = before
@@ -610,7 +711,7 @@ const WORKLOADS: Record<Name, () => Promise<Result | undefined>> = {
   "idle-rss": idleRss,
   "tunnel-down": bulk("tunnel-down", "1 CONNECT tunnel, origin -> client", 1, "down", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
   "tunnel-up": bulk("tunnel-up", "1 CONNECT tunnel, client -> origin", 1, "up", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
-  tunnel8: bulk("tunnel8", "8 concurrent CONNECT tunnels, origin -> client, aggregate", 8, "down", [ratioAtLeast(0.4)]),
+  tunnel8: bulk("tunnel8", "8 concurrent CONNECT tunnels, origin -> client, aggregate", 8, "down", [ratioAtLeast(0.4), peerAtLeast("c-relay", 0.95, ">= 0.95x c-relay")]),
   "http-get": httpGet,
   "small-rps": smallRps,
   latency,
@@ -691,6 +792,24 @@ for (const r of results) {
   const other = r.otherCores === undefined ? "" : `other processes ${fmt(r.otherCores, 2)} cores`
   log(`${r.name}: ${r.title}. ${[d, ex, pu, oc, other].filter((s) => s !== "").join("; ")}`)
   for (const n of r.notes) log(`  note: ${n}`)
+}
+
+// Each row beside its peers and floors from the same rounds (issue 11's table).
+const withPeers = results.filter((r) => (r.peers ?? []).length > 0)
+if (withPeers.length > 0) {
+  log(`\n${label} beside its peers and floors, same run (ratio = median / direct median; CPU of the whole process tree):`)
+  log(row(["workload", label, "peer or floor", `${label} ÷ peer`, "target"]))
+  log(row(Array(5).fill("---") as string[]))
+  const figure = (r: Result, value: number | undefined, ratio: number | undefined, cpu: number | undefined): string =>
+    [value === undefined ? "-" : `${fmt(value)} ${r.unit}`, ratio === undefined ? "" : `${fmt(ratio, 2)}x direct`, cpu === undefined ? "" : `${fmt(cpu, 2)} CPU-s/${r.workUnit}`]
+      .filter((x) => x !== "")
+      .join(", ")
+  for (const r of withPeers) {
+    for (const p of r.peers!) {
+      const tg = r.targets.map((t) => `${t.text} ${t.pass === undefined ? "?" : t.pass ? "PASS" : "FAIL"}`).join(", ")
+      log(row([r.name, figure(r, r.proxy?.median, r.ratio, r.proxyCpuPerWork), `${p.label}: ${figure(r, p.value.median, p.ratio, p.cpuPerWork)}`, fmt(p.proxyOverPeer, 2), tg]))
+    }
+  }
 }
 
 const verdicts = results.flatMap((r) => r.targets.map((t) => t.pass))

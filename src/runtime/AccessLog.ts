@@ -5,12 +5,21 @@
  *   `[user@]client method target status bytesFromClient/bytesFromOrigin durationMs outcome [detail]`
  * and JSON lines are one object per line with the same fields (plus `time`, `worker`, `kind`).
  * Lines are buffered and written with ONE `write` per event-loop turn (`setImmediate`), so a burst of
- * finished requests costs one write; in a worker thread `process.stdout` is forwarded to the main thread.
+ * finished requests costs one write. In a worker thread `process.stdout` is forwarded to the main thread
+ * by a `postMessage` per write, which cost 13-14 % of a worker's CPU with one line per turn (new tunnels
+ * at ~2,000/s per worker, docs/performance.md "Round two"): there lines are batched for WORKER_BATCH_MS
+ * instead (or until BATCH_BYTES are pending), so a line is written at most that late.
  * Access lines have level "info": they are written when logLevel is "debug" or "info".
  *
- * It must never throw into the socket adapter, and never hold more than one turn's worth of lines.
+ * It must never throw into the socket adapter, and never hold more than one batch's worth of lines.
  */
+import { isMainThread } from "node:worker_threads"
 import type { AccessRecord } from "../core/actions.ts"
+
+/** How long a worker thread writing to its (forwarded) stdout collects lines before one write. */
+export const WORKER_BATCH_MS = 20
+/** Pending text that is written at once, whatever the batching. */
+export const BATCH_BYTES = 64 * 1024
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "none"
 export type LogFormat = "text" | "json"
@@ -24,6 +33,11 @@ export interface AccessLogOptions {
   readonly worker?: number
   /** Where batched text goes; default `process.stdout.write`. */
   readonly write?: (chunk: string) => void
+  /**
+   * Collect lines this long before writing them (0: until the end of the event-loop turn). Default:
+   * WORKER_BATCH_MS in a worker thread writing to process.stdout, else 0.
+   */
+  readonly batchMs?: number
 }
 
 /** Replace control characters (and, for text, spaces) so a field cannot break or split the line. */
@@ -61,7 +75,8 @@ export class AccessLog {
   private readonly worker: number | undefined
   private readonly out: (chunk: string) => void
   private pending = ""
-  private scheduled: ReturnType<typeof setImmediate> | undefined = undefined
+  private scheduled: ReturnType<typeof setImmediate> | ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly batchMs: number
   /** False when access lines are filtered out: callers may skip building anything. */
   accessEnabled: boolean
 
@@ -70,6 +85,7 @@ export class AccessLog {
     this.level = rank[options.level]
     this.worker = options.worker
     this.out = options.write ?? ((chunk) => void process.stdout.write(chunk))
+    this.batchMs = options.batchMs ?? (options.write === undefined && !isMainThread ? WORKER_BATCH_MS : 0)
     this.accessEnabled = this.level <= rank.info
   }
 
@@ -104,7 +120,8 @@ export class AccessLog {
   /** Write whatever is buffered now (at shutdown). */
   flush(): void {
     if (this.scheduled !== undefined) {
-      clearImmediate(this.scheduled)
+      if (this.batchMs > 0) clearTimeout(this.scheduled as ReturnType<typeof setTimeout>)
+      else clearImmediate(this.scheduled as ReturnType<typeof setImmediate>)
       this.scheduled = undefined
     }
     if (this.pending === "") return
@@ -124,6 +141,7 @@ export class AccessLog {
 
   private push(line: string): void {
     this.pending += line
-    if (this.scheduled === undefined) this.scheduled = setImmediate(this.onTurn)
+    if (this.pending.length >= BATCH_BYTES) this.flush()
+    else if (this.scheduled === undefined) this.scheduled = this.batchMs > 0 ? setTimeout(this.onTurn, this.batchMs) : setImmediate(this.onTurn)
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import type { AccessRecord } from "../../src/core/actions.ts"
-import { AccessLog, formatJson, formatText } from "../../src/runtime/AccessLog.ts"
+import { AccessLog, BATCH_BYTES, formatJson, formatText } from "../../src/runtime/AccessLog.ts"
 
 const record: AccessRecord = {
   kind: "http",
@@ -39,6 +39,25 @@ describe("AccessLog", () => {
     await nextTurn()
     expect(writes.length).toBe(1)
     expect(writes[0]!.split("\n").length).toBe(3)
+  })
+
+  it("with batchMs, collects lines for that long, and writes at once past BATCH_BYTES", async () => {
+    const writes: Array<string> = []
+    const log = new AccessLog({ format: "text", level: "info", write: (s) => writes.push(s), batchMs: 30 })
+    log.access("a", record)
+    await nextTurn()
+    log.access("b", record)
+    await nextTurn()
+    expect(writes).toEqual([])
+    await new Promise((r) => setTimeout(r, 60))
+    expect(writes.length).toBe(1)
+    expect(writes[0]!.split("\n").length).toBe(3)
+    const lines = Math.ceil(BATCH_BYTES / formatText("c", record).length)
+    for (let i = 0; i < lines; i++) log.access("c", record)
+    expect(writes.length).toBe(2) // written at once, no timer
+    expect(writes[1]!.length).toBeGreaterThanOrEqual(BATCH_BYTES)
+    log.flush()
+    expect(writes.length).toBe(2)
   })
 
   it("writes one JSON object per line", async () => {

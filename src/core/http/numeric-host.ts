@@ -65,10 +65,44 @@ const parseIPv4 = (host: string): number | undefined => {
   return address
 }
 
+/**
+ * Already one spelling: four decimal parts 0..255 without leading zeros (`127.0.0.1`), the usual IPv4
+ * literal. Checked without splitting, so that the common case allocates nothing (new tunnels per
+ * second, docs/performance.md "Round two").
+ */
+const isCanonicalQuad = (host: string): boolean => {
+  let parts = 0
+  let value = 0
+  let digits = 0
+  for (let i = 0; i <= host.length; i++) {
+    const c = i === host.length ? 0x2e : host.charCodeAt(i)
+    if (c === 0x2e /* . */) {
+      if (digits === 0 || ++parts > 4) return false
+      value = 0
+      digits = 0
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return false // a leading zero is octal to inet_aton
+      value = value * 10 + (c - 0x30)
+      if (++digits > 3 || value > 255) return false
+    } else return false
+  }
+  return parts === 4
+}
+
+/**
+ * The last character of the last label (one trailing dot ignored) cannot end an IPv4 number: not a
+ * digit, a-f or x (`example.com`). Lets most names skip endsInNumber's split.
+ */
+const cannotEndInNumber = (host: string): boolean => {
+  const end = host.charCodeAt(host.length - 1) === 0x2e ? host.length - 2 : host.length - 1
+  const c = host.charCodeAt(end)
+  return !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || c === 0x78)
+}
+
 /** `host` (a reg-name, lower-case) with numeric IPv4 forms rewritten as a dotted quad; other names unchanged. */
 export const normalizeNumericHost = (host: string): NumericHost => {
   if (host.includes("%")) return { ok: false, reason: "percent-encoded host names are not supported in the request-target" }
-  if (!endsInNumber(host)) return { ok: true, host }
+  if (isCanonicalQuad(host) || cannotEndInNumber(host) || !endsInNumber(host)) return { ok: true, host }
   const address = parseIPv4(host)
   if (address === undefined) return { ok: false, reason: "the host in the request-target ends in a number but is not a valid IPv4 address" }
   return { ok: true, host: `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}` }

@@ -26,11 +26,16 @@ describe("normalizeNumericHost", () => {
     ["10.0.0.010", "10.0.0.8"],
     ["4294967295", "255.255.255.255"],
     ["1.2.3.0x4", "1.2.3.4"],
+    // the canonical dotted quad (checked without splitting) and its near misses
+    ["255.255.255.255", "255.255.255.255"],
+    ["0.0.0.0", "0.0.0.0"],
+    ["1.2.3.04", "1.2.3.4"],
+    ["00.1.2.3", "0.1.2.3"],
   ])("%s -> %s", (host, dotted) => {
     expect(normalizeNumericHost(host)).toEqual({ ok: true, host: dotted })
   })
 
-  it.each([["example.com"], ["a.b.c"], ["localhost"], ["1.2.3.foo"], ["0x7f.example"], ["xn--nxasmq6b.example"], ["a1"], ["1a.com"]])(
+  it.each([["example.com"], ["a.b.c"], ["localhost"], ["1.2.3.foo"], ["0x7f.example"], ["xn--nxasmq6b.example"], ["a1"], ["1a.com"], ["example.org."], ["cafe"], ["box"]])(
     "leaves the name %s alone",
     (host) => {
       expect(normalizeNumericHost(host)).toEqual({ ok: true, host })
@@ -43,6 +48,8 @@ describe("normalizeNumericHost", () => {
     ["256.1.1.1"],
     ["1.2.3.4.5"],
     ["1..2"],
+    ["1.2.3.4.5."],
+    ["1.2.3.1000"],
     ["foo.123"],
     ["foo.0x1"],
     ["09.1.1.1"],
