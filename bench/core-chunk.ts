@@ -77,5 +77,9 @@ for (let r = 0; r < rounds; r++) {
   t.push(tunnelChunks(1_000_000))
   g.push(getExchanges(200_000))
 }
-console.log(`tunnel chunk (handle, Received 16 KiB): min ${min(t).toFixed(1)} ns, median ${median(t).toFixed(1)} ns  [${t.map((x) => x.toFixed(1)).join(" ")}]`)
-console.log(`GET exchange (3 handle calls):          min ${min(g).toFixed(0)} ns, median ${median(g).toFixed(0)} ns  [${g.map((x) => x.toFixed(0)).join(" ")}]`)
+console.log(
+  `tunnel chunk (handle, Received 16 KiB): min ${min(t).toFixed(1)} ns, median ${median(t).toFixed(1)} ns  [${t.map((x) => x.toFixed(1)).join(" ")}]`,
+)
+console.log(
+  `GET exchange (3 handle calls):          min ${min(g).toFixed(0)} ns, median ${median(g).toFixed(0)} ns  [${g.map((x) => x.toFixed(0)).join(" ")}]`,
+)

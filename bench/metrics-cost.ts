@@ -52,31 +52,42 @@ const connect = Metric.histogram("connect", bounds)
 const tagged = methods.map((method, i) => Metric.withAttributes(requests, { method, status: `${Math.floor(statuses[i]! / 100)}xx` }))
 const poolHit = Metric.withAttributes(pool, { result: "hit" })
 const ok = Metric.withAttributes(outcomes, { outcome: "ok" })
-time("effect Metric: the same, one Effect.runSync per request", () => {
-  for (let i = 0; i < N / 10; i++) {
-    Effect.runSync(
-      Effect.all([
-        Metric.update(poolHit, 1),
-        Metric.update(tagged[i & 7]!, 1),
-        Metric.update(ok, 1),
-        Metric.update(connect, (i & 15) * 0.3),
-        Metric.update(duration, (i & 63) * 1.7),
-        Metric.update(firstByte, (i & 63) * 1.1),
-      ], { discard: true }),
-    )
-  }
-}, N / 10)
+time(
+  "effect Metric: the same, one Effect.runSync per request",
+  () => {
+    for (let i = 0; i < N / 10; i++) {
+      Effect.runSync(
+        Effect.all(
+          [
+            Metric.update(poolHit, 1),
+            Metric.update(tagged[i & 7]!, 1),
+            Metric.update(ok, 1),
+            Metric.update(connect, (i & 15) * 0.3),
+            Metric.update(duration, (i & 63) * 1.7),
+            Metric.update(firstByte, (i & 63) * 1.1),
+          ],
+          { discard: true },
+        ),
+      )
+    }
+  },
+  N / 10,
+)
 
 // The same updates without running an Effect: `updateUnsafe` with a context (the closest Effect's metrics
 // come to a plain increment).
 const context = Context.empty()
-time("effect Metric: the same through updateUnsafe", () => {
-  for (let i = 0; i < N / 10; i++) {
-    poolHit.updateUnsafe(1, context)
-    tagged[i & 7]!.updateUnsafe(1, context)
-    ok.updateUnsafe(1, context)
-    connect.updateUnsafe((i & 15) * 0.3, context)
-    duration.updateUnsafe((i & 63) * 1.7, context)
-    firstByte.updateUnsafe((i & 63) * 1.1, context)
-  }
-}, N / 10)
+time(
+  "effect Metric: the same through updateUnsafe",
+  () => {
+    for (let i = 0; i < N / 10; i++) {
+      poolHit.updateUnsafe(1, context)
+      tagged[i & 7]!.updateUnsafe(1, context)
+      ok.updateUnsafe(1, context)
+      connect.updateUnsafe((i & 15) * 0.3, context)
+      duration.updateUnsafe((i & 63) * 1.7, context)
+      firstByte.updateUnsafe((i & 63) * 1.1, context)
+    }
+  },
+  N / 10,
+)

@@ -43,17 +43,7 @@ const { values: opt } = parseArgs({
   strict: true,
 })
 
-const ALL = [
-  "start-rss",
-  "idle-rss",
-  "tunnel-down",
-  "tunnel-up",
-  "tunnel8",
-  "http-get",
-  "small-rps",
-  "latency",
-  "tunnel-rate",
-] as const
+const ALL = ["start-rss", "idle-rss", "tunnel-down", "tunnel-up", "tunnel8", "http-get", "small-rps", "latency", "tunnel-rate"] as const
 type Name = (typeof ALL)[number]
 
 if (opt.help) {
@@ -180,9 +170,13 @@ const ensureWrk = (): boolean => {
   if (which("wrk")) return true
   if (process.getuid?.() === 0 && which("apt-get")) {
     log("wrk not found: installing it (apt-get install -y wrk) ...")
-    spawnSync("bash", ["-c", "apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1)"], {
-      stdio: "inherit",
-    })
+    spawnSync(
+      "bash",
+      ["-c", "apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1)"],
+      {
+        stdio: "inherit",
+      },
+    )
     if (which("wrk")) return true
   }
   log("wrk not found: install it with `apt-get install -y wrk` (Debian/Ubuntu); skipping small-rps")
@@ -242,7 +236,9 @@ if (directOnly) {
 const peers = new Map<string, Peer>()
 const peerChoice = opt.peers ?? (external || directOnly ? "none" : "auto")
 if (peerChoice !== "none") {
-  const wanted = new Set<PeerName>(peerChoice === "auto" ? [...only].flatMap((n) => PEERS_OF[n as Name] ?? []) : (peerChoice.split(",") as PeerName[]))
+  const wanted = new Set<PeerName>(
+    peerChoice === "auto" ? [...only].flatMap((n) => PEERS_OF[n as Name] ?? []) : (peerChoice.split(",") as PeerName[]),
+  )
   for (const name of wanted) {
     if (!PEER_NAMES.includes(name)) throw new Error(`unknown peer ${name}; known: ${PEER_NAMES.join(", ")}`)
     const peer = await startPeer(name, { here, freePort, log })
@@ -279,8 +275,11 @@ const env = {
   params: P,
 }
 log(`hctunnel bench (${env.mode}) ${env.date}  node ${env.node}  ${env.cpus} cpus (${env.cpuModel})  ${env.memGiB} GiB`)
-log(`proxy: ${env.proxy}${proxyEp ? " at " + authority(proxyEp) : ""}${proxyPid ? " pid " + proxyPid : " (no pid: no CPU/RSS figures)"}${proxyCommand ? "  [" + proxyCommand + "]" : ""}`)
-if (peers.size > 0) log(`peers (same rounds): ${[...peers.values()].map((p) => `${p.label} at ${authority(p.ep)} pid ${p.pid}`).join(", ")}`)
+log(
+  `proxy: ${env.proxy}${proxyEp ? " at " + authority(proxyEp) : ""}${proxyPid ? " pid " + proxyPid : " (no pid: no CPU/RSS figures)"}${proxyCommand ? "  [" + proxyCommand + "]" : ""}`,
+)
+if (peers.size > 0)
+  log(`peers (same rounds): ${[...peers.values()].map((p) => `${p.label} at ${authority(p.ep)} pid ${p.pid}`).join(", ")}`)
 log(`origins: bulk ${authority(bulkEp)}  echo ${authority(echoEp)}  http ${authority(httpEp)} (pid ${originPid})`)
 log("")
 
@@ -382,11 +381,7 @@ interface Rounds {
 }
 
 /** Alternate direct and proxy rounds (ABAB, BABA...) and summarise. */
-const rounds = async (
-  name: Name,
-  run: (mode: Mode) => Promise<Measured>,
-  opts: { warmup?: boolean } = {},
-): Promise<Rounds> => {
+const rounds = async (name: Name, run: (mode: Mode) => Promise<Measured>, opts: { warmup?: boolean } = {}): Promise<Rounds> => {
   const out: Rounds = { direct: [], proxy: [], peers: new Map() }
   const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy", ...peersOf(name)]
   for (const m of modes.slice(2)) out.peers.set(m, [])
@@ -474,7 +469,11 @@ const compare = (
     workUnit,
     direct,
     ...(proxy === undefined ? {} : { proxy }),
-    ...(proxy === undefined ? {} : opts.lowerIsBetter ? { addedUs: proxy.median - direct.median } : { ratio: proxy.median / direct.median }),
+    ...(proxy === undefined
+      ? {}
+      : opts.lowerIsBetter
+        ? { addedUs: proxy.median - direct.median }
+        : { ratio: proxy.median / direct.median }),
     ...(perWork(data.proxy, "proxyCpu") === undefined ? {} : { proxyCpuPerWork: perWork(data.proxy, "proxyCpu")! }),
     genCpuPerWork: { direct: perWork(data.direct, "genCpu"), proxy: perWork(data.proxy, "genCpu") } as { direct?: number; proxy?: number },
     originCpuPerWork: { direct: perWork(data.direct, "originCpu"), proxy: perWork(data.proxy, "originCpu") } as {
@@ -517,12 +516,32 @@ const bulk = (name: Name, title: string, tunnels: number, dir: "down" | "up", ta
   const data = await rounds(name, async (mode) => {
     const r = await runNode(
       GEN("bulk"),
-      ["--target", authority(bulkEp), ...proxyArgs(mode), "--tunnels", String(tunnels), "--bytes", String(P.bulkBytes), "--dir", dir, "--deadline-ms", "150000"],
+      [
+        "--target",
+        authority(bulkEp),
+        ...proxyArgs(mode),
+        "--tunnels",
+        String(tunnels),
+        "--bytes",
+        String(P.bulkBytes),
+        "--dir",
+        dir,
+        "--deadline-ms",
+        "150000",
+      ],
       { timeoutMs: 160_000 },
     )
     const bytes = num(r, "bytes")
     const seconds = num(r, "seconds")
-    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"), extra: {}, warnings: [] }
+    return {
+      value: bytes / seconds / 1e6,
+      work: bytes / GB,
+      seconds,
+      genCpu: num(r, "cpuSeconds"),
+      genCpuTotal: num(r, "cpuTotalSeconds"),
+      extra: {},
+      warnings: [],
+    }
   })
   return compare(name, title, "MB/s", "GB", data, targets)
 }
@@ -536,7 +555,15 @@ const httpGet = async (): Promise<Result> => {
     )
     const bytes = num(r, "bytes")
     const seconds = num(r, "seconds")
-    return { value: bytes / seconds / 1e6, work: bytes / GB, seconds, genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"), extra: {}, warnings: [] }
+    return {
+      value: bytes / seconds / 1e6,
+      work: bytes / GB,
+      seconds,
+      genCpu: num(r, "cpuSeconds"),
+      genCpuTotal: num(r, "cpuTotalSeconds"),
+      extra: {},
+      warnings: [],
+    }
   })
   return compare("http-get", `plain HTTP GET, ${fmt(P.bulkBytes / 2 ** 20)} MiB body`, "MB/s", "GB", data, [ratioAtLeast(0.35)])
 }
@@ -545,48 +572,72 @@ let haveWrk = false
 const smallRps = async (): Promise<Result | undefined> => {
   if (!haveWrk) return undefined
   const lua = join(here, "wrk", "small.lua")
-  const data = await rounds("small-rps", async (mode) => {
-    const wrkArgs = ["-t1", `-c${P.clients}`, `-d${P.wrkSeconds}s`, "--timeout", "5s", "-s", lua]
-    if (endpointOf(mode) !== undefined) {
-      wrkArgs.push(`http://${authority(endpointOf(mode)!)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
-    } else wrkArgs.push(`http://${authority(httpEp)}/small`)
-    const c0 = await originConnections()
-    const r = await runJson("bash", ["-c", 'wrk "$@"; rc=$?; times >&2; exit $rc', "wrk", ...wrkArgs], { timeoutMs: (P.wrkSeconds + 20) * 1000 })
-    const originConns = (await originConnections()).http - c0.http
-    const requests = num(r, "requests")
-    const seconds = num(r, "durationUs") / 1e6
-    const errors = num(r, "connectErrors") + num(r, "readErrors") + num(r, "writeErrors") + num(r, "statusErrors") + num(r, "timeouts")
-    const warnings = errors > 0 ? [`wrk errors (${mode}): connect ${num(r, "connectErrors")} read ${num(r, "readErrors")} write ${num(r, "writeErrors")} status ${num(r, "statusErrors")} timeout ${num(r, "timeouts")}`] : []
-    const expectBytes = requests * 100
-    if (num(r, "bytes") < expectBytes) warnings.push(`short responses (${mode})`)
-    return {
-      value: requests / seconds,
-      work: requests / 10_000,
-      seconds,
-      genCpu: parseTimes(r.stderr),
-      genCpuTotal: parseTimes(r.stderr, true),
-      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors, originConnsPer1kReq: (originConns / requests) * 1000 },
-      warnings,
-    }
-  }, { warmup: true })
-  return compare("small-rps", `100-byte responses, ${P.clients} keep-alive connections (wrk)`, "req/s", "10k req", data, [ratioAtLeast(0.25), cpuAtMost(0.6, "10k req")], {
-    extraKeys: ["p50Us", "p99Us", "errors", "originConnsPer1kReq"],
-  })
+  const data = await rounds(
+    "small-rps",
+    async (mode) => {
+      const wrkArgs = ["-t1", `-c${P.clients}`, `-d${P.wrkSeconds}s`, "--timeout", "5s", "-s", lua]
+      if (endpointOf(mode) !== undefined) {
+        wrkArgs.push(`http://${authority(endpointOf(mode)!)}/`, "--", `http://${authority(httpEp)}/small`, authority(httpEp))
+      } else wrkArgs.push(`http://${authority(httpEp)}/small`)
+      const c0 = await originConnections()
+      const r = await runJson("bash", ["-c", 'wrk "$@"; rc=$?; times >&2; exit $rc', "wrk", ...wrkArgs], {
+        timeoutMs: (P.wrkSeconds + 20) * 1000,
+      })
+      const originConns = (await originConnections()).http - c0.http
+      const requests = num(r, "requests")
+      const seconds = num(r, "durationUs") / 1e6
+      const errors = num(r, "connectErrors") + num(r, "readErrors") + num(r, "writeErrors") + num(r, "statusErrors") + num(r, "timeouts")
+      const warnings =
+        errors > 0
+          ? [
+              `wrk errors (${mode}): connect ${num(r, "connectErrors")} read ${num(r, "readErrors")} write ${num(r, "writeErrors")} status ${num(r, "statusErrors")} timeout ${num(r, "timeouts")}`,
+            ]
+          : []
+      const expectBytes = requests * 100
+      if (num(r, "bytes") < expectBytes) warnings.push(`short responses (${mode})`)
+      return {
+        value: requests / seconds,
+        work: requests / 10_000,
+        seconds,
+        genCpu: parseTimes(r.stderr),
+        genCpuTotal: parseTimes(r.stderr, true),
+        extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors, originConnsPer1kReq: (originConns / requests) * 1000 },
+        warnings,
+      }
+    },
+    { warmup: true },
+  )
+  return compare(
+    "small-rps",
+    `100-byte responses, ${P.clients} keep-alive connections (wrk)`,
+    "req/s",
+    "10k req",
+    data,
+    [ratioAtLeast(0.25), cpuAtMost(0.6, "10k req")],
+    {
+      extraKeys: ["p50Us", "p99Us", "errors", "originConnsPer1kReq"],
+    },
+  )
 }
 
 const latency = async (): Promise<Result> => {
   const data = await rounds("latency", async (mode) => {
     const c0 = await originConnections()
-    const r = await runNode(GEN("latency"), ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"], {
-      timeoutMs: 130_000,
-    })
+    const r = await runNode(
+      GEN("latency"),
+      ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"],
+      {
+        timeoutMs: 130_000,
+      },
+    )
     const reconnects = num(r, "reconnects")
     const originConns = (await originConnections()).http - c0.http
     return {
       value: num(r, "p50Us"),
       work: num(r, "requests") / 10_000,
       seconds: num(r, "seconds"),
-      genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
+      genCpu: num(r, "cpuSeconds"),
+      genCpuTotal: num(r, "cpuTotalSeconds"),
       extra: {
         p90Us: num(r, "p90Us"),
         p99Us: num(r, "p99Us"),
@@ -612,30 +663,39 @@ const latency = async (): Promise<Result> => {
 }
 
 const tunnelRate = async (): Promise<Result> => {
-  const data = await rounds("tunnel-rate", async (mode) => {
-    const r = await runNode(
-      GEN("rate"),
-      ["--target", authority(echoEp), ...proxyArgs(mode), "--clients", String(P.clients), "--duration-ms", String(P.rateMs)],
-      { timeoutMs: P.rateMs + 40_000 },
-    )
-    const n = num(r, "tunnels")
-    const errors = num(r, "errors")
-    return {
-      value: n / num(r, "seconds"),
-      work: n / 10_000,
-      seconds: num(r, "seconds"),
-      genCpu: num(r, "cpuSeconds"), genCpuTotal: num(r, "cpuTotalSeconds"),
-      extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
-      warnings: errors > 0 ? [`${mode}: ${errors} failed tunnels, first: ${String(r.last["firstError"])}`] : [],
-    }
-  }, { warmup: true })
-  return compare("tunnel-rate", `new tunnel per request (CONNECT, 100 B echo, close), ${P.clients} clients`, "tunnels/s", "10k tunnels", data, [
-    ratioAtLeast(0.4),
-    peerAtLeast("tinyproxy", 1, "ahead of tinyproxy"),
-    cpuAtMost(2.2, "10k tunnels"),
-  ], {
-    extraKeys: ["p50Us", "p99Us", "errors"],
-  })
+  const data = await rounds(
+    "tunnel-rate",
+    async (mode) => {
+      const r = await runNode(
+        GEN("rate"),
+        ["--target", authority(echoEp), ...proxyArgs(mode), "--clients", String(P.clients), "--duration-ms", String(P.rateMs)],
+        { timeoutMs: P.rateMs + 40_000 },
+      )
+      const n = num(r, "tunnels")
+      const errors = num(r, "errors")
+      return {
+        value: n / num(r, "seconds"),
+        work: n / 10_000,
+        seconds: num(r, "seconds"),
+        genCpu: num(r, "cpuSeconds"),
+        genCpuTotal: num(r, "cpuTotalSeconds"),
+        extra: { p50Us: num(r, "p50Us"), p99Us: num(r, "p99Us"), errors },
+        warnings: errors > 0 ? [`${mode}: ${errors} failed tunnels, first: ${String(r.last["firstError"])}`] : [],
+      }
+    },
+    { warmup: true },
+  )
+  return compare(
+    "tunnel-rate",
+    `new tunnel per request (CONNECT, 100 B echo, close), ${P.clients} clients`,
+    "tunnels/s",
+    "10k tunnels",
+    data,
+    [ratioAtLeast(0.4), peerAtLeast("tinyproxy", 1, "ahead of tinyproxy"), cpuAtMost(2.2, "10k tunnels")],
+    {
+      extraKeys: ["p50Us", "p99Us", "errors"],
+    },
+  )
 }
 
 const startRss = async (): Promise<Result | undefined> => {
@@ -658,7 +718,16 @@ const startRss = async (): Promise<Result | undefined> => {
     log(`  start-rss node with ${w} idle workers ${fmt(floor)} MB`)
     floors.push({ label: `node, ${w} idle workers`, value: summarize([floor]), proxyOverPeer: mb / floor })
   }
-  return { name: "start-rss", title: `RSS at start${external ? "" : ` (--workers ${opt.workers})`}`, unit: "MB", workUnit: "", proxy: summarize([mb]), peers: floors, targets: [t], notes }
+  return {
+    name: "start-rss",
+    title: `RSS at start${external ? "" : ` (--workers ${opt.workers})`}`,
+    unit: "MB",
+    workUnit: "",
+    proxy: summarize([mb]),
+    peers: floors,
+    targets: [t],
+    notes,
+  }
 }
 
 const idleRss = async (): Promise<Result | undefined> => {
@@ -670,13 +739,26 @@ const idleRss = async (): Promise<Result | undefined> => {
   const cap = Math.floor((limit - reserve - 200) / 2)
   const count = Math.min(P.idleCount, cap)
   const notes: string[] = []
-  if (count < P.idleCount) notes.push(`${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel, ${reserve} kept in reserve)`)
+  if (count < P.idleCount)
+    notes.push(
+      `${count} tunnels instead of ${P.idleCount}: the proxy's open-files limit is ${limit} (2 fds per tunnel, ${reserve} kept in reserve)`,
+    )
   await settle(proxyPid)
   const before = rssKiB(proxyPid)
   let after = before
   let opened = 0
   let failed = 0
-  const [cmd, args] = withNoFile(process.execPath, [GEN("idle"), "--target", authority(echoEp), "--proxy", authority(proxyEp), "--count", String(count), "--deadline-ms", "240000"])
+  const [cmd, args] = withNoFile(process.execPath, [
+    GEN("idle"),
+    "--target",
+    authority(echoEp),
+    "--proxy",
+    authority(proxyEp),
+    "--count",
+    String(count),
+    "--deadline-ms",
+    "240000",
+  ])
   const r = await runJson(cmd, args, {
     timeoutMs: 250_000,
     onMessage: (msg, cp) => {
@@ -690,7 +772,8 @@ const idleRss = async (): Promise<Result | undefined> => {
       })
     },
   })
-  if (r.last["stillOpen"] !== undefined && Number(r.last["stillOpen"]) < opened) notes.push(`${opened - Number(r.last["stillOpen"])} tunnels closed while idle`)
+  if (r.last["stillOpen"] !== undefined && Number(r.last["stillOpen"]) < opened)
+    notes.push(`${opened - Number(r.last["stillOpen"])} tunnels closed while idle`)
   if (failed > 0) notes.push(`${failed} tunnels failed to open`)
   const perTunnelKB = opened > 0 ? ((after - before) * 1024) / opened / 1000 : NaN
   log(`  idle-rss ${opened} tunnels: RSS ${fmt(before / 1024)} -> ${fmt(after / 1024)} MB = ${fmt(perTunnelKB)} KB per tunnel`)
@@ -711,7 +794,10 @@ const WORKLOADS: Record<Name, () => Promise<Result | undefined>> = {
   "idle-rss": idleRss,
   "tunnel-down": bulk("tunnel-down", "1 CONNECT tunnel, origin -> client", 1, "down", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
   "tunnel-up": bulk("tunnel-up", "1 CONNECT tunnel, client -> origin", 1, "up", [ratioAtLeast(0.45), cpuAtMost(0.8, "GB")]),
-  tunnel8: bulk("tunnel8", "8 concurrent CONNECT tunnels, origin -> client, aggregate", 8, "down", [ratioAtLeast(0.4), peerAtLeast("c-relay", 0.95, ">= 0.95x c-relay")]),
+  tunnel8: bulk("tunnel8", "8 concurrent CONNECT tunnels, origin -> client, aggregate", 8, "down", [
+    ratioAtLeast(0.4),
+    peerAtLeast("c-relay", 0.95, ">= 0.95x c-relay"),
+  ]),
   "http-get": httpGet,
   "small-rps": smallRps,
   latency,
@@ -748,15 +834,25 @@ const pct = (x: number | undefined): string => (x === undefined || !Number.isFin
 const row = (cells: ReadonlyArray<string>): string => `| ${cells.join(" | ")} |`
 const lines: string[] = []
 lines.push(
-  row(["workload", "unit", "direct median", `${label} median [min-max]`, "ratio / added", "p50/p99 µs direct; proxy", "proxy CPU", "gen CPU direct/proxy", "gen util d/p", "target"]),
+  row([
+    "workload",
+    "unit",
+    "direct median",
+    `${label} median [min-max]`,
+    "ratio / added",
+    "p50/p99 µs direct; proxy",
+    "proxy CPU",
+    "gen CPU direct/proxy",
+    "gen util d/p",
+    "target",
+  ]),
 )
 lines.push(row(Array(10).fill("---") as string[]))
 for (const r of results) {
   const p = r.proxy
   const rel = r.ratio !== undefined ? fmt(r.ratio, 2) : r.addedUs !== undefined ? `+${fmt(r.addedUs)} µs` : "-"
   const cpu = r.proxyCpuPerWork !== undefined ? `${fmt(r.proxyCpuPerWork)} s/${r.workUnit}` : "-"
-  const gen =
-    r.genCpuPerWork === undefined ? "-" : `${fmt(r.genCpuPerWork.direct)} / ${fmt(r.genCpuPerWork.proxy)} s/${r.workUnit}`
+  const gen = r.genCpuPerWork === undefined ? "-" : `${fmt(r.genCpuPerWork.direct)} / ${fmt(r.genCpuPerWork.proxy)} s/${r.workUnit}`
   const gu = r.genUtil === undefined ? "-" : `${pct(r.genUtil.direct)} / ${pct(r.genUtil.proxy)}`
   const lat = (m: "direct" | "proxy"): string => {
     const p50 = r.name === "latency" ? r[m]?.median : (r.extra?.["p50Us"] as { direct?: number; proxy?: number } | undefined)?.[m]
@@ -785,10 +881,16 @@ log(`results (${env.mode}, ${P.rounds} rounds, ${Math.round((Date.now() - starte
 for (const l of lines) log(l)
 log("")
 for (const r of results) {
-  const ex = r.extra === undefined ? "" : Object.entries(r.extra).map(([k, v]) => (typeof v === "number" ? `${k} ${fmt(v)}` : `${k} ${fmt(v.direct)}/${fmt(v.proxy)}`)).join(", ")
+  const ex =
+    r.extra === undefined
+      ? ""
+      : Object.entries(r.extra)
+          .map(([k, v]) => (typeof v === "number" ? `${k} ${fmt(v)}` : `${k} ${fmt(v.direct)}/${fmt(v.proxy)}`))
+          .join(", ")
   const d = r.direct === undefined ? "" : `direct [${fmt(r.direct.min)}-${fmt(r.direct.max)}]`
   const pu = r.proxyUtil === undefined ? "" : `proxy util ${pct(r.proxyUtil)}`
-  const oc = r.originCpuPerWork === undefined ? "" : `origin CPU ${fmt(r.originCpuPerWork.direct)}/${fmt(r.originCpuPerWork.proxy)} s/${r.workUnit}`
+  const oc =
+    r.originCpuPerWork === undefined ? "" : `origin CPU ${fmt(r.originCpuPerWork.direct)}/${fmt(r.originCpuPerWork.proxy)} s/${r.workUnit}`
   const other = r.otherCores === undefined ? "" : `other processes ${fmt(r.otherCores, 2)} cores`
   log(`${r.name}: ${r.title}. ${[d, ex, pu, oc, other].filter((s) => s !== "").join("; ")}`)
   for (const n of r.notes) log(`  note: ${n}`)
@@ -801,13 +903,25 @@ if (withPeers.length > 0) {
   log(row(["workload", label, "peer or floor", `${label} ÷ peer`, "target"]))
   log(row(Array(5).fill("---") as string[]))
   const figure = (r: Result, value: number | undefined, ratio: number | undefined, cpu: number | undefined): string =>
-    [value === undefined ? "-" : `${fmt(value)} ${r.unit}`, ratio === undefined ? "" : `${fmt(ratio, 2)}x direct`, cpu === undefined ? "" : `${fmt(cpu, 2)} CPU-s/${r.workUnit}`]
+    [
+      value === undefined ? "-" : `${fmt(value)} ${r.unit}`,
+      ratio === undefined ? "" : `${fmt(ratio, 2)}x direct`,
+      cpu === undefined ? "" : `${fmt(cpu, 2)} CPU-s/${r.workUnit}`,
+    ]
       .filter((x) => x !== "")
       .join(", ")
   for (const r of withPeers) {
     for (const p of r.peers!) {
       const tg = r.targets.map((t) => `${t.text} ${t.pass === undefined ? "?" : t.pass ? "PASS" : "FAIL"}`).join(", ")
-      log(row([r.name, figure(r, r.proxy?.median, r.ratio, r.proxyCpuPerWork), `${p.label}: ${figure(r, p.value.median, p.ratio, p.cpuPerWork)}`, fmt(p.proxyOverPeer, 2), tg]))
+      log(
+        row([
+          r.name,
+          figure(r, r.proxy?.median, r.ratio, r.proxyCpuPerWork),
+          `${p.label}: ${figure(r, p.value.median, p.ratio, p.cpuPerWork)}`,
+          fmt(p.proxyOverPeer, 2),
+          tg,
+        ]),
+      )
     }
   }
 }
@@ -815,7 +929,8 @@ if (withPeers.length > 0) {
 const verdicts = results.flatMap((r) => r.targets.map((t) => t.pass))
 const passed = verdicts.filter((v) => v === true).length
 const failed = verdicts.filter((v) => v === false).length
-if (verdicts.length > 0) log(`\ntargets met: ${passed} of ${verdicts.length} (missed ${failed}, not measured ${verdicts.length - passed - failed})`)
+if (verdicts.length > 0)
+  log(`\ntargets met: ${passed} of ${verdicts.length} (missed ${failed}, not measured ${verdicts.length - passed - failed})`)
 
 mkdirSync(dirname(jsonPath), { recursive: true })
 writeFileSync(jsonPath, JSON.stringify({ env, results }, null, 2) + "\n")

@@ -10,35 +10,71 @@ import net from "node:net"
 import { readFileSync, readdirSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-const wt = resolve(dirname(fileURLToPath(import.meta.url)), ".."), node = process.execPath
+const wt = resolve(dirname(fileURLToPath(import.meta.url)), ".."),
+  node = process.execPath
 const [runsS, bytesS, ...ws] = process.argv.slice(2)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const runOut = (cmd: string, args: string[]): Promise<string> => new Promise((res, rej) => {
-  const cp = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] }); let out = ""
-  cp.stdout!.on("data", (d) => (out += d)); cp.on("close", (c) => (c === 0 ? res(out) : rej(new Error(`${cmd} exit ${c}`))))
-})
-const freePort = (): Promise<number> => new Promise((res) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)) }) })
+const runOut = (cmd: string, args: string[]): Promise<string> =>
+  new Promise((res, rej) => {
+    const cp = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] })
+    let out = ""
+    cp.stdout!.on("data", (d) => (out += d))
+    cp.on("close", (c) => (c === 0 ? res(out) : rej(new Error(`${cmd} exit ${c}`))))
+  })
+const freePort = (): Promise<number> =>
+  new Promise((res) => {
+    const s = net.createServer()
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port
+      s.close(() => res(p))
+    })
+  })
 const threads = (pid: number): Map<string, number> => {
   const m = new Map<string, number>()
   for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try { const st = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"); const r = st.slice(st.lastIndexOf(")") + 2).split(" "); m.set(t, (Number(r[11]) + Number(r[12])) / 100) } catch {}
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8")
+      const r = st.slice(st.lastIndexOf(")") + 2).split(" ")
+      m.set(t, (Number(r[11]) + Number(r[12])) / 100)
+    } catch {}
   }
   return m
 }
 const origin = spawn(node, [`${wt}/bench/origin.ts`], { stdio: ["pipe", "pipe", "inherit"] })
-const hello = await new Promise<{ readonly [key: string]: number }>((res) => origin.stdout!.once("data", (d) => res(JSON.parse(String(d).split("\n")[0]!))))
+const hello = await new Promise<{ readonly [key: string]: number }>((res) =>
+  origin.stdout!.once("data", (d) => res(JSON.parse(String(d).split("\n")[0]!))),
+)
 for (const w of ws) {
   const port = await freePort()
-  const cp = spawn(node, [`${wt}/dist/cli.js`, "--listen", `127.0.0.1:${port}`, "--workers", w, "--log-level", "none"], { stdio: ["pipe", "inherit", "inherit"] })
+  const cp = spawn(node, [`${wt}/dist/cli.js`, "--listen", `127.0.0.1:${port}`, "--workers", w, "--log-level", "none"], {
+    stdio: ["pipe", "inherit", "inherit"],
+  })
   await sleep(2500)
   const rows: string[] = []
   const rates: number[] = []
   for (let r = 0; r < Number(runsS); r++) {
     const t0 = threads(cp.pid!)
-    const out = await runOut(node, [`${wt}/bench/gen/bulk.ts`, "--target", `127.0.0.1:${hello.bulk}`, "--proxy", `127.0.0.1:${port}`, "--tunnels", "8", "--bytes", bytesS!, "--dir", "down", "--deadline-ms", "100000"])
+    const out = await runOut(node, [
+      `${wt}/bench/gen/bulk.ts`,
+      "--target",
+      `127.0.0.1:${hello.bulk}`,
+      "--proxy",
+      `127.0.0.1:${port}`,
+      "--tunnels",
+      "8",
+      "--bytes",
+      bytesS!,
+      "--dir",
+      "down",
+      "--deadline-ms",
+      "100000",
+    ])
     const j = JSON.parse(out.trim().split("\n").pop()!)
     const t1 = threads(cp.pid!)
-    const busy = [...t1].map(([t, c]) => c - (t0.get(t) ?? 0)).filter((c) => c > 0.05).sort((a, b) => b - a)
+    const busy = [...t1]
+      .map(([t, c]) => c - (t0.get(t) ?? 0))
+      .filter((c) => c > 0.05)
+      .sort((a, b) => b - a)
     const mbs = j.bytes / j.seconds / 1e6
     rates.push(mbs)
     rows.push(`${mbs.toFixed(0)} MB/s threads-CPU [${busy.map((c) => c.toFixed(2)).join(" ")}]`)

@@ -33,7 +33,8 @@ export const startDriver = (port: number, hosts: Readonly<Record<string, string>
       if (address === undefined) return feed({ _tag: "ConnectFailed", reason: "unresolved", message: host })
       const origin = (sockets.origin = net.connect({ host: address, port, allowHalfOpen: true }))
       origin.once("error", (e: NodeJS.ErrnoException) => {
-        if (sockets.origin === origin) feed({ _tag: "ConnectFailed", reason: e.code === "ECONNREFUSED" ? "refused" : "error", message: e.message })
+        if (sockets.origin === origin)
+          feed({ _tag: "ConnectFailed", reason: e.code === "ECONNREFUSED" ? "refused" : "error", message: e.message })
       })
       origin.once("connect", () => {
         origin.removeAllListeners("error")
@@ -44,11 +45,20 @@ export const startDriver = (port: number, hosts: Readonly<Record<string, string>
     const act = (a: Action): void => {
       const socket = "side" in a ? sockets[a.side] : undefined
       switch (a._tag) {
-        case "Connect": return dial(a.host, a.port)
-        case "Write": if (socket?.write(a.bytes) === false) feed({ _tag: "Blocked", side: a.side }); return
-        case "HalfClose": socket?.end(); return
-        case "PauseReading": socket?.pause(); return
-        case "ResumeReading": socket?.resume(); return
+        case "Connect":
+          return dial(a.host, a.port)
+        case "Write":
+          if (socket?.write(a.bytes) === false) feed({ _tag: "Blocked", side: a.side })
+          return
+        case "HalfClose":
+          socket?.end()
+          return
+        case "PauseReading":
+          socket?.pause()
+          return
+        case "ResumeReading":
+          socket?.resume()
+          return
         case "Close": // no pool here: a `reusable` origin is destroyed like any other
           delete sockets[a.side]
           if (a.graceful) socket?.end(() => socket.destroy())
@@ -59,8 +69,11 @@ export const startDriver = (port: number, hosts: Readonly<Record<string, string>
           clearTimeout(timer)
           timer = setTimeout(() => feed({ _tag: "Timeout" }), Math.max(0, a.at - performance.now()))
           return
-        case "Log": console.log(JSON.stringify(a.record)); return
-        case "Authenticate": return // only with `auth: true`
+        case "Log":
+          console.log(JSON.stringify(a.record))
+          return
+        case "Authenticate":
+          return // only with `auth: true`
       }
     }
     listen("client", client)

@@ -75,7 +75,8 @@ const rewrite = (dir: string): void => {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = `${dir}/${entry.name}`
     if (entry.isDirectory()) rewrite(path)
-    else if (entry.name.endsWith(".d.ts")) writeFileSync(path, readFileSync(path, "utf8").replace(/(from\s+"\.{1,2}\/[^"]*)\.ts"/g, '$1.js"'))
+    else if (entry.name.endsWith(".d.ts"))
+      writeFileSync(path, readFileSync(path, "utf8").replace(/(from\s+"\.{1,2}\/[^"]*)\.ts"/g, '$1.js"'))
   }
 }
 rewrite(`${outDir}/core`)

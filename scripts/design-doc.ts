@@ -12,8 +12,9 @@ export const renderTable = (): string =>
   [
     "| id | from | event | when | to | actions | Close(client) | Close(origin) | log |",
     "|---|---|---|---|---|---|---|---|---|",
-    ...transitions.map((t) =>
-      `| ${t.id} | ${t.from} | ${cell(t.event)} | ${cell(t.when)} | ${t.to} | ${t.actions.length === 0 ? "—" : t.actions.join(", ")} | ${cell(t.closeClient)} | ${cell(t.closeOrigin)} | ${cell(t.log)} |`
+    ...transitions.map(
+      (t) =>
+        `| ${t.id} | ${t.from} | ${cell(t.event)} | ${cell(t.when)} | ${t.to} | ${t.actions.length === 0 ? "—" : t.actions.join(", ")} | ${cell(t.closeClient)} | ${cell(t.closeOrigin)} | ${cell(t.log)} |`,
     ),
   ].join("\n")
 

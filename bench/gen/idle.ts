@@ -56,7 +56,13 @@ const t0 = Date.now()
 await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker))
 let closedEarly = 0
 for (const t of open) if (t.conn.socket.destroyed) closedEarly++
-report({ ready: true, open: open.length - closedEarly, failed: failed + closedEarly, seconds: (Date.now() - t0) / 1000, ...(firstError === undefined ? {} : { firstError }) })
+report({
+  ready: true,
+  open: open.length - closedEarly,
+  failed: failed + closedEarly,
+  seconds: (Date.now() - t0) / 1000,
+  ...(firstError === undefined ? {} : { firstError }),
+})
 
 process.stdin.setEncoding("utf8")
 process.stdin.on("data", (s: string) => {

@@ -53,17 +53,37 @@ export const startPeer = async (name: PeerName, ctx: PeerContext): Promise<Peer 
       const bin = which("tinyproxy")
       if (bin === undefined) return void ctx.log("peer tinyproxy: not installed (apt-get install -y tinyproxy): skipped")
       // No ConnectPort line: CONNECT to any port is allowed. Root would need a User line; nobody can read /tmp.
-      const conf = [`Port ${port}`, "Listen 127.0.0.1", "Timeout 600", "MaxClients 20000", "Allow 127.0.0.1", "LogLevel Critical",
-        `LogFile "${dir}/tinyproxy.log"`, "DisableViaHeader Yes", ""]
+      const conf = [
+        `Port ${port}`,
+        "Listen 127.0.0.1",
+        "Timeout 600",
+        "MaxClients 20000",
+        "Allow 127.0.0.1",
+        "LogLevel Critical",
+        `LogFile "${dir}/tinyproxy.log"`,
+        "DisableViaHeader Yes",
+        "",
+      ]
       writeFileSync(join(dir, "tinyproxy.conf"), conf.join("\n"))
       return guarded("tinyproxy", port, guard, bin, ["-d", "-c", join(dir, "tinyproxy.conf")])
     }
     case "squid": {
       const bin = which("squid")
       if (bin === undefined) return void ctx.log("peer squid: not installed (apt-get install -y squid): skipped")
-      const conf = [`http_port 127.0.0.1:${port}`, "acl localhost src 127.0.0.1/32", "http_access allow localhost", "http_access deny all",
-        "cache deny all", "access_log none", `cache_log ${dir}/cache.log`, `pid_filename ${dir}/squid.pid`, "max_filedescriptors 20000",
-        `coredump_dir ${dir}`, "shutdown_lifetime 1 seconds", ""]
+      const conf = [
+        `http_port 127.0.0.1:${port}`,
+        "acl localhost src 127.0.0.1/32",
+        "http_access allow localhost",
+        "http_access deny all",
+        "cache deny all",
+        "access_log none",
+        `cache_log ${dir}/cache.log`,
+        `pid_filename ${dir}/squid.pid`,
+        "max_filedescriptors 20000",
+        `coredump_dir ${dir}`,
+        "shutdown_lifetime 1 seconds",
+        "",
+      ]
       writeFileSync(join(dir, "squid.conf"), conf.join("\n"))
       return guarded("squid", port, guard, bin, ["-N", "-f", join(dir, "squid.conf")])
     }

@@ -8,9 +8,10 @@ import net from "node:net"
  * BENCH_PROXY_AUTH=user:password: every CONNECT and request carries these proxy credentials (Basic), to
  * measure a proxy that requires authentication (hctunnel --auth-file). Unset: no credentials.
  */
-const proxyAuthorizationLine = process.env["BENCH_PROXY_AUTH"] === undefined
-  ? ""
-  : `Proxy-Authorization: Basic ${Buffer.from(process.env["BENCH_PROXY_AUTH"]).toString("base64")}\r\n`
+const proxyAuthorizationLine =
+  process.env["BENCH_PROXY_AUTH"] === undefined
+    ? ""
+    : `Proxy-Authorization: Basic ${Buffer.from(process.env["BENCH_PROXY_AUTH"]).toString("base64")}\r\n`
 
 export interface Endpoint {
   readonly host: string

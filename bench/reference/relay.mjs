@@ -11,16 +11,18 @@ if (isMainThread) {
   const [port = "0", workers = "2"] = process.argv.slice(2)
   for (let i = 0; i < Number(workers); i++) new Worker(new URL(import.meta.url), { workerData: Number(port) })
 } else {
-  net.createServer({ noDelay: true }, (client) => {
-    client.once("data", (head) => {
-      const m = /^CONNECT (\d+\.\d+\.\d+\.\d+):(\d+) /.exec(head.toString("latin1"))
-      if (m === null) return void client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-      const origin = net.connect({ host: m[1], port: Number(m[2]), noDelay: true }, () => {
-        client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
-        client.pipe(origin).pipe(client)
+  net
+    .createServer({ noDelay: true }, (client) => {
+      client.once("data", (head) => {
+        const m = /^CONNECT (\d+\.\d+\.\d+\.\d+):(\d+) /.exec(head.toString("latin1"))
+        if (m === null) return void client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        const origin = net.connect({ host: m[1], port: Number(m[2]), noDelay: true }, () => {
+          client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
+          client.pipe(origin).pipe(client)
+        })
+        origin.on("error", () => client.destroy())
+        client.on("error", () => origin.destroy())
       })
-      origin.on("error", () => client.destroy())
-      client.on("error", () => origin.destroy())
     })
-  }).listen({ host: "127.0.0.1", port: workerData, reusePort: true })
+    .listen({ host: "127.0.0.1", port: workerData, reusePort: true })
 }

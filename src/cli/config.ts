@@ -127,7 +127,9 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
           for (const k of Object.keys(fileValues)) {
             if (!known.has(k)) {
               const near = settings.find((s) => s.key.toLowerCase() === k.toLowerCase().replace(/[-_]/g, ""))
-              problems.push(`${file.name}: unknown key ${JSON.stringify(k)}${near ? ` (did you mean "${near.key}"?)` : ""}; known keys: ${[...known].join(", ")}`)
+              problems.push(
+                `${file.name}: unknown key ${JSON.stringify(k)}${near ? ` (did you mean "${near.key}"?)` : ""}; known keys: ${[...known].join(", ")}`,
+              )
             }
           }
         }
@@ -160,7 +162,12 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
       else problems.push(`${where}: ${r.message.replace(/^"[^"]*": /, "")}`)
     }
     const v = values as SettingValues
-    const upstream = upstreamFor(v.upstream, v.upstreamCredentialsFile, inputs.env, inputs.readFile ?? ((path) => bad(`cannot read ${path} here`)))
+    const upstream = upstreamFor(
+      v.upstream,
+      v.upstreamCredentialsFile,
+      inputs.env,
+      inputs.readFile ?? ((path) => bad(`cannot read ${path} here`)),
+    )
     if (!upstream.ok && problems.length === 0) problems.push(upstream.message)
     if (problems.length > 0 || !upstream.ok) return Effect.fail(new ConfigError({ reason: "invalid", problems }))
     return Effect.succeed(shape(v, explicit, upstream.value))
@@ -210,23 +217,29 @@ export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfi
   const exposed = config.listen.filter((a) => !isLoopback(a.host))
   if (config.admin !== undefined && !isLoopback(config.admin.host) && !config.adminAllowExplicit) {
     return Effect.fail(
-      new ConfigError({ reason: "unsafe", problems: [
-        `refusing to serve the admin endpoint on ${formatListen(config.admin)} (not a loopback address) without an explicit admin allow-list. ` +
-          `Its figures describe your traffic, so say who may read them with --admin-allow (or ${envName("adminAllow")} / "adminAllow" in the config file), ` +
-          `e.g. --admin-allow 10.0.0.5 for your Prometheus server.`,
-      ] }),
+      new ConfigError({
+        reason: "unsafe",
+        problems: [
+          `refusing to serve the admin endpoint on ${formatListen(config.admin)} (not a loopback address) without an explicit admin allow-list. ` +
+            `Its figures describe your traffic, so say who may read them with --admin-allow (or ${envName("adminAllow")} / "adminAllow" in the config file), ` +
+            `e.g. --admin-allow 10.0.0.5 for your Prometheus server.`,
+        ],
+      }),
     )
   }
   if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
   // Proxy authentication says who may use the proxy: every address may try, only users get through.
   if (config.authFile !== undefined) return Effect.succeed({ ...config, allow: ["0.0.0.0/0", "::/0"] })
   return Effect.fail(
-    new ConfigError({ reason: "unsafe", problems: [
-      `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
-        `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
-        `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
-        `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +
-        `or require proxy authentication with --auth-file (then any address may connect, and only its users get through).`,
-    ] })
+    new ConfigError({
+      reason: "unsafe",
+      problems: [
+        `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
+          `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
+          `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
+          `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +
+          `or require proxy authentication with --auth-file (then any address may connect, and only its users get through).`,
+      ],
+    }),
   )
 }

@@ -46,7 +46,4 @@ export const makeLogger = (format: LogFormat) =>
 
 /** Replaces Effect's default logger and sets the minimum level. */
 export const loggerLayer = (format: LogFormat, level: LogLevel) =>
-  Layer.mergeAll(
-    Logger.layer([makeLogger(format)]),
-    Layer.succeed(References.MinimumLogLevel, toEffectLevel[level]),
-  )
+  Layer.mergeAll(Logger.layer([makeLogger(format)]), Layer.succeed(References.MinimumLogLevel, toEffectLevel[level]))

@@ -45,15 +45,11 @@ export const packageVersion = (): string => (typeof pkg.version === "string" ? p
 
 type AnyFlag = Flag.Flag<Option.Option<string>> | Flag.Flag<ReadonlyArray<string>>
 
-const describe = (description: string, defaultText: string, env: string): string =>
-  `${description}. Default: ${defaultText}. Env: ${env}`
+const describe = (description: string, defaultText: string, env: string): string => `${description}. Default: ${defaultText}. Env: ${env}`
 
 const settingFlags: Record<string, AnyFlag> = {}
 for (const s of settings) {
-  let flag = Flag.String(s.flag).pipe(
-    Flag.withDescription(describe(s.description, s.defaultText, s.env)),
-    Flag.withMetavar(s.metavar),
-  )
+  let flag = Flag.String(s.flag).pipe(Flag.withDescription(describe(s.description, s.defaultText, s.env)), Flag.withMetavar(s.metavar))
   if (s.alias !== undefined) flag = flag.pipe(Flag.withAlias(s.alias))
   settingFlags[s.key] = s.repeated === true ? flag.pipe(Flag.atLeast(0)) : flag.pipe(Flag.optional)
 }
@@ -67,7 +63,13 @@ const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
 /** Why a file named by the configuration cannot be read, in a few words (`noSuchFile`: what to say for ENOENT). */
 const whyUnreadable = (e: unknown, noSuchFile = "no such file"): string => {
   const code = (e as NodeJS.ErrnoException).code
-  return code === "ENOENT" ? noSuchFile : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String((e as Error).message)
+  return code === "ENOENT"
+    ? noSuchFile
+    : code === "EACCES"
+      ? "permission denied"
+      : code === "EISDIR"
+        ? "it is a directory"
+        : String((e as Error).message)
 }
 
 const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
@@ -173,22 +175,22 @@ export const runProxy = (
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const env = process.env
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
     const flags = givenFlags(input)
     // The same sources, read again: SIGHUP re-reads the config file (flags and environment are fixed).
     const build = Effect.suspend(() =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
         const config = yield* loadConfig({ flags, env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
         if (config.authFile !== undefined) yield* checkAuthFile(config.authFile)
         return config
-      })
+      }),
     )
     const config = yield* build
     yield* runProxy(config, packageVersion(), () => build)
-  })
+  }),
 ).pipe(
   Command.withDescription(
     "An HTTP/1.1 forward proxy: plain HTTP requests in absolute form (GET http://host/path) and CONNECT tunnels (HTTPS, WebSocket, any TCP). " +
@@ -197,9 +199,18 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
       "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file; new connections use it), SIGUSR1 prints one stats line.",
   ),
   Command.withExamples([
-    { command: "hctunnel", description: "Listen on 127.0.0.1:8888 for local clients; then: curl -x http://127.0.0.1:8888 https://example.com" },
-    { command: "hctunnel --listen 0.0.0.0:3128 --allow 10.0.0.0/8", description: "Serve a private network (a non-loopback listener needs --allow)" },
-    { command: "htpasswd -B -c users.htpasswd alice && hctunnel --listen 0.0.0.0:3128 --auth-file users.htpasswd", description: "Serve a team with proxy authentication (curl --proxy-user alice -x http://HOST:3128 ...)" },
+    {
+      command: "hctunnel",
+      description: "Listen on 127.0.0.1:8888 for local clients; then: curl -x http://127.0.0.1:8888 https://example.com",
+    },
+    {
+      command: "hctunnel --listen 0.0.0.0:3128 --allow 10.0.0.0/8",
+      description: "Serve a private network (a non-loopback listener needs --allow)",
+    },
+    {
+      command: "htpasswd -B -c users.htpasswd alice && hctunnel --listen 0.0.0.0:3128 --auth-file users.htpasswd",
+      description: "Serve a team with proxy authentication (curl --proxy-user alice -x http://HOST:3128 ...)",
+    },
     { command: "hctunnel --port 9000 --workers 4 --log-format json", description: "Another port, 4 threads, JSON logs" },
   ]),
 )
@@ -224,7 +235,6 @@ class Told extends Data.TaggedError("Told")<Record<never, never>> {}
 const tell = (text: string): Effect.Effect<never, Told> =>
   Effect.sync(() => process.stderr.write(`hctunnel: ${text}\n`)).pipe(Effect.andThen(Effect.fail(new Told())))
 
-
 /** Prints what went wrong, unless already told; returns the exit code. */
 const report = (cause: Cause.Cause<unknown>): number => {
   if (Cause.hasInterruptsOnly(cause)) return 130
@@ -239,7 +249,9 @@ const report = (cause: Cause.Cause<unknown>): number => {
   } else {
     // A user never sees a (minified) stack: the message, and how to get the stack.
     const message = error instanceof Error ? error.message : String(error)
-    process.stderr.write(`hctunnel: unexpected error: ${message}\n(a bug in hctunnel: please report it; \`node --enable-source-maps\` in a checkout shows where it happened)\n`)
+    process.stderr.write(
+      `hctunnel: unexpected error: ${message}\n(a bug in hctunnel: please report it; \`node --enable-source-maps\` in a checkout shows where it happened)\n`,
+    )
   }
   return 1
 }

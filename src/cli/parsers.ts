@@ -20,19 +20,35 @@ export const bad = (message: string): Parsed<never> => ({ ok: false, message })
 
 export const show = (u: unknown): string => (typeof u === "string" ? JSON.stringify(u) : String(JSON.stringify(u) ?? u))
 
-export const integer = (min: number, max: number, what: string) => (u: unknown): Parsed<number> => {
-  const n = typeof u === "number" ? u : typeof u === "string" && /^\s*-?\d+\s*$/.test(u) ? Number(u) : Number.NaN
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    return bad(`${show(u)} is not a valid ${what}: expected an integer from ${min} to ${max}`)
+export const integer =
+  (min: number, max: number, what: string) =>
+  (u: unknown): Parsed<number> => {
+    const n = typeof u === "number" ? u : typeof u === "string" && /^\s*-?\d+\s*$/.test(u) ? Number(u) : Number.NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      return bad(`${show(u)} is not a valid ${what}: expected an integer from ${min} to ${max}`)
+    }
+    return ok(n)
   }
-  return ok(n)
-}
 
 const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ms: 1, milli: 1, millis: 1, millisecond: 1, milliseconds: 1,
-  s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
-  m: 60_000, min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
-  h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  ms: 1,
+  milli: 1,
+  millis: 1,
+  millisecond: 1,
+  milliseconds: 1,
+  s: 1000,
+  sec: 1000,
+  secs: 1000,
+  second: 1000,
+  seconds: 1000,
+  m: 60_000,
+  min: 60_000,
+  mins: 60_000,
+  minute: 60_000,
+  minutes: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
 }
 
 /** "10s", "10 seconds", "1.5m", "250ms", or a bare number of milliseconds ("10000" or 10000). */
@@ -47,48 +63,66 @@ export const parseDurationMs = (u: unknown): number | undefined => {
 }
 
 export const formatDurationMs = (ms: number): string =>
-  ms % 3_600_000 === 0 && ms > 0 ? `${ms / 3_600_000}h`
-  : ms % 60_000 === 0 && ms > 0 ? `${ms / 60_000}m`
-  : ms % 1000 === 0 && ms > 0 ? `${ms / 1000}s`
-  : `${ms}ms`
+  ms % 3_600_000 === 0 && ms > 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0 && ms > 0
+      ? `${ms / 60_000}m`
+      : ms % 1000 === 0 && ms > 0
+        ? `${ms / 1000}s`
+        : `${ms}ms`
 
-export const duration = (minMs: number, maxMs: number) => (u: unknown): Parsed<number> => {
-  const ms = parseDurationMs(u)
-  if (ms === undefined) {
-    return bad(`${show(u)} is not a duration: expected a number with a unit such as "250ms", "10s", "10 seconds", "5m", "1h", or a plain number of milliseconds`)
+export const duration =
+  (minMs: number, maxMs: number) =>
+  (u: unknown): Parsed<number> => {
+    const ms = parseDurationMs(u)
+    if (ms === undefined) {
+      return bad(
+        `${show(u)} is not a duration: expected a number with a unit such as "250ms", "10s", "10 seconds", "5m", "1h", or a plain number of milliseconds`,
+      )
+    }
+    if (ms < minMs || ms > maxMs) {
+      return bad(`${show(u)} is out of range: expected a duration from ${formatDurationMs(minMs)} to ${formatDurationMs(maxMs)}`)
+    }
+    return ok(ms)
   }
-  if (ms < minMs || ms > maxMs) {
-    return bad(`${show(u)} is out of range: expected a duration from ${formatDurationMs(minMs)} to ${formatDurationMs(maxMs)}`)
-  }
-  return ok(ms)
-}
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {
-  "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 * 1024, mb: 1024 * 1024, mib: 1024 * 1024,
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 * 1024,
+  mb: 1024 * 1024,
+  mib: 1024 * 1024,
 }
 export const formatBytes = (n: number): string =>
   n % (1024 * 1024) === 0 && n > 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 && n > 0 ? `${n / 1024} KiB` : `${n} bytes`
 
-export const size = (min: number, max: number) => (u: unknown): Parsed<number> => {
-  let n: number | undefined
-  if (typeof u === "number") n = u
-  else if (typeof u === "string") {
-    const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(u)
-    const factor = m === null ? undefined : SIZE_UNITS[(m[2] ?? "").toLowerCase()]
-    if (m !== null && factor !== undefined) n = Number(m[1]) * factor
+export const size =
+  (min: number, max: number) =>
+  (u: unknown): Parsed<number> => {
+    let n: number | undefined
+    if (typeof u === "number") n = u
+    else if (typeof u === "string") {
+      const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(u)
+      const factor = m === null ? undefined : SIZE_UNITS[(m[2] ?? "").toLowerCase()]
+      if (m !== null && factor !== undefined) n = Number(m[1]) * factor
+    }
+    if (n === undefined || !Number.isSafeInteger(n)) {
+      return bad(`${show(u)} is not a size: expected a number of bytes, optionally with a KiB or MiB suffix (e.g. 65536 or "64KiB")`)
+    }
+    if (n < min || n > max) return bad(`${show(u)} is out of range: expected a size from ${formatBytes(min)} to ${formatBytes(max)}`)
+    return ok(n)
   }
-  if (n === undefined || !Number.isSafeInteger(n)) {
-    return bad(`${show(u)} is not a size: expected a number of bytes, optionally with a KiB or MiB suffix (e.g. 65536 or "64KiB")`)
-  }
-  if (n < min || n > max) return bad(`${show(u)} is out of range: expected a size from ${formatBytes(min)} to ${formatBytes(max)}`)
-  return ok(n)
-}
 
-export const choice = <const L extends string>(choices: ReadonlyArray<L>) => (u: unknown): Parsed<L> => {
-  const s = typeof u === "string" ? u.trim().toLowerCase() : undefined
-  const found = choices.find((c) => c === s)
-  return found !== undefined ? ok(found) : bad(`${show(u)} is not allowed: expected one of ${choices.join(", ")}`)
-}
+export const choice =
+  <const L extends string>(choices: ReadonlyArray<L>) =>
+  (u: unknown): Parsed<L> => {
+    const s = typeof u === "string" ? u.trim().toLowerCase() : undefined
+    const found = choices.find((c) => c === s)
+    return found !== undefined ? ok(found) : bad(`${show(u)} is not allowed: expected one of ${choices.join(", ")}`)
+  }
 
 /** "host:port", "[v6]:port", ":port" (all interfaces is NOT implied: ":port" means 127.0.0.1). */
 export const parseListen = (u: unknown): Parsed<ListenAddress> => {
@@ -96,7 +130,9 @@ export const parseListen = (u: unknown): Parsed<ListenAddress> => {
   const s = u.trim()
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]*):(\d+)$/.exec(s)
   if (m === null) {
-    return bad(`${show(u)} is not a listen address: expected host:port such as "127.0.0.1:8888", "0.0.0.0:3128" or "[::1]:8888" (IPv6 in brackets)`)
+    return bad(
+      `${show(u)} is not a listen address: expected host:port such as "127.0.0.1:8888", "0.0.0.0:3128" or "[::1]:8888" (IPv6 in brackets)`,
+    )
   }
   const host = m[1] === "" || m[1] === undefined ? "127.0.0.1" : m[1]
   if (isIP(host) === 0 && host !== "localhost") {
@@ -127,39 +163,58 @@ const VIA_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
 export const viaToken = (u: unknown): Parsed<string> =>
   typeof u === "string" && VIA_TOKEN.test(u)
     ? ok(u)
-    : bad(`${show(u)} is not allowed: the Via pseudonym must be an HTTP token of 1 to 64 characters (letters, digits, and !#$%&'*+-.^_\`|~)`)
+    : bad(
+        `${show(u)} is not allowed: the Via pseudonym must be an HTTP token of 1 to 64 characters (letters, digits, and !#$%&'*+-.^_\`|~)`,
+      )
 
 /** A file path: a non-empty string (whether the file is usable is checked when it is read). */
 export const filePath = (u: unknown): Parsed<string> =>
   typeof u === "string" && u.trim() !== "" ? ok(u.trim()) : bad(`${show(u)} is not a file path: expected a non-empty string`)
 
 /** A list from a JSON array, or from a comma-separated string (env var / flag). */
-export const list = <T>(item: (u: unknown) => Parsed<T>, min: number) => (u: unknown): Parsed<ReadonlyArray<T>> => {
-  const items = Array.isArray(u) ? (u as ReadonlyArray<unknown>) : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
-  if (items === undefined) return bad(`${show(u)} is not a list: expected a JSON array or comma-separated values`)
-  if (items.length < min) return bad(`the list is empty: at least ${min} value${min === 1 ? " is" : "s are"} needed`)
-  const out: Array<T> = []
-  for (const i of items) {
-    const r = item(i)
-    if (!r.ok) return r
-    out.push(r.value)
+export const list =
+  <T>(item: (u: unknown) => Parsed<T>, min: number) =>
+  (u: unknown): Parsed<ReadonlyArray<T>> => {
+    const items = Array.isArray(u)
+      ? (u as ReadonlyArray<unknown>)
+      : typeof u === "string"
+        ? u
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s !== "")
+        : undefined
+    if (items === undefined) return bad(`${show(u)} is not a list: expected a JSON array or comma-separated values`)
+    if (items.length < min) return bad(`the list is empty: at least ${min} value${min === 1 ? " is" : "s are"} needed`)
+    const out: Array<T> = []
+    for (const i of items) {
+      const r = item(i)
+      if (!r.ok) return r
+      out.push(r.value)
+    }
+    return ok(out)
   }
-  return ok(out)
-}
 
 /** `{ "name": "address" }` from JSON, or "name=address,name2=address2" from a flag/env var. */
 export const hostMap = (u: unknown): Parsed<Readonly<Record<string, string>>> => {
   const pairs: Array<readonly [unknown, unknown]> =
-    typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "").map((p) => {
-        const eq = p.indexOf("=")
-        return eq === -1 ? [p, undefined] as const : [p.slice(0, eq).trim(), p.slice(eq + 1).trim()] as const
-      })
-    : typeof u === "object" && u !== null ? Object.entries(u)
-    : [[u, undefined]]
+    typeof u === "string"
+      ? u
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== "")
+          .map((p) => {
+            const eq = p.indexOf("=")
+            return eq === -1 ? ([p, undefined] as const) : ([p.slice(0, eq).trim(), p.slice(eq + 1).trim()] as const)
+          })
+      : typeof u === "object" && u !== null
+        ? Object.entries(u)
+        : [[u, undefined]]
   const out: Record<string, string> = {}
   for (const [name, addr] of pairs) {
     if (typeof name !== "string" || name === "" || typeof addr !== "string" || isIP(addr) === 0) {
-      return bad(`${show(typeof name === "string" && typeof addr === "string" ? `${name}=${addr}` : u)} is not a host mapping: expected name=address with a numeric IP address, e.g. "origin.test=127.0.0.1"`)
+      return bad(
+        `${show(typeof name === "string" && typeof addr === "string" ? `${name}=${addr}` : u)} is not a host mapping: expected name=address with a numeric IP address, e.g. "origin.test=127.0.0.1"`,
+      )
     }
     out[name.toLowerCase()] = addr
   }

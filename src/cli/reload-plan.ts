@@ -37,8 +37,5 @@ export const reloadPlan = (running: HctunnelConfig, next: HctunnelConfig): Reloa
     denyTo: next.denyTo,
   },
   graceMs: next.graceMs,
-  needsRestart: restartOnly
-    .filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next)))
-    .map(([name]) => name),
+  needsRestart: restartOnly.filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next))).map(([name]) => name),
 })
-

@@ -12,7 +12,6 @@ import type { UpstreamProxy } from "../runtime/Upstream.ts"
 import { parseNoUpstreamEntry } from "../runtime/Upstream.ts"
 import { bad, ok, type Parsed } from "./parsers.ts"
 
-
 /** The env var that may hold the parent's `user:password` (never a flag: argv is visible to every user). */
 export const UPSTREAM_CREDENTIALS_ENV = "HCTUNNEL_UPSTREAM_CREDENTIALS"
 
@@ -105,8 +104,11 @@ export const upstreamFor = (
   readFile: (path: string) => Parsed<string>,
 ): Parsed<UpstreamProxy | undefined> => {
   const fromEnv = env[UPSTREAM_CREDENTIALS_ENV] === "" ? undefined : env[UPSTREAM_CREDENTIALS_ENV]
-  const places = [url?.user !== undefined ? "the --upstream URL" : undefined, credentialsFile !== undefined ? "--upstream-credentials-file" : undefined, fromEnv !== undefined ? UPSTREAM_CREDENTIALS_ENV : undefined]
-    .filter((p): p is string => p !== undefined)
+  const places = [
+    url?.user !== undefined ? "the --upstream URL" : undefined,
+    credentialsFile !== undefined ? "--upstream-credentials-file" : undefined,
+    fromEnv !== undefined ? UPSTREAM_CREDENTIALS_ENV : undefined,
+  ].filter((p): p is string => p !== undefined)
   if (url === undefined) {
     return places.length === 0 ? ok(undefined) : bad(`${places.join(" and ")} set, but no --upstream: credentials for which parent proxy?`)
   }

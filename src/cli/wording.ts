@@ -59,7 +59,8 @@ export const describeListenFailure = (error: ListenError): string => {
 export const describeDrainTimeout = (error: DrainTimeout): string =>
   `some connections did not finish within the grace period of ${error.graceMs} ms; they were closed`
 
-const mib = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`)
+const mib = (n: number): string =>
+  n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`
 
 export const formatUptime = (ms: number): string => {
   const s = Math.floor(ms / 1000)
@@ -77,7 +78,9 @@ export const formatStatsText = (s: StatsSnapshot): string =>
   ` accepted=${s.totals.connectionsAccepted} requests=${s.totals.requests} tunnels=${s.totals.tunnels}` +
   ` from_clients=${mib(s.totals.bytesFromClients)} from_origins=${mib(s.totals.bytesFromOrigins)} errors=${s.totals.errors}` +
   ` denied=${s.totals.deniedSelf + s.totals.deniedRule + s.totals.deniedRange + s.totals.deniedPort}` +
-  (s.totals.authOk + s.totals.authFailed === 0 ? "" : ` auth_ok=${s.totals.authOk} auth_cached=${s.totals.authCached} auth_failed=${s.totals.authFailed} auth_rate_limited=${s.totals.authRateLimited} auth_verifications=${s.totals.authVerifications}`)
+  (s.totals.authOk + s.totals.authFailed === 0
+    ? ""
+    : ` auth_ok=${s.totals.authOk} auth_cached=${s.totals.authCached} auth_failed=${s.totals.authFailed} auth_rate_limited=${s.totals.authRateLimited} auth_verifications=${s.totals.authVerifications}`)
 
 /** The stats line's figures as one flat JSON-able object (GET /stats, and the JSON stats line). */
 export const statsFigures = (s: StatsSnapshot): Record<string, number> => {

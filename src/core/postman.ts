@@ -321,17 +321,20 @@ export class Postman {
   }
 
   private readRequestHead(state: AwaitingHead, bytes: Uint8Array, now: number): void {
-    const head = state.head ?? (state.head = {
-      startedAt: now,
-      seen: 0,
-      line: new RequestLineScan(this.limits.maxRequestLine, this.limits.maxHeadBytes),
-    })
+    const head =
+      state.head ??
+      (state.head = {
+        startedAt: now,
+        seen: 0,
+        line: new RequestLineScan(this.limits.maxRequestLine, this.limits.maxHeadBytes),
+      })
     head.seen += bytes.length
     // Refuse an endless request line early, without waiting for the whole head limit; the scan decides
     // on the line's bytes alone, so one chunk or many give the same answer.
     // (and a line that cannot become a request line at its first impossible byte: a TLS ClientHello...)
     const early = head.line.push(bytes)
-    if (early !== undefined) return this.reject(early.status, early.reason, now, head.startedAt, head.line.seen, this.partialRequestLine(state))
+    if (early !== undefined)
+      return this.reject(early.status, early.reason, now, head.startedAt, head.line.seen, this.partialRequestLine(state))
     const result = state.reader.push(bytes)
     switch (result._tag) {
       case "NeedMore":
@@ -360,7 +363,14 @@ export class Postman {
     const parsed = parseRequestHead(headBytes, this.limits)
     if (!parsed.ok) {
       const { status, reason, method, target } = parsed.rejection
-      return this.reject(status, reason, now, startedAt, headBytes.length, method === undefined ? undefined : { method, target: target ?? "-" })
+      return this.reject(
+        status,
+        reason,
+        now,
+        startedAt,
+        headBytes.length,
+        method === undefined ? undefined : { method, target: target ?? "-" },
+      )
     }
     const head = parsed.value
     const line = { method: head.method, target: head.rawTarget }
@@ -377,12 +387,14 @@ export class Postman {
       host: target.host,
       port: target.port,
       startedAt,
-      request: tunnel ? undefined : {
-        head,
-        body: makeFramer(framing.value, chunkLimits(this.limits)),
-        replayable: framing.value.kind === "none" && idempotentMethods.has(head.method),
-        upgrade: hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
-      },
+      request: tunnel
+        ? undefined
+        : {
+            head,
+            body: makeFramer(framing.value, chunkLimits(this.limits)),
+            replayable: framing.value.kind === "none" && idempotentMethods.has(head.method),
+            upgrade: hasToken(head.headers, "connection", "upgrade") && fieldValues(head.headers, "upgrade").length > 0,
+          },
       closeAfter: this.draining || wantsClose(head.version, head.headers),
       retried: false,
       bytesFromClient: headBytes.length,
@@ -783,7 +795,13 @@ export class Postman {
    */
   private retryOnFreshConnection(state: Forwarding, now: number): boolean {
     const exchange = state.exchange
-    if (!state.origin.reused || exchange.retried || !state.request.replayable || exchange.bytesFromOrigin > 0 || state.response._tag !== "Heads") {
+    if (
+      !state.origin.reused ||
+      exchange.retried ||
+      !state.request.replayable ||
+      exchange.bytesFromOrigin > 0 ||
+      state.response._tag !== "Heads"
+    ) {
       return false
     }
     exchange.retried = true
@@ -940,7 +958,14 @@ export class Postman {
     this.closeAll(graceful, originGraceful, originGone)
   }
 
-  private log(kind: "http" | "tunnel" | "upgrade", ledger: Ledger, status: number, outcome: Outcome, detail: string | undefined, now: number): void {
+  private log(
+    kind: "http" | "tunnel" | "upgrade",
+    ledger: Ledger,
+    status: number,
+    outcome: Outcome,
+    detail: string | undefined,
+    now: number,
+  ): void {
     this.emit({
       _tag: "Log",
       record: {

@@ -73,41 +73,41 @@ export interface Origin {
 /** The response of a Forwarding exchange: heads until the final one, then its body. */
 export type Response =
   | {
-    readonly _tag: "Heads"
-    readonly reader: HeadReader
-    /** 1xx heads received so far (capped: MAX_INTERIM_RESPONSES). None of them begins the response. */
-    interim: number
-  }
+      readonly _tag: "Heads"
+      readonly reader: HeadReader
+      /** 1xx heads received so far (capped: MAX_INTERIM_RESPONSES). None of them begins the response. */
+      interim: number
+    }
   | {
-    readonly _tag: "Body"
-    readonly body: BodyFramer
-    /** The final status, sent to the client: from here on no error response is possible. */
-    readonly status: number
-    /** The origin connection may be pooled after this body (delimited, no `Connection: close`). */
-    readonly originReusable: boolean
-  }
+      readonly _tag: "Body"
+      readonly body: BodyFramer
+      /** The final status, sent to the client: from here on no error response is possible. */
+      readonly status: number
+      /** The origin connection may be pooled after this body (delimited, no `Connection: close`). */
+      readonly originReusable: boolean
+    }
 
 export type State =
   | {
-    readonly _tag: "AwaitingHead"
-    readonly reader: HeadReader
-    head: HeadInProgress | undefined
-    /** When the connection became idle (accept time for the first request). */
-    readonly idleSince: number
-    /** No request was read yet: the idle deadline is headTimeout, not keepAliveTimeout. */
-    readonly firstRequest: boolean
-  }
+      readonly _tag: "AwaitingHead"
+      readonly reader: HeadReader
+      head: HeadInProgress | undefined
+      /** When the connection became idle (accept time for the first request). */
+      readonly idleSince: number
+      /** No request was read yet: the idle deadline is headTimeout, not keepAliveTimeout. */
+      readonly firstRequest: boolean
+    }
   | { readonly _tag: "Authorizing"; readonly exchange: Exchange; readonly since: number }
   | { readonly _tag: "Connecting"; readonly exchange: Exchange; readonly origin: Origin; readonly since: number }
   | {
-    readonly _tag: "Forwarding"
-    readonly exchange: Exchange
-    readonly request: HttpRequest
-    readonly origin: Origin
-    /** The socket leads to a parent proxy (Connected.upstream), not to the origin. */
-    readonly upstream: UpstreamHop | undefined
-    response: Response
-  }
+      readonly _tag: "Forwarding"
+      readonly exchange: Exchange
+      readonly request: HttpRequest
+      readonly origin: Origin
+      /** The socket leads to a parent proxy (Connected.upstream), not to the origin. */
+      readonly upstream: UpstreamHop | undefined
+      response: Response
+    }
   | { readonly _tag: "Tunnel"; readonly relay: Relay; readonly origin: Origin }
   | { readonly _tag: "Closed" }
 

@@ -99,11 +99,7 @@ export class AccessLog {
   /** Log one finished request or tunnel of `client` ("ip:port"). */
   access(client: string, record: AccessRecord): void {
     if (!this.accessEnabled) return
-    this.push(
-      this.format === "json"
-        ? formatJson(client, record, this.worker, new Date().toISOString())
-        : formatText(client, record),
-    )
+    this.push(this.format === "json" ? formatJson(client, record, this.worker, new Date().toISOString()) : formatText(client, record))
   }
 
   /** A diagnostic line of the worker itself. */
@@ -112,7 +108,12 @@ export class AccessLog {
     const who = this.worker === undefined ? "" : `worker ${this.worker}: `
     this.push(
       this.format === "json"
-        ? JSON.stringify({ time: new Date().toISOString(), level, ...(this.worker === undefined ? {} : { worker: this.worker }), message: text }) + "\n"
+        ? JSON.stringify({
+            time: new Date().toISOString(),
+            level,
+            ...(this.worker === undefined ? {} : { worker: this.worker }),
+            message: text,
+          }) + "\n"
         : `${level.toUpperCase()} ${who}${clean(text)}\n`,
     )
   }
@@ -142,6 +143,7 @@ export class AccessLog {
   private push(line: string): void {
     this.pending += line
     if (this.pending.length >= BATCH_BYTES) this.flush()
-    else if (this.scheduled === undefined) this.scheduled = this.batchMs > 0 ? setTimeout(this.onTurn, this.batchMs) : setImmediate(this.onTurn)
+    else if (this.scheduled === undefined)
+      this.scheduled = this.batchMs > 0 ? setTimeout(this.onTurn, this.batchMs) : setImmediate(this.onTurn)
   }
 }

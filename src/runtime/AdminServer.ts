@@ -67,13 +67,16 @@ export class AdminServer {
     this.requested = options.address
     this.allow = AllowList.parse(options.allow)
     this.sources = options.sources
-    this.server = http.createServer({
-      // Scrapers and health checkers send small heads quickly; nobody needs more.
-      maxHeaderSize: 8 * 1024,
-      headersTimeout: 10_000,
-      requestTimeout: 15_000,
-      keepAliveTimeout: 5_000,
-    }, (req, res) => this.handle(req, res))
+    this.server = http.createServer(
+      {
+        // Scrapers and health checkers send small heads quickly; nobody needs more.
+        maxHeaderSize: 8 * 1024,
+        headersTimeout: 10_000,
+        requestTimeout: 15_000,
+        keepAliveTimeout: 5_000,
+      },
+      (req, res) => this.handle(req, res),
+    )
     // A scraper or two and a load balancer's checks: a few connections at most.
     this.server.maxConnections = 64
   }
@@ -117,7 +120,11 @@ export class AdminServer {
         return send(res, health === "serving" ? 200 : 503, "text/plain; charset=utf-8", health === "serving" ? "ok\n" : `${health}\n`)
       }
       case "/stats":
-        return answer(res, this.sources.stats().then((s) => JSON.stringify(s) + "\n"), "application/json")
+        return answer(
+          res,
+          this.sources.stats().then((s) => JSON.stringify(s) + "\n"),
+          "application/json",
+        )
       case "/metrics":
         return answer(res, this.sources.metrics(), PROMETHEUS_CONTENT_TYPE)
     }
@@ -138,6 +145,7 @@ const send = (
 const answer = (res: Http.ServerResponse, body: Promise<string>, type: string): void => {
   body.then(
     (text) => send(res, 200, type, text),
-    (e: unknown) => send(res, 500, "text/plain; charset=utf-8", `500 Internal Server Error: ${e instanceof Error ? e.message : String(e)}\n`),
+    (e: unknown) =>
+      send(res, 500, "text/plain; charset=utf-8", `500 Internal Server Error: ${e instanceof Error ? e.message : String(e)}\n`),
   )
 }

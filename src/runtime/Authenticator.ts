@@ -84,7 +84,11 @@ const rateLimited: AuthVerdict = {
   reason: "rate-limited",
   message: "too many failed attempts from this address: try again later",
 }
-const malformed: AuthVerdict = { _tag: "AuthenticationFailed", reason: "invalid", message: "malformed credentials: expected Basic base64(user:password)" }
+const malformed: AuthVerdict = {
+  _tag: "AuthenticationFailed",
+  reason: "invalid",
+  message: "malformed credentials: expected Basic base64(user:password)",
+}
 const overloaded: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "too many credentials to check right now" }
 const unchecked: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "the credentials could not be checked" }
 

@@ -86,7 +86,7 @@ const formatAddress = (bytes: Uint8Array, v4: boolean): string => {
   // The longest run of two or more zero words becomes "::" (RFC 5952).
   let best = -1
   let bestLen = 1
-  for (let i = 0; i < 8;) {
+  for (let i = 0; i < 8; ) {
     let j = i
     while (j < 8 && words[j] === 0) j++
     if (j - i > bestLen) {
@@ -108,13 +108,17 @@ export const parseCidr = (input: string): Cidr => {
   const v4 = isIPv4(addr)
   const bytes = parseAddress(addr)
   if (bytes === undefined) {
-    throw new CidrError({ input, reason: `expected an IPv4 or IPv6 address with an optional prefix length, such as "10.0.0.0/8", "192.168.1.5" or "fd00::/8"` })
+    throw new CidrError({
+      input,
+      reason: `expected an IPv4 or IPv6 address with an optional prefix length, such as "10.0.0.0/8", "192.168.1.5" or "fd00::/8"`,
+    })
   }
   const max = v4 ? 32 : 128
   let len = max
   if (slash >= 0) {
     const lenText = text.slice(slash + 1)
-    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new CidrError({ input, reason: `the prefix length must be 0..${max} for an IPv${v4 ? 4 : 6} address` })
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max)
+      throw new CidrError({ input, reason: `the prefix length must be 0..${max} for an IPv${v4 ? 4 : 6} address` })
     len = Number(lenText)
   }
   const prefix = v4 ? len + 96 : len
@@ -128,7 +132,11 @@ export const parseCidr = (input: string): Cidr => {
     }
   }
   if (hostBits) {
-    throw new CidrError({ input, reason: `the address has host bits set (bits after the first ${len} must be zero)`, suggestion: `${formatAddress(network, v4)}/${len}` })
+    throw new CidrError({
+      input,
+      reason: `the address has host bits set (bits after the first ${len} must be zero)`,
+      suggestion: `${formatAddress(network, v4)}/${len}`,
+    })
   }
   return { bytes, prefix }
 }

@@ -59,12 +59,29 @@ import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
 import { zeroStats } from "./protocol.ts"
-import { forgetOriginBuffer, giveUpBulk, readAcceptedInto, readBuffer, readIsViewable, type ReadState, shared, SHARED_READ_BYTES } from "./internal/ReadArena.ts"
+import {
+  forgetOriginBuffer,
+  giveUpBulk,
+  readAcceptedInto,
+  readBuffer,
+  readIsViewable,
+  type ReadState,
+  shared,
+  SHARED_READ_BYTES,
+} from "./internal/ReadArena.ts"
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import { dial, type Dialing } from "./internal/HappyEyeballs.ts"
-import { allowedAddresses, check, checkName, checkUnresolved, type Denial, denialCounter, type DestinationPolicy } from "./DestinationPolicy.ts"
+import {
+  allowedAddresses,
+  check,
+  checkName,
+  checkUnresolved,
+  type Denial,
+  denialCounter,
+  type DestinationPolicy,
+} from "./DestinationPolicy.ts"
 import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, type WorkerMetrics } from "./Metrics.ts"
 
 const POOL_HIT = counterSlot("originPoolLookups", { result: "hit" })
@@ -75,7 +92,15 @@ import { describeParentError, parentFailed, UpstreamHandshake } from "./internal
 import type { Parent, UpstreamRoutes } from "./Upstream.ts"
 import type { Authenticator, AuthVerdict, AuthWaiter } from "./Authenticator.ts"
 import { hostPort, peerOf } from "./HostPort.ts"
-import { kConnection, kListening, listenEnd, nextReadBuffer, noteRead, type SocketOwner, type TaggedSocket as OwnedSocket } from "./internal/SocketHooks.ts"
+import {
+  kConnection,
+  kListening,
+  listenEnd,
+  nextReadBuffer,
+  noteRead,
+  type SocketOwner,
+  type TaggedSocket as OwnedSocket,
+} from "./internal/SocketHooks.ts"
 
 /** How long a gracefully closed client socket may linger (flushing our last bytes, reading theirs) before it is destroyed. */
 export const LINGER_MS = 5_000
@@ -482,7 +507,8 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
 
   /** The socket of `side` if the core may still use it (not released, not destroyed under us). */
   private openSocket(side: Side): net.Socket | undefined {
-    const socket = side === "client" ? (this.clientState === OPEN ? this.client : undefined) : this.originState === OPEN ? this.origin : undefined
+    const socket =
+      side === "client" ? (this.clientState === OPEN ? this.client : undefined) : this.originState === OPEN ? this.origin : undefined
     return socket === undefined || socket.destroyed ? undefined : socket
   }
 
@@ -553,7 +579,7 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
     // (the parent resolves the name), and resolved() then dials the PARENT's address unchecked.
     const policy = this.ctx.policy
     if (policy !== undefined) {
-      const destination = { host, port, kind: tunnel ? "connect" as const : "http" as const }
+      const destination = { host, port, kind: tunnel ? ("connect" as const) : ("http" as const) }
       const early = parent === undefined ? checkName(policy, destination) : checkUnresolved(policy, destination)
       if (early !== undefined) return this.denied(early)
     }
@@ -565,7 +591,10 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
     if (pooled !== undefined) {
       // Pooled origins were dialled for HTTP exchanges; a tunnel has other ports open (DestinationPolicy),
       // so it checks the pooled socket's address as a tunnel's and leaves a denied one in the pool.
-      const denial = tunnel && parent === undefined && policy !== undefined ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" }) : undefined
+      const denial =
+        tunnel && parent === undefined && policy !== undefined
+          ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" })
+          : undefined
       if (denial !== undefined) {
         pool?.put(poolKey(host, port), pooled)
         return this.denied(denial)
@@ -649,7 +678,11 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
     // The verdict is on the very addresses dialled next (no second lookup in between: DNS cannot change them).
     const policy = this.parent === undefined ? this.ctx.policy : undefined // the parent's address is not the destination
     if (policy !== undefined) {
-      const destination = { host: this.originHost, port: this.originPort, kind: this.originTunnel ? "connect" as const : "http" as const }
+      const destination = {
+        host: this.originHost,
+        port: this.originPort,
+        kind: this.originTunnel ? ("connect" as const) : ("http" as const),
+      }
       if (addresses.length === 1) {
         const denial = check(policy, { ...destination, address: addresses[0]!.address })
         if (denial !== undefined) return this.denied(denial)
@@ -661,7 +694,11 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
     }
     if (addresses.length > 1) {
       // Several addresses: race them (internal/HappyEyeballs.ts); the winner comes back connected.
-      this.dialing = dial(addresses, (address) => this.openOrigin(address), (e, socket) => this.dialled(generation, e, socket))
+      this.dialing = dial(
+        addresses,
+        (address) => this.openOrigin(address),
+        (e, socket) => this.dialled(generation, e, socket),
+      )
       return
     }
     let socket: TaggedSocket
@@ -827,7 +864,9 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
   /** @internal */ readBufferFor(socket: net.Socket): Buffer {
     return socket === this.client
       ? readBuffer(this, "client", this.clientState === OPEN)
-      : socket === this.origin ? readBuffer(this, "origin", this.originState === OPEN) : shared
+      : socket === this.origin
+        ? readBuffer(this, "origin", this.originState === OPEN)
+        : shared
   }
 
   /**
@@ -879,7 +918,10 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
     this.originState = IDLE
     if (state === CONNECTING) {
       this.connectGeneration++
-      if (this.parent !== undefined) this.failParent(this.handshake !== undefined ? "closed the connection without answering CONNECT" : "closed the connection while connecting")
+      if (this.parent !== undefined)
+        this.failParent(
+          this.handshake !== undefined ? "closed the connection without answering CONNECT" : "closed the connection while connecting",
+        )
       else this.connectFailed("error", "connection closed while connecting")
     } else if (state === OPEN) {
       // Closed under the core without the core releasing it (after an 'error' the core usually has).

@@ -183,8 +183,8 @@ export class ConnectionLimits {
   admitTotal(socket: net.Socket): boolean {
     if (!this.shared.acquireTotal(this.worker, this.maxConnections)) {
       this.closedOverTotal++
-      this.overTotal.warn(() =>
-        `connection limit reached: ${this.maxConnections} connections open, closing new ones at once (--max-connections)`
+      this.overTotal.warn(
+        () => `connection limit reached: ${this.maxConnections} connections open, closing new ones at once (--max-connections)`,
       )
       socket.destroy()
       return false
@@ -201,8 +201,9 @@ export class ConnectionLimits {
     const verdict = this.shared.acquireClient(key, this.worker, this.maxConnectionsPerClient)
     if (verdict === "full") {
       this.closedOverClient++
-      this.overClient.warn(() =>
-        `connection limit reached for client ${address}: ${this.maxConnectionsPerClient} connections open, closing new ones at once (--max-connections-per-client)`
+      this.overClient.warn(
+        () =>
+          `connection limit reached for client ${address}: ${this.maxConnectionsPerClient} connections open, closing new ones at once (--max-connections-per-client)`,
       )
       this.release(socket)
       socket.destroy()
@@ -230,9 +231,10 @@ export class ConnectionLimits {
   }
 
   private outOfDescriptors(why: string): void {
-    this.exhausted.warn(() =>
-      `out of file descriptors (${why}): pausing accepting for ${ACCEPT_PAUSE_MS} ms at a time; open connections are served. ` +
-        `Raise the limit (ulimit -n) or lower --max-connections`
+    this.exhausted.warn(
+      () =>
+        `out of file descriptors (${why}): pausing accepting for ${ACCEPT_PAUSE_MS} ms at a time; open connections are served. ` +
+        `Raise the limit (ulimit -n) or lower --max-connections`,
     )
     this.pause()
   }

@@ -103,7 +103,16 @@ export const specialRanges: ReadonlyArray<Range> = [
 const CONNECT_PORTS: ReadonlyArray<readonly [number, number]> = [[443, 443]]
 /** Plain HTTP ports open by default on an exposed proxy (Squid's Safe_ports). */
 const HTTP_PORTS: ReadonlyArray<readonly [number, number]> = [
-  [80, 80], [21, 21], [443, 443], [70, 70], [210, 210], [1025, 65535], [280, 280], [488, 488], [591, 591], [777, 777],
+  [80, 80],
+  [21, 21],
+  [443, 443],
+  [70, 70],
+  [210, 210],
+  [1025, 65535],
+  [280, 280],
+  [488, 488],
+  [591, 591],
+  [777, 777],
 ]
 
 /** Whether `port` is open by default to `kind` on an exposed proxy. */
@@ -153,10 +162,7 @@ const UNSPECIFIED_V4 = "0.0.0.0"
 const UNSPECIFIED_V6 = "::"
 
 /** The proxy's own sockets: each listen address on its port; a wildcard listener is every local address. */
-export const selfSockets = (
-  listen: PolicyOptions["listen"],
-  interfaces: ReadonlyArray<string> = [],
-): Array<SelfSocket> => {
+export const selfSockets = (listen: PolicyOptions["listen"], interfaces: ReadonlyArray<string> = []): Array<SelfSocket> => {
   const out: Array<SelfSocket> = []
   const add = (address: string, port: number) => {
     const bytes = addressBytes(address)
@@ -238,9 +244,10 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   const dialled = destination.address ?? host
   let bytes = addressBytes(dialled)
   if (bytes === undefined && destination.address === undefined && isLocalhostName(host)) bytes = LOCALHOST
-  const where = destination.address !== undefined && normalHost(destination.address) !== host
-    ? `${hostPort(host, port)} (${normalHost(destination.address)})`
-    : hostPort(normalHost(dialled), port)
+  const where =
+    destination.address !== undefined && normalHost(destination.address) !== host
+      ? `${hostPort(host, port)} (${normalHost(destination.address)})`
+      : hostPort(normalHost(dialled), port)
 
   // 1. The proxy itself.
   if (bytes !== undefined && policy.selfPorts.has(port)) {
@@ -273,7 +280,8 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
     return denial("range", r.name, where, nat64 ? `${r.name} (through NAT64)` : r.name, `allow it with --allow-to ${hint}`)
   }
   if (!portAllowed) {
-    const open = kind === "connect" ? "CONNECT is allowed to port 443 only by default" : "plain HTTP is allowed to Squid's Safe_ports only by default"
+    const open =
+      kind === "connect" ? "CONNECT is allowed to port 443 only by default" : "plain HTTP is allowed to Squid's Safe_ports only by default"
     return denial("port", "port", where, `port ${port}: ${open}`, `allow it with --allow-to ${ruleText(host, port)}`)
   }
   return undefined

@@ -37,7 +37,8 @@ export class RuleError extends Data.TaggedError("RuleError")<{
   }
 }
 
-const RULE_HELP = "expected ADDRESS[:PORTS] such as '*:25', '10.0.0.0/8', '127.0.0.1:8080-8090', 'example.com:80,443', '*.example.com' or '[fd00::/8]:443'"
+const RULE_HELP =
+  "expected ADDRESS[:PORTS] such as '*:25', '10.0.0.0/8', '127.0.0.1:8080-8090', 'example.com:80,443', '*.example.com' or '[fd00::/8]:443'"
 
 /** A DNS name: letters, digits, '-' and '_' in dot-separated labels of 1..63 characters. */
 const NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/
@@ -71,7 +72,8 @@ const parseRuleAddress = (input: string, text: string): RuleAddress => {
   const name = text.toLowerCase().replace(/\.$/, "")
   const wildcard = name.startsWith("*.")
   const bare = wildcard ? name.slice(2) : name
-  if (!NAME.test(bare)) throw new RuleError({ input, reason: `${JSON.stringify(text)} is not an IP, a CIDR, a host name, *.suffix or *; ${RULE_HELP}` })
+  if (!NAME.test(bare))
+    throw new RuleError({ input, reason: `${JSON.stringify(text)} is not an IP, a CIDR, a host name, *.suffix or *; ${RULE_HELP}` })
   if (!wildcard && NUMERIC_LABEL.test(bare)) {
     throw new RuleError({ input, reason: `${JSON.stringify(text)} reads as a number, not a name: write an IPv4 address in full (a.b.c.d)` })
   }
@@ -90,7 +92,8 @@ export const parseRule = (input: string): Rule => {
     if (close < 0) throw new RuleError({ input, reason: "unterminated [ (IPv6 addresses go in brackets: [fd00::/8]:443)" })
     address = text.slice(1, close)
     const rest = text.slice(close + 1)
-    if (rest !== "" && !rest.startsWith(":")) throw new RuleError({ input, reason: `unexpected ${JSON.stringify(rest)} after ]; ${RULE_HELP}` })
+    if (rest !== "" && !rest.startsWith(":"))
+      throw new RuleError({ input, reason: `unexpected ${JSON.stringify(rest)} after ]; ${RULE_HELP}` })
     if (rest !== "") ports = rest.slice(1)
     if (!address.includes(":")) throw new RuleError({ input, reason: "only IPv6 addresses go in brackets" })
   } else if (colons === 1) {

@@ -32,8 +32,7 @@ const formatLabels = (labels: Labels | undefined, extra?: readonly [string, stri
 }
 
 /** A sample value as Prometheus reads it (Go's ParseFloat): JavaScript's own text, but +Inf/-Inf/NaN spelled its way. */
-export const formatValue = (v: number): string =>
-  Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v)
+export const formatValue = (v: number): string => (Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v))
 
 /** A bucket bound as an `le` label value. */
 const formatBound = (b: number): string => (b === Infinity ? "+Inf" : String(b))

@@ -13,9 +13,7 @@
 /** A parsed file: user name -> bcrypt hash, in file order. */
 export type Users = ReadonlyMap<string, string>
 
-export type HtpasswdResult =
-  | { readonly ok: true; readonly users: Users }
-  | { readonly ok: false; readonly problems: ReadonlyArray<string> }
+export type HtpasswdResult = { readonly ok: true; readonly users: Users } | { readonly ok: false; readonly problems: ReadonlyArray<string> }
 
 /** `$2y$10$` + 22 characters of salt + 31 of hash, in bcrypt's base64 alphabet. */
 const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/
@@ -65,7 +63,10 @@ export const parseHtpasswd = (text: string, name: string): HtpasswdResult => {
   })
   if (problems.length > 0) return { ok: false, problems }
   if (users.size === 0) {
-    return { ok: false, problems: [`${name} has no user: add one with htpasswd -B ${name} USER (htpasswd -B -c ${name} USER starts a new file)`] }
+    return {
+      ok: false,
+      problems: [`${name} has no user: add one with htpasswd -B ${name} USER (htpasswd -B -c ${name} USER starts a new file)`],
+    }
   }
   return { ok: true, users }
 }

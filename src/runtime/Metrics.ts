@@ -55,12 +55,26 @@ export const CONNECT_FAILURES = ["unresolved", "refused", "unreachable", "timeou
  * array shipped to the main thread, which is built from this same table.
  */
 export const COUNTERS = {
-  connectionsRefused: counter("hctunnel_connections_refused_total", "Client connections refused, by reason", { reason: ["not_allowed", "shutting_down", "not_proxy_source", "proxy_header"] }),
-  requests: counter("hctunnel_requests_total", "Requests and CONNECTs answered, by method class and status class", { method: METHOD_CLASSES, status: STATUS_CLASSES }),
+  connectionsRefused: counter("hctunnel_connections_refused_total", "Client connections refused, by reason", {
+    reason: ["not_allowed", "shutting_down", "not_proxy_source", "proxy_header"],
+  }),
+  requests: counter("hctunnel_requests_total", "Requests and CONNECTs answered, by method class and status class", {
+    method: METHOD_CLASSES,
+    status: STATUS_CLASSES,
+  }),
   outcomes: counter("hctunnel_request_outcomes_total", "Requests and tunnels finished, by how they ended", { outcome: OUTCOMES }),
-  tunnelsClosed: counter("hctunnel_tunnels_closed_total", "Tunnels (CONNECT, or an upgrade after 101) that were established and have ended"),
-  originConnectFailures: counter("hctunnel_origin_connect_failures_total", "Origin connections that could not be opened, by reason", { reason: CONNECT_FAILURES }),
-  originPoolLookups: counter("hctunnel_origin_pool_lookups_total", "Origin connections asked for: reused from the pool (hit) or dialled (miss)", { result: ["hit", "miss"] }),
+  tunnelsClosed: counter(
+    "hctunnel_tunnels_closed_total",
+    "Tunnels (CONNECT, or an upgrade after 101) that were established and have ended",
+  ),
+  originConnectFailures: counter("hctunnel_origin_connect_failures_total", "Origin connections that could not be opened, by reason", {
+    reason: CONNECT_FAILURES,
+  }),
+  originPoolLookups: counter(
+    "hctunnel_origin_pool_lookups_total",
+    "Origin connections asked for: reused from the pool (hit) or dialled (miss)",
+    { result: ["hit", "miss"] },
+  ),
   internalErrors: counter("hctunnel_internal_errors_total", "Connections released because of an internal error (a bug)"),
 } as const satisfies Readonly<Record<string, CounterSpec>>
 
@@ -72,10 +86,26 @@ const TUNNEL_BOUNDS_MS = [100, 1000, 10_000, 60_000, 300_000, 1_800_000, 3_600_0
 
 /** Every histogram a worker keeps. Add new ones at the end. */
 export const HISTOGRAMS = {
-  requestDuration: { name: "hctunnel_request_duration_seconds", help: "Plain HTTP exchanges: from the request's first byte to the end of the response", boundsMs: REQUEST_BOUNDS_MS },
-  originConnect: { name: "hctunnel_origin_connect_duration_seconds", help: "Opening a new origin connection: DNS lookup and TCP handshake (pooled connections are not counted)", boundsMs: CONNECT_BOUNDS_MS },
-  firstByte: { name: "hctunnel_time_to_first_byte_seconds", help: "Plain HTTP exchanges: from the request's first byte to the origin's first response byte", boundsMs: REQUEST_BOUNDS_MS },
-  tunnelDuration: { name: "hctunnel_tunnel_duration_seconds", help: "CONNECT tunnels and upgraded connections (WebSocket): lifetime once established", boundsMs: TUNNEL_BOUNDS_MS },
+  requestDuration: {
+    name: "hctunnel_request_duration_seconds",
+    help: "Plain HTTP exchanges: from the request's first byte to the end of the response",
+    boundsMs: REQUEST_BOUNDS_MS,
+  },
+  originConnect: {
+    name: "hctunnel_origin_connect_duration_seconds",
+    help: "Opening a new origin connection: DNS lookup and TCP handshake (pooled connections are not counted)",
+    boundsMs: CONNECT_BOUNDS_MS,
+  },
+  firstByte: {
+    name: "hctunnel_time_to_first_byte_seconds",
+    help: "Plain HTTP exchanges: from the request's first byte to the origin's first response byte",
+    boundsMs: REQUEST_BOUNDS_MS,
+  },
+  tunnelDuration: {
+    name: "hctunnel_tunnel_duration_seconds",
+    help: "CONNECT tunnels and upgraded connections (WebSocket): lifetime once established",
+    boundsMs: TUNNEL_BOUNDS_MS,
+  },
 } as const satisfies Readonly<Record<string, HistogramSpec>>
 
 export type HistogramKey = keyof typeof HISTOGRAMS
@@ -131,7 +161,9 @@ export const counterSlot = (key: CounterKey, labels: Readonly<Record<string, str
 }
 
 /** Every series of a counter family: its label values and its slot (for the exposition). */
-export const counterSeries = (key: CounterKey): ReadonlyArray<{ readonly labels: Readonly<Record<string, string>>; readonly slot: number }> => {
+export const counterSeries = (
+  key: CounterKey,
+): ReadonlyArray<{ readonly labels: Readonly<Record<string, string>>; readonly slot: number }> => {
   const space: LabelSpace = COUNTERS[key].labels
   let combos: Array<Record<string, string>> = [{}]
   for (const name in space) {

@@ -53,10 +53,11 @@ export class ProxyAuth {
   constructor(options: ProxyAuthOptions) {
     this.path = options.path
     this.log = options.log
-    this.verifier = options.verifier ??
-      new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
+    this.verifier =
+      options.verifier ?? new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
     const loaded = loadUsers(options.path)
-    if ("problem" in loaded) this.log.message("error", `proxy authentication: ${loaded.problem}; every request gets 407 until the file is fixed`)
+    if ("problem" in loaded)
+      this.log.message("error", `proxy authentication: ${loaded.problem}; every request gets 407 until the file is fixed`)
     this.authenticator = new Authenticator({
       users: "users" in loaded ? loaded.users : new Map(),
       verifier: this.verifier,
@@ -74,11 +75,17 @@ export class ProxyAuth {
   reload(): void {
     const loaded = loadUsers(this.path)
     if ("problem" in loaded) {
-      this.log.message("error", `proxy authentication: the auth file changed but cannot be used, keeping the previous users: ${loaded.problem}`)
+      this.log.message(
+        "error",
+        `proxy authentication: the auth file changed but cannot be used, keeping the previous users: ${loaded.problem}`,
+      )
       return
     }
     this.authenticator.replaceUsers(loaded.users)
-    this.log.message("info", `proxy authentication: ${this.path} reloaded (${loaded.users.size} user${loaded.users.size === 1 ? "" : "s"}), cached credentials dropped`)
+    this.log.message(
+      "info",
+      `proxy authentication: ${this.path} reloaded (${loaded.users.size} user${loaded.users.size === 1 ? "" : "s"}), cached credentials dropped`,
+    )
   }
 
   close(): void {

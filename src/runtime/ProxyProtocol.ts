@@ -53,7 +53,7 @@ export const parseProxyHeader = (bytes: Uint8Array): ProxyParse => {
   if (bytes.length === 0) return NEED_MORE
   if (bytes[0] === 0x0d) return parseV2(bytes)
   if (bytes[0] === 0x50) return parseV1(bytes)
-  return invalid("no PROXY protocol header (the connection does not start with \"PROXY \" or the v2 signature)")
+  return invalid('no PROXY protocol header (the connection does not start with "PROXY " or the v2 signature)')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -62,7 +62,8 @@ export const parseProxyHeader = (bytes: Uint8Array): ProxyParse => {
 const parseV1 = (bytes: Uint8Array): ProxyParse => {
   const prefix = Math.min(bytes.length, V1_PREFIX.length)
   for (let i = 0; i < prefix; i++) {
-    if (bytes[i] !== V1_PREFIX.charCodeAt(i)) return invalid("no PROXY protocol header (the connection does not start with \"PROXY \" or the v2 signature)")
+    if (bytes[i] !== V1_PREFIX.charCodeAt(i))
+      return invalid('no PROXY protocol header (the connection does not start with "PROXY " or the v2 signature)')
   }
   let end = -1
   // The CR of the longest line is its byte V1_MAX_BYTES - 2 (the LF the last one).
@@ -83,11 +84,12 @@ const parseV1 = (bytes: Uint8Array): ProxyParse => {
   const length = end + 2
   if (line === "UNKNOWN" || line.startsWith("UNKNOWN ")) return done(1, undefined, 0, length)
   const fields = line.split(" ")
-  if (fields.length !== 5) return invalid("v1 header: expected \"PROXY TCP4|TCP6 <source> <destination> <source port> <destination port>\"")
+  if (fields.length !== 5) return invalid('v1 header: expected "PROXY TCP4|TCP6 <source> <destination> <source port> <destination port>"')
   const [family, source, destination, sourcePort, destinationPort] = fields as [string, string, string, string, string]
   const isAddress = family === "TCP4" ? isDottedQuad : family === "TCP6" ? isStrictIPv6 : undefined
   if (isAddress === undefined) return invalid(`v1 header: unknown protocol ${JSON.stringify(family)} (expected TCP4, TCP6 or UNKNOWN)`)
-  if (!isAddress(source) || !isAddress(destination)) return invalid(`v1 header: an address is not a valid ${family === "TCP4" ? "IPv4" : "IPv6"} address`)
+  if (!isAddress(source) || !isAddress(destination))
+    return invalid(`v1 header: an address is not a valid ${family === "TCP4" ? "IPv4" : "IPv6"} address`)
   const port = parsePort(sourcePort)
   if (port < 0 || parsePort(destinationPort) < 0) return invalid("v1 header: a port is not a decimal number 0-65535 without leading zeros")
   // One spelling per IPv6 address (as v2 gives it), so that per-client counts do not split on "0db8" vs "db8".
@@ -120,13 +122,15 @@ const IPV6_BLOCK = 36 // 16 + 16 + 2 + 2
 const parseV2 = (bytes: Uint8Array): ProxyParse => {
   const prefix = Math.min(bytes.length, V2_SIGNATURE.length)
   for (let i = 0; i < prefix; i++) {
-    if (bytes[i] !== V2_SIGNATURE[i]) return invalid("no PROXY protocol header (the connection does not start with \"PROXY \" or the v2 signature)")
+    if (bytes[i] !== V2_SIGNATURE[i])
+      return invalid('no PROXY protocol header (the connection does not start with "PROXY " or the v2 signature)')
   }
   if (bytes.length <= 12) return NEED_MORE
   const versionCommand = bytes[12] as number
   if (versionCommand >> 4 !== 2) return invalid(`v2 header: version ${versionCommand >> 4} (only 2 exists)`)
   const command = versionCommand & 0x0f
-  if (command !== COMMAND_LOCAL && command !== COMMAND_PROXY) return invalid(`v2 header: unknown command ${command} (expected LOCAL or PROXY)`)
+  if (command !== COMMAND_LOCAL && command !== COMMAND_PROXY)
+    return invalid(`v2 header: unknown command ${command} (expected LOCAL or PROXY)`)
   if (bytes.length <= 13) return NEED_MORE
   const family = bytes[13] as number
   const known = family === TCP_OVER_IPV4 || family === TCP_OVER_IPV6 || family === UNSPEC
@@ -167,7 +171,7 @@ export const formatIPv6 = (bytes: Uint8Array, at: number): string => {
   }
   let bestStart = -1
   let bestLength = 1
-  for (let i = 0; i < 8;) {
+  for (let i = 0; i < 8; ) {
     if (words[i] !== 0) {
       i++
       continue

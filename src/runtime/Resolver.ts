@@ -165,7 +165,8 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
     if (ip === undefined) throw new Error(`hosts: ${JSON.stringify(name)} maps to ${JSON.stringify(address)}, not an IP address`)
     hosts.set(canonical(name), [ip])
   }
-  const hostsFile = options.hostsFile === false ? new Map<string, ReadonlyArray<Resolved>>() : readHostsFile(options.hostsFile ?? "/etc/hosts")
+  const hostsFile =
+    options.hostsFile === false ? new Map<string, ReadonlyArray<Resolved>>() : readHostsFile(options.hostsFile ?? "/etc/hosts")
   const loopback: ReadonlyArray<Resolved> = [{ address: "127.0.0.1", family: 4 }]
 
   const queryTimeoutMs = Math.max(1, Math.round(options.queryTimeoutMs ?? 2_000))
@@ -199,7 +200,7 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
     const v6 = lookup.v6
     const v4 = lookup.v4
     const addresses = [...(v6?.addresses ?? NO_ADDRESSES), ...(v4?.addresses ?? NO_ADDRESSES)]
-    let error: ResolveError | undefined 
+    let error: ResolveError | undefined
     let ttlMs = negativeTtlMs
     if (addresses.length > 0) {
       const ttls = [v6, v4].filter((a) => a !== undefined && a.addresses.length > 0).map((a) => a!.ttlMs)
@@ -248,14 +249,22 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
     asking++
     stats.dnsQueries += 2
     cares.resolve6(lookup.name, { ttl: true }, (err, records) => {
-      answered(lookup, 6, err !== null
-        ? { addresses: NO_ADDRESSES, ttlMs: 0, code: err.code ?? "EUNKNOWN" }
-        : { addresses: records.map((r) => ({ address: r.address, family: 6 as const })), ttlMs: minTtl(records), code: undefined })
+      answered(
+        lookup,
+        6,
+        err !== null
+          ? { addresses: NO_ADDRESSES, ttlMs: 0, code: err.code ?? "EUNKNOWN" }
+          : { addresses: records.map((r) => ({ address: r.address, family: 6 as const })), ttlMs: minTtl(records), code: undefined },
+      )
     })
     cares.resolve4(lookup.name, { ttl: true }, (err, records) => {
-      answered(lookup, 4, err !== null
-        ? { addresses: NO_ADDRESSES, ttlMs: 0, code: err.code ?? "EUNKNOWN" }
-        : { addresses: records.map((r) => ({ address: r.address, family: 4 as const })), ttlMs: minTtl(records), code: undefined })
+      answered(
+        lookup,
+        4,
+        err !== null
+          ? { addresses: NO_ADDRESSES, ttlMs: 0, code: err.code ?? "EUNKNOWN" }
+          : { addresses: records.map((r) => ({ address: r.address, family: 4 as const })), ttlMs: minTtl(records), code: undefined },
+      )
     })
   }
 
@@ -343,11 +352,14 @@ export const resolverOptionsFor = (init: WorkerInit, stats?: DnsCounters): Resol
 })
 
 /** DNS as an Effect service (for code outside the hot path). */
-export class Resolver extends Context.Service<Resolver, {
-  readonly resolve: (host: string) => Effect.Effect<ReadonlyArray<Resolved>, ResolveError>
-  /** The same rules as a callback function, for the socket adapter. */
-  readonly resolveCallback: ResolveFn
-}>()("hctunnel/Resolver") {
+export class Resolver extends Context.Service<
+  Resolver,
+  {
+    readonly resolve: (host: string) => Effect.Effect<ReadonlyArray<Resolved>, ResolveError>
+    /** The same rules as a callback function, for the socket adapter. */
+    readonly resolveCallback: ResolveFn
+  }
+>()("hctunnel/Resolver") {
   static readonly make = (options: ResolverOptions = {}): Resolver["Service"] => {
     const resolveCallback = makeResolve(options)
     return Resolver.of({
@@ -361,6 +373,5 @@ export class Resolver extends Context.Service<Resolver, {
     })
   }
 
-  static readonly layer = (options: ResolverOptions = {}): Layer.Layer<Resolver> =>
-    Layer.sync(Resolver, () => Resolver.make(options))
+  static readonly layer = (options: ResolverOptions = {}): Layer.Layer<Resolver> => Layer.sync(Resolver, () => Resolver.make(options))
 }

@@ -50,7 +50,8 @@ export type NoUpstreamEntry =
 export type ParsedEntry = { readonly ok: true; readonly value: NoUpstreamEntry } | { readonly ok: false; readonly message: string }
 
 const NAME = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/
-const expected = 'expected "*", a name ("example.com", ".example.com"), an address ("10.0.0.7", "::1"), a network ("10.0.0.0/8") or any of those with ":port"'
+const expected =
+  'expected "*", a name ("example.com", ".example.com"), an address ("10.0.0.7", "::1"), a network ("10.0.0.0/8") or any of those with ":port"'
 
 const portOf = (text: string): number | undefined => {
   if (!/^\d{1,5}$/.test(text)) return undefined
@@ -115,7 +116,6 @@ const ruleOf = (entry: NoUpstreamEntry): Rule => {
     }
   }
 }
-
 
 /** The worker's routing decision for every `Connect`. */
 export class UpstreamRoutes {

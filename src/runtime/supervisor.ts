@@ -106,11 +106,13 @@ export interface SupervisorOptions {
    * The admin endpoint (AdminServer.ts), when `--admin` is given: its address, who may use it, and how
    * GET /stats presents the figures.
    */
-  readonly admin?: {
-    readonly address: ListenAddress
-    readonly allow: ReadonlyArray<string>
-    readonly statsFigures: (stats: StatsSnapshot) => Record<string, number>
-  } | undefined
+  readonly admin?:
+    | {
+        readonly address: ListenAddress
+        readonly allow: ReadonlyArray<string>
+        readonly statsFigures: (stats: StatsSnapshot) => Record<string, number>
+      }
+    | undefined
 }
 
 /** What a reload changes. */
@@ -154,12 +156,10 @@ export interface StatsSnapshot {
 }
 
 /** Where worker.ts is: `.ts` beside this file in development (`node src/cli.ts`), `.js` in dist. */
-export const defaultWorkerUrl = (): URL =>
-  new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url)
+export const defaultWorkerUrl = (): URL => new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url)
 
 /** Error codes Node/libuv use when SO_REUSEPORT is not available (macOS, Windows: UV_ENOTSUP). */
 export const REUSEPORT_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "ERR_SOCKET_REUSEPORT_UNSUPPORTED"])
-
 
 const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
   connectionsAccepted: a.connectionsAccepted + b.connectionsAccepted,
@@ -217,11 +217,8 @@ const restartSchedule = Schedule.min([Schedule.exponential("200 millis"), Schedu
  * Runs the workers until SIGINT/SIGTERM (or until `stop` completes, for tests), then drains them.
  * Fails with ListenError if the first worker cannot listen, DrainTimeout if draining overran.
  */
-export const supervise = (
-  options: SupervisorOptions,
-  stop?: Deferred.Deferred<void>,
-): Effect.Effect<void, ListenError | DrainTimeout> =>
-  Effect.gen(function*() {
+export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<void>): Effect.Effect<void, ListenError | DrainTimeout> =>
+  Effect.gen(function* () {
     const startedAt = Date.now()
     const workerUrl = options.workerUrl ?? defaultWorkerUrl()
     let reusePort = true
@@ -240,9 +237,10 @@ export const supervise = (
 
     // Proxy authentication: one bcrypt verifier thread for the process; each worker gets a port to it.
     const logError = Effect.runForkWith(yield* Effect.context<never>())
-    const verifiers = options.init.authFile === undefined
-      ? undefined
-      : new VerifierHub({ onError: (error) => void logError(Effect.logError(`proxy authentication: ${error.message}`)) })
+    const verifiers =
+      options.init.authFile === undefined
+        ? undefined
+        : new VerifierHub({ onError: (error) => void logError(Effect.logError(`proxy authentication: ${error.message}`)) })
     const spawner = (id: number) => {
       const verifierPort = verifiers?.connect()
       return new Worker(workerUrl, {
@@ -258,7 +256,11 @@ export const supervise = (
 
     const platformLayer = NodeWorker.layer(spawner)
     const scope = yield* Scope.make()
-    if (verifiers !== undefined) yield* Scope.addFinalizer(scope, Effect.sync(() => verifiers.close()))
+    if (verifiers !== undefined)
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.sync(() => verifiers.close()),
+      )
 
     const snapshot = (): StatsSnapshot => {
       const cpu = process.cpuUsage()
@@ -292,11 +294,13 @@ export const supervise = (
     }
 
     /** The first report of a worker run: Listening or ListenFailed. */
-    type First = { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> } | { readonly ok: false; readonly code: string; readonly message: string }
+    type First =
+      | { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> }
+      | { readonly ok: false; readonly code: string; readonly message: string }
 
     /** One run of one worker thread: spawn, handle its messages, fail when it ends. */
     const runOnce = (slot: Slot, first: Deferred.Deferred<First> | undefined) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const platform = yield* WorkerPlatform
         const worker = yield* platform.spawn<FromWorker, ToWorker>(slot.id)
         slot.handle = worker
@@ -307,7 +311,9 @@ export const supervise = (
               slot.listening = true
               if (first !== undefined) return Deferred.succeed(first, { ok: true, addresses: msg.addresses }).pipe(Effect.asVoid)
               slot.runs++
-              return slot.runs > 1 ? Effect.logInfo(`worker ${slot.id} replaced: listening again`) : Effect.logDebug(`worker ${slot.id} listening`)
+              return slot.runs > 1
+                ? Effect.logInfo(`worker ${slot.id} replaced: listening again`)
+                : Effect.logDebug(`worker ${slot.id} listening`)
             case "ListenFailed":
               if (first !== undefined) {
                 return Deferred.succeed(first, { ok: false, code: msg.code, message: msg.message }).pipe(Effect.asVoid)
@@ -356,9 +362,12 @@ export const supervise = (
           if (shuttingDown) return Effect.void
           // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
           if (!decided) return Effect.fail(e)
-          const why = e._tag === "WorkerListenFailed"
-            ? e.reason === START_FAILED ? `could not start (${e.detail})` : `cannot listen (${e.reason}: ${e.detail})`
-            : exitReason(Exit.fail(e))
+          const why =
+            e._tag === "WorkerListenFailed"
+              ? e.reason === START_FAILED
+                ? `could not start (${e.detail})`
+                : `cannot listen (${e.reason}: ${e.detail})`
+              : exitReason(Exit.fail(e))
           restarts++
           return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
         }),
@@ -383,7 +392,7 @@ export const supervise = (
       Effect.provide(eff, platformLayer)
 
     /** Start worker 0 and wait for its verdict. Its slot keeps running (supervised) when it listens. */
-    const startFirst = Effect.gen(function*() {
+    const startFirst = Effect.gen(function* () {
       const slot = newSlot(0)
       const first = yield* Deferred.make<First>()
       // The first run reports its verdict; if the thread dies before saying anything, that is a failure too.
@@ -415,13 +424,13 @@ export const supervise = (
       if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
       else Deferred.doneUnsafe(shutdownRequested, Exit.void)
     }
-    const reportStats = Effect.gen(function*() {
+    const reportStats = Effect.gen(function* () {
       yield* refreshStats
       yield* options.printStats(snapshot())
     })
     /** One reload at a time: a SIGHUP during a reload waits for it. */
     const reloadLock = yield* Semaphore.make(1)
-    const reload = Effect.gen(function*() {
+    const reload = Effect.gen(function* () {
       if (options.reload === undefined) return yield* Effect.logInfo("SIGHUP: nothing to reload")
       if (shuttingDown) return yield* Effect.logInfo("SIGHUP ignored: shutting down")
       const planned = yield* Effect.result(options.reload())
@@ -453,10 +462,10 @@ export const supervise = (
     // The admin endpoint listens before any worker starts, so a bad --admin fails fast; /healthz says
     // "starting" until every worker listens, "draining" from the first shutdown signal.
     let ready = false
-    let adminAddress: ListenAddress | undefined 
+    let adminAddress: ListenAddress | undefined
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     /** Asks every listening worker for its counters; waits for the answers, at most `FRESH_STATS_MS`. */
-    const refreshStats = Effect.gen(function*() {
+    const refreshStats = Effect.gen(function* () {
       const answers: Array<Deferred.Deferred<void>> = []
       const waiting: Array<readonly [Slot, () => void]> = []
       for (const s of slots) {
@@ -480,7 +489,7 @@ export const supervise = (
       // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
       // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
       const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
-        Promise.all([import("./AdminServer.ts"), import("./MetricsText.ts")])
+        Promise.all([import("./AdminServer.ts"), import("./MetricsText.ts")]),
       )
       const runPromise = Effect.runPromiseWith(yield* Effect.context<never>())
       const admin = new AdminServer({
@@ -503,7 +512,10 @@ export const supervise = (
           }),
       }).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
       // Closed with the scope, after the drain: it answers (503) through the whole grace period.
-      yield* Scope.addFinalizer(scope, Effect.sync(() => admin.close()))
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.sync(() => admin.close()),
+      )
     }
 
     if (options.signals !== false) {
@@ -528,14 +540,14 @@ export const supervise = (
     // load); with port 0 they must wait for the port worker 0 bound.
     const early: Array<Slot> = []
     const startOthers = (n: number) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         for (let id = 1; id < n; id++) {
           const slot = newSlot(id)
           early.push(slot)
           slot.fiber = yield* superviseSlot(slot).pipe(provide, Effect.forkIn(scope))
         }
       })
-    const stopOthers = Effect.gen(function*() {
+    const stopOthers = Effect.gen(function* () {
       for (const s of early.splice(0)) if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
     })
     const parallel = listen.every((a) => a.port !== 0)
@@ -567,13 +579,15 @@ export const supervise = (
       const s0 = slot0
       s0.fiber = yield* Fiber.await(firstRun).pipe(
         Effect.flatMap((exit) =>
-          shuttingDown ? Effect.void : Effect.gen(function*() {
-            restarts++
-            yield* Effect.logWarning(`worker 0 stopped: ${Exit.isFailure(exit) ? exitReason(exit) : "exited"}; starting a new one`)
-            yield* Effect.sleep("200 millis")
-            s0.runs = 1
-            if (!shuttingDown) yield* superviseSlot(s0)
-          })
+          shuttingDown
+            ? Effect.void
+            : Effect.gen(function* () {
+                restarts++
+                yield* Effect.logWarning(`worker 0 stopped: ${Exit.isFailure(exit) ? exitReason(exit) : "exited"}; starting a new one`)
+                yield* Effect.sleep("200 millis")
+                s0.runs = 1
+                if (!shuttingDown) yield* superviseSlot(s0)
+              }),
         ),
         provide,
         Effect.forkIn(scope),
@@ -584,19 +598,18 @@ export const supervise = (
     if (!parallel || !reusePort) yield* startOthers(count)
     slots.push(...early)
     // Wait (briefly) until every worker listens, so the start-up line is true when printed.
-    yield* Effect.sleep("20 millis").pipe(
-      Effect.repeat({ until: () => slots.every((s) => s.listening), times: 500 }),
-    )
+    yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: () => slots.every((s) => s.listening), times: 500 }))
     ready = true
     yield* options.onReady(listen, count, adminAddress)
 
     // Periodic stats at debug level.
     const onStatsTick = options.onStatsTick
-    if (onStatsTick !== undefined) yield* Effect.suspend(() => onStatsTick(snapshot())).pipe(
-      Effect.delay(options.init.statsIntervalMs),
-      Effect.forever,
-      Effect.forkIn(scope),
-    )
+    if (onStatsTick !== undefined)
+      yield* Effect.suspend(() => onStatsTick(snapshot())).pipe(
+        Effect.delay(options.init.statsIntervalMs),
+        Effect.forever,
+        Effect.forkIn(scope),
+      )
 
     yield* Deferred.await(shutdownRequested)
     shuttingDown = true
@@ -606,10 +619,7 @@ export const supervise = (
       else if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
     }
     const allDrained = Effect.forEach(slots, (s) => Deferred.await(s.drained), { discard: true })
-    const drained = yield* Effect.raceFirst(
-      allDrained.pipe(Effect.as(true)),
-      Deferred.await(forceStop).pipe(Effect.as(false)),
-    ).pipe(
+    const drained = yield* Effect.raceFirst(allDrained.pipe(Effect.as(true)), Deferred.await(forceStop).pipe(Effect.as(false))).pipe(
       Effect.timeoutOption(graceMs + 3000),
       Effect.map((o) => o._tag === "Some" && o.value),
     )

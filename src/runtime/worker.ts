@@ -39,7 +39,7 @@ const init = workerData as WorkerInit
 /** The worker's counters: the Resolver service counts DNS into them, the ProxyServer everything else. */
 const stats = emptyStats()
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const runner = yield* (yield* WorkerRunnerPlatform).start<FromWorker, ToWorker>()
   // DNS is a service: the byte path calls its callback form directly (once per origin connection).
   const resolver = yield* Resolver
@@ -55,7 +55,9 @@ const program = Effect.gen(function*() {
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: START_FAILED, message })
-    return yield* runner.run((_port, message) => (message._tag === "Shutdown" ? runner.send(0, { _tag: "Drained", id: init.id }) : Effect.void))
+    return yield* runner.run((_port, message) =>
+      message._tag === "Shutdown" ? runner.send(0, { _tag: "Drained", id: init.id }) : Effect.void,
+    )
   }
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
 
@@ -71,7 +73,8 @@ const program = Effect.gen(function*() {
 
   // Event-loop delay for /metrics (only with --admin: node:perf_hooks is ~1 MB of RSS per thread), sampled
   // every 10 ms; reset at every report, so each report covers the time since the previous one.
-  const loop = init.eventLoopDelay === true ? process.getBuiltinModule("node:perf_hooks").monitorEventLoopDelay({ resolution: 10 }) : undefined
+  const loop =
+    init.eventLoopDelay === true ? process.getBuiltinModule("node:perf_hooks").monitorEventLoopDelay({ resolution: 10 }) : undefined
   loop?.enable()
   yield* Effect.addFinalizer(() => Effect.sync(() => loop?.disable()))
   const loopDelay = () => {
@@ -82,12 +85,10 @@ const program = Effect.gen(function*() {
     return d
   }
   const sendStats = Effect.suspend(() =>
-    runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot(), metrics: server.metricsSnapshot(loopDelay()) })
+    runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot(), metrics: server.metricsSnapshot(loopDelay()) }),
   )
   if (listened.ok && init.statsIntervalMs > 0) {
-    yield* Effect.forkScoped(
-      sendStats.pipe(Effect.delay(init.statsIntervalMs), Effect.repeat(Schedule.spaced(init.statsIntervalMs))),
-    )
+    yield* Effect.forkScoped(sendStats.pipe(Effect.delay(init.statsIntervalMs), Effect.repeat(Schedule.spaced(init.statsIntervalMs))))
   }
 
   // Returns when the main thread closes the runner.
@@ -96,10 +97,7 @@ const program = Effect.gen(function*() {
       case "Shutdown":
         return Effect.callback<void>((resume) => {
           server.shutdown(message.graceMs, () => resume(Effect.void))
-        }).pipe(
-          Effect.andThen(sendStats),
-          Effect.andThen(runner.send(0, { _tag: "Drained", id: init.id })),
-        )
+        }).pipe(Effect.andThen(sendStats), Effect.andThen(runner.send(0, { _tag: "Drained", id: init.id })))
       case "ReportStats":
         return sendStats
       case "Reconfigure": {
@@ -126,7 +124,7 @@ const program = Effect.gen(function*() {
       const log = new AccessLog({ format: init.logFormat, level: init.logLevel, worker: init.id })
       log.message("error", `worker ${init.id} stopped: ${error instanceof Error ? error.message : String(error)}`)
       log.flush()
-    })
+    }),
   ),
 )
 

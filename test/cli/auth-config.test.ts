@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { checkSafety, type ConfigInputs, loadConfig } from "../../src/cli/config.ts"
 
-const load = (inputs: Partial<ConfigInputs>) => Effect.runSyncExit(loadConfig({ flags: {}, env: {}, ...inputs }).pipe(Effect.flatMap(checkSafety)))
+const load = (inputs: Partial<ConfigInputs>) =>
+  Effect.runSyncExit(loadConfig({ flags: {}, env: {}, ...inputs }).pipe(Effect.flatMap(checkSafety)))
 const good = (inputs: Partial<ConfigInputs>) => {
   const exit = load(inputs)
   if (!Exit.isSuccess(exit)) throw new Error(String(exit.cause))
@@ -16,7 +17,7 @@ const good = (inputs: Partial<ConfigInputs>) => {
 }
 
 describe("authFile setting", () => {
-  it("is off by default, and set by --auth-file, HCTUNNEL_AUTH_FILE or \"authFile\"", () => {
+  it('is off by default, and set by --auth-file, HCTUNNEL_AUTH_FILE or "authFile"', () => {
     expect(good({}).authFile).toBeUndefined()
     expect(good({ flags: { authFile: "/etc/hctunnel/users" } }).authFile).toBe("/etc/hctunnel/users")
     expect(good({ env: { HCTUNNEL_AUTH_FILE: "users" } }).authFile).toBe("users")
@@ -51,7 +52,9 @@ describe("hctunnel --auth-file: a bad file stops the start with one readable mes
     expect(existsSync(CLI)).toBe(true)
     const r = cli(["--port", "0", "--auth-file", "/nonexistent/users"])
     expect(r.code).toBe(1)
-    expect(r.stderr).toBe("hctunnel: cannot read the auth file /nonexistent/users (--auth-file): no such file (create it with: htpasswd -B -c /nonexistent/users USER)\n")
+    expect(r.stderr).toBe(
+      "hctunnel: cannot read the auth file /nonexistent/users (--auth-file): no such file (create it with: htpasswd -B -c /nonexistent/users USER)\n",
+    )
     expect(r.stdout).not.toMatch(/listening/)
   })
   it("an Apache MD5 entry (htpasswd's default) names the line and the bcrypt command", () => {

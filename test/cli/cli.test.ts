@@ -109,12 +109,18 @@ describe("bad input: one sentence on stderr, exit 1, nothing started", () => {
 
 describe("a real start", () => {
   it("port 0 with 2 workers: one port for all, start-up line, SIGUSR1 stats, SIGTERM exit 0", { timeout: 60_000 }, async () => {
-    const child = spawn(process.execPath, [CLI, "--port", "0", "--workers", "2"], { cwd: ROOT, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [CLI, "--port", "0", "--workers", "2"], {
+      cwd: ROOT,
+      env: cleanEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    })
     let out = ""
     let err = ""
     child.stdout.on("data", (d: Buffer) => (out += d.toString()))
     child.stderr.on("data", (d: Buffer) => (err += d.toString()))
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })))
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once("exit", (code, signal) => r({ code, signal })),
+    )
     const waitFor = async (re: RegExp, ms: number): Promise<RegExpExecArray> => {
       const until = Date.now() + ms
       for (;;) {
@@ -125,12 +131,18 @@ describe("a real start", () => {
       }
     }
     try {
-      const m = await waitFor(/hctunnel (\S+) listening on 127\.0\.0\.1:(\d+) with 2 workers — try: curl -x http:\/\/127\.0\.0\.1:(\d+) http:\/\/example\.com/, 40_000)
+      const m = await waitFor(
+        /hctunnel (\S+) listening on 127\.0\.0\.1:(\d+) with 2 workers — try: curl -x http:\/\/127\.0\.0\.1:(\d+) http:\/\/example\.com/,
+        40_000,
+      )
       expect(m[1]).toBe(pkg.version)
       expect(Number(m[2])).toBeGreaterThan(0)
       expect(m[3]).toBe(m[2])
       child.kill("SIGUSR1")
-      const stats = await waitFor(/stats pid=(\d+) uptime=\S+ cpu=[\d.]+s .*rss=\S+ workers=2\/2 .*live=\d+ accepted=\d+ requests=\d+ tunnels=\d+/, 10_000)
+      const stats = await waitFor(
+        /stats pid=(\d+) uptime=\S+ cpu=[\d.]+s .*rss=\S+ workers=2\/2 .*live=\d+ accepted=\d+ requests=\d+ tunnels=\d+/,
+        10_000,
+      )
       expect(Number(stats[1])).toBe(child.pid)
       child.kill("SIGTERM")
       const exit = await exited

@@ -11,9 +11,7 @@ import { envName, settings } from "../../src/cli/settings.ts"
 import { checkNodeVersion } from "../../src/cli/node-version.ts"
 
 const load = (inputs: Partial<ConfigInputs>): { ok: true; config: HctunnelConfig } | { ok: false; problems: ReadonlyArray<string> } => {
-  const exit = Effect.runSyncExit(
-    loadConfig({ flags: {}, env: {}, ...inputs }).pipe(Effect.flatMap(checkSafety)),
-  )
+  const exit = Effect.runSyncExit(loadConfig({ flags: {}, env: {}, ...inputs }).pipe(Effect.flatMap(checkSafety)))
   if (Exit.isSuccess(exit)) return { ok: true, config: exit.value }
   const error = exit.cause.reasons.find((r) => r._tag === "Fail")
   if (error === undefined || !(error.error instanceof ConfigError)) throw new Error(`unexpected failure: ${String(exit.cause)}`)
@@ -62,8 +60,21 @@ describe("good values", () => {
   const cases: ReadonlyArray<readonly [string, Partial<ConfigInputs>, (c: HctunnelConfig) => unknown, unknown]> = [
     ["--port sets the port of the default address", { flags: { port: "9000" } }, (c) => c.listen, [{ host: "127.0.0.1", port: 9000 }]],
     ["--port 0 (a free port)", { flags: { port: "0" } }, (c) => c.listen[0]?.port, 0],
-    ["repeated --listen, IPv6 in brackets", { flags: { listen: ["127.0.0.1:1", "[::1]:2"] } }, (c) => c.listen, [{ host: "127.0.0.1", port: 1 }, { host: "::1", port: 2 }]],
-    ["--port applies to every --listen", { flags: { listen: ["127.0.0.1:1", "[::1]:2"], port: "3" } }, (c) => c.listen.map((a) => a.port), [3, 3]],
+    [
+      "repeated --listen, IPv6 in brackets",
+      { flags: { listen: ["127.0.0.1:1", "[::1]:2"] } },
+      (c) => c.listen,
+      [
+        { host: "127.0.0.1", port: 1 },
+        { host: "::1", port: 2 },
+      ],
+    ],
+    [
+      "--port applies to every --listen",
+      { flags: { listen: ["127.0.0.1:1", "[::1]:2"], port: "3" } },
+      (c) => c.listen.map((a) => a.port),
+      [3, 3],
+    ],
     ["HCTUNNEL_LISTEN is comma-separated", { env: { HCTUNNEL_LISTEN: "127.0.0.1:5, [::1]:6" } }, (c) => c.listen.length, 2],
     ["--workers 4", { flags: { workers: "4" } }, (c) => c.workers, 4],
     ["duration with unit: 10s", { flags: { idleTimeout: "10s" } }, (c) => c.limits.idleTimeout, 10_000],
@@ -77,12 +88,27 @@ describe("good values", () => {
     ["log level is case-insensitive", { flags: { logLevel: "DEBUG" } }, (c) => c.logLevel, "debug"],
     ["a bare address in --allow becomes a /32", { flags: { allow: ["192.168.1.5"] } }, (c) => c.allow, ["192.168.1.5/32"]],
     ["IPv6 CIDR in --allow", { flags: { allow: ["fd00::/8", "::1/128"] } }, (c) => c.allow, ["fd00::/8", "::1/128"]],
-    ["--hosts name=address, repeated", { flags: { hosts: ["a.test=127.0.0.1", "B.test=::1"] } }, (c) => c.hosts, { "a.test": "127.0.0.1", "b.test": "::1" }],
+    [
+      "--hosts name=address, repeated",
+      { flags: { hosts: ["a.test=127.0.0.1", "B.test=::1"] } },
+      (c) => c.hosts,
+      { "a.test": "127.0.0.1", "b.test": "::1" },
+    ],
     ["hosts as a JSON object", { file: file({ hosts: { "o.test": "127.0.0.2" } }) }, (c) => c.hosts, { "o.test": "127.0.0.2" }],
     ["--via token", { flags: { via: "edge-1" } }, (c) => c.via, "edge-1"],
     ["no --dns-server: the system's", {}, (c) => c.dnsServers, []],
-    ["--dns-server, repeated, with and without ports", { flags: { dnsServers: ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"] } }, (c) => c.dnsServers, ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"]],
-    ["HCTUNNEL_DNS_SERVER comma-separated", { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:5353, 127.0.0.2" } }, (c) => c.dnsServers, ["127.0.0.1:5353", "127.0.0.2"]],
+    [
+      "--dns-server, repeated, with and without ports",
+      { flags: { dnsServers: ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"] } },
+      (c) => c.dnsServers,
+      ["127.0.0.1:5353", "::1", "[::1]:53", "127.0.0.2"],
+    ],
+    [
+      "HCTUNNEL_DNS_SERVER comma-separated",
+      { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:5353, 127.0.0.2" } },
+      (c) => c.dnsServers,
+      ["127.0.0.1:5353", "127.0.0.2"],
+    ],
     ["dnsServers as a JSON array", { file: file({ dnsServers: ["[::1]:5353"] }) }, (c) => c.dnsServers, ["[::1]:5353"]],
   ]
   for (const [name, inputs, pick, expected] of cases) {
@@ -96,23 +122,67 @@ describe("bad values: the message names the source, the value, what is wrong and
     ["--port abc", { flags: { port: "abc" } }, /^--port abc: "abc" is not a valid port: expected an integer from 0 to 65535$/],
     ["--workers 0", { flags: { workers: "0" } }, /^--workers 0: .*expected an integer from 1 to 64$/],
     ["--workers 100 from the env", { env: { HCTUNNEL_WORKERS: "100" } }, /^HCTUNNEL_WORKERS=100: .*expected an integer from 1 to 64$/],
-    ["a duration without sense", { flags: { idleTimeout: "soon" } }, /^--idle-timeout soon: "soon" is not a duration: expected .*"10s".*milliseconds$/],
+    [
+      "a duration without sense",
+      { flags: { idleTimeout: "soon" } },
+      /^--idle-timeout soon: "soon" is not a duration: expected .*"10s".*milliseconds$/,
+    ],
     ["a duration with an unknown unit", { flags: { connectTimeout: "10 fortnights" } }, /is not a duration/],
-    ["a duration out of range", { flags: { connectTimeout: "2h" } }, /^--connect-timeout 2h: "2h" is out of range: expected a duration from 1ms to 1h$/],
-    ["a listen address without port", { flags: { listen: ["127.0.0.1"] } }, /^--listen 127.0.0.1: "127.0.0.1" is not a listen address: expected host:port/],
+    [
+      "a duration out of range",
+      { flags: { connectTimeout: "2h" } },
+      /^--connect-timeout 2h: "2h" is out of range: expected a duration from 1ms to 1h$/,
+    ],
+    [
+      "a listen address without port",
+      { flags: { listen: ["127.0.0.1"] } },
+      /^--listen 127.0.0.1: "127.0.0.1" is not a listen address: expected host:port/,
+    ],
     ["a listen address with a name", { flags: { listen: ["example.com:80"] } }, /is not an IP address/],
-    ["a bad log level", { flags: { logLevel: "loud" } }, /^--log-level loud: "loud" is not allowed: expected one of debug, info, warn, error, none$/],
-    ["a bad log format", { env: { HCTUNNEL_LOG_FORMAT: "xml" } }, /^HCTUNNEL_LOG_FORMAT=xml: "xml" is not allowed: expected one of text, json$/],
+    [
+      "a bad log level",
+      { flags: { logLevel: "loud" } },
+      /^--log-level loud: "loud" is not allowed: expected one of debug, info, warn, error, none$/,
+    ],
+    [
+      "a bad log format",
+      { env: { HCTUNNEL_LOG_FORMAT: "xml" } },
+      /^HCTUNNEL_LOG_FORMAT=xml: "xml" is not allowed: expected one of text, json$/,
+    ],
     ["a CIDR with a bad prefix", { flags: { allow: ["10.0.0.0/33"] } }, /^--allow 10.0.0.0\/33: .*prefix length must be 0..32/],
     ["not a CIDR", { flags: { allow: ["everyone"] } }, /"everyone" is not a CIDR/],
-    ["a size too small", { flags: { maxHeadBytes: "10" } }, /^--max-head-bytes 10: "10" is out of range: expected a size from 1 KiB to 16 MiB$/],
+    [
+      "a size too small",
+      { flags: { maxHeadBytes: "10" } },
+      /^--max-head-bytes 10: "10" is out of range: expected a size from 1 KiB to 16 MiB$/,
+    ],
     ["a via with a space", { flags: { via: "my proxy" } }, /Via pseudonym must be an HTTP token/],
     ["a host mapping to a name", { flags: { hosts: ["a.test=b.test"] } }, /is not a host mapping/],
-    ["a DNS server given by name", { flags: { dnsServers: ["dns.example:53"] } }, /^--dns-server dns.example:53: "dns.example:53" is not a DNS server: expected an IP address .*\(a name is not allowed\)$/],
-    ["a DNS server port out of range", { flags: { dnsServers: ["127.0.0.1:0"] } }, /^--dns-server 127.0.0.1:0: "0" is not a valid port: expected an integer from 1 to 65535$/],
-    ["a DNS server from the env", { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:70000" } }, /^HCTUNNEL_DNS_SERVER=127.0.0.1:70000: .*expected an integer from 1 to 65535$/],
-    ["a wrong JSON type in the file", { file: file({ workers: "many" }) }, /^hctunnel.json: "workers": "many": "many" is not a valid number of workers/],
-    ["an unknown key in the file", { file: file({ idle_timeout: "5s" }) }, /^hctunnel.json: unknown key "idle_timeout" \(did you mean "idleTimeout"\?\); known keys: listen, /],
+    [
+      "a DNS server given by name",
+      { flags: { dnsServers: ["dns.example:53"] } },
+      /^--dns-server dns.example:53: "dns.example:53" is not a DNS server: expected an IP address .*\(a name is not allowed\)$/,
+    ],
+    [
+      "a DNS server port out of range",
+      { flags: { dnsServers: ["127.0.0.1:0"] } },
+      /^--dns-server 127.0.0.1:0: "0" is not a valid port: expected an integer from 1 to 65535$/,
+    ],
+    [
+      "a DNS server from the env",
+      { env: { HCTUNNEL_DNS_SERVER: "127.0.0.1:70000" } },
+      /^HCTUNNEL_DNS_SERVER=127.0.0.1:70000: .*expected an integer from 1 to 65535$/,
+    ],
+    [
+      "a wrong JSON type in the file",
+      { file: file({ workers: "many" }) },
+      /^hctunnel.json: "workers": "many": "many" is not a valid number of workers/,
+    ],
+    [
+      "an unknown key in the file",
+      { file: file({ idle_timeout: "5s" }) },
+      /^hctunnel.json: unknown key "idle_timeout" \(did you mean "idleTimeout"\?\); known keys: listen, /,
+    ],
     ["bad JSON, with the file name", { file: file('{"workers": 2,', "my.json") }, /^my.json is not valid JSON: /],
     ["a JSON array instead of an object", { file: file([1, 2], "list.json") }, /^list.json must hold a JSON object/],
   ]
@@ -183,7 +253,10 @@ describe("safety: never an open proxy by accident", () => {
   })
   it("accepts it once allow is given on any layer", () => {
     expect(good({ flags: { listen: ["0.0.0.0:3128"], allow: ["10.0.0.0/8"] } }).allow).toEqual(["10.0.0.0/8"])
-    expect(good({ flags: { listen: ["0.0.0.0:3128"] }, env: { HCTUNNEL_ALLOW: "10.0.0.0/8,fd00::/8" } }).allow).toEqual(["10.0.0.0/8", "fd00::/8"])
+    expect(good({ flags: { listen: ["0.0.0.0:3128"] }, env: { HCTUNNEL_ALLOW: "10.0.0.0/8,fd00::/8" } }).allow).toEqual([
+      "10.0.0.0/8",
+      "fd00::/8",
+    ])
     expect(good({ file: file({ listen: ["0.0.0.0:3128"], allow: ["0.0.0.0/0"] }) }).allowExplicit).toBe(true)
   })
   it("loopback listeners need no allow", () => {
@@ -209,7 +282,7 @@ describe("helpers", () => {
 })
 
 describe("admin endpoint settings", () => {
-  it("is off by default; --admin, HCTUNNEL_ADMIN and \"admin\" turn it on", () => {
+  it('is off by default; --admin, HCTUNNEL_ADMIN and "admin" turn it on', () => {
     expect(good({}).admin).toBeUndefined()
     expect(good({}).adminAllow).toEqual(["127.0.0.0/8", "::1/128"])
     expect(good({ flags: { admin: "127.0.0.1:9090" } }).admin).toEqual({ host: "127.0.0.1", port: 9090 })
@@ -233,12 +306,19 @@ describe("proxyProtocolFrom (PROXY protocol sources)", () => {
   it("is off by default", () => expect(good({}).proxyProtocolFrom).toEqual([]))
   it("is read from repeated flags, a comma-separated env var and a file array", () => {
     expect(good({ flags: { proxyProtocolFrom: ["10.0.0.5", "fd00::/8"] } }).proxyProtocolFrom).toEqual(["10.0.0.5/32", "fd00::/8"])
-    expect(good({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual(["10.0.0.0/24", "10.1.0.0/24"])
+    expect(good({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual([
+      "10.0.0.0/24",
+      "10.1.0.0/24",
+    ])
     expect(good({ file: file({ proxyProtocolFrom: ["127.0.0.1/32"] }) }).proxyProtocolFrom).toEqual(["127.0.0.1/32"])
   })
   it("names the flag and the value when a CIDR is bad", () => {
-    expect(problems({ flags: { proxyProtocolFrom: ["haproxy.internal"] } })[0]).toMatch(/^--proxy-protocol-from haproxy.internal: "haproxy.internal" is not a CIDR/)
-    expect(problems({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.1/8" } })[0]).toMatch(/^HCTUNNEL_PROXY_PROTOCOL_FROM=10.0.0.1\/8: .*host bits/)
+    expect(problems({ flags: { proxyProtocolFrom: ["haproxy.internal"] } })[0]).toMatch(
+      /^--proxy-protocol-from haproxy.internal: "haproxy.internal" is not a CIDR/,
+    )
+    expect(problems({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.1/8" } })[0]).toMatch(
+      /^HCTUNNEL_PROXY_PROTOCOL_FROM=10.0.0.1\/8: .*host bits/,
+    )
   })
 })
 

@@ -31,7 +31,9 @@ describe("destination rules in the configuration", () => {
     })
   })
   it("comma-separated env vars", () => {
-    expect(rules({ env: { HCTUNNEL_ALLOW_TO: "127.0.0.0/8:22,8000-8080, intranet.example", HCTUNNEL_DENY_TO: "*:25,*.ads.example" } })).toEqual({
+    expect(
+      rules({ env: { HCTUNNEL_ALLOW_TO: "127.0.0.0/8:22,8000-8080, intranet.example", HCTUNNEL_DENY_TO: "*:25,*.ads.example" } }),
+    ).toEqual({
       allowTo: ["127.0.0.0/8:22,8000-8080", "intranet.example"],
       denyTo: ["*:25", "*.ads.example"],
     })

@@ -23,7 +23,10 @@ const shellEnv = (): NodeJS.ProcessEnv => {
     if (/^(npm_|HCTUNNEL_)|_proxy$/i.test(k)) continue
     env[k] = v
   }
-  env["PATH"] = (process.env["PATH"] ?? "").split(delimiter).filter((p) => !p.includes("node_modules")).join(delimiter)
+  env["PATH"] = (process.env["PATH"] ?? "")
+    .split(delimiter)
+    .filter((p) => !p.includes("node_modules"))
+    .join(delimiter)
   // Any fetch would fail at once on loopback rather than leave the machine.
   env["npm_config_registry"] = "http://127.0.0.1:9/"
   return env

@@ -9,7 +9,10 @@ const load = (file: Record<string, unknown>) =>
 
 describe("reloadPlan", () => {
   it("carries the live settings and names nothing when only they changed", () => {
-    const plan = reloadPlan(load({}), load({ allow: ["10.0.0.0/8"], via: "edge", idleTimeout: "1m", logLevel: "warn", shutdownGrace: "3s" }))
+    const plan = reloadPlan(
+      load({}),
+      load({ allow: ["10.0.0.0/8"], via: "edge", idleTimeout: "1m", logLevel: "warn", shutdownGrace: "3s" }),
+    )
     expect(plan.settings.allow).toEqual(["10.0.0.0/8"])
     expect(plan.settings.via).toBe("edge")
     expect(plan.settings.limits.idleTimeout).toBe(60_000)
@@ -19,7 +22,10 @@ describe("reloadPlan", () => {
   })
 
   it("names every setting that needs a restart", () => {
-    const plan = reloadPlan(load({}), load({ listen: ["127.0.0.1:9999"], workers: 3, hosts: { a: "127.0.0.1" }, dnsServers: ["127.0.0.1:53"], statsInterval: "1s" }))
+    const plan = reloadPlan(
+      load({}),
+      load({ listen: ["127.0.0.1:9999"], workers: 3, hosts: { a: "127.0.0.1" }, dnsServers: ["127.0.0.1:53"], statsInterval: "1s" }),
+    )
     expect(plan.needsRestart).toEqual(["--listen/--port", "--workers", "--hosts", "--dns-server", "--stats-interval"])
   })
 })

@@ -78,7 +78,16 @@ describe("a worker that cannot start", () => {
     const exit = await Effect.runPromiseExit(
       supervise({
         // A setting the configuration check would refuse, given to the real worker directly.
-        init: { listen: [{ host: "127.0.0.1", port: 0 }], limits: defaultLimits, via: "t", allow: ["10.0.0.1/8"], logFormat: "text", logLevel: "none", hosts: {}, statsIntervalMs: 60_000 },
+        init: {
+          listen: [{ host: "127.0.0.1", port: 0 }],
+          limits: defaultLimits,
+          via: "t",
+          allow: ["10.0.0.1/8"],
+          logFormat: "text",
+          logLevel: "none",
+          hosts: {},
+          statsIntervalMs: 60_000,
+        },
         workers: 2,
         graceMs: 200,
         onReady: () => Effect.void,
@@ -92,7 +101,9 @@ describe("a worker that cannot start", () => {
     const error = reason?._tag === "Fail" ? (reason.error as ListenError) : undefined
     expect(error).toBeInstanceOf(ListenError)
     const message = error === undefined ? "" : describeListenFailure(error)
-    expect(message).toBe('a worker could not start: invalid CIDR "10.0.0.1/8": the address has host bits set (bits after the first 8 must be zero) (did you mean 10.0.0.0/8?)')
+    expect(message).toBe(
+      'a worker could not start: invalid CIDR "10.0.0.1/8": the address has host bits set (bits after the first 8 must be zero) (did you mean 10.0.0.0/8?)',
+    )
     noStack(message)
     noStack(logs.join("\n"))
   })

@@ -15,14 +15,27 @@ import { describeListenFailure, formatStatsText, lifecycleLog } from "../../src/
 
 const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)
 
-const harness = (workers: number, hosts: Record<string, string>, listen: ReadonlyArray<ListenAddress> = [{ host: "127.0.0.1", port: 0 }]) => {
+const harness = (
+  workers: number,
+  hosts: Record<string, string>,
+  listen: ReadonlyArray<ListenAddress> = [{ host: "127.0.0.1", port: 0 }],
+) => {
   const logs: string[] = []
   const ready: Array<{ addresses: ReadonlyArray<ListenAddress>; workers: number }> = []
   const stats: StatsSnapshot[] = []
   const stop = Deferred.makeUnsafe<void>()
   const run = supervise(
     {
-      init: { listen, limits: defaultLimits, via: "t", allow: ["127.0.0.0/8"], logFormat: "text", logLevel: "none", hosts, statsIntervalMs: 60_000 },
+      init: {
+        listen,
+        limits: defaultLimits,
+        via: "t",
+        allow: ["127.0.0.0/8"],
+        logFormat: "text",
+        logLevel: "none",
+        hosts,
+        statsIntervalMs: 60_000,
+      },
       workers,
       graceMs: 200,
       onReady: (addresses, n) => Effect.sync(() => void ready.push({ addresses, workers: n })),
@@ -73,7 +86,9 @@ describe("supervisor", () => {
     expect(Exit.isFailure(exit)).toBe(true)
     const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
     expect(error?._tag === "Fail" && error.error).toBeInstanceOf(ListenError)
-    expect(error?._tag === "Fail" ? describeListenFailure(error.error as ListenError) : "").toMatch(/cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/)
+    expect(error?._tag === "Fail" ? describeListenFailure(error.error as ListenError) : "").toMatch(
+      /cannot listen on 127\.0\.0\.1:8888: the address is already in use.*--port or --listen/,
+    )
     expect(h.ready).toHaveLength(0)
     // Worker 1 started at the same time (fixed port) and failed the same way: not reported twice.
     expect(h.logs.filter((l) => /stopped/.test(l))).toEqual([])
@@ -93,8 +108,28 @@ describe("supervisor", () => {
 
   it("formats the stats line", () => {
     const line = formatStatsText({
-      pid: 42, uptimeMs: 3_723_000, cpuUserMs: 1500, cpuSystemMs: 500, rssBytes: 50 * 1024 * 1024, workers: 2, workersRunning: 2, restarts: 0,
-      totals: { ...zeroStats, connectionsAccepted: 5, connectionsLive: 1, requests: 4, tunnels: 1, bytesFromClients: 2048, bytesFromOrigins: 3 * 1024 * 1024, errors: 0, deniedSelf: 1, deniedRule: 2, deniedRange: 3, deniedPort: 4 },
+      pid: 42,
+      uptimeMs: 3_723_000,
+      cpuUserMs: 1500,
+      cpuSystemMs: 500,
+      rssBytes: 50 * 1024 * 1024,
+      workers: 2,
+      workersRunning: 2,
+      restarts: 0,
+      totals: {
+        ...zeroStats,
+        connectionsAccepted: 5,
+        connectionsLive: 1,
+        requests: 4,
+        tunnels: 1,
+        bytesFromClients: 2048,
+        bytesFromOrigins: 3 * 1024 * 1024,
+        errors: 0,
+        deniedSelf: 1,
+        deniedRule: 2,
+        deniedRange: 3,
+        deniedPort: 4,
+      },
     })
     expect(line).toBe(
       "stats pid=42 uptime=1h2m3s cpu=2.00s (user 1.50s sys 0.50s) rss=50.0MiB workers=2/2 restarts=0 live=1 accepted=5 requests=4 tunnels=1 from_clients=2.0KiB from_origins=3.0MiB errors=0 denied=10",

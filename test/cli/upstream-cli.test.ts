@@ -28,7 +28,9 @@ describe("hctunnel --upstream", () => {
   it("a bad URL: exit 1, one sentence naming the flag, the password hidden", () => {
     const r = cli(["--upstream", "https://bob:hunter2@proxy.test:3128"])
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^hctunnel: invalid configuration: --upstream https:\/\/bob:\*\*\*@proxy\.test:3128: only http:\/\/ parent proxies are supported/)
+    expect(r.stderr).toMatch(
+      /^hctunnel: invalid configuration: --upstream https:\/\/bob:\*\*\*@proxy\.test:3128: only http:\/\/ parent proxies are supported/,
+    )
     expect(r.stderr + r.stdout).not.toContain("hunter2")
     expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   })

@@ -57,7 +57,11 @@ describe("--upstream", () => {
     expect(good({ flags: { upstream: "http://Proxy.Internal:3128" } }).upstream).toEqual({ host: "proxy.internal", port: 3128 })
     expect(good({ env: { HCTUNNEL_UPSTREAM: "127.0.0.1:3128/" } }).upstream).toEqual({ host: "127.0.0.1", port: 3128 })
     expect(good({ file: { name: "f.json", text: '{"upstream": "http://[::1]:8080"}' } }).upstream).toEqual({ host: "::1", port: 8080 })
-    expect(good({ flags: { upstream: "http://bob:p%40ss@10.0.0.1:3128" } }).upstream).toEqual({ host: "10.0.0.1", port: 3128, authorization: basic("bob:p@ss") })
+    expect(good({ flags: { upstream: "http://bob:p%40ss@10.0.0.1:3128" } }).upstream).toEqual({
+      host: "10.0.0.1",
+      port: 3128,
+      authorization: basic("bob:p@ss"),
+    })
   })
 
   it("refuses what it cannot use, in one line naming the flag, never showing the password", () => {
@@ -75,7 +79,9 @@ describe("--upstream", () => {
       expect(p).not.toContain("hunter2")
       expect(p).not.toContain("\n")
     }
-    expect(problem({ env: { HCTUNNEL_UPSTREAM: "http://bob:hunter2@proxy:x" } })).toMatch(/^HCTUNNEL_UPSTREAM=http:\/\/bob:\*\*\*@proxy:x: /)
+    expect(problem({ env: { HCTUNNEL_UPSTREAM: "http://bob:hunter2@proxy:x" } })).toMatch(
+      /^HCTUNNEL_UPSTREAM=http:\/\/bob:\*\*\*@proxy:x: /,
+    )
     expect(problem({ file: { name: "f.json", text: '{"upstream": "http://bob:hunter2@proxy:x"}' } })).not.toContain("hunter2")
   })
 
@@ -102,7 +108,9 @@ describe("the parent's credentials", () => {
   })
 
   it("from one place only, and only with a parent", () => {
-    expect(problem({ flags: { upstream: "http://a:b@127.0.0.1:3128" }, env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "c:d" } })).toMatch(/given twice/)
+    expect(problem({ flags: { upstream: "http://a:b@127.0.0.1:3128" }, env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "c:d" } })).toMatch(
+      /given twice/,
+    )
     expect(problem({ env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "c:d" } })).toMatch(/no --upstream/)
   })
 
@@ -111,7 +119,9 @@ describe("the parent's credentials", () => {
     expect(p).toMatch(/must hold one line user:password/)
     expect(p).not.toContain("alice")
     expect(problem({ flags: { upstream: "http://127.0.0.1:3128", upstreamCredentialsFile: join(dir, "nope") } })).toMatch(/cannot read it/)
-    expect(problem({ flags: { upstream: "http://127.0.0.1:3128" }, env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "nocolon" } })).not.toContain("nocolon\"")
+    expect(problem({ flags: { upstream: "http://127.0.0.1:3128" }, env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "nocolon" } })).not.toContain(
+      'nocolon"',
+    )
   })
 })
 
@@ -123,6 +133,8 @@ describe("--no-upstream", () => {
   })
 
   it("refuses a bad entry naming it", () => {
-    expect(problem({ flags: { noUpstream: ["ok.test", "bad entry"] } })).toMatch(/^--no-upstream ok\.test,bad entry: "bad entry" is not a no-upstream entry/)
+    expect(problem({ flags: { noUpstream: ["ok.test", "bad entry"] } })).toMatch(
+      /^--no-upstream ok\.test,bad entry: "bad entry" is not a no-upstream entry/,
+    )
   })
 })

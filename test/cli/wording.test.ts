@@ -13,9 +13,9 @@ const at = [{ host: "::1", port: 9090 }]
 
 describe("listen failures", () => {
   it("the admin endpoint's name --admin; the proxy's name --port/--listen", () => {
-    expect(describeListenFailure(new ListenError({ endpoint: "admin", reason: "EADDRINUSE", detail: "listen EADDRINUSE", addresses: at }))).toBe(
-      "cannot serve the admin endpoint on [::1]:9090: the address is already in use. Choose another port with --admin.",
-    )
+    expect(
+      describeListenFailure(new ListenError({ endpoint: "admin", reason: "EADDRINUSE", detail: "listen EADDRINUSE", addresses: at })),
+    ).toBe("cannot serve the admin endpoint on [::1]:9090: the address is already in use. Choose another port with --admin.")
     expect(describeListenFailure(new ListenError({ endpoint: "admin", reason: "EWHATEVER", detail: "odd", addresses: at }))).toBe(
       "cannot serve the admin endpoint on [::1]:9090 (--admin): odd (EWHATEVER)",
     )
@@ -40,7 +40,14 @@ describe("the rest of what the supervisor reports", () => {
 
   it("the /stats figures are the snapshot, flat", () => {
     const figures = statsFigures({
-      pid: 1, uptimeMs: 2, cpuUserMs: 3, cpuSystemMs: 4, rssBytes: 5, workers: 6, workersRunning: 7, restarts: 8,
+      pid: 1,
+      uptimeMs: 2,
+      cpuUserMs: 3,
+      cpuSystemMs: 4,
+      rssBytes: 5,
+      workers: 6,
+      workersRunning: 7,
+      restarts: 8,
       totals: { ...zeroStats, requests: 9 },
     })
     expect(figures).toMatchObject({ pid: 1, workersRunning: 7, requests: 9, tunnels: 0 })

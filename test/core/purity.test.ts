@@ -35,7 +35,9 @@ describe("src/core is free of IO", () => {
   for (const path of sources) {
     it(path.slice(root.length), () => {
       // Comments may mention what the code must not do.
-      const code = readFileSync(path, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:])\/\/.*$/gm, "$1")
+      const code = readFileSync(path, "utf8")
+        .replace(/\/\*[\s\S]*?\*\//g, "")
+        .replace(/(^|[^:])\/\/.*$/gm, "$1")
       for (const [what, pattern] of forbidden) expect(pattern.test(code), `${what} in ${path}`).toBe(false)
     })
   }

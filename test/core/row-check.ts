@@ -88,7 +88,10 @@ export const chainMismatch = (
   if (at !== to) return `the rows end in ${at}, the step in ${to}`
   const wantsDeadline = rows.some((r) => r.actions.some((a) => a.startsWith("SetDeadline")))
   const got = tags(step.map(describe), wantsDeadline)
-  const want = tags(rows.flatMap((r) => r.actions.map(normalize)), wantsDeadline)
+  const want = tags(
+    rows.flatMap((r) => r.actions.map(normalize)),
+    wantsDeadline,
+  )
   if (got !== want) return `actions [${got}], the rows have [${want}]`
   return undefined
 }

@@ -92,7 +92,12 @@ describe("§6.9 responses the proxy writes itself", () => {
   it("405 carries Allow before Via", () => {
     const { last } = run([fromClient("TRACE http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")])
     expect(writes(last, "client")).toEqual([
-      errorBytes(405, "Method Not Allowed", "TRACE is refused: a proxy must not reflect request headers that may carry credentials", "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT\r\n"),
+      errorBytes(
+        405,
+        "Method Not Allowed",
+        "TRACE is refused: a proxy must not reflect request headers that may carry credentials",
+        "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT\r\n",
+      ),
     ])
   })
 
@@ -104,7 +109,11 @@ describe("§6.9 responses the proxy writes itself", () => {
     expect(show(kept.last)).toEqual([`Write(client ${JSON.stringify(`${head}\r\n${body}`)})`, "Log(unauthenticated 407)"])
     expect(kept.postman.state).toBe("AwaitingHead")
     const closed = run([fromClient("GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), failed], { auth: true })
-    expect(show(closed.last)).toEqual([`Write(client ${JSON.stringify(`${head}Connection: close\r\n\r\n${body}`)})`, "Log(unauthenticated 407)", "Close(client true)"])
+    expect(show(closed.last)).toEqual([
+      `Write(client ${JSON.stringify(`${head}Connection: close\r\n\r\n${body}`)})`,
+      "Log(unauthenticated 407)",
+      "Close(client true)",
+    ])
   })
 
   it("the CONNECT 200 is 39 bytes and nothing else", () => {
@@ -114,7 +123,11 @@ describe("§6.9 responses the proxy writes itself", () => {
 
   it("ConnectFailed details name the Connect's host and port", () => {
     const fail = (reason: "unresolved" | "refused" | "unreachable" | "error" | "timeout") =>
-      text(run([fromClient("GET http://a:81/ HTTP/1.1\r\nHost: a\r\n\r\n"), { _tag: "ConnectFailed", reason, message: "x" }]).last.flatMap((a) => (a._tag === "Write" ? [a.bytes] : []))[0]!).split("\r\n\r\n")[1]
+      text(
+        run([fromClient("GET http://a:81/ HTTP/1.1\r\nHost: a\r\n\r\n"), { _tag: "ConnectFailed", reason, message: "x" }]).last.flatMap(
+          (a) => (a._tag === "Write" ? [a.bytes] : []),
+        )[0]!,
+      ).split("\r\n\r\n")[1]
     expect(fail("unresolved")).toBe("502 Bad Gateway: could not resolve host a\n")
     expect(fail("refused")).toBe("502 Bad Gateway: connection refused by a:81\n")
     expect(fail("unreachable")).toBe("502 Bad Gateway: a:81 is unreachable\n")
@@ -142,7 +155,9 @@ describe("§6.2 request framing, first rule that applies", () => {
   for (const [method, field, status, detail] of cases) {
     it(`${method} with ${JSON.stringify(field)}: ${status}`, () => {
       const target = method === "CONNECT" ? "a:443" : "http://a/"
-      const { last } = run([fromClient(`${method} ${target} HTTP/1.1\r\nHost: a\r\n${field.endsWith("\r\n") ? field : `${field}\r\n`}\r\n`)])
+      const { last } = run([
+        fromClient(`${method} ${target} HTTP/1.1\r\nHost: a\r\n${field.endsWith("\r\n") ? field : `${field}\r\n`}\r\n`),
+      ])
       if (status === "ok") return expect(show(last)[0]).toBe("Connect(a:443)")
       const reason = status === 400 ? "Bad Request" : "Not Implemented"
       expect(writes(last, "client")).toEqual([errorBytes(status, reason, detail!)])
@@ -156,7 +171,9 @@ describe("§6.2 request framing, first rule that applies", () => {
 
   it("an HTTP/1.0 response with Transfer-Encoding is a 502 (§6.4)", () => {
     const { last } = run([fromClient(GET), connected, fromOrigin("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")])
-    expect(writes(last, "client")).toEqual([errorBytes(502, "Bad Gateway", "malformed response from the origin: Transfer-Encoding in an HTTP/1.0 response")])
+    expect(writes(last, "client")).toEqual([
+      errorBytes(502, "Bad Gateway", "malformed response from the origin: Transfer-Encoding in an HTTP/1.0 response"),
+    ])
   })
 })
 
@@ -173,8 +190,14 @@ describe("§6.3 the forwarded head", () => {
 
   it("an upgrade keeps Upgrade in place and ends the head with Connection: upgrade; the 101 likewise", () => {
     const request = "GET http://a:8080/ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nX: 1\r\n\r\n"
-    const { calls } = run([fromClient(request), connected, fromOrigin("HTTP/1.1 101 \r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")])
-    expect(writes(calls[2]!, "origin")).toEqual(["GET /ws HTTP/1.1\r\nHost: a:8080\r\nUpgrade: websocket\r\nX: 1\r\nVia: 1.1 hc\r\nConnection: upgrade\r\n\r\n"])
+    const { calls } = run([
+      fromClient(request),
+      connected,
+      fromOrigin("HTTP/1.1 101 \r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+    ])
+    expect(writes(calls[2]!, "origin")).toEqual([
+      "GET /ws HTTP/1.1\r\nHost: a:8080\r\nUpgrade: websocket\r\nX: 1\r\nVia: 1.1 hc\r\nConnection: upgrade\r\n\r\n",
+    ])
     expect(writes(calls[3]!, "client")).toEqual(["HTTP/1.1 101 \r\nUpgrade: websocket\r\nVia: 1.1 hc\r\nConnection: upgrade\r\n\r\n"])
   })
 
@@ -185,7 +208,8 @@ describe("§6.3 the forwarded head", () => {
 })
 
 describe("§6.1 the loop check", () => {
-  const loops = (via: string) => show(run([fromClient(`GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: ${via}\r\n\r\n`)]).last)[1] === "Log(client-error 508)"
+  const loops = (via: string) =>
+    show(run([fromClient(`GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: ${via}\r\n\r\n`)]).last)[1] === "Log(client-error 508)"
   it("matches the second word of any element exactly", () => {
     expect(loops("1.1 hc")).toBe(true)
     expect(loops("1.0 x, HTTP/1.1 hc")).toBe(true)
@@ -229,7 +253,9 @@ describe("§4 activity and deadlines", () => {
   it("Drained is not activity", () => {
     const { postman } = run([fromClient(GET), connected, { _tag: "Blocked", side: "origin" }, { _tag: "Drained", side: "origin" }])
     postman.handle({ _tag: "Timeout" }, 20_000)
-    expect(show(postman.handle({ _tag: "Timeout" }, 2 + defaultLimits.idleTimeout))[0]).toBe("Write(client " + JSON.stringify(errorBytes(504, "Gateway Timeout", "the origin did not respond in time")) + ")")
+    expect(show(postman.handle({ _tag: "Timeout" }, 2 + defaultLimits.idleTimeout))[0]).toBe(
+      "Write(client " + JSON.stringify(errorBytes(504, "Gateway Timeout", "the origin did not respond in time")) + ")",
+    )
   })
 })
 
@@ -240,7 +266,12 @@ describe("§6.10 write splitting", () => {
   })
   it("a size line with an extension splits the run; a size line across events is one new piece", () => {
     const head = "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-    const { calls } = run([fromClient(head), connected, fromClient("5;x=1\r\nhello\r\n1"), fromClient("0\r\n0123456789abcdef\r\n0\r\n\r\n")])
+    const { calls } = run([
+      fromClient(head),
+      connected,
+      fromClient("5;x=1\r\nhello\r\n1"),
+      fromClient("0\r\n0123456789abcdef\r\n0\r\n\r\n"),
+    ])
     expect(writes(calls[3]!, "origin")).toEqual(["5", "\r\nhello\r\n"])
     expect(writes(calls[4]!, "origin")).toEqual(["10\r\n", "0123456789abcdef\r\n0\r\n\r\n"])
   })
@@ -257,11 +288,21 @@ describe("§5 rows the prose leans on", () => {
     ])
   })
   it("T15: the mirror of T5, the client ends after the origin", () => {
-    const { last } = run([fromClient("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), connected, { _tag: "Ended", side: "origin" }, { _tag: "Ended", side: "client" }])
+    const { last } = run([
+      fromClient("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+      connected,
+      { _tag: "Ended", side: "origin" },
+      { _tag: "Ended", side: "client" },
+    ])
     expect(show(last)).toEqual(["HalfClose(origin)", "Log(ok 200)", "Close(origin true)", "Close(client true)"])
   })
   it("T14: bytes after a FIN are ignored", () => {
-    const { last } = run([fromClient("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), connected, { _tag: "Ended", side: "origin" }, fromOrigin("late")])
+    const { last } = run([
+      fromClient("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+      connected,
+      { _tag: "Ended", side: "origin" },
+      fromOrigin("late"),
+    ])
     expect(last).toEqual([])
   })
   it("S5: abort() in AwaitingHead closes without a Log; S7: in Connecting it logs shutdown", () => {
@@ -273,7 +314,9 @@ describe("§5 rows the prose leans on", () => {
     expect(show(last).slice(-2)).toEqual(["Close(origin false reusable)", "ResumeReading(client)"])
   })
   it("a full queue is taken at Connected: ResumeReading(client) comes before any Write", () => {
-    const { last } = run([fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n"), fromClient("abcdef"), connected], { limits: { maxBufferedBytes: 4 } })
+    const { last } = run([fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n"), fromClient("abcdef"), connected], {
+      limits: { maxBufferedBytes: 4 },
+    })
     expect(show(last).map((a) => a.replace(/ ".*"\)$/, ")"))).toEqual(["ResumeReading(client)", "Write(origin)", "Write(origin)"])
   })
 })
@@ -322,20 +365,47 @@ describe("§6.4 interim heads do not begin the response", () => {
       "Close(client true)",
     ])
   it("F12: after a forwarded 1xx, an origin that closes still gets a 502", () => {
-    answered(run([fromClient(GET), connected, hint, { _tag: "Ended", side: "origin" }]).last, 502, "Bad Gateway", "the origin closed the connection without a response")
+    answered(
+      run([fromClient(GET), connected, hint, { _tag: "Ended", side: "origin" }]).last,
+      502,
+      "Bad Gateway",
+      "the origin closed the connection without a response",
+    )
   })
   it("F14: an origin that fails, 502", () => {
-    answered(run([fromClient(GET), connected, hint, { _tag: "Errored", side: "origin", message: "reset" }]).last, 502, "Bad Gateway", "the origin connection failed: reset")
+    answered(
+      run([fromClient(GET), connected, hint, { _tag: "Errored", side: "origin", message: "reset" }]).last,
+      502,
+      "Bad Gateway",
+      "the origin connection failed: reset",
+    )
   })
   it("F15: the idle deadline, 504", () => {
     const { postman } = run([fromClient(GET), connected, hint])
-    answered(postman.handle({ _tag: "Timeout" }, 3 + defaultLimits.idleTimeout), 504, "Gateway Timeout", "the origin did not respond in time")
+    answered(
+      postman.handle({ _tag: "Timeout" }, 3 + defaultLimits.idleTimeout),
+      504,
+      "Gateway Timeout",
+      "the origin did not respond in time",
+    )
   })
   it("F7, F36, F37: a malformed or oversized final head, or a 101 not asked for, 502", () => {
-    answered(run([fromClient(GET), connected, hint, fromOrigin("HTTP/1.1 abc\r\n\r\n")]).last, 502, "Bad Gateway", "malformed response from the origin: malformed status code")
-    const big = run([fromClient(GET), connected, hint, fromOrigin(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(300)}\r\n`)], { limits: { maxHeadBytes: 256 } }).last
+    answered(
+      run([fromClient(GET), connected, hint, fromOrigin("HTTP/1.1 abc\r\n\r\n")]).last,
+      502,
+      "Bad Gateway",
+      "malformed response from the origin: malformed status code",
+    )
+    const big = run([fromClient(GET), connected, hint, fromOrigin(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(300)}\r\n`)], {
+      limits: { maxHeadBytes: 256 },
+    }).last
     answered(big, 502, "Bad Gateway", "the origin's response head is too large")
-    answered(run([fromClient(GET), connected, hint, fromOrigin("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")]).last, 502, "Bad Gateway", "the origin switched protocols without being asked to")
+    answered(
+      run([fromClient(GET), connected, hint, fromOrigin("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")]).last,
+      502,
+      "Bad Gateway",
+      "the origin switched protocols without being asked to",
+    )
   })
 })
 
@@ -352,7 +422,11 @@ describe("§6.12 byte counts", () => {
     expect(logOf(postman.handle({ _tag: "Timeout" }, 3 + defaultLimits.headTimeout)).bytesFromClient).toBe(26)
   })
   it("bytesFromOrigin counts the bytes used: not the body after a refused chunked head (F21), not bytes after the response (F40)", () => {
-    const f21 = run([fromClient("GET http://a/ HTTP/1.0\r\n\r\n"), connected, fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")])
+    const f21 = run([
+      fromClient("GET http://a/ HTTP/1.0\r\n\r\n"),
+      connected,
+      fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"),
+    ])
     expect(logOf(f21.last).bytesFromOrigin).toBe("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".length)
     const f40 = run([fromClient(GET), connected, fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxyz")])
     expect(logOf(f40.last).bytesFromOrigin).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".length)
@@ -364,14 +438,22 @@ describe("§6.12 byte counts", () => {
     expect(logOf(bytewise(steps, { maxHeadBytes: 256 })).bytesFromOrigin).toBe(hint.length + 257)
   })
   it("status 0 when the client ends the exchange after only 1xx heads", () => {
-    const { last } = run([fromClient(GET), connected, fromOrigin("HTTP/1.1 103 Early Hints\r\n\r\n"), { _tag: "Errored", side: "client", message: "reset" }])
+    const { last } = run([
+      fromClient(GET),
+      connected,
+      fromOrigin("HTTP/1.1 103 Early Hints\r\n\r\n"),
+      { _tag: "Errored", side: "client", message: "reset" },
+    ])
     expect(show(last)).toEqual(["Log(aborted 0)", "Close(origin false)", "Close(client false)"])
   })
 })
 
 describe("§6.13 behaviour under review (change these with the section)", () => {
   it("1. a request body entirely queued while connecting is still incomplete at Ended(client)", () => {
-    const { last } = run([fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"), { _tag: "Ended", side: "client" }])
+    const { last } = run([
+      fromClient("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"),
+      { _tag: "Ended", side: "client" },
+    ])
     expect(show(last)).toEqual(["Log(aborted 0)", "Close(origin false)", "Close(client false)"])
   })
   it("2. empty lines before an oversized response head count only when they came in an earlier event", () => {
@@ -381,16 +463,24 @@ describe("§6.13 behaviour under review (change these with the section)", () => 
     expect(logOf(run([fromClient(GET), connected, fromOrigin("\r\n"), fromOrigin(head)], { limits }).last).bytesFromOrigin).toBe(259)
   })
   it("3. an HTTP/1.0 keep-alive request keeps the connection, but its response does not say keep-alive", () => {
-    const { postman, last } = run([fromClient("GET http://a/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), connected, fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")])
+    const { postman, last } = run([
+      fromClient("GET http://a/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+      connected,
+      fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ])
     expect(writes(last, "client")).toEqual(["HTTP/1.1 200 OK\r\nContent-Length: 0\r\nVia: 1.1 hc\r\n\r\n"])
     expect(postman.state).toBe("AwaitingHead")
   })
   it("4. an IPv6 host is written without brackets in details", () => {
-    const { last } = run([fromClient("CONNECT [::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n"), { _tag: "ConnectFailed", reason: "refused", message: "x" }])
+    const { last } = run([
+      fromClient("CONNECT [::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+      { _tag: "ConnectFailed", reason: "refused", message: "x" },
+    ])
     expect(writes(last, "client")).toEqual([errorBytes(502, "Bad Gateway", "connection refused by ::1:443")])
   })
   it("5. the loop check is exact: another case or a port is not this proxy", () => {
-    const loops = (via: string) => show(run([fromClient(`GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: ${via}\r\n\r\n`)]).last)[1] === "Log(client-error 508)"
+    const loops = (via: string) =>
+      show(run([fromClient(`GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: ${via}\r\n\r\n`)]).last)[1] === "Log(client-error 508)"
     expect([loops("1.1 hc"), loops("1.1 HC"), loops("1.1 hc:3128")]).toEqual([true, false, false])
   })
 })

@@ -35,7 +35,9 @@ describe("Connect says what the socket is for", () => {
 describe("the request head to a parent proxy", () => {
   it("is absolute-form, Host from the target, our Proxy-Authorization instead of the client's", () => {
     const bytes = serializeRequestHead(
-      head("POST http://a.example:8080/up?x=1 HTTP/1.1\r\nHost: a.example:8080\r\nProxy-Authorization: Basic Y2xpZW50\r\nContent-Length: 0\r\n\r\n"),
+      head(
+        "POST http://a.example:8080/up?x=1 HTTP/1.1\r\nHost: a.example:8080\r\nProxy-Authorization: Basic Y2xpZW50\r\nContent-Length: 0\r\n\r\n",
+      ),
       { via: "child", keepUpgrade: false, upstream: { authorization: parent.authorization } },
     )
     expect(text(bytes)).toBe(
@@ -44,10 +46,18 @@ describe("the request head to a parent proxy", () => {
   })
 
   it("omits port 80, keeps IPv6 brackets, and has no Proxy-Authorization without credentials", () => {
-    expect(text(serializeRequestHead(head("GET http://a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n"), { via: "c", keepUpgrade: false, upstream: {} })))
-      .toBe("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nVia: 1.1 c\r\n\r\n")
-    expect(text(serializeRequestHead(head("GET http://[::1]:8080/x HTTP/1.0\r\n\r\n"), { via: "c", keepUpgrade: false, upstream: {} })))
-      .toBe("GET http://[::1]:8080/x HTTP/1.0\r\nHost: [::1]:8080\r\nVia: 1.0 c\r\n\r\n")
+    expect(
+      text(
+        serializeRequestHead(head("GET http://a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n"), {
+          via: "c",
+          keepUpgrade: false,
+          upstream: {},
+        }),
+      ),
+    ).toBe("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nVia: 1.1 c\r\n\r\n")
+    expect(
+      text(serializeRequestHead(head("GET http://[::1]:8080/x HTTP/1.0\r\n\r\n"), { via: "c", keepUpgrade: false, upstream: {} })),
+    ).toBe("GET http://[::1]:8080/x HTTP/1.0\r\nHost: [::1]:8080\r\nVia: 1.0 c\r\n\r\n")
   })
 
   it("is origin-form again when a retry lands on a direct connection (upstream is per connection)", () => {
@@ -97,6 +107,10 @@ describe("answers of a parent proxy", () => {
     h.markOrigin("closed")
     h.send({ _tag: "ConnectFailed", reason: "upstream", message: "upstream proxy 10.0.0.1:3128: connection refused" })
     expect(h.clientText()).toMatch(/\r\n\r\n502 Bad Gateway: upstream proxy 10\.0\.0\.1:3128: connection refused\n$/)
-    expect(h.logs.at(-1)).toMatchObject({ status: 502, outcome: "origin-error", detail: "upstream proxy 10.0.0.1:3128: connection refused" })
+    expect(h.logs.at(-1)).toMatchObject({
+      status: 502,
+      outcome: "origin-error",
+      detail: "upstream proxy 10.0.0.1:3128: connection refused",
+    })
   })
 })

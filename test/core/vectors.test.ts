@@ -15,7 +15,9 @@ import { chainMismatch, triggerOf } from "./row-check.ts"
 import { actionToJson, eventFromJson, type JsonAction, type Step, type Vector } from "./vectors.ts"
 
 const root = new URL("../vectors/", import.meta.url)
-const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".json")).sort()
+const files = readdirSync(root, { recursive: true, encoding: "utf8" })
+  .filter((f) => f.endsWith(".json"))
+  .sort()
 const vectors = files.map((file) => ({ file, vector: JSON.parse(readFileSync(new URL(file, root), "utf8")) as Vector }))
 
 const postmanFor = (vector: Vector) =>
@@ -23,7 +25,11 @@ const postmanFor = (vector: Vector) =>
 
 const perform = (postman: Postman, step: Step, event?: Event): ReadonlyArray<Action> =>
   "call" in step
-    ? step.call === "start" ? postman.start(step.now) : step.call === "shutdown" ? postman.shutdown(step.now) : postman.abort(step.now, "vector")
+    ? step.call === "start"
+      ? postman.start(step.now)
+      : step.call === "shutdown"
+        ? postman.shutdown(step.now)
+        : postman.abort(step.now, "vector")
     : postman.handle(event ?? eventFromJson(step.event), step.now)
 
 /** Log records are compared on the fields the vector lists (detail is prose). */
@@ -63,9 +69,15 @@ describe("conformance vectors", () => {
         expect(comparable(actions.map(actionToJson), step.expect), `step ${index}`).toEqual(step.expect)
         if (step.rows !== undefined) {
           const rows = step.rows.map((id) => transitions.find((t) => t.id === id))
-          expect(rows.every((r) => r !== undefined), `step ${index} names unknown rows ${step.rows.join(" ")}`).toBe(true)
+          expect(
+            rows.every((r) => r !== undefined),
+            `step ${index} names unknown rows ${step.rows.join(" ")}`,
+          ).toBe(true)
           const trigger = "call" in step ? `${step.call}()` : triggerOf(eventFromJson(step.event))
-          expect(chainMismatch(rows as never, trigger, from, postman.state, actions), `step ${index}: rows ${step.rows.join("+")}`).toBeUndefined()
+          expect(
+            chainMismatch(rows as never, trigger, from, postman.state, actions),
+            `step ${index}: rows ${step.rows.join("+")}`,
+          ).toBeUndefined()
         }
       })
     })

@@ -7,7 +7,12 @@ import { latin1, text } from "./harness.ts"
 export type JsonEvent = Record<string, unknown> & { readonly _tag: string }
 /** `rows`: the row of the transition table this step exercises (its from/to states, action tags, flags and outcome). */
 export type Step =
-  | { readonly now: number; readonly call: "start" | "shutdown" | "abort"; readonly rows?: ReadonlyArray<string>; readonly expect: ReadonlyArray<JsonAction> }
+  | {
+      readonly now: number
+      readonly call: "start" | "shutdown" | "abort"
+      readonly rows?: ReadonlyArray<string>
+      readonly expect: ReadonlyArray<JsonAction>
+    }
   | { readonly now: number; readonly event: JsonEvent; readonly rows?: ReadonlyArray<string>; readonly expect: ReadonlyArray<JsonAction> }
 export type JsonAction = Record<string, unknown> & { readonly _tag: string }
 

@@ -32,7 +32,10 @@ const launch = async (options: ProxyOptions = {}): Promise<{ p: Proxy; admin: st
   return { p, admin: m[1] as string }
 }
 
-const fetchText = async (url: string, init: RequestInit = {}): Promise<{ status: number; type: string | null; body: string; allow: string | null }> => {
+const fetchText = async (
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; type: string | null; body: string; allow: string | null }> => {
   const r = await fetch(url, init)
   return { status: r.status, type: r.headers.get("content-type"), body: await r.text(), allow: r.headers.get("allow") }
 }
@@ -80,12 +83,31 @@ describe.concurrent("admin endpoint", () => {
       await c.write(get(`http://127.0.0.1:${origin.port}/small`))
       expect((await c.readResponse()).status).toBe(200)
     }
-    const post = await curl(p.url, ["-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "hello", `http://127.0.0.1:${origin.port}/echo`])
+    const post = await curl(p.url, [
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--data-binary",
+      "hello",
+      `http://127.0.0.1:${origin.port}/echo`,
+    ])
     expect(post.stdout.toString()).toBe("200")
     const closed = await refusedPort()
     const bad = await curl(p.url, ["-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${closed}/`])
     expect(bad.stdout.toString()).toBe("502")
-    const outsider = await run("/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.3", "-x", p.url, `http://127.0.0.1:${origin.port}/small`])
+    const outsider = await run("/usr/bin/curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--interface",
+      "127.0.0.3",
+      "-x",
+      p.url,
+      `http://127.0.0.1:${origin.port}/small`,
+    ])
     expect(outsider.stdout.toString()).toBe("403")
     const tunnel = await openTunnel(p.port, `127.0.0.1:${echo.port}`)
     await tunnel.write("ping")
@@ -107,8 +129,12 @@ describe.concurrent("admin endpoint", () => {
     expect(hits + value(m, 'hctunnel_origin_pool_lookups_total{result="miss"}')).toBe(5)
     expect(value(m, "hctunnel_tunnels_open")).toBe(1)
     expect(value(m, "hctunnel_tunnels_opened_total")).toBe(1)
-    expect(value(m, 'hctunnel_bytes_total{direction="from_client"}')).toBeGreaterThan(value(m0, 'hctunnel_bytes_total{direction="from_client"}'))
-    expect(value(m, 'hctunnel_bytes_total{direction="from_origin"}')).toBeGreaterThan(value(m0, 'hctunnel_bytes_total{direction="from_origin"}'))
+    expect(value(m, 'hctunnel_bytes_total{direction="from_client"}')).toBeGreaterThan(
+      value(m0, 'hctunnel_bytes_total{direction="from_client"}'),
+    )
+    expect(value(m, 'hctunnel_bytes_total{direction="from_origin"}')).toBeGreaterThan(
+      value(m0, 'hctunnel_bytes_total{direction="from_origin"}'),
+    )
     // Histograms: one observation per plain exchange; one connect per dial that succeeded.
     expect(value(m, "hctunnel_request_duration_seconds_count")).toBe(4)
     expect(value(m, 'hctunnel_request_duration_seconds_bucket{le="+Inf"}')).toBe(4)
@@ -118,7 +144,10 @@ describe.concurrent("admin endpoint", () => {
 
     // The tunnel ends: it moves from open to closed, and opened stays.
     tunnel.destroy()
-    await until("the tunnel is counted closed", async () => value(samples((await fetchText(`${admin}/metrics`)).body), "hctunnel_tunnels_open") === 0)
+    await until(
+      "the tunnel is counted closed",
+      async () => value(samples((await fetchText(`${admin}/metrics`)).body), "hctunnel_tunnels_open") === 0,
+    )
     const m2 = samples((await fetchText(`${admin}/metrics`)).body)
     expect(value(m2, "hctunnel_tunnels_opened_total")).toBe(1)
     expect(value(m2, "hctunnel_tunnels_closed_total")).toBe(1)
@@ -127,7 +156,9 @@ describe.concurrent("admin endpoint", () => {
     c.destroy()
   })
 
-  it("/healthz is 200 ok while serving, 503 from SIGTERM while a tunnel holds the grace period open", { timeout: 30_000 }, async ({ expect }) => {
+  it("/healthz is 200 ok while serving, 503 from SIGTERM while a tunnel holds the grace period open", { timeout: 30_000 }, async ({
+    expect,
+  }) => {
     const { p, admin } = await launch({ workers: 2, graceMs: 4000 })
     expect(await fetchText(`${admin}/healthz`)).toMatchObject({ status: 200, body: "ok\n" })
     const tunnel = await openTunnel(p.port, `127.0.0.1:${echo.port}`)
@@ -163,10 +194,15 @@ describe.concurrent("admin endpoint", () => {
     await c.readToEnd(10_000).catch(() => Buffer.alloc(0))
     c.destroy()
     let m = new Map<string, number>()
-    await until("the worker is replaced", async () => {
-      m = samples((await fetchText(`${admin}/metrics`)).body)
-      return value(m, "hctunnel_worker_restarts_total") === 1 && value(m, "hctunnel_workers_running") === 2
-    }, 40_000, 50)
+    await until(
+      "the worker is replaced",
+      async () => {
+        m = samples((await fetchText(`${admin}/metrics`)).body)
+        return value(m, "hctunnel_worker_restarts_total") === 1 && value(m, "hctunnel_workers_running") === 2
+      },
+      40_000,
+      50,
+    )
     expect(value(m, series)).toBe(6)
     expect(await promtool((await fetchText(`${admin}/metrics`)).body)).toEqual({ code: 0, said: "" })
   })
@@ -174,9 +210,13 @@ describe.concurrent("admin endpoint", () => {
   it("an --admin port in use: exit 1 with a message naming --admin", { timeout: 30_000 }, async ({ expect }) => {
     const { admin } = await launch({ workers: 1 })
     const port = new URL(admin).port
-    const r = await run(process.execPath, [CLI, "--listen", "127.0.0.1:0", "--workers", "1", "--admin", `127.0.0.1:${port}`], { timeoutMs: 20_000 })
+    const r = await run(process.execPath, [CLI, "--listen", "127.0.0.1:0", "--workers", "1", "--admin", `127.0.0.1:${port}`], {
+      timeoutMs: 20_000,
+    })
     expect(r.code).toBe(1)
-    expect(r.stderr).toBe(`hctunnel: cannot serve the admin endpoint on 127.0.0.1:${port}: the address is already in use. Choose another port with --admin.\n`)
+    expect(r.stderr).toBe(
+      `hctunnel: cannot serve the admin endpoint on 127.0.0.1:${port}: the address is already in use. Choose another port with --admin.\n`,
+    )
   })
 
   it("/stats is the stats line's figures as JSON", { timeout: 30_000 }, async ({ expect }) => {

@@ -92,7 +92,16 @@ describe("curl --proxy-user", () => {
 
   it("407 with a wrong password or an unknown user", async () => {
     expect(await status(["--proxy-user", "alice:wrong", o("/small?wrong")])).toBe("407")
-    const tunnel = await curl(proxy.url, ["-p", "--proxy-user", "mallory:builder", "-o", "/dev/null", "-w", "%{http_connect}", o("/small?unknown")])
+    const tunnel = await curl(proxy.url, [
+      "-p",
+      "--proxy-user",
+      "mallory:builder",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_connect}",
+      o("/small?unknown"),
+    ])
     expect(tunnel.stdout.toString()).toBe("407")
     await proxy.waitForLine((l) => l.includes("/small?wrong") && / 407 .*unauthenticated wrong user name or password/.test(l))
   })
@@ -204,7 +213,14 @@ describe("python requests with credentials in the proxy URL", () => {
       "    d = '407' if '407' in str(e) else str(e)",
       "print(json.dumps({'a': [a.status_code, a.text], 'b': [b.status_code, b.text], 'c': c.status_code, 'd': d}))",
     ].join("\n")
-    const r = await run("python3", ["-c", script, String(proxy.port), o("/small?python"), `https://127.0.0.1:${tls.port}/small`, cert.certFile])
+    const r = await run("python3", [
+      "-c",
+      script,
+      String(proxy.port),
+      o("/small?python"),
+      `https://127.0.0.1:${tls.port}/small`,
+      cert.certFile,
+    ])
     expect(r.code, r.stderr).toBe(0)
     const out = JSON.parse(r.stdout.toString()) as { a: [number, string]; b: [number, string]; c: number; d: string }
     expect(out.a).toEqual([200, "hello from a\n"])

@@ -9,7 +9,15 @@ import { ProxyAgent, fetch } from "undici"
 import { WebSocket } from "ws"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeCert, type Cert } from "./support/cert.ts"
-import { bigBodySha256, startHttpOrigin, startTlsOrigin, startWsEcho, type Closable, type EchoBody, type HttpOrigin } from "./support/origins.ts"
+import {
+  bigBodySha256,
+  startHttpOrigin,
+  startTlsOrigin,
+  startWsEcho,
+  type Closable,
+  type EchoBody,
+  type HttpOrigin,
+} from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
 import { curl, headerOf, run, splitIncluded } from "./support/run.ts"
 

@@ -63,10 +63,10 @@ describe("DNS through the real proxy", () => {
       fetchSmall(name).then((r) => {
         settled++
         return r.status
-      }))
+      }),
+    )
     // Every hanging name is being asked (both families) before the others start.
-    await until("the DNS server to be asked every hanging name", () =>
-      HANGING.every((name) => dns.questions.some((q) => q.name === name)))
+    await until("the DNS server to be asked every hanging name", () => HANGING.every((name) => dns.questions.some((q) => q.name === name)))
 
     const fast = await fetchSmall("fast.test")
     const mapped = await fetchSmall("mapped.test")
@@ -85,7 +85,12 @@ describe("DNS through the real proxy", () => {
     const r = await fetchSmall("dual.test")
     expect(r.status).toBe(200)
     expect(r.body.toString()).toBe("hello from dns\n")
-    expect(dns.questions.filter((q) => q.name === "dual.test").map((q) => q.type).sort()).toEqual(["A", "AAAA"])
+    expect(
+      dns.questions
+        .filter((q) => q.name === "dual.test")
+        .map((q) => q.type)
+        .sort(),
+    ).toEqual(["A", "AAAA"])
   })
 
   it("a name the server does not know gets 502 'could not resolve'", async () => {

@@ -60,11 +60,13 @@ interface Setup {
 
 const setUp = async (versions: readonly [1 | 2, 1 | 2], client: "127.0.0.2" | "::1" = CLIENT): Promise<Setup> => {
   const instances = [await startInstance(), await startInstance()] as const
-  const backends = instances.map((inst, i): Backend => ({
-    address: `127.0.0.1:${inst.proxy.port}`,
-    adminPort: inst.adminPort,
-    version: versions[i] as 1 | 2,
-  })) as unknown as readonly [Backend, Backend]
+  const backends = instances.map(
+    (inst, i): Backend => ({
+      address: `127.0.0.1:${inst.proxy.port}`,
+      adminPort: inst.adminPort,
+      version: versions[i] as 1 | 2,
+    }),
+  ) as unknown as readonly [Backend, Backend]
   const haproxy = await startHaproxy(await freePort(), backends, client === "::1" ? "::1" : "127.0.0.1")
   return {
     instances,
@@ -81,12 +83,22 @@ const setUp = async (versions: readonly [1 | 2, 1 | 2], client: "127.0.0.2" | ":
 /** One request through HAProxy from `s.client`; `tunnel` sends it through a CONNECT tunnel (curl -p). `client` as the log writes it. */
 const request = async (s: Setup, path: string, tunnel = false) => {
   const r = await curl(s.url, [
-    "--interface", s.client, ...(tunnel ? ["-p"] : []),
-    "-w", "\n%{http_code} %{local_ip} %{local_port}", `http://127.0.0.1:${origin.port}${path}`,
+    "--interface",
+    s.client,
+    ...(tunnel ? ["-p"] : []),
+    "-w",
+    "\n%{http_code} %{local_ip} %{local_port}",
+    `http://127.0.0.1:${origin.port}${path}`,
   ])
   const text = r.stdout.toString()
   const [code, ip, port] = text.slice(text.lastIndexOf("\n") + 1).split(" ")
-  return { exit: r.code, stderr: r.stderr, body: text.slice(0, text.lastIndexOf("\n")), code, client: `${ip?.includes(":") ? `[${ip}]` : ip}:${port}` }
+  return {
+    exit: r.code,
+    stderr: r.stderr,
+    body: text.slice(0, text.lastIndexOf("\n")),
+    code,
+    client: `${ip?.includes(":") ? `[${ip}]` : ip}:${port}`,
+  }
 }
 
 /** The access-log line (in whichever instance served it) of a request whose target contains `target`. */
@@ -98,7 +110,9 @@ const accessLine = async (s: Setup, client: string, target: string): Promise<str
     }
     await new Promise((r) => setTimeout(r, 25))
   }
-  throw new Error(`no access-log line for ${client} ${target}\n${s.instances.map((i) => i.proxy.output()).join("\n")}\n${s.haproxy.output()}`)
+  throw new Error(
+    `no access-log line for ${client} ${target}\n${s.instances.map((i) => i.proxy.output()).join("\n")}\n${s.haproxy.output()}`,
+  )
 }
 
 const accessLines = (inst: Instance): Array<string> => inst.proxy.stdout.filter((l) => /^\S+:\d+ (GET|CONNECT) /.test(l))
@@ -146,7 +160,9 @@ describe("hctunnel behind HAProxy: one v1 and one v2 server, one drained gracefu
   }, 90_000)
   afterAll(() => s?.stop(), 30_000)
 
-  it("SIGTERM to one instance moves new clients to the other without a failed request; its tunnel keeps relaying", { timeout: 90_000 }, async () => {
+  it("SIGTERM to one instance moves new clients to the other without a failed request; its tunnel keeps relaying", {
+    timeout: 90_000,
+  }, async () => {
     const [a, b] = s.instances
     // Both serve (leastconn rotates among idle servers): bounded, since a server may start as "down".
     for (let i = 0; i < 300 && (accessLines(a).length === 0 || accessLines(b).length === 0); i++) {
@@ -187,7 +203,10 @@ describe("hctunnel behind HAProxy: one v1 and one v2 server, one drained gracefu
       expect(r.code).toBe("200")
       expect(r.body).toBe("hello from a\n")
       await accessLine(s, r.client, "/small?")
-      expect(b.proxy.stdout.some((l) => l.startsWith(`${r.client} `)), `${r.client} served by B`).toBe(true)
+      expect(
+        b.proxy.stdout.some((l) => l.startsWith(`${r.client} `)),
+        `${r.client} served by B`,
+      ).toBe(true)
     }
   })
 })

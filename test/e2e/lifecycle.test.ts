@@ -48,7 +48,9 @@ const getOnce = async (port: number, url: string): Promise<{ status: number; bod
 
 // Each test has a proxy of its own: they run concurrently.
 describe.concurrent("graceful shutdown", () => {
-  it("SIGTERM with a tunnel open: listeners close, the tunnel works until the grace period ends, exit 0", { timeout: 30_000 }, async ({ expect }) => {
+  it("SIGTERM with a tunnel open: listeners close, the tunnel works until the grace period ends, exit 0", { timeout: 30_000 }, async ({
+    expect,
+  }) => {
     const p = await launch({ workers: 2, graceMs: 4000 })
     const accepted = echo.nextConnection()
     const tunnel = await openTunnel(p.port, `127.0.0.1:${echo.port}`)
@@ -76,7 +78,7 @@ describe.concurrent("graceful shutdown", () => {
 
   it("SIGTERM with nothing open exits 0", async ({ expect }) => {
     const p = await launch({ workers: 2, graceMs: 10_000 })
-    expect((await getOnce(p.port, `http://localhost:${origin.port}/small`))).toEqual({ status: 200, body: "hello from l\n" })
+    expect(await getOnce(p.port, `http://localhost:${origin.port}/small`)).toEqual({ status: 200, body: "hello from l\n" })
     p.child.kill("SIGTERM")
     const exit = await p.exited
     expect(exit, p.output()).toEqual({ code: 0, signal: null })

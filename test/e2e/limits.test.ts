@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startTcpServer } from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
-import { Conn, sleep, } from "./support/wire.ts"
+import { Conn, sleep } from "./support/wire.ts"
 
 let echo: Awaited<ReturnType<typeof startTcpServer>>
 const proxies: Proxy[] = []
@@ -113,7 +113,12 @@ describe("--max-connections-per-client", () => {
   it("counts each client address apart, exactly, across two workers", async () => {
     const p = await launch({ workers: 2, extraArgs: ["--max-connections-per-client", "2"] })
     // (Not from 127.0.0.1: the launcher's readiness probes come from there, and their closes may not be seen yet.)
-    const a = [await tunnel(p.port, "127.0.0.3"), await tunnel(p.port, "127.0.0.3"), await tunnel(p.port, "127.0.0.3"), await tunnel(p.port, "127.0.0.3")]
+    const a = [
+      await tunnel(p.port, "127.0.0.3"),
+      await tunnel(p.port, "127.0.0.3"),
+      await tunnel(p.port, "127.0.0.3"),
+      await tunnel(p.port, "127.0.0.3"),
+    ]
     expect(a.map((r) => (r === "closed" ? "closed" : "open"))).toEqual(["open", "open", "closed", "closed"])
     // Another address has its own count.
     const b = [await tunnel(p.port, "127.0.0.2"), await tunnel(p.port, "127.0.0.2"), await tunnel(p.port, "127.0.0.2")]

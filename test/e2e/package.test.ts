@@ -25,7 +25,12 @@ const npm = (args: ReadonlyArray<string>, cwd: string) => {
   const execpath = process.env["npm_execpath"]
   const [cmd, argv] = execpath?.endsWith(".js") === true ? [process.execPath, [execpath, ...args]] : ["npm", args]
   // No registry may be needed: point npm at a closed loopback port so any fetch fails at once instead of leaving the machine.
-  const env = cleanEnv({ npm_config_registry: "http://127.0.0.1:9/", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" })
+  const env = cleanEnv({
+    npm_config_registry: "http://127.0.0.1:9/",
+    npm_config_audit: "false",
+    npm_config_fund: "false",
+    npm_config_update_notifier: "false",
+  })
   const r = spawnSync(cmd, argv as ReadonlyArray<string>, { cwd, env, encoding: "utf8", timeout: 120_000 })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, text: `$ npm ${args.join(" ")}\n${r.stdout}\n${r.stderr}` }
 }
@@ -66,7 +71,9 @@ const installedDir = () => join(project, "node_modules", pkg.name)
 
 describe("the packed package", () => {
   it("holds the bundle, the core's declarations, package.json and README, and nothing else", () => {
-    const unexpected = files.filter((f) => !/^dist\/[\w-]+\.js$/.test(f) && !/^dist\/core\/[\w/-]+\.d\.ts$/.test(f) && f !== "package.json" && f !== "README.md")
+    const unexpected = files.filter(
+      (f) => !/^dist\/[\w-]+\.js$/.test(f) && !/^dist\/core\/[\w/-]+\.d\.ts$/.test(f) && f !== "package.json" && f !== "README.md",
+    )
     expect(unexpected).toEqual([])
     expect(files).toContain("dist/cli.js")
     expect(files).toContain("dist/main.js")
@@ -105,7 +112,12 @@ describe("the packed package", () => {
 
 describe("the installed hctunnel, run with Node 24", () => {
   it("--version prints the package version", () => {
-    const r = spawnSync(process.execPath, [installedBin(), "--version"], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 20_000 })
+    const r = spawnSync(process.execPath, [installedBin(), "--version"], {
+      cwd: project,
+      env: cleanEnv(),
+      encoding: "utf8",
+      timeout: 20_000,
+    })
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout.trim()).toBe(`hctunnel v${pkg.version}`)
   })
@@ -141,7 +153,10 @@ describe("hctunnel/core, imported from the installed package", () => {
     writeFileSync(join(project, "embed.mjs"), script)
     const r = spawnSync(process.execPath, ["embed.mjs"], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 20_000 })
     expect(r.status, r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout)).toEqual({ state: "Connecting", connect: { _tag: "Connect", host: "origin.test", port: 443, tunnel: true } })
+    expect(JSON.parse(r.stdout)).toEqual({
+      state: "Connecting",
+      connect: { _tag: "Connect", host: "origin.test", port: 443, tunnel: true },
+    })
   })
 
   it("type-checks a consumer against its declarations", () => {
@@ -162,11 +177,26 @@ describe("hctunnel/core, imported from the installed package", () => {
     writeFileSync(
       join(project, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { target: "es2024", lib: ["es2024"], module: "nodenext", moduleResolution: "nodenext", strict: true, exactOptionalPropertyTypes: true, noEmit: true, skipLibCheck: false, types: [] },
+        compilerOptions: {
+          target: "es2024",
+          lib: ["es2024"],
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          strict: true,
+          exactOptionalPropertyTypes: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: [],
+        },
         files: ["consumer.ts"],
       }),
     )
-    const r = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(project, "tsconfig.json")], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 60_000 })
+    const r = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(project, "tsconfig.json")], {
+      cwd: project,
+      env: cleanEnv(),
+      encoding: "utf8",
+      timeout: 60_000,
+    })
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0)
   })
 })

@@ -29,7 +29,15 @@ beforeAll(async () => {
     startProxy({
       workers: 1,
       listenHost: "0.0.0.0",
-      extraArgs: [...EXPOSED, "--allow-to", `127.0.0.0/8:${web.port},${tcp.port}`, "--allow-to", "origin.test", "--deny-to", `127.0.0.1:${tcp.port}`],
+      extraArgs: [
+        ...EXPOSED,
+        "--allow-to",
+        `127.0.0.0/8:${web.port},${tcp.port}`,
+        "--allow-to",
+        "origin.test",
+        "--deny-to",
+        `127.0.0.1:${tcp.port}`,
+      ],
     }),
     startProxy({ workers: 1, extraArgs: ["--hosts", "origin.test=127.0.0.1"] }),
   ])

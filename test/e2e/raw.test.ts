@@ -142,7 +142,9 @@ describe("HTTP forwarding on raw sockets", () => {
   it("Upgrade: a 101 from the origin turns the connection into a tunnel", async () => {
     const c = await Conn.open(proxy.port)
     try {
-      await c.write(`GET http://localhost:${a.port}/up HTTP/1.1\r\nHost: localhost:${a.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`)
+      await c.write(
+        `GET http://localhost:${a.port}/up HTTP/1.1\r\nHost: localhost:${a.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`,
+      )
       const h = await c.readHead()
       expect(h.status).toBe(101)
       expect(h.headers["upgrade"]).toBe("echo")
@@ -255,7 +257,9 @@ describe("chunked framing on the wire", () => {
     const accepted = manual.nextConnection()
     const c = await Conn.open(proxy.port)
     try {
-      await c.write(`POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2;\r\nab\r\n`)
+      await c.write(
+        `POST http://127.0.0.1:${manual.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2;\r\nab\r\n`,
+      )
       const r = await c.readResponse()
       expect(r.status).toBe(400)
       expect(r.body.toString()).toMatch(/empty chunk extension name/)

@@ -63,7 +63,9 @@ const reload = async (p: Proxy, n: number): Promise<string> => {
 }
 
 describe("reload on SIGHUP", () => {
-  it("switches the allow list for new connections, keeps an open tunnel relaying, and ignores a broken file", { timeout: 40_000 }, async ({ expect }) => {
+  it("switches the allow list for new connections, keeps an open tunnel relaying, and ignores a broken file", { timeout: 40_000 }, async ({
+    expect,
+  }) => {
     const file = join(dir, "config.json")
     writeFileSync(file, JSON.stringify({ allow: ["127.0.0.0/8"] }))
     const p = await startProxy({ workers: 2, extraArgs: ["--config", file] })
@@ -92,7 +94,9 @@ describe("reload on SIGHUP", () => {
     // A setting that needs a restart is named; the rest of the file applies.
     writeFileSync(file, JSON.stringify({ allow: ["127.0.0.0/8"], statsInterval: "5s" }))
     expect(await reload(p, 4)).toMatch(/configuration reloaded/)
-    expect([...p.stdout, ...p.stderr].some((line) => /--stats-interval changed, but it only takes effect after a restart/.test(line))).toBe(true)
+    expect([...p.stdout, ...p.stderr].some((line) => /--stats-interval changed, but it only takes effect after a restart/.test(line))).toBe(
+      true,
+    )
     for (let i = 0; i < 4; i++) expect(await status(p.port, url)).toBe(200)
     await tunnel.write("and now")
     expect((await tunnel.readBytes(7)).toString()).toBe("and now")
@@ -111,7 +115,9 @@ describe("reload on SIGHUP", () => {
     expect(await status(p.port, long)).toBe(414)
   })
 
-  it("switches the users of --auth-file; a config change that breaks the users file changes nothing", { timeout: 40_000 }, async ({ expect }) => {
+  it("switches the users of --auth-file; a config change that breaks the users file changes nothing", { timeout: 40_000 }, async ({
+    expect,
+  }) => {
     const users = join(dir, "users")
     htpasswd(users, "alice", "one", true)
     const file = join(dir, "auth.json")
@@ -122,7 +128,9 @@ describe("reload on SIGHUP", () => {
     expect(await statusAs(p.port, url)).toBe(407)
     expect(await statusAs(p.port, url, "alice:one")).toBe(200)
     const tunnel = await Conn.open(p.port)
-    await tunnel.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nProxy-Authorization: Basic ${Buffer.from("alice:one").toString("base64")}\r\n\r\n`)
+    await tunnel.write(
+      `CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nProxy-Authorization: Basic ${Buffer.from("alice:one").toString("base64")}\r\n\r\n`,
+    )
     expect((await tunnel.readHead()).status).toBe(200)
 
     // bob replaces alice: after SIGHUP, new requests need bob's password; alice's tunnel keeps relaying.

@@ -44,10 +44,11 @@ const startRefusingParent = async (): Promise<RefusingParent> => {
   return {
     heads,
     port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -63,7 +64,10 @@ beforeAll(async () => {
   cert = await makeCert()
   ;[origin, tls, refusing] = await Promise.all([startHttpOrigin("a"), startTlsOrigin(cert.key, cert.cert), startRefusingParent()])
   parent = await startProxy({ workers: 1, extraArgs: ["--via", "parent", ...HOSTS] })
-  child = await startProxy({ workers: 1, extraArgs: ["--via", "child", "--upstream", parent.url, "--no-upstream", "direct.test", ...HOSTS] })
+  child = await startProxy({
+    workers: 1,
+    extraArgs: ["--via", "child", "--upstream", parent.url, "--no-upstream", "direct.test", ...HOSTS],
+  })
 }, 60_000)
 
 afterAll(async () => {
@@ -93,7 +97,13 @@ describe("through a parent hctunnel", () => {
     const body = randomBytes(200_000)
     const file = join(cert.dir, "post.bin")
     await writeFile(file, body)
-    const r = await curl(child.url, ["--data-binary", `@${file}`, "-H", "Content-Type: application/octet-stream", o("origin.test", "/echo")])
+    const r = await curl(child.url, [
+      "--data-binary",
+      `@${file}`,
+      "-H",
+      "Content-Type: application/octet-stream",
+      o("origin.test", "/echo"),
+    ])
     expect(r.code, r.stderr).toBe(0)
     const echo = JSON.parse(r.stdout.toString()) as EchoBody
     expect(echo.method).toBe("POST")
@@ -122,7 +132,9 @@ describe("through a parent hctunnel", () => {
   it("Upgrade: the 101 comes back through both proxies and the bytes flow both ways", async () => {
     const c = await Conn.open(child.port)
     try {
-      await c.write(`GET ${o("origin.test", "/up")} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`)
+      await c.write(
+        `GET ${o("origin.test", "/up")} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`,
+      )
       const h = await c.readHead()
       expect(h.status).toBe(101)
       expect(h.headers["upgrade"]).toBe("echo")
@@ -158,7 +170,9 @@ describe("a parent that fails", () => {
     const tunnel = await curl(p.url, ["-v", "--cacert", cert.certFile, `https://${LOOPBACK}:${tls.port}/small`])
     expect(tunnel.code).not.toBe(0)
     expect(tunnel.stderr).toMatch(/CONNECT tunnel failed, response 502|502 Bad Gateway/)
-    await p.waitForLine((l) => l.includes(`CONNECT ${LOOPBACK}:${tls.port} 502`) && l.includes(`upstream proxy ${LOOPBACK}:${port} refused the connection`))
+    await p.waitForLine(
+      (l) => l.includes(`CONNECT ${LOOPBACK}:${tls.port} 502`) && l.includes(`upstream proxy ${LOOPBACK}:${port} refused the connection`),
+    )
   })
 
   it("407: 502 naming the parent and its answer; ours is the Proxy-Authorization it gets, the client's never", async () => {
@@ -177,14 +191,20 @@ describe("a parent that fails", () => {
     expect(tunnel.stderr).toMatch(/CONNECT tunnel failed, response 502|502 Bad Gateway/)
     const ours = `Proxy-Authorization: Basic ${Buffer.from("child-user:child-pw").toString("base64")}`
     const [get, connect] = refusing.heads.slice(-2)
-    expect(get).toMatch(new RegExp(`^GET http://origin\\.test:${origin.port}/small HTTP/1\\.1\\r\\nHost: origin\\.test:${origin.port}\\r\\n`))
+    expect(get).toMatch(
+      new RegExp(`^GET http://origin\\.test:${origin.port}/small HTTP/1\\.1\\r\\nHost: origin\\.test:${origin.port}\\r\\n`),
+    )
     expect(get).toContain(ours)
     expect(get).not.toContain(Buffer.from("client:client-pw").toString("base64"))
     expect(connect).toBe(`CONNECT ${LOOPBACK}:${tls.port} HTTP/1.1\r\nHost: ${LOOPBACK}:${tls.port}\r\n${ours}\r\nVia: 1.1 child`)
   })
 
   it("a password in the --upstream URL works and is never printed", async () => {
-    const p = await startProxy({ workers: 1, logFormat: "json", extraArgs: ["--via", "child", "--upstream", `http://someone:hunter2@${LOOPBACK}:${refusing.port}`, ...HOSTS] })
+    const p = await startProxy({
+      workers: 1,
+      logFormat: "json",
+      extraArgs: ["--via", "child", "--upstream", `http://someone:hunter2@${LOOPBACK}:${refusing.port}`, ...HOSTS],
+    })
     extra.push(p)
     const r = await curl(p.url, ["-i", o("origin.test", "/small?secret")])
     expect(r.stdout.toString()).toMatch(/^HTTP\/1\.1 502 /)
@@ -212,8 +232,15 @@ describe.skipIf(!hasAuthFile)("credentials checked by a parent hctunnel (--auth-
     guarded = await startProxy({ workers: 1, extraArgs: ["--via", "guarded", "--auth-file", users, ...HOSTS] })
     extra.push(guarded)
     ;[right, wrong] = await Promise.all([
-      startProxy({ workers: 1, extraArgs: ["--via", "child", "--upstream", guarded.url, ...HOSTS], env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "child:right one" } }),
-      startProxy({ workers: 1, extraArgs: ["--via", "child", "--upstream", guarded.url, "--upstream-credentials-file", wrongFile, ...HOSTS] }),
+      startProxy({
+        workers: 1,
+        extraArgs: ["--via", "child", "--upstream", guarded.url, ...HOSTS],
+        env: { HCTUNNEL_UPSTREAM_CREDENTIALS: "child:right one" },
+      }),
+      startProxy({
+        workers: 1,
+        extraArgs: ["--via", "child", "--upstream", guarded.url, "--upstream-credentials-file", wrongFile, ...HOSTS],
+      }),
     ])
     extra.push(right, wrong)
   }, 60_000)

@@ -38,14 +38,17 @@ console.log(`fuzzing ${selected.length} properties, ${(budgetMs / 1000).toFixed(
 let failures = 0
 for (const spec of selected as ReadonlyArray<PropertySpec<unknown>>) {
   const started = Date.now()
-  const details = fc.check(fc.property(spec.arbitrary, (v) => spec.predicate(v)), {
-    numRuns: seedArg === undefined ? Number.MAX_SAFE_INTEGER : 1,
-    // Stop generating new runs when the budget is spent; shrinking a failure gets the same budget again.
-    interruptAfterTimeLimit: budgetMs,
-    markInterruptAsFailure: false,
-    ...(seedArg === undefined ? {} : { seed: Number(seedArg) }),
-    ...(pathArg === undefined ? {} : { path: pathArg }),
-  })
+  const details = fc.check(
+    fc.property(spec.arbitrary, (v) => spec.predicate(v)),
+    {
+      numRuns: seedArg === undefined ? Number.MAX_SAFE_INTEGER : 1,
+      // Stop generating new runs when the budget is spent; shrinking a failure gets the same budget again.
+      interruptAfterTimeLimit: budgetMs,
+      markInterruptAsFailure: false,
+      ...(seedArg === undefined ? {} : { seed: Number(seedArg) }),
+      ...(pathArg === undefined ? {} : { path: pathArg }),
+    },
+  )
   const elapsed = ((Date.now() - started) / 1000).toFixed(1)
   if (!details.failed) {
     console.log(`ok    ${details.numRuns} runs in ${elapsed} s  ${spec.name}`)
@@ -54,7 +57,9 @@ for (const spec of selected as ReadonlyArray<PropertySpec<unknown>>) {
   failures++
   console.log(`FAIL  after ${details.numRuns} runs in ${elapsed} s  ${spec.name}`)
   console.log(`      seed: ${details.seed}  path: ${JSON.stringify(details.counterexamplePath)}`)
-  console.log(`      replay: node test/property/fuzz.ts --only ${JSON.stringify(spec.name.slice(0, 24))} --seed ${details.seed} --path ${JSON.stringify(details.counterexamplePath)}`)
+  console.log(
+    `      replay: node test/property/fuzz.ts --only ${JSON.stringify(spec.name.slice(0, 24))} --seed ${details.seed} --path ${JSON.stringify(details.counterexamplePath)}`,
+  )
   console.log(`      counterexample: ${fc.stringify(details.counterexample?.[0])}`)
   const error = details.errorInstance
   console.log(`      error: ${error instanceof Error ? error.message : String(error)}`)

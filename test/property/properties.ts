@@ -54,10 +54,14 @@ export const runsFor = (spec: { readonly runs: number }): number => Math.max(1, 
 
 /** Segment sizes: mostly small (byte-by-byte splits are where parsers break), sometimes large. */
 export const cutsArb: fc.Arbitrary<number[]> = fc.array(
-  fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 64 }) }, {
-    weight: 1,
-    arbitrary: fc.integer({ min: 1, max: 100_000 }),
-  }),
+  fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: 4 }) },
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: 64 }) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 1, max: 100_000 }),
+    },
+  ),
   { minLength: 1, maxLength: 12, size: "medium" },
 )
 
@@ -89,9 +93,30 @@ const reserved = new Set([
   "proxy-authorization",
   "proxy-authenticate",
   // and the fields dropped from trailers (RFC 9110 §6.5.1), so that random trailers go through
-  "max-forwards", "authorization", "www-authenticate", "cookie", "set-cookie", "cache-control", "pragma", "expect",
-  "range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "age", "expires", "date",
-  "location", "retry-after", "vary", "content-type", "content-encoding", "content-range", "content-location",
+  "max-forwards",
+  "authorization",
+  "www-authenticate",
+  "cookie",
+  "set-cookie",
+  "cache-control",
+  "pragma",
+  "expect",
+  "range",
+  "if-match",
+  "if-none-match",
+  "if-modified-since",
+  "if-unmodified-since",
+  "if-range",
+  "age",
+  "expires",
+  "date",
+  "location",
+  "retry-after",
+  "vary",
+  "content-type",
+  "content-encoding",
+  "content-range",
+  "content-location",
 ])
 
 export const fieldNameArb = fc
@@ -108,7 +133,13 @@ const queryArb = fc.option(fc.string({ unit: fc.constantFrom(...alnum, "=", "&")
 export type Body =
   | { readonly kind: "none" }
   | { readonly kind: "length"; readonly data: Uint8Array }
-  | { readonly kind: "chunked"; readonly chunks: ReadonlyArray<Uint8Array>; readonly upper: boolean; readonly ext: boolean; readonly trailers: ReadonlyArray<readonly [string, string]> }
+  | {
+      readonly kind: "chunked"
+      readonly chunks: ReadonlyArray<Uint8Array>
+      readonly upper: boolean
+      readonly ext: boolean
+      readonly trailers: ReadonlyArray<readonly [string, string]>
+    }
 
 const bodyArb: fc.Arbitrary<Body> = fc.oneof(
   fc.constant<Body>({ kind: "none" }),
@@ -156,16 +187,18 @@ export interface Request {
   readonly version: "1.1" | "1.0"
 }
 
-export const requestArb: fc.Arbitrary<Request> = fc.record({
-  method: fc.constantFrom("GET", "POST", "PUT", "HEAD"),
-  host: hostArb,
-  port: portArb,
-  path: pathArb,
-  query: queryArb,
-  fields: fieldsArb,
-  body: bodyArb,
-  version: fc.constantFrom("1.1", "1.1", "1.1", "1.0"),
-}).map((r): Request => (r.version === "1.0" && r.body.kind === "chunked" ? { ...r, version: "1.1" } : r))
+export const requestArb: fc.Arbitrary<Request> = fc
+  .record({
+    method: fc.constantFrom("GET", "POST", "PUT", "HEAD"),
+    host: hostArb,
+    port: portArb,
+    path: pathArb,
+    query: queryArb,
+    fields: fieldsArb,
+    body: bodyArb,
+    version: fc.constantFrom("1.1", "1.1", "1.1", "1.0"),
+  })
+  .map((r): Request => (r.version === "1.0" && r.body.kind === "chunked" ? { ...r, version: "1.1" } : r))
 
 export const encodeRequest = (r: Request, extra = ""): { head: string; body: Uint8Array } => {
   const authority = r.port === undefined ? r.host : `${r.host}:${r.port}`
@@ -229,7 +262,19 @@ export const tunnelScenarioArb: fc.Arbitrary<TunnelScenario> = fc.record({
   clientCuts: cutsArb,
   originCuts: cutsArb,
   ops: fc.array(
-    fc.constantFrom<TunnelOp>("client", "client", "origin", "origin", "connect", "blockClient", "drainClient", "blockOrigin", "drainOrigin", "clientEnd", "originEnd"),
+    fc.constantFrom<TunnelOp>(
+      "client",
+      "client",
+      "origin",
+      "origin",
+      "connect",
+      "blockClient",
+      "drainClient",
+      "blockOrigin",
+      "drainOrigin",
+      "clientEnd",
+      "originEnd",
+    ),
     { maxLength: 80, size: "max" },
   ),
   clientEnds: fc.boolean(),
@@ -311,17 +356,19 @@ export const byteConservation: PropertySpec<TunnelScenario> = {
     const bothEnded = s.clientEnds && s.originEnds
     expectEqual("closed", h.postman.closed, bothEnded)
     expectEqual("Close(client) count", h.clientCloses, bothEnded ? 1 : 0)
-    expectEqual("Close(origin) count", count(h.actions, (a) => a._tag === "Close" && a.side === "origin"), bothEnded ? 1 : 0)
+    expectEqual(
+      "Close(origin) count",
+      count(h.actions, (a) => a._tag === "Close" && a.side === "origin"),
+      bothEnded ? 1 : 0,
+    )
     if (bothEnded) {
       const log = h.logs[0]
       check(h.logs.length === 1 && log !== undefined, "one Log for the tunnel")
-      expectEqual("log", [log?.kind, log?.status, log?.outcome, log?.bytesFromClient, log?.bytesFromOrigin], [
-        "tunnel",
-        200,
-        "ok",
-        connectHead.length + s.clientBytes.length,
-        s.originBytes.length,
-      ])
+      expectEqual(
+        "log",
+        [log?.kind, log?.status, log?.outcome, log?.bytesFromClient, log?.bytesFromOrigin],
+        ["tunnel", 200, "ok", connectHead.length + s.clientBytes.length, s.originBytes.length],
+      )
     }
   },
 }
@@ -338,11 +385,13 @@ export interface Conversation {
 }
 
 /** A valid origin answers an HTTP/1.0 request without chunked coding (a chunked answer is a 502, row F21). */
-const exchangeArb = fc.record({ request: requestArb, response: responseArb }).map(({ request, response }) =>
-  request.version === "1.0" && response.body.kind === "chunked"
-    ? { request, response: { ...response, body: { kind: "length" as const, data: concat([...response.body.chunks]) } } }
-    : { request, response },
-)
+const exchangeArb = fc
+  .record({ request: requestArb, response: responseArb })
+  .map(({ request, response }) =>
+    request.version === "1.0" && response.body.kind === "chunked"
+      ? { request, response: { ...response, body: { kind: "length" as const, data: concat([...response.body.chunks]) } } }
+      : { request, response },
+  )
 
 export const conversationArb: fc.Arbitrary<Conversation> = fc.record({
   exchanges: fc.array(exchangeArb, { minLength: 1, maxLength: 3 }),
@@ -416,15 +465,30 @@ export const segmentationInvariance: PropertySpec<SplitConversation> = {
   runs: 200,
   predicate: ({ conversation, clientCuts, originCuts, auth }) => {
     const { client, responses } = encodeConversation(conversation)
-    const whole = playConversation([client], responses.map((r) => [r]), conversation.clientEnds, auth)
-    const split = playConversation(segment(client, clientCuts), responses.map((r) => segment(r, originCuts)), conversation.clientEnds, auth)
+    const whole = playConversation(
+      [client],
+      responses.map((r) => [r]),
+      conversation.clientEnds,
+      auth,
+    )
+    const split = playConversation(
+      segment(client, clientCuts),
+      responses.map((r) => segment(r, originCuts)),
+      conversation.clientEnds,
+      auth,
+    )
     expectEqual("Authenticate actions", split.authentications, whole.authentications)
     // Sanity: a valid conversation gets its first request through.
     check(whole.connects.length >= 1, `the unsplit conversation made no Connect: ${JSON.stringify(whole.clientText().slice(0, 200))}`)
     expectEqual("connects", split.connects, whole.connects)
-    for (let i = 0; i < whole.toOrigin.length; i++) expectBytes(`bytes to origin #${i}`, concat(split.toOrigin[i] ?? []), concat(whole.toOrigin[i] ?? []))
+    for (let i = 0; i < whole.toOrigin.length; i++)
+      expectBytes(`bytes to origin #${i}`, concat(split.toOrigin[i] ?? []), concat(whole.toOrigin[i] ?? []))
     expectBytes("bytes to the client", concat(split.toClient), concat(whole.toClient))
-    expectEqual("statuses", split.logs.map((l) => l.status), whole.logs.map((l) => l.status))
+    expectEqual(
+      "statuses",
+      split.logs.map((l) => l.status),
+      whole.logs.map((l) => l.status),
+    )
     expectEqual("actions", normalize(split.actions), normalize(whole.actions))
     // The request bodies reach the origin verbatim.
     conversation.exchanges.forEach(({ request }, i) => {
@@ -490,7 +554,11 @@ export const impossibleByteRefusedAtOnce: PropertySpec<ImpossibleLine> = {
       expectEqual("status", firstStatus(h), 400)
       expectEqual("Connects", h.connects.length, 0)
       // The byte count is where the refusal happened, not how much happened to have arrived.
-      expectEqual("bytesFromClient", h.logs.map((l) => l.bytesFromClient), [bad + 1])
+      expectEqual(
+        "bytesFromClient",
+        h.logs.map((l) => l.bytesFromClient),
+        [bad + 1],
+      )
     }
     // Refused in the piece that brought the impossible byte, not later.
     let start = 0
@@ -660,7 +728,7 @@ export const malformedRequest = (m: Malformed): string => {
       break
     case "unbalanced quote in a chunk extension":
       framing = "Transfer-Encoding: chunked\r\n"
-      body = "3\r\nabc\r\n3;a=\"b\r\nabc\r\n0\r\n\r\n"
+      body = '3\r\nabc\r\n3;a="b\r\nabc\r\n0\r\n\r\n'
       break
     case "TLS ClientHello":
       return "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + fields.join("")
@@ -712,7 +780,11 @@ export const nothingMalformedReachesOrigin: PropertySpec<Malformed> = {
         check("3\r\nabc\r\n".startsWith(body), `the origin got more than the valid chunk: ${JSON.stringify(body)}`)
       } else {
         expectEqual("Connects", h.connects.length, 0)
-        expectEqual("Writes to the origin", count(h.actions, (a) => a._tag === "Write" && a.side === "origin"), 0)
+        expectEqual(
+          "Writes to the origin",
+          count(h.actions, (a) => a._tag === "Write" && a.side === "origin"),
+          0,
+        )
       }
     }
   },
@@ -726,7 +798,11 @@ export type Step =
   | { readonly kind: "origin"; readonly bytes: Uint8Array; readonly advance: number }
   | { readonly kind: "ended" | "errored" | "blocked" | "drained"; readonly side: Side; readonly advance: number }
   | { readonly kind: "connected" | "connectedReused" | "timeout" | "fire" | "shutdown" | "abort"; readonly advance: number }
-  | { readonly kind: "connectFailed"; readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error" | "denied"; readonly advance: number }
+  | {
+      readonly kind: "connectFailed"
+      readonly reason: "unresolved" | "refused" | "unreachable" | "timeout" | "error" | "denied"
+      readonly advance: number
+    }
   | { readonly kind: "authenticated"; readonly advance: number }
   | { readonly kind: "authFailed"; readonly reason: AuthFailure; readonly advance: number }
 
@@ -757,10 +833,14 @@ const originFragments = [
 ]
 
 const sideArb = fc.constantFrom<Side>("client", "origin")
-const advanceArb = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 5_000 }) }, {
-  weight: 1,
-  arbitrary: fc.integer({ min: 0, max: 400_000 }),
-})
+const advanceArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(0) },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 5_000 }) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 0, max: 400_000 }),
+  },
+)
 const payloadArb = (fragments: string[]) =>
   fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom(...fragments).map(latin1) },
@@ -773,13 +853,41 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant("connected" as const), advance: advanceArb }) },
   // A pooled origin connection: makes the retry-on-a-fresh-connection path (rows F18, F19) reachable.
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("connectedReused" as const), advance: advanceArb }) },
-  { weight: 6, arbitrary: fc.record({ kind: fc.constantFrom("ended" as const, "errored" as const, "blocked" as const, "drained" as const), side: sideArb, advance: advanceArb }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constantFrom("ended" as const, "errored" as const, "blocked" as const, "drained" as const),
+      side: sideArb,
+      advance: advanceArb,
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("timeout" as const, "fire" as const), advance: advanceArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("shutdown" as const), advance: advanceArb }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("connectFailed" as const), reason: fc.constantFrom("unresolved" as const, "refused" as const, "unreachable" as const, "timeout" as const, "error" as const, "denied" as const), advance: advanceArb }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("connectFailed" as const),
+      reason: fc.constantFrom(
+        "unresolved" as const,
+        "refused" as const,
+        "unreachable" as const,
+        "timeout" as const,
+        "error" as const,
+        "denied" as const,
+      ),
+      advance: advanceArb,
+    }),
+  },
   // The runtime's verdicts on proxy credentials: nonsense unless a Postman requiring authentication asked.
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("authenticated" as const), advance: advanceArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("authFailed" as const), reason: fc.constantFrom<AuthFailure>("missing", "invalid", "rate-limited", "unavailable"), advance: advanceArb }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("authFailed" as const),
+      reason: fc.constantFrom<AuthFailure>("missing", "invalid", "rate-limited", "unavailable"),
+      advance: advanceArb,
+    }),
+  },
 )
 
 /** Deliver one step to the harness (the harness checks its socket invariants after every call). */
@@ -821,7 +929,10 @@ export const playStep = (h: Harness, s: Step): ReadonlyArray<Action> => {
 const checkLive = (h: Harness): void => {
   if (h.postman.closed) {
     expectEqual("Close(client) count", h.clientCloses, 1)
-    check(h.origins.every((o) => o === "closed"), `closed with an origin socket ${h.origins.join(",")}`)
+    check(
+      h.origins.every((o) => o === "closed"),
+      `closed with an origin socket ${h.origins.join(",")}`,
+    )
   } else {
     expectEqual("Close(client) count", h.clientCloses, 0)
     expectEqual("the Postman's deadline is the one last asked for", h.postman.deadline, h.deadline)
@@ -844,22 +955,22 @@ export const teardownWithAuth: PropertySpec<Step[]> = {
 }
 
 function playTeardown(steps: Step[], auth: boolean): void {
-    const h = new Harness({ maxBufferedBytes: 64 }, "hctunnel", auth)
-    for (const s of steps) {
-      const before = h.actions.length
-      const wasClosed = h.postman.closed
-      playStep(h, s)
-      if (wasClosed) expectEqual("actions after Closed", h.actions.length, before)
-      checkLive(h)
-    }
-    h.abort()
-    check(h.postman.closed, "abort() closes")
+  const h = new Harness({ maxBufferedBytes: 64 }, "hctunnel", auth)
+  for (const s of steps) {
+    const before = h.actions.length
+    const wasClosed = h.postman.closed
+    playStep(h, s)
+    if (wasClosed) expectEqual("actions after Closed", h.actions.length, before)
     checkLive(h)
-    const originCloses = count(h.actions, (a) => a._tag === "Close" && a.side === "origin")
-    const released = h.origins.filter((o) => o === "closed").length
-    check(originCloses <= released, `${originCloses} Close(origin) for ${released} origin sockets`)
-    // Every Connect is answered by exactly one of: ConnectFailed, Errored(origin) (runtime-marked), or Close(origin).
-    expectEqual("origin sockets", h.origins.length, h.connects.length)
+  }
+  h.abort()
+  check(h.postman.closed, "abort() closes")
+  checkLive(h)
+  const originCloses = count(h.actions, (a) => a._tag === "Close" && a.side === "origin")
+  const released = h.origins.filter((o) => o === "closed").length
+  check(originCloses <= released, `${originCloses} Close(origin) for ${released} origin sockets`)
+  // Every Connect is answered by exactly one of: ConnectFailed, Errored(origin) (runtime-marked), or Close(origin).
+  expectEqual("origin sockets", h.origins.length, h.connects.length)
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -886,7 +997,11 @@ export const boundedBuffers: PropertySpec<Flood> = {
   arbitrary: floodArb,
   runs: 150,
   predicate: (f) => {
-    const h = new Harness({ maxHeadBytes: f.maxHeadBytes, maxBufferedBytes: f.maxBufferedBytes, maxRequestLine: Math.min(8192, f.maxHeadBytes) })
+    const h = new Harness({
+      maxHeadBytes: f.maxHeadBytes,
+      maxBufferedBytes: f.maxBufferedBytes,
+      maxRequestLine: Math.min(8192, f.maxHeadBytes),
+    })
     const request = "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"
     // An endless stream: a CONNECT then opaque bytes, or a pipeline of GETs, or an endless response head.
     const repeats = Math.ceil((3 * (f.maxHeadBytes + f.maxBufferedBytes)) / request.length)
@@ -898,7 +1013,11 @@ export const boundedBuffers: PropertySpec<Flood> = {
     const checkBound = () => {
       check(h.postman.bufferedBytes <= bound(), `bufferedBytes ${h.postman.bufferedBytes} > ${bound()} in ${h.postman.state}`)
       const state = h.postman.state
-      if ((state === "Connecting" || state === "Forwarding") && f.kind !== "responseHead" && h.postman.bufferedBytes >= f.maxBufferedBytes) {
+      if (
+        (state === "Connecting" || state === "Forwarding") &&
+        f.kind !== "responseHead" &&
+        h.postman.bufferedBytes >= f.maxBufferedBytes
+      ) {
         check(h.paused.client, `${h.postman.bufferedBytes} bytes queued in ${state} and the client is not paused`)
       }
     }
@@ -935,13 +1054,19 @@ export const boundedBuffers: PropertySpec<Flood> = {
 
 export const deadlines: PropertySpec<Step[]> = {
   name: "deadlines: a live Postman always has a future deadline (punctual timer), and firing it ends an idle connection within 3 firings",
-  arbitrary: fc.array(stepArb.filter((s) => s.kind !== "timeout" && s.kind !== "fire"), { maxLength: 30, size: "max" }),
+  arbitrary: fc.array(
+    stepArb.filter((s) => s.kind !== "timeout" && s.kind !== "fire"),
+    { maxLength: 30, size: "max" },
+  ),
   runs: 1000,
   predicate: (steps) => {
     const h = new Harness()
     const afterCall = (what: string) => {
       if (h.postman.closed) return
-      check(h.postman.deadline === h.deadline, `${what}: the Postman's deadline ${h.postman.deadline} is not the one it asked for (${h.deadline})`)
+      check(
+        h.postman.deadline === h.deadline,
+        `${what}: the Postman's deadline ${h.postman.deadline} is not the one it asked for (${h.deadline})`,
+      )
       check(h.deadline > h.now, `${what}: deadline ${h.deadline} is not after now ${h.now} (state ${h.postman.state})`)
     }
     afterCall("start")
@@ -995,7 +1120,11 @@ export interface TunnelReal {
 const idleTimeout = defaultLimits.idleTimeout
 
 const tags = (actions: ReadonlyArray<Action>) =>
-  actions.map((a) => (a._tag === "Write" || a._tag === "HalfClose" || a._tag === "PauseReading" || a._tag === "ResumeReading" || a._tag === "Close" ? `${a._tag}(${a.side})` : a._tag))
+  actions.map((a) =>
+    a._tag === "Write" || a._tag === "HalfClose" || a._tag === "PauseReading" || a._tag === "ResumeReading" || a._tag === "Close"
+      ? `${a._tag}(${a.side})`
+      : a._tag,
+  )
 
 const expectActions = (what: string, actions: ReadonlyArray<Action>, expected: string[]) => expectEqual(what, tags(actions), expected)
 
@@ -1022,9 +1151,7 @@ class Sends implements TunnelCommand {
   }
   check(m: Readonly<TunnelModel>) {
     // A paused side is not read; an ended side sends nothing more.
-    return this.side === "client"
-      ? !m.clientEnded && !m.originBlocked
-      : m.originOpen && !m.originEnded && !m.clientBlocked
+    return this.side === "client" ? !m.clientEnded && !m.originBlocked : m.originOpen && !m.originEnded && !m.clientBlocked
   }
   run(m: TunnelModel, r: TunnelReal) {
     const actions = r.h.send(received(this.side, this.bytes), this.advance)
@@ -1142,8 +1269,12 @@ class Tick implements TunnelCommand {
 
 export const tunnelCommandsArb = fc.commands<TunnelModel, TunnelReal>(
   [
-    fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.integer({ min: 0, max: 200_000 })).map(([b, t]) => new Sends("client", b, t)),
-    fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.integer({ min: 0, max: 200_000 })).map(([b, t]) => new Sends("origin", b, t)),
+    fc
+      .tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.integer({ min: 0, max: 200_000 }))
+      .map(([b, t]) => new Sends("client", b, t)),
+    fc
+      .tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.integer({ min: 0, max: 200_000 }))
+      .map(([b, t]) => new Sends("origin", b, t)),
     sideArb.map((s) => new Ends(s)),
     sideArb.map((s) => new Errors(s)),
     fc.tuple(sideArb, fc.boolean()).map(([s, b]) => new Blocks(s, b)),

@@ -20,7 +20,14 @@ describe("regressions", () => {
   it("a retried request connected at the idle deadline gets a deadline ahead of now", () => {
     const p = new Postman({ limits: defaultLimits, via: "hctunnel" })
     p.start(0)
-    p.handle({ _tag: "Received", side: "client", bytes: latin1("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n") }, 0)
+    p.handle(
+      {
+        _tag: "Received",
+        side: "client",
+        bytes: latin1("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+      },
+      0,
+    )
     p.handle({ _tag: "Connected", reused: true }, 2640)
     p.handle({ _tag: "Ended", side: "origin" }, 296_502) // reused, nothing received: retried (F18)
     expect(p.state).toBe("Connecting")

@@ -19,14 +19,20 @@ const nextTurn = () => new Promise<void>((r) => setImmediate(r))
 describe("AccessLog", () => {
   it("formats text lines", () => {
     expect(formatText("127.0.0.1:5000", record)).toBe("127.0.0.1:5000 GET http://origin.test/a 200 80/1234 13ms ok\n")
-    expect(formatText("::1:1", { ...record, status: 502, outcome: "origin-error", detail: "refused\nx" }))
-      .toBe("::1:1 GET http://origin.test/a 502 80/1234 13ms origin-error refused?x\n")
+    expect(formatText("::1:1", { ...record, status: 502, outcome: "origin-error", detail: "refused\nx" })).toBe(
+      "::1:1 GET http://origin.test/a 502 80/1234 13ms origin-error refused?x\n",
+    )
   })
 
   it("names the authenticated user: user@client in text (escaped), a user field in JSON", () => {
-    expect(formatText("127.0.0.1:5000", { ...record, user: "alice" })).toBe("alice@127.0.0.1:5000 GET http://origin.test/a 200 80/1234 13ms ok\n")
+    expect(formatText("127.0.0.1:5000", { ...record, user: "alice" })).toBe(
+      "alice@127.0.0.1:5000 GET http://origin.test/a 200 80/1234 13ms ok\n",
+    )
     expect(formatText("127.0.0.1:5000", { ...record, user: "a b@c" })).toMatch(/^a%20b%40c@127\.0\.0\.1:5000 /)
-    expect(JSON.parse(formatJson("127.0.0.1:5000", { ...record, user: "alice" }, 1, "t"))).toMatchObject({ client: "127.0.0.1:5000", user: "alice" })
+    expect(JSON.parse(formatJson("127.0.0.1:5000", { ...record, user: "alice" }, 1, "t"))).toMatchObject({
+      client: "127.0.0.1:5000",
+      user: "alice",
+    })
     expect(JSON.parse(formatJson("127.0.0.1:5000", record, 1, "t"))).not.toHaveProperty("user")
   })
 

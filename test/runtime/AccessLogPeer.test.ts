@@ -20,7 +20,10 @@ describe("access log client address", () => {
     try {
       await oneBadRequest(host, proxy.port)
       await new Promise((r) => setTimeout(r, 50))
-      expect(proxy.lines.some((l) => line.test(l)), proxy.lines.join("\n")).toBe(true)
+      expect(
+        proxy.lines.some((l) => line.test(l)),
+        proxy.lines.join("\n"),
+      ).toBe(true)
     } finally {
       await proxy.stop()
     }

@@ -57,8 +57,15 @@ describe("AdminServer", () => {
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()))
     const port = (blocker.address() as net.AddressInfo).port
     try {
-      const server = new AdminServer({ address: { host: "127.0.0.1", port }, allow: ["127.0.0.0/8"], sources: { health: () => "serving", stats: async () => ({}), metrics: async () => "" } })
-      const e = await server.listen().then(() => undefined, (err: unknown) => err)
+      const server = new AdminServer({
+        address: { host: "127.0.0.1", port },
+        allow: ["127.0.0.0/8"],
+        sources: { health: () => "serving", stats: async () => ({}), metrics: async () => "" },
+      })
+      const e = await server.listen().then(
+        () => undefined,
+        (err: unknown) => err,
+      )
       expect(e).toBeInstanceOf(AdminListenError)
       // The reason as data; the CLI words it (src/cli/wording.ts; test/e2e/admin.test.ts checks the words).
       expect((e as AdminListenError).reason).toBe("EADDRINUSE")

@@ -10,7 +10,9 @@ import { parseHtpasswd, type Users } from "../../src/runtime/Htpasswd.ts"
 import { PortVerifier, VerifierHub } from "../../src/runtime/VerifierHub.ts"
 
 const usersOf = (pairs: Record<string, string>): Users => {
-  const text = Object.entries(pairs).map(([u, p]) => execFileSync("/usr/bin/htpasswd", ["-nbB", "-C", "4", u, p], { encoding: "utf8" }).trim()).join("\n")
+  const text = Object.entries(pairs)
+    .map(([u, p]) => execFileSync("/usr/bin/htpasswd", ["-nbB", "-C", "4", u, p], { encoding: "utf8" }).trim())
+    .join("\n")
   const r = parseHtpasswd(text, "test")
   if (!r.ok) throw new Error(r.problems.join("\n"))
   return r.users
@@ -22,7 +24,7 @@ afterEach(() => {
   for (const v of verifiers.splice(0)) v.close()
 })
 
-const setup = (users = usersOf({ alice: "secret", "zoë": "mot de passe" })) => {
+const setup = (users = usersOf({ alice: "secret", zoë: "mot de passe" })) => {
   const counters: AuthCounters = { authOk: 0, authCached: 0, authFailed: 0, authRateLimited: 0, authVerifications: 0 }
   const verifier = new BcryptVerifier()
   verifiers.push(verifier)
@@ -53,7 +55,10 @@ describe("decodeBasic", () => {
 describe("Authenticator", () => {
   it("no credentials: 'missing' at once, nothing verified", async () => {
     const { ask, counters } = setup()
-    expect(await ask(undefined)).toEqual({ verdict: { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" }, atOnce: true })
+    expect(await ask(undefined)).toEqual({
+      verdict: { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" },
+      atOnce: true,
+    })
     expect(counters).toMatchObject({ authFailed: 1, authVerifications: 0 })
   })
 
@@ -68,7 +73,10 @@ describe("Authenticator", () => {
 
   it("a wrong password and an unknown user are both verified (same cost) and refused; neither is cached", async () => {
     const { ask, counters, auth } = setup()
-    expect((await ask(basic("alice:nope"))).verdict).toMatchObject({ reason: "invalid", message: 'wrong user name or password (user "alice")' })
+    expect((await ask(basic("alice:nope"))).verdict).toMatchObject({
+      reason: "invalid",
+      message: 'wrong user name or password (user "alice")',
+    })
     expect((await ask(basic("mallory:secret"))).verdict).toMatchObject({ reason: "invalid" })
     expect(counters).toMatchObject({ authFailed: 2, authVerifications: 2, authOk: 0 })
     expect(auth.cached).toBe(0)

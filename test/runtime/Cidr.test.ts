@@ -41,19 +41,32 @@ describe("host bits set: the suggested network", () => {
 })
 
 describe("the configuration check and the worker agree", () => {
-  it.each(["10.0.0.0/8", "10.0.0.1/8", "10.0.0.1", "::1", "::1/128", "fd00::/8", "fd00::1/8", "1.2.3.4/33", "1.2.3.4/", "x", "", " 10.0.0.0/8 ", "::ffff:10.0.0.0/104", "::ffff:10.0.0.1/104", "10.0.0.0/08"])(
-    "%j",
-    (input) => {
-      const config = configParseCidr(input)
-      let worker = true
-      try {
-        AllowList.parse(config.ok ? [config.value] : [input])
-      } catch {
-        worker = false
-      }
-      expect(config.ok).toBe(worker)
-    },
-  )
+  it.each([
+    "10.0.0.0/8",
+    "10.0.0.1/8",
+    "10.0.0.1",
+    "::1",
+    "::1/128",
+    "fd00::/8",
+    "fd00::1/8",
+    "1.2.3.4/33",
+    "1.2.3.4/",
+    "x",
+    "",
+    " 10.0.0.0/8 ",
+    "::ffff:10.0.0.0/104",
+    "::ffff:10.0.0.1/104",
+    "10.0.0.0/08",
+  ])("%j", (input) => {
+    const config = configParseCidr(input)
+    let worker = true
+    try {
+      AllowList.parse(config.ok ? [config.value] : [input])
+    } catch {
+      worker = false
+    }
+    expect(config.ok).toBe(worker)
+  })
 
   it("normalizes a bare address to one host", () => {
     expect(normalizeCidr("192.168.1.5")).toBe("192.168.1.5/32")

@@ -102,7 +102,9 @@ describe("Connection over loopback", () => {
     cleanups.push(origin.close)
     const p = await proxy(baseInit())
     const c = rawClient(p.port)
-    c.socket.write(`GET http://origin.test:${origin.port}/path?q=1 HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: close\r\n\r\n`)
+    c.socket.write(
+      `GET http://origin.test:${origin.port}/path?q=1 HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: close\r\n\r\n`,
+    )
     await c.waitClose()
     expect(c.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     expect(c.text()).toContain("hello from /path?q=1 via 1.1 hctunnel-test")
@@ -159,7 +161,11 @@ describe("Connection over loopback", () => {
     const resolve = makeResolve({ hostsFile: false, servers: [dns.address], queryTimeoutMs: 5_000 })
     let answered = false
     const p = await proxy(baseInit({ hosts: {} }, { connectTimeout: 50 }), {
-      resolve: (host, cb) => resolve(host, (error, addresses) => { answered = error === undefined; cb(error, addresses) }),
+      resolve: (host, cb) =>
+        resolve(host, (error, addresses) => {
+          answered = error === undefined
+          cb(error, addresses)
+        }),
     })
     const c = rawClient(p.port)
     c.socket.write(`CONNECT slow.test:${echo.port} HTTP/1.1\r\nHost: slow.test:${echo.port}\r\n\r\n`)

@@ -84,7 +84,11 @@ describe("Deadlines (timer driven)", () => {
     expect(fired).toEqual([[1, 150]])
     clock = 350
     vi.advanceTimersByTime(200)
-    expect(fired).toEqual([[1, 150], [2, 350], [3, 350]])
+    expect(fired).toEqual([
+      [1, 150],
+      [2, 350],
+      [3, 350],
+    ])
     expect(d.size).toBe(0)
     expect(vi.getTimerCount()).toBe(0)
   })

@@ -41,10 +41,24 @@ describe("rule syntax", () => {
     ["10.0.0.0/8", "Network", undefined],
     ["10.0.0.0/8:22", "Network", [[22, 22]]],
     ["127.0.0.1:8080-8090", "Network", [[8080, 8090]]],
-    ["example.com:80,443", "Name", [[80, 80], [443, 443]]],
+    [
+      "example.com:80,443",
+      "Name",
+      [
+        [80, 80],
+        [443, 443],
+      ],
+    ],
     ["Example.COM.", "Name", undefined],
     ["*.example.com", "Suffix", undefined],
-    ["*.example.com:443,8000-8100", "Suffix", [[443, 443], [8000, 8100]]],
+    [
+      "*.example.com:443,8000-8100",
+      "Suffix",
+      [
+        [443, 443],
+        [8000, 8100],
+      ],
+    ],
     ["[fd00::/8]:443", "Network", [[443, 443]]],
     ["[::1]", "Network", undefined],
     ["fd00::/8", "Network", undefined],
@@ -92,7 +106,11 @@ describe("rule syntax", () => {
 
   it("splits comma lists, keeping port lists with their rule", () => {
     expect(splitRules("10.0.0.0/8:80,443,*:25")).toEqual(["10.0.0.0/8:80,443", "*:25"])
-    expect(splitRules("a.example, b.example:22,8000-8080 ,[fd00::/8]:443,80")).toEqual(["a.example", "b.example:22,8000-8080", "[fd00::/8]:443,80"])
+    expect(splitRules("a.example, b.example:22,8000-8080 ,[fd00::/8]:443,80")).toEqual([
+      "a.example",
+      "b.example:22,8000-8080",
+      "[fd00::/8]:443,80",
+    ])
     expect(splitRules("*:*,443")).toEqual(["*:*,443"]) // then a bad rule, reported as such
     expect(parseRule("fe80::1:22").ports).toBeUndefined() // a whole IPv6 address: ports need brackets
     expect(splitRules("")).toEqual([])
@@ -139,8 +157,10 @@ describe("a loopback-only proxy (the default)", () => {
 
   it("IPv4-compatible and -mapped spellings of a rule match every spelling of the address", () => {
     const p = local([], ["::127.0.0.1", "[::ffff:10.0.0.0/104]:22"])
-    for (const address of ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1", "::7f00:1"]) expect(verdict(p, address, 80), address).toBe("rule:::127.0.0.1")
-    for (const address of ["10.1.1.1", "::10.1.1.1", "::ffff:a01:101"]) expect(verdict(p, address, 22), address).toBe("rule:[::ffff:10.0.0.0/104]:22")
+    for (const address of ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1", "::7f00:1"])
+      expect(verdict(p, address, 80), address).toBe("rule:::127.0.0.1")
+    for (const address of ["10.1.1.1", "::10.1.1.1", "::ffff:a01:101"])
+      expect(verdict(p, address, 22), address).toBe("rule:[::ffff:10.0.0.0/104]:22")
     expect(verdict(p, "::1", 80)).toBe("allowed")
   })
 })
@@ -283,7 +303,8 @@ describe("an exposed proxy: default ports", () => {
     for (const port of [80, 21, 443, 70, 210, 280, 488, 591, 777, 1025, 8080, 65535]) {
       expect(verdict(policy, "93.184.216.34", port, "http"), String(port)).toBe("allowed")
     }
-    for (const port of [1, 22, 23, 25, 79, 81, 1024, 444]) expect(verdict(policy, "93.184.216.34", port, "http"), String(port)).toBe("port:port")
+    for (const port of [1, 22, 23, 25, 79, 81, 1024, 444])
+      expect(verdict(policy, "93.184.216.34", port, "http"), String(port)).toBe("port:port")
   })
   it("defaultPortOpen is the same table", () => {
     expect(defaultPortOpen("connect", 443)).toBe(true)
@@ -399,7 +420,14 @@ describe("listen addresses", () => {
     expect(makePolicy({ listen: [{ host, port: 1 }] }).exposed).toBe(!loopback)
   })
   it("one non-loopback listen address makes the proxy exposed", () => {
-    expect(makePolicy({ listen: [{ host: "127.0.0.1", port: 1 }, { host: "10.0.0.1", port: 1 }] }).exposed).toBe(true)
+    expect(
+      makePolicy({
+        listen: [
+          { host: "127.0.0.1", port: 1 },
+          { host: "10.0.0.1", port: 1 },
+        ],
+      }).exposed,
+    ).toBe(true)
   })
 })
 
@@ -410,16 +438,21 @@ describe("properties", () => {
   it("every IPv6 spelling of an IPv4 address gets the verdict of the address itself", () => {
     const policies = [exposed(), exposed(["10.0.0.0/8:22", "*:8080"], ["192.168.0.0/16:443"]), local([], ["100.64.0.0/10"])]
     fc.assert(
-      fc.property(octets, fc.constantFrom(22, 80, 443, 8080), fc.constantFrom<DestinationKind>("connect", "http"), ([a, b, c, d], port, kind) => {
-        const v4 = `${a}.${b}.${c}.${d}`
-        const forms = [`::ffff:${v4}`, `::ffff:${hex(a, b)}:${hex(c, d)}`, `0:0:0:0:0:ffff:${v4}`]
-        // The IPv4-compatible form of 0.0.0.0 and 0.0.0.1 is :: and ::1, addresses of their own.
-        if (a + b + c > 0 || d > 1) forms.push(`::${v4}`)
-        for (const policy of policies) {
-          const expected = verdict(policy, v4, port, kind)
-          for (const form of forms) expect(verdict(policy, form, port, kind), `${form} vs ${v4}`).toBe(expected)
-        }
-      }),
+      fc.property(
+        octets,
+        fc.constantFrom(22, 80, 443, 8080),
+        fc.constantFrom<DestinationKind>("connect", "http"),
+        ([a, b, c, d], port, kind) => {
+          const v4 = `${a}.${b}.${c}.${d}`
+          const forms = [`::ffff:${v4}`, `::ffff:${hex(a, b)}:${hex(c, d)}`, `0:0:0:0:0:ffff:${v4}`]
+          // The IPv4-compatible form of 0.0.0.0 and 0.0.0.1 is :: and ::1, addresses of their own.
+          if (a + b + c > 0 || d > 1) forms.push(`::${v4}`)
+          for (const policy of policies) {
+            const expected = verdict(policy, v4, port, kind)
+            for (const form of forms) expect(verdict(policy, form, port, kind), `${form} vs ${v4}`).toBe(expected)
+          }
+        },
+      ),
       { numRuns: 500 },
     )
   })
@@ -428,8 +461,14 @@ describe("properties", () => {
     // An oracle written independently of the range table: 0/8, 10/8, 100.64/10, 127/8, 169.254/16,
     // 172.16/12, 192.168/16, and everything from 224 up (multicast, reserved, broadcast).
     const inRange = (a: number, b: number): boolean =>
-      a === 0 || a === 10 || (a === 100 && b >= 64 && b <= 127) || a === 127 || (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || a >= 224
+      a === 0 ||
+      a === 10 ||
+      (a === 100 && b >= 64 && b <= 127) ||
+      a === 127 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      a >= 224
     fc.assert(
       fc.property(octets, fc.integer({ min: 1, max: 65535 }), ([a, b, c, d], port) => {
         const v = verdict(exposed(), `${a}.${b}.${c}.${d}`, port, "http")
@@ -444,11 +483,19 @@ describe("properties", () => {
 describe("allowedAddresses: several answers for one name (Happy Eyeballs)", () => {
   it("keeps the allowed ones in order; with none, the first denial", () => {
     const p = exposed()
-    const answers = [{ address: "10.0.0.1", family: 4 }, { address: "2001:db8::1", family: 6 }, { address: "127.0.0.1", family: 4 }, { address: "93.184.216.34", family: 4 }]
+    const answers = [
+      { address: "10.0.0.1", family: 4 },
+      { address: "2001:db8::1", family: 6 },
+      { address: "127.0.0.1", family: 4 },
+      { address: "93.184.216.34", family: 4 },
+    ]
     const r = allowedAddresses(p, { host: "mixed.example", port: 443, kind: "connect" }, answers)
     expect(r.allowed.map((a) => a.address)).toEqual(["2001:db8::1", "93.184.216.34"])
     expect(r.denial).toBeUndefined()
-    const none = allowedAddresses(p, { host: "inside.example", port: 443, kind: "connect" }, [{ address: "fd00::1" }, { address: "127.0.0.1" }])
+    const none = allowedAddresses(p, { host: "inside.example", port: 443, kind: "connect" }, [
+      { address: "fd00::1" },
+      { address: "127.0.0.1" },
+    ])
     expect(none.allowed).toEqual([])
     expect(none.denial?.message).toBe("destination inside.example:443 (fd00::1) denied: private (allow it with --allow-to [fc00::/7]:443)")
   })

@@ -31,22 +31,32 @@ const origin = async () => {
 const race = (addresses: ReadonlyArray<Resolved>, open: (a: Resolved) => net.Socket, delayMs?: number) => {
   const opened: Array<net.Socket> = []
   const result = new Promise<{ error: Error | undefined; socket: net.Socket | undefined }>((done) => {
-    dial(addresses, (a) => {
-      const s = open(a)
-      opened.push(s)
-      return s
-    }, (error, socket) => {
-      if (socket !== undefined) cleanups.push(() => void socket.destroy())
-      done({ error, socket })
-    }, delayMs)
+    dial(
+      addresses,
+      (a) => {
+        const s = open(a)
+        opened.push(s)
+        return s
+      },
+      (error, socket) => {
+        if (socket !== undefined) cleanups.push(() => void socket.destroy())
+        done({ error, socket })
+      },
+      delayMs,
+    )
   })
   return { opened, result }
 }
 
 describe("dialOrder (RFC 8305 §4)", () => {
   it("alternates the families, starting with the first address's", () => {
-    expect(dialOrder([v6("::1"), v6("::2"), v4("127.0.0.1"), v4("127.0.0.2"), v4("127.0.0.3")]))
-      .toEqual([v6("::1"), v4("127.0.0.1"), v6("::2"), v4("127.0.0.2"), v4("127.0.0.3")])
+    expect(dialOrder([v6("::1"), v6("::2"), v4("127.0.0.1"), v4("127.0.0.2"), v4("127.0.0.3")])).toEqual([
+      v6("::1"),
+      v4("127.0.0.1"),
+      v6("::2"),
+      v4("127.0.0.2"),
+      v4("127.0.0.3"),
+    ])
     expect(dialOrder([v4("127.0.0.1"), v6("::1")])).toEqual([v4("127.0.0.1"), v6("::1")])
     expect(dialOrder([v4("127.0.0.1"), v4("127.0.0.2")])).toEqual([v4("127.0.0.1"), v4("127.0.0.2")])
   })
@@ -73,8 +83,11 @@ describe("dial", () => {
   it("starts the next address after the delay when the first hangs, and destroys the loser", async () => {
     const o = await origin()
     // The first "attempt" is a socket that never connects (no packet at all): only the delay moves on.
-    const { opened, result } = race([v6("::1"), v4("127.0.0.1")], (a) =>
-      a.family === 6 ? new net.Socket() : net.connect({ host: a.address, port: o.port }), 10)
+    const { opened, result } = race(
+      [v6("::1"), v4("127.0.0.1")],
+      (a) => (a.family === 6 ? new net.Socket() : net.connect({ host: a.address, port: o.port })),
+      10,
+    )
     const { error, socket } = await result
     expect(error).toBeUndefined()
     expect(socket).toBe(opened[1])
@@ -106,11 +119,16 @@ describe("dial", () => {
   it("cancel destroys every attempt and never calls back", async () => {
     const sockets: Array<net.Socket> = []
     let calls = 0
-    const dialing = dial([v6("::1"), v4("127.0.0.1")], () => {
-      const s = new net.Socket()
-      sockets.push(s)
-      return s
-    }, () => calls++, 1)
+    const dialing = dial(
+      [v6("::1"), v4("127.0.0.1")],
+      () => {
+        const s = new net.Socket()
+        sockets.push(s)
+        return s
+      },
+      () => calls++,
+      1,
+    )
     await new Promise((r) => setTimeout(r, 20)) // the second attempt has started (after 1 ms)
     dialing.cancel()
     await new Promise((r) => setImmediate(r))

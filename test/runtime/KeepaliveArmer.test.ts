@@ -22,7 +22,12 @@ describe("KeepaliveArmer", () => {
     cleanups.push(() => deadlines.stop())
     const connections = new Set<Aging & { sweeps: number }>()
     const armer = new KeepaliveArmer(deadlines, connections, { delayMs: 60_000, sweepMs: 10_000 })
-    const make = () => ({ sweeps: 0, keepaliveSweep: function (this: { sweeps: number }) { this.sweeps++ } })
+    const make = () => ({
+      sweeps: 0,
+      keepaliveSweep: function (this: { sweeps: number }) {
+        this.sweeps++
+      },
+    })
     const a = make()
     connections.add(a)
     armer.wake()

@@ -31,9 +31,13 @@ const countingOrigin = async (keepAliveTimeout = 5_000) => {
   })
   const port = await listen(server as unknown as net.Server)
   cleanups.push(() => closeServer(server as unknown as net.Server))
-  return { port, connections: () => connections, dropAll: () => {
+  return {
+    port,
+    connections: () => connections,
+    dropAll: () => {
       for (const s of sockets) s.destroy()
-    } }
+    },
+  }
 }
 
 /** One request on a fresh client connection through the proxy; resolves with the response body. */

@@ -22,7 +22,9 @@ const v2Header = (command: number, family: number, block: ReadonlyArray<number>)
 
 /** A proxy that takes PROXY headers from 127.0.0.1 (where the test's clients come from). */
 const withProxy = async (overrides: Partial<WorkerInit>, body: (proxy: RunningProxy) => Promise<void>, headTimeout?: number) => {
-  const proxy = await startProxy(baseInit({ proxyProtocolFrom: ["127.0.0.1/32"], ...overrides }, headTimeout === undefined ? {} : { headTimeout }))
+  const proxy = await startProxy(
+    baseInit({ proxyProtocolFrom: ["127.0.0.1/32"], ...overrides }, headTimeout === undefined ? {} : { headTimeout }),
+  )
   try {
     await body(proxy)
   } finally {
@@ -125,13 +127,17 @@ describe("PROXY protocol on the accept path", () => {
     }))
 
   it("a header that does not complete within headTimeout is closed", () =>
-    withProxy({}, async (proxy) => {
-      const c = rawClient(proxy.port)
-      c.socket.write("PROXY TCP4 192.0.2.7 ")
-      await c.waitClose()
-      expect(c.text()).toBe("")
-      await waitForLine(proxy, /closed: no complete PROXY protocol header within the head timeout/)
-    }, 100))
+    withProxy(
+      {},
+      async (proxy) => {
+        const c = rawClient(proxy.port)
+        c.socket.write("PROXY TCP4 192.0.2.7 ")
+        await c.waitClose()
+        expect(c.text()).toBe("")
+        await waitForLine(proxy, /closed: no complete PROXY protocol header within the head timeout/)
+      },
+      100,
+    ))
 
   it("shutdown: a socket still waiting for its header is closed when the grace period ends", async () => {
     const proxy = await startProxy(baseInit({ proxyProtocolFrom: ["127.0.0.1/32"] }))

@@ -42,7 +42,8 @@ describe("worker metrics", () => {
     t.socket.end()
     await t.waitClose()
     const until = Date.now() + 5000
-    while (p.server.metricsSnapshot({ p50: 0, p99: 0, max: 0 }).tunnelsOpen !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    while (p.server.metricsSnapshot({ p50: 0, p99: 0, max: 0 }).tunnelsOpen !== 0 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 10))
     const m = p.server.metricsSnapshot({ p50: 0, p99: 0, max: 0 })
     expect(m.tunnelsOpen).toBe(0)
     expect(m.counters[COUNTER_OFFSETS.tunnelsClosed]).toBe(1)

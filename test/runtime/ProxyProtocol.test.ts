@@ -4,7 +4,14 @@
  */
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { formatIPv6, parseProxyHeader, type ProxyHeader, type ProxyParse, V1_MAX_BYTES, V2_SIGNATURE } from "../../src/runtime/ProxyProtocol.ts"
+import {
+  formatIPv6,
+  parseProxyHeader,
+  type ProxyHeader,
+  type ProxyParse,
+  V1_MAX_BYTES,
+  V2_SIGNATURE,
+} from "../../src/runtime/ProxyProtocol.ts"
 
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s)
 const concat = (...parts: ReadonlyArray<Uint8Array | ReadonlyArray<number>>): Uint8Array => {
@@ -17,10 +24,18 @@ const u16 = (n: number): Array<number> => [n >> 8, n & 0xff]
 /** A v2 header: version/command byte, family byte, address block (its length is written for it). */
 const v2 = (versionCommand: number, family: number, block: ReadonlyArray<number>, length = block.length): Uint8Array =>
   concat(V2_SIGNATURE, [versionCommand, family], u16(length), block)
-const ipv4Block = (src: ReadonlyArray<number>, dst: ReadonlyArray<number>, sport: number, dport: number): Array<number> =>
-  [...src, ...dst, ...u16(sport), ...u16(dport)]
-const ipv6Block = (src: ReadonlyArray<number>, dst: ReadonlyArray<number>, sport: number, dport: number): Array<number> =>
-  [...src, ...dst, ...u16(sport), ...u16(dport)]
+const ipv4Block = (src: ReadonlyArray<number>, dst: ReadonlyArray<number>, sport: number, dport: number): Array<number> => [
+  ...src,
+  ...dst,
+  ...u16(sport),
+  ...u16(dport),
+]
+const ipv6Block = (src: ReadonlyArray<number>, dst: ReadonlyArray<number>, sport: number, dport: number): Array<number> => [
+  ...src,
+  ...dst,
+  ...u16(sport),
+  ...u16(dport),
+]
 const v6 = (...words: ReadonlyArray<number>): Array<number> => words.flatMap(u16)
 
 const PROXY = 0x21
@@ -33,7 +48,11 @@ const valid: ReadonlyArray<readonly [string, Uint8Array, ProxyHeader]> = [
   ["v1 TCP4 extremes", ascii("PROXY TCP4 255.255.255.255 0.0.0.0 65535 0\r\n"), { version: 1, address: "255.255.255.255", port: 65535 }],
   ["v1 TCP6", ascii("PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n"), { version: 1, address: "2001:db8::7", port: 40000 }],
   ["v1 TCP6 upper case hex", ascii("PROXY TCP6 2001:DB8::A ::1 1 2\r\n"), { version: 1, address: "2001:db8::a", port: 1 }],
-  ["v1 TCP6 in its long form", ascii("PROXY TCP6 2001:0db8:0000:0000:0000:0000:0000:0007 ::1 80 81\r\n"), { version: 1, address: "2001:db8::7", port: 80 }],
+  [
+    "v1 TCP6 in its long form",
+    ascii("PROXY TCP6 2001:0db8:0000:0000:0000:0000:0000:0007 ::1 80 81\r\n"),
+    { version: 1, address: "2001:db8::7", port: 80 },
+  ],
   ["v1 TCP6 mapped IPv4", ascii("PROXY TCP6 ::ffff:127.0.0.2 ::1 5 6\r\n"), { version: 1, address: "::ffff:127.0.0.2", port: 5 }],
   [
     "v1 TCP6 longest line (107 bytes)",
@@ -43,17 +62,33 @@ const valid: ReadonlyArray<readonly [string, Uint8Array, ProxyHeader]> = [
   ["v1 UNKNOWN of 107 bytes", ascii(`PROXY UNKNOWN ${"x".repeat(107 - 14 - 2)}\r\n`), { version: 1, address: undefined, port: 0 }],
   ["v1 UNKNOWN", ascii("PROXY UNKNOWN\r\n"), { version: 1, address: undefined, port: 0 }],
   ["v1 UNKNOWN with addresses", ascii("PROXY UNKNOWN ffff:f::1 ffff:f::2 1 2\r\n"), { version: 1, address: undefined, port: 0 }],
-  ["v2 PROXY TCP4", v2(PROXY, TCP4, ipv4Block([203, 0, 113, 7], [192, 0, 2, 1], 51234, 3128)), { version: 2, address: "203.0.113.7", port: 51234 }],
+  [
+    "v2 PROXY TCP4",
+    v2(PROXY, TCP4, ipv4Block([203, 0, 113, 7], [192, 0, 2, 1], 51234, 3128)),
+    { version: 2, address: "203.0.113.7", port: 51234 },
+  ],
   [
     "v2 PROXY TCP4 with TLVs (skipped)",
     v2(PROXY, TCP4, [...ipv4Block([10, 1, 2, 3], [10, 0, 0, 1], 7, 8), 0x04, 0x00, 0x03, 1, 2, 3, 0x05, 0x00, 0x00]),
     { version: 2, address: "10.1.2.3", port: 7 },
   ],
-  ["v2 PROXY TCP6", v2(PROXY, TCP6, ipv6Block(v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7), v6(0, 0, 0, 0, 0, 0, 0, 1), 40000, 443)), { version: 2, address: "2001:db8::7", port: 40000 }],
-  ["v2 PROXY TCP6 mapped IPv4", v2(PROXY, TCP6, ipv6Block(v6(0, 0, 0, 0, 0, 0xffff, 0x7f00, 2), v6(0, 0, 0, 0, 0, 0, 0, 1), 9, 10)), { version: 2, address: "::ffff:127.0.0.2", port: 9 }],
+  [
+    "v2 PROXY TCP6",
+    v2(PROXY, TCP6, ipv6Block(v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7), v6(0, 0, 0, 0, 0, 0, 0, 1), 40000, 443)),
+    { version: 2, address: "2001:db8::7", port: 40000 },
+  ],
+  [
+    "v2 PROXY TCP6 mapped IPv4",
+    v2(PROXY, TCP6, ipv6Block(v6(0, 0, 0, 0, 0, 0xffff, 0x7f00, 2), v6(0, 0, 0, 0, 0, 0, 0, 1), 9, 10)),
+    { version: 2, address: "::ffff:127.0.0.2", port: 9 },
+  ],
   ["v2 PROXY UNSPEC (keep the real peer)", v2(PROXY, 0x00, []), { version: 2, address: undefined, port: 0 }],
   ["v2 LOCAL (health check)", v2(LOCAL, 0x00, []), { version: 2, address: undefined, port: 0 }],
-  ["v2 LOCAL with an address block (ignored)", v2(LOCAL, TCP4, ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), { version: 2, address: undefined, port: 0 }],
+  [
+    "v2 LOCAL with an address block (ignored)",
+    v2(LOCAL, TCP4, ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)),
+    { version: 2, address: undefined, port: 0 },
+  ],
   ["v2 LOCAL with any family (ignored)", v2(LOCAL, 0x31, [1, 2, 3]), { version: 2, address: undefined, port: 0 }],
 ]
 
@@ -91,7 +126,11 @@ const invalid: ReadonlyArray<readonly [string, Uint8Array, RegExp]> = [
   ["v1 non-ASCII", Uint8Array.from([...ascii("PROXY TCP4 1.2.3.4 5.6.7.8 1 2"), 0xc3, 0xa9, 0x0d, 0x0a]), /not printable ASCII/],
   ["v1 no CRLF within 107 bytes", ascii(`PROXY UNKNOWN ${"x".repeat(120)}\r\n`), /no CRLF within 107 bytes/],
   ["v1 line of 108 bytes", ascii(`PROXY UNKNOWN ${"x".repeat(108 - 14 - 2)}\r\n`), /no CRLF within 107 bytes/],
-  ["v2 signature wrong in its last byte", concat(V2_SIGNATURE.slice(0, 11), [0x0b, PROXY, TCP4, 0, 12], ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), /no PROXY protocol header/],
+  [
+    "v2 signature wrong in its last byte",
+    concat(V2_SIGNATURE.slice(0, 11), [0x0b, PROXY, TCP4, 0, 12], ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)),
+    /no PROXY protocol header/,
+  ],
   ["v2 signature cut by a CRLF CRLF", ascii("\r\n\r\nGET / HTTP/1.1\r\n\r\n"), /no PROXY protocol header/],
   ["v2 version 1", v2(0x11, TCP4, ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), /version 1/],
   ["v2 version 3", v2(0x31, TCP4, ipv4Block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), /version 3/],
@@ -199,9 +238,13 @@ describe("parseProxyHeader: properties over arbitrary bytes", () => {
     fc.uint8Array({ maxLength: 120 }),
     fc.uint8Array({ maxLength: 80 }).map((tail) => concat(ascii("PROXY "), tail)),
     fc.uint8Array({ maxLength: 80 }).map((tail) => concat(V2_SIGNATURE, tail)),
-    fc.constantFrom(...valid.map(([, bytes]) => bytes), ...invalid.map(([, bytes]) => bytes)).chain((bytes) =>
-      fc.tuple(fc.nat({ max: bytes.length }), fc.uint8Array({ maxLength: 8 })).map(([cut, noise]) => concat(bytes.subarray(0, cut), noise))
-    ),
+    fc
+      .constantFrom(...valid.map(([, bytes]) => bytes), ...invalid.map(([, bytes]) => bytes))
+      .chain((bytes) =>
+        fc
+          .tuple(fc.nat({ max: bytes.length }), fc.uint8Array({ maxLength: 8 }))
+          .map(([cut, noise]) => concat(bytes.subarray(0, cut), noise)),
+      ),
   )
 
   it("never throws; Done never claims more than it was given; a verdict never changes as bytes arrive", () => {

@@ -114,11 +114,15 @@ describe("readAcceptedIntoArena", () => {
     const ours = Buffer.allocUnsafe(BULK_READ_BYTES)
     const done = new Promise<void>((resolve) => {
       const server = net.createServer({ pauseOnConnect: false }, (socket) => {
-        enabled = readAcceptedInto(socket, () => ours, (n: number, buffer: Buffer) => {
-          reads.push(n)
-          if (buffer === ours) intoOurs.push(n) // the first read goes into the shared buffer, the next ones here
-          return true
-        })
+        enabled = readAcceptedInto(
+          socket,
+          () => ours,
+          (n: number, buffer: Buffer) => {
+            reads.push(n)
+            if (buffer === ours) intoOurs.push(n) // the first read goes into the shared buffer, the next ones here
+            return true
+          },
+        )
         socket.on("end", () => {
           socket.end()
           resolve()

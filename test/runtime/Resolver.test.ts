@@ -37,8 +37,7 @@ const setup = async (table: Record<string, DnsAnswer>, options: Partial<Resolver
   const stats: DnsCounters = { dnsQueries: 0, dnsCacheHits: 0, dnsFailures: 0 }
   const clock = { ms: 1_000 }
   const resolve = makeResolve({ hostsFile: false, servers: [dns.address], stats, now: () => clock.ms, ...options })
-  const run = (host: string) =>
-    new Promise<Outcome>((done) => resolve(host, (error, addresses) => done({ error, addresses })))
+  const run = (host: string) => new Promise<Outcome>((done) => resolve(host, (error, addresses) => done({ error, addresses })))
   return { dns, stats, clock, resolve, run }
 }
 
@@ -117,7 +116,11 @@ describe("makeResolve: DNS with c-ares", () => {
 
   it("caches an answer for its TTL, within the min/max clamp", async () => {
     const r = await setup(
-      { "ttl.test": { addresses: ["127.0.0.1"], ttl: 30 }, "zero.test": { addresses: ["127.0.0.1"], ttl: 0 }, "long.test": { addresses: ["127.0.0.1"], ttl: 86_400 } },
+      {
+        "ttl.test": { addresses: ["127.0.0.1"], ttl: 30 },
+        "zero.test": { addresses: ["127.0.0.1"], ttl: 0 },
+        "long.test": { addresses: ["127.0.0.1"], ttl: 86_400 },
+      },
       { minTtlMs: 1_000, maxTtlMs: 60_000 },
     )
     for (const name of ["ttl.test", "zero.test", "long.test"]) await r.run(name)
@@ -150,7 +153,10 @@ describe("makeResolve: DNS with c-ares", () => {
   })
 
   it("keeps a bounded number of names, dropping the oldest", async () => {
-    const r = await setup({ "a.test": { addresses: ["127.0.0.1"] }, "b.test": { addresses: ["127.0.0.1"] }, "c.test": { addresses: ["127.0.0.1"] } }, { cacheEntries: 2 })
+    const r = await setup(
+      { "a.test": { addresses: ["127.0.0.1"] }, "b.test": { addresses: ["127.0.0.1"] }, "c.test": { addresses: ["127.0.0.1"] } },
+      { cacheEntries: 2 },
+    )
     for (const name of ["a.test", "b.test", "c.test"]) await r.run(name)
     await r.run("c.test")
     await r.run("b.test")
@@ -182,7 +188,11 @@ describe("makeResolve: DNS with c-ares", () => {
       { maxQueries: 2, maxQueued: 1, queryTimeoutMs: 300, tries: 1 },
     )
     const order: Array<string> = []
-    const track = (name: string) => r.run(name).then((o) => { order.push(name); return o })
+    const track = (name: string) =>
+      r.run(name).then((o) => {
+        order.push(name)
+        return o
+      })
     const hanging = [track("hang1.test"), track("hang2.test")]
     const fast = track("fast.test") // queued behind the two hanging names
     const overflow = await r.run("overflow.test") // the queue (1) is full
@@ -219,10 +229,11 @@ describe("makeResolve: a late family", () => {
 
 describe("Resolver service", () => {
   it.effect("resolves through the layer", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const resolver = yield* Resolver
       assert.deepStrictEqual(yield* resolver.resolve("origin.test"), [v4("10.9.8.7")])
       const failed = yield* Effect.exit(resolver.resolve("nothing.invalid"))
       assert.isTrue(Exit.isFailure(failed))
-    }).pipe(Effect.provide(Resolver.layer({ hosts: { "origin.test": "10.9.8.7" }, hostsFile: false, servers: ["127.0.0.1:1"] }))))
+    }).pipe(Effect.provide(Resolver.layer({ hosts: { "origin.test": "10.9.8.7" }, hostsFile: false, servers: ["127.0.0.1:1"] }))),
+  )
 })

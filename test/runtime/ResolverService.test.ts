@@ -11,7 +11,8 @@ import { baseInit, echoServer, startProxy } from "./loopback.ts"
 const connectThrough = (proxyPort: number, target: string) =>
   new Promise<string>((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port: proxyPort }, () =>
-      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`))
+      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
+    )
     let text = ""
     socket.on("data", (d: Buffer) => {
       text += d.toString("latin1")
@@ -25,7 +26,7 @@ const connectThrough = (proxyPort: number, target: string) =>
 
 describe("the proxy resolves names with the Resolver service it is given", () => {
   it.effect("a name only the provided Resolver knows reaches its origin", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const resolver = yield* Resolver
       const echo = yield* Effect.promise(() => echoServer())
       const proxy = yield* Effect.promise(() => startProxy(baseInit({ hosts: {} }), { resolve: resolver.resolveCallback }))
@@ -35,5 +36,6 @@ describe("the proxy resolves names with the Resolver service it is given", () =>
       yield* Effect.promise(() => echo.close())
       assert.strictEqual(known, "HTTP/1.1 200 Connection established")
       assert.strictEqual(unknown, "HTTP/1.1 502 Bad Gateway")
-    }).pipe(Effect.provide(Resolver.layer({ hosts: { "svc.example": "127.0.0.1" } }))))
+    }).pipe(Effect.provide(Resolver.layer({ hosts: { "svc.example": "127.0.0.1" } }))),
+  )
 })

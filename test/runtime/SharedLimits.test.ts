@@ -28,7 +28,9 @@ describe("the client table", () => {
   it("matches a Map model under random acquire/release (small table: long probe runs, shifting deletions)", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ address: fc.integer({ min: 0, max: 40 }), worker: fc.integer({ min: 0, max: 2 }), acquire: fc.boolean() }), { maxLength: 400 }),
+        fc.array(fc.record({ address: fc.integer({ min: 0, max: 40 }), worker: fc.integer({ min: 0, max: 2 }), acquire: fc.boolean() }), {
+          maxLength: 400,
+        }),
         fc.integer(),
         (ops, seed) => {
           const max = 3

@@ -4,7 +4,8 @@ import { connectRequest, describeParentError, UpstreamHandshake } from "../../sr
 import { parseNoUpstreamEntry, UpstreamRoutes } from "../../src/runtime/Upstream.ts"
 
 const parent = { host: "127.0.0.1", port: 3128 }
-const direct = (list: ReadonlyArray<string>, host: string, port = 80) => new UpstreamRoutes(parent, list).parentFor(host, port) === undefined
+const direct = (list: ReadonlyArray<string>, host: string, port = 80) =>
+  new UpstreamRoutes(parent, list).parentFor(host, port) === undefined
 
 describe("--no-upstream matching", () => {
   it("without entries everything goes to the parent, named without credentials", () => {
@@ -76,10 +77,19 @@ describe("the parent's CONNECT handshake", () => {
 
   it("anything else is refused, with the parent's answer in words", () => {
     const answer = (s: string) => new UpstreamHandshake("a", 443, p, "c", { maxHeadBytes: 128, maxHeaders: 10 }).push(bytes(s))
-    expect(answer("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")).toEqual({ _tag: "Refused", what: "answered 407 Proxy Authentication Required" })
+    expect(answer("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")).toEqual({
+      _tag: "Refused",
+      what: "answered 407 Proxy Authentication Required",
+    })
     expect(answer("HTTP/1.1 503\r\n\r\n")).toEqual({ _tag: "Refused", what: "answered 503" })
-    expect(answer("SSH-2.0-OpenSSH\r\n\r\n")).toMatchObject({ _tag: "Refused", what: expect.stringMatching(/^answered CONNECT with a malformed response/) })
-    expect(answer(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(200)}`)).toEqual({ _tag: "Refused", what: "answered CONNECT with a head larger than maxHeadBytes" })
+    expect(answer("SSH-2.0-OpenSSH\r\n\r\n")).toMatchObject({
+      _tag: "Refused",
+      what: expect.stringMatching(/^answered CONNECT with a malformed response/),
+    })
+    expect(answer(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(200)}`)).toEqual({
+      _tag: "Refused",
+      what: "answered CONNECT with a head larger than maxHeadBytes",
+    })
   })
 
   it("socket errors read as sentences", () => {

@@ -86,7 +86,9 @@ describe("a tunnel through a parent", () => {
     const got = await exchange(proxy.port, `${CONNECT}early`, (g) => g.endsWith("BANNERearly"))
     expect(got).toBe("HTTP/1.1 200 Connection established\r\n\r\nBANNERearly")
     // The parent got our CONNECT (with our credentials and Via) alone: the client's early bytes came after its 2xx.
-    expect(parent.received[0]).toBe("CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\nProxy-Authorization: Basic dTpw\r\nVia: 1.1 hctunnel-test\r\n\r\n")
+    expect(parent.received[0]).toBe(
+      "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\nProxy-Authorization: Basic dTpw\r\nVia: 1.1 hctunnel-test\r\n\r\n",
+    )
     expect(parent.received.slice(1).join("")).toBe("early")
   })
 
@@ -94,7 +96,11 @@ describe("a tunnel through a parent", () => {
     ["closes without answering", (socket) => socket.end(), "closed the connection without answering CONNECT"],
     ["resets", (socket) => socket.resetAndDestroy(), "reset the connection"],
     ["answers 403", (socket) => socket.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"), "answered 403 Forbidden"],
-    ["answers something that is not HTTP", (socket) => socket.write("SSH-2.0-OpenSSH_9.6\r\n\r\n"), "answered CONNECT with a malformed response"],
+    [
+      "answers something that is not HTTP",
+      (socket) => socket.write("SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+      "answered CONNECT with a malformed response",
+    ],
   ]
   for (const [what, script, text] of failures) {
     it(`502 naming the parent when it ${what}`, async () => {
@@ -123,7 +129,8 @@ describe("plain HTTP through a parent", () => {
         }
       })
     })
-    const get = (path: string) => `GET http://origin.test:8080${path} HTTP/1.1\r\nHost: origin.test:8080\r\nProxy-Authorization: Basic Y2xpZW50\r\n\r\n`
+    const get = (path: string) =>
+      `GET http://origin.test:8080${path} HTTP/1.1\r\nHost: origin.test:8080\r\nProxy-Authorization: Basic Y2xpZW50\r\n\r\n`
     const got = await exchange(proxy.port, get("/1") + get("/2"), (g) => (g.match(/\r\n\r\nok/g) ?? []).length === 2)
     expect(got).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok[\s\S]*HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/)
     expect(connections).toBe(1)

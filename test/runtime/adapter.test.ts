@@ -37,7 +37,11 @@ class ScriptedEngine implements Engine {
       this.events.push(event)
       let actions = this.script(event, this)
       // Like the Postman: a client that ended or failed is released.
-      if ((event._tag === "Ended" || event._tag === "Errored") && event.side === "client" && !actions.some((a) => a._tag === "Close" && a.side === "client")) {
+      if (
+        (event._tag === "Ended" || event._tag === "Errored") &&
+        event.side === "client" &&
+        !actions.some((a) => a._tag === "Close" && a.side === "client")
+      ) {
         actions = [...actions, { _tag: "Close", side: "client", graceful: false, reusable: false }]
       }
       if (actions.some((a) => a._tag === "Close" && a.side === "client")) this.closed = true
@@ -110,7 +114,17 @@ describe("Connection adapter rules", () => {
             { _tag: "Write", side: "client", bytes: big },
             {
               _tag: "Log",
-              record: { kind: "http", method: "GET", target: "/", status: 200, bytesFromClient: 0, bytesFromOrigin: 0, startedAt: 0, endedAt: 1, outcome: "ok" },
+              record: {
+                kind: "http",
+                method: "GET",
+                target: "/",
+                status: 200,
+                bytesFromClient: 0,
+                bytesFromOrigin: 0,
+                startedAt: 0,
+                endedAt: 1,
+                outcome: "ok",
+              },
             },
             { _tag: "Write", side: "client", bytes: text("END") },
           ]
@@ -140,9 +154,9 @@ describe("Connection adapter rules", () => {
       (event) =>
         event._tag === "Received"
           ? [
-            { _tag: "Connect", host: "origin.test", port: echo.port },
-            { _tag: "Close", side: "origin", graceful: false, reusable: false },
-          ]
+              { _tag: "Connect", host: "origin.test", port: echo.port },
+              { _tag: "Close", side: "origin", graceful: false, reusable: false },
+            ]
           : [],
       { "origin.test": "127.0.0.1" },
     )
@@ -190,8 +204,8 @@ describe("Connection adapter rules", () => {
       event._tag === "Received"
         ? [{ _tag: "Connect", host: new TextDecoder().decode((event as { bytes: Uint8Array }).bytes), port }]
         : event._tag === "ConnectFailed"
-        ? [closeClient]
-        : []
+          ? [closeClient]
+          : [],
     )
     const a = rawClient(h.port)
     a.socket.write("127.0.0.1")
@@ -204,7 +218,9 @@ describe("Connection adapter rules", () => {
   })
 
   it("bytes that arrive after the engine closed the client are not fed", async () => {
-    const h = await harness((event) => (event._tag === "Received" ? [{ _tag: "Write", side: "client", bytes: text("bye") }, closeClient] : []))
+    const h = await harness((event) =>
+      event._tag === "Received" ? [{ _tag: "Write", side: "client", bytes: text("bye") }, closeClient] : [],
+    )
     const c = rawClient(h.port)
     c.socket.write("first")
     await c.waitFor("bye")
@@ -249,12 +265,12 @@ describe("Connection adapter rules", () => {
         event._tag === "Received" && event.side === "client"
           ? [{ _tag: "Connect", host: "127.0.0.1", port }]
           : event._tag === "Connected"
-          ? [
-            { _tag: "Write", side: "origin", bytes: text("last words") },
-            { _tag: "Close", side: "origin", graceful: true, reusable: false },
-            closeClient,
-          ]
-          : [],
+            ? [
+                { _tag: "Write", side: "origin", bytes: text("last words") },
+                { _tag: "Close", side: "origin", graceful: true, reusable: false },
+                closeClient,
+              ]
+            : [],
       {},
       150,
     )

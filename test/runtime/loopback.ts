@@ -110,14 +110,19 @@ export const rawClient = (port: number) => {
   })
   const until = (pred: () => boolean, what: string, ms = 5_000) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(all().toString("latin1").slice(0, 300))}`)), ms)
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(all().toString("latin1").slice(0, 300))}`)),
+        ms,
+      )
       const check = () => {
         if (pred()) {
           clearTimeout(timer)
           resolve()
         } else if (closed) {
           clearTimeout(timer)
-          pred() ? resolve() : reject(new Error(`closed while waiting for ${what}; got ${JSON.stringify(all().toString("latin1").slice(0, 300))}`))
+          pred()
+            ? resolve()
+            : reject(new Error(`closed while waiting for ${what}; got ${JSON.stringify(all().toString("latin1").slice(0, 300))}`))
         } else waiters.push(check)
       }
       check()

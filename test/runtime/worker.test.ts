@@ -12,7 +12,7 @@ import { requestSlot } from "../../src/runtime/Metrics.ts"
 import { baseInit, echoServer, rawClient } from "./loopback.ts"
 
 const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, tag: T) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (;;) {
       const msg = yield* Queue.take(queue)
       if (msg._tag === tag) return msg as Extract<FromWorker, { _tag: T }>
@@ -20,14 +20,17 @@ const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, t
   }).pipe(Effect.timeout("10 seconds"))
 
 const spawnLayer = (init: ReturnType<typeof baseInit>, env: Record<string, string> = {}) =>
-  NodeWorker.layer(() =>
-    new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init, env: { ...process.env, ...env } })
+  NodeWorker.layer(
+    () => new Worker(new URL("../../src/runtime/worker.ts", import.meta.url), { workerData: init, env: { ...process.env, ...env } }),
   )
 
 describe("worker thread", () => {
   it.live("listens, tunnels, reports stats, drains on Shutdown", () =>
-    Effect.gen(function*() {
-      const echo = yield* Effect.acquireRelease(Effect.promise(() => echoServer()), (e) => Effect.promise(() => e.close()))
+    Effect.gen(function* () {
+      const echo = yield* Effect.acquireRelease(
+        Effect.promise(() => echoServer()),
+        (e) => Effect.promise(() => e.close()),
+      )
       const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(7)
       const inbox = yield* Queue.unbounded<FromWorker>()
       yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
@@ -58,13 +61,17 @@ describe("worker thread", () => {
       yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
       const drained = yield* takeTag(inbox, "Drained")
       assert.strictEqual(drained.id, 7)
-    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none", eventLoopDelay: true })))))
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 7, logLevel: "none", eventLoopDelay: true })))),
+  )
 
   it.live("reports ListenFailed with the error code when the address is taken, then drains on Shutdown", () =>
-    Effect.gen(function*() {
-      const taken = yield* Effect.acquireRelease(Effect.promise(() => echoServer()), (e) => Effect.promise(() => e.close()))
+    Effect.gen(function* () {
+      const taken = yield* Effect.acquireRelease(
+        Effect.promise(() => echoServer()),
+        (e) => Effect.promise(() => e.close()),
+      )
       const init = baseInit({ id: 1, logLevel: "none", listen: [{ host: "127.0.0.1", port: taken.port }] })
-      yield* Effect.gen(function*() {
+      yield* Effect.gen(function* () {
         const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(1)
         const inbox = yield* Queue.unbounded<FromWorker>()
         yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
@@ -73,10 +80,11 @@ describe("worker thread", () => {
         yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
         yield* takeTag(inbox, "Drained")
       }).pipe(Effect.provide(spawnLayer(init)))
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped),
+  )
 
   it.live("test hook: a request for crash.hctunnel.invalid ends the thread (HCTUNNEL_TEST_HOOKS=1)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(2)
       const inbox = yield* Queue.unbounded<FromWorker>()
       const running = yield* Effect.forkScoped(Effect.exit(worker.run((msg) => Queue.offer(inbox, msg))))
@@ -87,5 +95,6 @@ describe("worker thread", () => {
       assert.isTrue(Exit.isFailure(exit))
       assert.include(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : ""), "70")
       c.socket.destroy()
-    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 2, logLevel: "none" }), { HCTUNNEL_TEST_HOOKS: "1" }))))
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 2, logLevel: "none" }), { HCTUNNEL_TEST_HOOKS: "1" }))),
+  )
 })

@@ -268,7 +268,7 @@ class ChunkedBody implements BodyFramer {
 
   /** The input ends inside a held line: keep what of it must be forwarded later. */
   #retain(n: number): void {
-    const start = Math.max(this.#lineAt , 0)
+    const start = Math.max(this.#lineAt, 0)
     this.#closeRun(start)
     let end = n
     if (this.#state <= SIZE_LF) {
@@ -312,7 +312,7 @@ class ChunkedBody implements BodyFramer {
     }
     // Begun in an earlier input: the digits retained, and those in this input, then CRLF.
     const held = this.#takeHeld()
-    const more = Math.max(this.#digitsEnd , 0)
+    const more = Math.max(this.#digitsEnd, 0)
     const line = new Uint8Array(held.length + more + 2)
     line.set(held, 0)
     line.set(this.#input.subarray(0, more), held.length)

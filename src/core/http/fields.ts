@@ -110,16 +110,46 @@ export const hasToken = (headers: ReadonlyArray<Field>, name: string, token: str
  */
 const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   // framing
-  "content-length", "transfer-encoding", "trailer", "te",
+  "content-length",
+  "transfer-encoding",
+  "trailer",
+  "te",
   // routing and hop-by-hop
-  "host", "via", "max-forwards", "connection", "proxy-connection", "keep-alive", "upgrade",
+  "host",
+  "via",
+  "max-forwards",
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "upgrade",
   // authentication and state
-  "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate", "cookie", "set-cookie",
+  "authorization",
+  "proxy-authorization",
+  "www-authenticate",
+  "proxy-authenticate",
+  "cookie",
+  "set-cookie",
   // request modifiers and response controls
-  "cache-control", "pragma", "expect", "range", "if-match", "if-none-match", "if-modified-since",
-  "if-unmodified-since", "if-range", "age", "expires", "date", "location", "retry-after", "vary",
+  "cache-control",
+  "pragma",
+  "expect",
+  "range",
+  "if-match",
+  "if-none-match",
+  "if-modified-since",
+  "if-unmodified-since",
+  "if-range",
+  "age",
+  "expires",
+  "date",
+  "location",
+  "retry-after",
+  "vary",
   // content format
-  "content-type", "content-encoding", "content-range", "content-location",
+  "content-type",
+  "content-encoding",
+  "content-range",
+  "content-location",
 ])
 
 /** True if a trailer field named `name` (any case) must not be forwarded. */

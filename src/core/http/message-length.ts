@@ -29,9 +29,7 @@ export const transferCoding = (headers: ReadonlyArray<Field>): TransferCoding =>
   const codings = listValues(headers, "transfer-encoding").map((c) => c.toLowerCase())
   if (codings.length === 0) {
     // Present but empty ("Transfer-Encoding:") is still present, and means nothing valid.
-    return hasField(headers, "transfer-encoding")
-      ? { kind: "invalid", reason: "an empty Transfer-Encoding" }
-      : { kind: "absent" }
+    return hasField(headers, "transfer-encoding") ? { kind: "invalid", reason: "an empty Transfer-Encoding" } : { kind: "absent" }
   }
   const chunkedCount = codings.filter((c) => c === "chunked").length
   const last = codings[codings.length - 1]

@@ -34,7 +34,10 @@ export type RequestFramingResult = { readonly ok: true; readonly value: Framing 
 /** Room left in a request line for the method, the two SPs and the version when deciding 414 vs 400. */
 export const REQUEST_LINE_OVERHEAD = 20
 
-const reject = (status: Rejection["status"], reason: string): { ok: false; rejection: Rejection } => ({ ok: false, rejection: { status, reason } })
+const reject = (status: Rejection["status"], reason: string): { ok: false; rejection: Rejection } => ({
+  ok: false,
+  rejection: { status, reason },
+})
 
 const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f] // "HTTP/"
 
@@ -50,7 +53,13 @@ export const parseVersion = (head: Uint8Array, from: number, to: number): HttpVe
   return "other"
 }
 
-const rejectParsed = (text: string, sp1: number, sp2: number, status: Rejection["status"], reason: string): { ok: false; rejection: Rejection } => ({
+const rejectParsed = (
+  text: string,
+  sp1: number,
+  sp2: number,
+  status: Rejection["status"],
+  reason: string,
+): { ok: false; rejection: Rejection } => ({
   ok: false,
   rejection: { status, reason, method: text.slice(0, sp1), target: text.slice(sp1 + 1, sp2) },
 })
@@ -90,7 +99,14 @@ export const parseRequestHead = (
   if (version === undefined) return reject(400, "malformed HTTP version in the request line")
   const text = decodeLatin1(head, 0, head.length)
   // From here on the request line is parsed: every refusal names its method and target (for the log).
-  if (version === "other") return rejectParsed(text, sp1, sp2, 505, `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`)
+  if (version === "other")
+    return rejectParsed(
+      text,
+      sp1,
+      sp2,
+      505,
+      `HTTP version ${decodeLatin1(head, sp2 + 1, end)} is not supported (only HTTP/1.0 and HTTP/1.1)`,
+    )
 
   let method = text.slice(0, sp1)
   // A tunnel keeps its method and target (for its log line) as long as it is open: they must not be
@@ -107,7 +123,8 @@ export const parseRequestHead = (
   for (const [name] of fields.fields) if (name.length === 4 && name.toLowerCase() === "host") hosts++
   if (hosts > 1) return rejectParsed(text, sp1, sp2, 400, "more than one Host field")
   if (hosts === 0 && version === "1.1") return rejectParsed(text, sp1, sp2, 400, "an HTTP/1.1 request needs a Host field")
-  if (method === "TRACE") return rejectParsed(text, sp1, sp2, 405, "TRACE is refused: a proxy must not reflect request headers that may carry credentials")
+  if (method === "TRACE")
+    return rejectParsed(text, sp1, sp2, 405, "TRACE is refused: a proxy must not reflect request headers that may carry credentials")
 
   return { ok: true, value: { method, rawTarget, target: target.value, version, headers: fields.fields } }
 }

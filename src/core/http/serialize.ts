@@ -124,9 +124,8 @@ export const serializeRequestHead = (
   const { target } = head
   // CONNECT never reaches this in the Postman (it becomes a tunnel); if it did, authority-form is its form.
   // To a parent proxy the target stays in absolute-form (RFC 9112 §3.2.2), rebuilt from its parts.
-  const requestTarget = target.form !== "absolute" ? authority(target)
-    : opts.upstream !== undefined ? `http://${authority(target)}${target.path}`
-    : target.path
+  const requestTarget =
+    target.form !== "absolute" ? authority(target) : opts.upstream !== undefined ? `http://${authority(target)}${target.path}` : target.path
   const out = forwardFields(head.headers, head.version, opts.via, opts.keepUpgrade, "host")
   let s = `${head.method} ${requestTarget} HTTP/${head.version}\r\nHost: ${authority(target)}\r\n`
   // The client's own Proxy-Authorization was for us and is dropped with the hop-by-hop fields; this one is ours.

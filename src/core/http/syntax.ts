@@ -21,7 +21,10 @@ const table = (accepts: (b: number) => boolean): Uint8Array => {
   return t
 }
 
-const inString = (chars: string) => (b: number): boolean => chars.includes(String.fromCharCode(b))
+const inString =
+  (chars: string) =>
+  (b: number): boolean =>
+    chars.includes(String.fromCharCode(b))
 const isAlpha = (b: number): boolean => (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
 const isDigitByte = (b: number): boolean => b >= 0x30 && b <= 0x39
 
@@ -44,16 +47,16 @@ export const isObsText: Uint8Array = table((b) => b >= 0x80)
 export const isFieldValueChar: Uint8Array = table((b) => (b >= 0x21 && b <= 0x7e) || b >= 0x80 || b === SP || b === HTAB)
 
 /** qdtext (RFC 9110 §5.6.4): the bytes of a quoted-string other than DQUOTE and the "\\" of a quoted-pair. */
-export const isQdtext: Uint8Array = table((b) => b === HTAB || b === SP || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80)
+export const isQdtext: Uint8Array = table(
+  (b) => b === HTAB || b === SP || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80,
+)
 
 /**
  * URI characters of RFC 3986 (unreserved / reserved / "%"). Strict: no controls, SP, DEL, non-ASCII, and
  * none of `"<>\^`{|}`. The reference class of RFC 3986; request-targets are checked with the wider
  * isTargetChar below and hosts with isRegNameChar.
  */
-export const isUriChar: Uint8Array = table(
-  (b) => isAlpha(b) || isDigitByte(b) || inString("-._~:/?#[]@!$&'()*+,;=%")(b),
-)
+export const isUriChar: Uint8Array = table((b) => isAlpha(b) || isDigitByte(b) || inString("-._~:/?#[]@!$&'()*+,;=%")(b))
 
 /**
  * Characters accepted in a request-target: VCHAR (no controls, SP, DEL, non-ASCII). Wider than isUriChar

@@ -61,7 +61,14 @@ const isIPv4 = (s: string): boolean => {
   const parts = s.split(".")
   return (
     parts.length === 4 &&
-    parts.every((p) => p.length >= 1 && p.length <= 3 && [...p].every((ch) => isDigit[ch.charCodeAt(0)] === 1) && Number(p) <= 255 && (p.length === 1 || p[0] !== "0"))
+    parts.every(
+      (p) =>
+        p.length >= 1 &&
+        p.length <= 3 &&
+        [...p].every((ch) => isDigit[ch.charCodeAt(0)] === 1) &&
+        Number(p) <= 255 &&
+        (p.length === 1 || p[0] !== "0"),
+    )
   )
 }
 

@@ -59,7 +59,7 @@ export const dial = (
   let next = 0
   let over = false
   let lastError: Error = new Error("no address to dial")
-  let timer: ReturnType<typeof setTimeout> | undefined 
+  let timer: ReturnType<typeof setTimeout> | undefined
 
   const stopTimer = (): void => {
     if (timer !== undefined) clearTimeout(timer)

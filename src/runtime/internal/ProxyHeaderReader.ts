@@ -38,7 +38,6 @@ export interface ProxyHeaderReaderOptions {
 
 const EMPTY = Buffer.alloc(0)
 
-
 /** One socket whose header is on its way. */
 class Waiting implements Timed {
   deadlineIndex = -1
@@ -67,9 +66,10 @@ class Waiting implements Timed {
     if (r._tag === "NeedMore") return
     if (r._tag === "Invalid") return this.reader.close(this, "malformed", "warn", r.reason)
     const header = r.header
-    const client: ClientAddress = header.address === undefined
-      ? { address: this.socket.remoteAddress ?? "?", port: this.socket.remotePort ?? 0 }
-      : { address: header.address, port: header.port }
+    const client: ClientAddress =
+      header.address === undefined
+        ? { address: this.socket.remoteAddress ?? "?", port: this.socket.remotePort ?? 0 }
+        : { address: header.address, port: header.port }
     // A copy: the bytes that follow may sit in a read buffer that is reused.
     this.reader.done(this, client, r.length === this.bytes.length ? EMPTY : Buffer.from(this.bytes.subarray(r.length)))
   }

@@ -64,8 +64,7 @@ export interface ProxyServerOptions {
 }
 
 /** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
-const localAddresses = (): Array<string> =>
-  Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
+const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 
 /** The host that crashes a worker when test hooks are on. */
 export const CRASH_HOST = "crash.hctunnel.invalid"
@@ -73,13 +72,13 @@ export const CRASH_HOST = "crash.hctunnel.invalid"
 const withTestHooks = (resolve: ResolveFn, on: boolean, log: AccessLog): ResolveFn =>
   on
     ? (host, cb) => {
-      if (host.toLowerCase() === CRASH_HOST) {
-        log.message("warn", "test hook: crashing this worker on purpose")
-        log.flush()
-        process.exit(70)
+        if (host.toLowerCase() === CRASH_HOST) {
+          log.message("warn", "test hook: crashing this worker on purpose")
+          log.flush()
+          process.exit(70)
+        }
+        resolve(host, cb)
       }
-      resolve(host, cb)
-    }
     : resolve
 
 /** A client outside the allow-list: its 403 is on the way; destroyed on close or after a short linger. */
@@ -151,24 +150,23 @@ export class ProxyServer {
       arm: (entry, at) => this.deadlines.set(entry, at),
       intervalMs: REFUSAL_LOG_INTERVAL_MS,
     })
-    this.auth = init.authFile === undefined ? undefined : new ProxyAuth({
-      path: init.authFile,
-      counters: this.stats,
-      now: () => this.deadlines.now(),
-      log: this.log,
-      // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
-      ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
-      ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
-    })
+    this.auth =
+      init.authFile === undefined
+        ? undefined
+        : new ProxyAuth({
+            path: init.authFile,
+            counters: this.stats,
+            now: () => this.deadlines.now(),
+            log: this.log,
+            // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+            ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
+            ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
+          })
     this.context = {
       limits: init.limits,
       via: init.via,
       deadlines: this.deadlines,
-      resolve: withTestHooks(
-        options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)),
-        options.testHooks === true,
-        this.log,
-      ),
+      resolve: withTestHooks(options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)), options.testHooks === true, this.log),
       log: this.log,
       stats: this.stats,
       pool: this.pool,
@@ -239,7 +237,7 @@ export class ProxyServer {
   listen(done: (result: ListenResult) => void): void {
     const addresses = this.init.listen
     const bound: Array<ListenAddress> = []
-    let failed: ListenResult | undefined 
+    let failed: ListenResult | undefined
     let pending = addresses.length
     if (pending === 0) return done({ ok: false, code: "ENOADDRESS", message: "no address to listen on" })
     const settle = () => {
@@ -328,7 +326,10 @@ export class ProxyServer {
   private closeUnlisted(socket: net.Socket): void {
     this.stats.errors++
     this.metrics.count(REFUSED_NOT_PROXY_SOURCE)
-    this.log.message("warn", `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`)
+    this.log.message(
+      "warn",
+      `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`,
+    )
     socket.on("error", () => {})
     socket.destroy()
   }
@@ -374,10 +375,13 @@ export class ProxyServer {
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
     if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
-      this.graceTimer = setTimeout(() => {
-        this.graceTimer = undefined
-        this.abortAll("shutdown: grace period over")
-      }, Math.max(0, graceMs))
+      this.graceTimer = setTimeout(
+        () => {
+          this.graceTimer = undefined
+          this.abortAll("shutdown: grace period over")
+        },
+        Math.max(0, graceMs),
+      )
     }
     this.checkDrained()
   }
@@ -403,7 +407,8 @@ export class ProxyServer {
   }
 
   private listenerError(address: ListenAddress, e: NodeJS.ErrnoException): void {
-    if (!this.connectionLimits.socketError(e.code, "accept")) this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`)
+    if (!this.connectionLimits.socketError(e.code, "accept"))
+      this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`)
   }
 
   /**

@@ -167,7 +167,7 @@ export class SharedLimits {
     Atomics.compareExchange(this.words, LOCK, worker + 1, 0)
     if (!this.lock(-1)) return
     try {
-      for (let i = 0; i < this.shape.capacity;) {
+      for (let i = 0; i < this.shape.capacity; ) {
         const at = this.entryAt(i)
         const half = (at + 5) * 2 + worker
         const mine = this.halves[half] as number
@@ -221,7 +221,10 @@ export class SharedLimits {
   /** The index of `key`'s entry; with `make`, an empty entry is claimed for it; else -1 when absent. Lock held. */
   private find(key: ClientKey, make: boolean): number {
     const w = this.words
-    const k0 = key[0] as number, k1 = key[1] as number, k2 = key[2] as number, k3 = key[3] as number
+    const k0 = key[0] as number,
+      k1 = key[1] as number,
+      k2 = key[2] as number,
+      k3 = key[3] as number
     for (let i = this.home(k0, k1, k2, k3), n = 0; n < this.shape.capacity; i = (i + 1) & this.mask, n++) {
       const at = this.entryAt(i)
       if ((w[at + 4] as number) === 0) {

@@ -29,7 +29,7 @@ export interface TaggedSocket<Owner extends SocketOwner = SocketOwner> extends n
 }
 
 /** Node's own 'end' listener of every socket (found on the first client), or null if it is not there. */
-let nodeEndListener: ((...args: Array<unknown>) => void) | null | undefined 
+let nodeEndListener: ((...args: Array<unknown>) => void) | null | undefined
 
 /**
  * Listen for the end of what `socket` sends. Node puts a listener on every socket's 'end'
@@ -52,7 +52,7 @@ export function listenEnd<S extends net.Socket>(socket: S, listener: (this: S) =
  * read callback of the same socket, without saying which socket (internal/ReadArena.ts): the callback
  * notes its socket last thing (so a throw leaves nothing behind) and `nextReadBuffer` takes it.
  */
-let lastRead: TaggedSocket | undefined 
+let lastRead: TaggedSocket | undefined
 
 /** Called last by every read callback: the next buffer Node asks for is this socket's. */
 export function noteRead(socket: TaggedSocket): void {

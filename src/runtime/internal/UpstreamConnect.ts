@@ -29,7 +29,6 @@ const shortText = (s: string): string => {
   return clean.length > 120 ? `${clean.slice(0, 120)}...` : clean
 }
 
-
 /** `CONNECT host:port HTTP/1.1` with Host, our Proxy-Authorization (if any) and Via (loop detection at the parent). */
 export const connectRequest = (host: string, port: number, parent: Parent, via: string): Uint8Array => {
   const authority = hostPort(host, port)
@@ -44,7 +43,13 @@ export class UpstreamHandshake {
   private readonly reader: HeadReader
   private readonly maxHeaders: number
 
-  constructor(host: string, port: number, parent: Parent, via: string, limits: { readonly maxHeadBytes: number; readonly maxHeaders: number }) {
+  constructor(
+    host: string,
+    port: number,
+    parent: Parent,
+    via: string,
+    limits: { readonly maxHeadBytes: number; readonly maxHeaders: number },
+  ) {
     this.parent = parent
     this.request = connectRequest(host, port, parent, via)
     this.reader = new HeadReader(limits.maxHeadBytes)

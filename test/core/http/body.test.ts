@@ -62,23 +62,35 @@ describe("makeFramer: none, length, until-close", () => {
 const chunkedCases: ReadonlyArray<readonly [string, string, Outcome]> = [
   ["one chunk and the last chunk", "5\r\nhello\r\n0\r\n\r\nNEXT", { body: "5\r\nhello\r\n0\r\n\r\n", rest: "NEXT", done: true }],
   ["several chunks", "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n", { body: "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n", rest: "", done: true }],
-  ["hex sizes, both cases", "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", { body: "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", rest: "", done: true }],
+  [
+    "hex sizes, both cases",
+    "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n",
+    { body: "a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", rest: "", done: true },
+  ],
   ["leading zeros in the size", "0005\r\nhello\r\n000\r\n\r\n", { body: "0005\r\nhello\r\n000\r\n\r\n", rest: "", done: true }],
   // Chunk extensions (RFC 9112 §7.1.1) are validated, then dropped with the BWS before them.
-  ["chunk extensions are dropped", "5;a=b;c=\"d e\"\r\nhello\r\n0;x\r\n\r\n", { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
+  ["chunk extensions are dropped", '5;a=b;c="d e"\r\nhello\r\n0;x\r\n\r\n', { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
   ["BWS before an extension", "5 \t;a\r\nhello\r\n0\r\n\r\n", { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
   ["BWS around = and after ;", "5; a = b ;c\r\nhello\r\n0\r\n\r\n", { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
-  ["a quoted-string with a quoted-pair and obs-text", "5;a=\"x\\\"y\xe9\"\r\nhello\r\n0\r\n\r\n", { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true }],
+  [
+    "a quoted-string with a quoted-pair and obs-text",
+    '5;a="x\\"y\xe9"\r\nhello\r\n0\r\n\r\n',
+    { body: "5\r\nhello\r\n0\r\n\r\n", rest: "", done: true },
+  ],
   ["an empty extension", "2;\r\nab\r\n", { error: "empty chunk extension name", sent: "" }],
   ["an empty extension name before =", "2;=b\r\nab\r\n", { error: "empty chunk extension name", sent: "" }],
   ["an empty extension value", "2;a=\r\nab\r\n", { error: "empty chunk extension value", sent: "" }],
-  ["an unbalanced quote", "2;a=\"b\r\nab\r\n", { error: "unterminated or invalid quoted-string in chunk extension", sent: "" }],
+  ["an unbalanced quote", '2;a="b\r\nab\r\n', { error: "unterminated or invalid quoted-string in chunk extension", sent: "" }],
   ["obs-text outside a quoted-string", "2;a=\xe9\r\nab\r\n", { error: "invalid character in chunk extension", sent: "" }],
   ["obs-text in an extension name", "2;\xe9\r\nab\r\n", { error: "invalid character in chunk extension", sent: "" }],
-  ["a byte after a closing quote", "2;a=\"b\"c\r\nab\r\n", { error: "invalid character in chunk extension", sent: "" }],
+  ["a byte after a closing quote", '2;a="b"c\r\nab\r\n', { error: "invalid character in chunk extension", sent: "" }],
   ["whitespace before the line end", "2;a \r\nab\r\n", { error: "whitespace at the end of a chunk extension", sent: "" }],
   ["whitespace after a value before the line end", "2;a=b\t\r\nab\r\n", { error: "whitespace at the end of a chunk extension", sent: "" }],
-  ["a malformed second size line: nothing of it is forwarded", "3\r\nabc\r\n2;\r\nxy\r\n", { error: "empty chunk extension name", sent: "3\r\nabc\r\n" }],
+  [
+    "a malformed second size line: nothing of it is forwarded",
+    "3\r\nabc\r\n2;\r\nxy\r\n",
+    { error: "empty chunk extension name", sent: "3\r\nabc\r\n" },
+  ],
   ["a trailer section", "0\r\nX-Sum: 1\r\nY:2\r\n\r\nN", { body: "0\r\nX-Sum: 1\r\nY:2\r\n\r\n", rest: "N", done: true }],
   [
     "trailer fields forbidden by RFC 9110 §6.5.1 are dropped",
@@ -93,9 +105,21 @@ const chunkedCases: ReadonlyArray<readonly [string, string, Outcome]> = [
   ["a 0x prefix", "0x5\r\nhello\r\n", { error: "invalid character in chunk size" }],
   ["a size over 2^53-1", "20000000000000\r\n", { error: "chunk size too large" }],
   ["a size of 17 hex digits", "10000000000000000\r\n", { error: "chunk size too large" }],
-  ["whitespace then junk after the size", "5 x\r\nhello\r\n", { error: "whitespace after a chunk size must be followed by a chunk extension" }],
-  ["whitespace then the line end after the size", "5 \r\nhello\r\n", { error: "whitespace after a chunk size must be followed by a chunk extension" }],
-  ["a bare LF after the size (forwarded verbatim: CRLF required)", "5\nhello\r\n0\r\n\r\n", { error: "bare LF in chunk size line (CRLF required)" }],
+  [
+    "whitespace then junk after the size",
+    "5 x\r\nhello\r\n",
+    { error: "whitespace after a chunk size must be followed by a chunk extension" },
+  ],
+  [
+    "whitespace then the line end after the size",
+    "5 \r\nhello\r\n",
+    { error: "whitespace after a chunk size must be followed by a chunk extension" },
+  ],
+  [
+    "a bare LF after the size (forwarded verbatim: CRLF required)",
+    "5\nhello\r\n0\r\n\r\n",
+    { error: "bare LF in chunk size line (CRLF required)" },
+  ],
   ["a bare LF ending the last chunk's trailer section", "0\r\n\n", { error: "bare LF in the trailer section (CRLF required)" }],
   ["a bare LF after a trailer field", "0\r\nX: y\n\r\n", { error: "bare LF in the trailer section (CRLF required)" }],
   ["a bare CR after the size", "5\rhello\r\n", { error: "bare CR in chunk size line" }],
@@ -121,7 +145,12 @@ describe("makeFramer: chunked rules", () => {
     if ("error" in expected) expect(whole).toMatchObject(expected)
     else expect(whole).toEqual(expected)
     // Byte by byte gives the same, what is forwarded before an error included.
-    expect(run(chunked(), [...bytes(input)].map((b) => Uint8Array.of(b)))).toEqual(whole)
+    expect(
+      run(
+        chunked(),
+        [...bytes(input)].map((b) => Uint8Array.of(b)),
+      ),
+    ).toEqual(whole)
   })
 
   it("endOfStream is legal only once the chunked body is complete", () => {
@@ -140,7 +169,12 @@ describe("makeFramer: chunked rules", () => {
   })
 
   it("reports the valid prefix before an error", () => {
-    expect(chunked().feed(bytes("3\r\nabc\r\nzz\r\n"))).toEqual({ error: "missing or invalid chunk size", consumed: 8, done: false, forward: 8 })
+    expect(chunked().feed(bytes("3\r\nabc\r\nzz\r\n"))).toEqual({
+      error: "missing or invalid chunk size",
+      consumed: 8,
+      done: false,
+      forward: 8,
+    })
   })
 
   it("a done framer consumes nothing more", () => {
@@ -172,7 +206,14 @@ describe("makeFramer: chunked rules", () => {
 /** Well-formed chunked bodies, with extensions and trailers, followed by other bytes; and what is forwarded of them. */
 const chunkedBody = fc
   .record({
-    chunks: fc.array(fc.record({ data: fc.string({ maxLength: 20 }).filter((s) => s.length > 0), ext: fc.constantFrom("", ";a", ";a=b", " ;x=\"y\"", "; a = \"\\\" \" ;b"), zeros: fc.constantFrom("", "0", "00") }), { maxLength: 5 }),
+    chunks: fc.array(
+      fc.record({
+        data: fc.string({ maxLength: 20 }).filter((s) => s.length > 0),
+        ext: fc.constantFrom("", ";a", ";a=b", ' ;x="y"', '; a = "\\" " ;b'),
+        zeros: fc.constantFrom("", "0", "00"),
+      }),
+      { maxLength: 5 },
+    ),
     trailers: fc.array(fc.constantFrom("X: y", "Sum:1", "A-B: c d", "Content-Length: 1", "Host: h"), { maxLength: 3 }),
     after: fc.constantFrom("", "GET / HTTP/1.1\r\n", "junk"),
   })
@@ -185,13 +226,21 @@ const chunkedBody = fc
       sent += `${size}\r\n${c.data}\r\n`
     }
     body += "0\r\n" + trailers.map((t) => t + "\r\n").join("") + "\r\n"
-    sent += "0\r\n" + trailers.filter((t) => !/^(Content-Length|Host):/.test(t)).map((t) => t + "\r\n").join("") + "\r\n"
+    sent +=
+      "0\r\n" +
+      trailers
+        .filter((t) => !/^(Content-Length|Host):/.test(t))
+        .map((t) => t + "\r\n")
+        .join("") +
+      "\r\n"
     return { body, sent, after }
   })
 
 /** Arbitrary bytes from the chunked alphabet, valid or not. */
 const chunkedNoise = fc
-  .array(fc.constantFrom("0", "1", "5", "a", "F", "\r", "\n", "\r\n", ";", " ", "x", "hello", ":", "\0", "=", "\"", "\\", "\xe9", "Host:"), { maxLength: 40 })
+  .array(fc.constantFrom("0", "1", "5", "a", "F", "\r", "\n", "\r\n", ";", " ", "x", "hello", ":", "\0", "=", '"', "\\", "\xe9", "Host:"), {
+    maxLength: 40,
+  })
   .map((parts) => parts.join(""))
 
 describe("makeFramer: chunked segmentation invariance", () => {

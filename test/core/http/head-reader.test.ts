@@ -40,16 +40,29 @@ describe("HeadReader: where a head ends", () => {
     ["CR CR LF is not an empty line", "A\r\n\r\r\nB\r\n\r\n", { tag: "Head", head: "A\r\n\r\r\nB\r\n\r\n", rest: "" }],
     ["a single line end is not the end", "GET / HTTP/1.1\r\nHost: a\r\n", { tag: "NeedMore" }],
     ["only empty lines: nothing yet", "\r\n\r\n\n", { tag: "NeedMore" }],
-    ["head of exactly the limit is accepted", "A".repeat(MAX - 4) + "\r\n\r\n", { tag: "Head", head: "A".repeat(MAX - 4) + "\r\n\r\n", rest: "" }],
+    [
+      "head of exactly the limit is accepted",
+      "A".repeat(MAX - 4) + "\r\n\r\n",
+      { tag: "Head", head: "A".repeat(MAX - 4) + "\r\n\r\n", rest: "" },
+    ],
     ["head one byte over the limit is TooLarge", "A".repeat(MAX - 3) + "\r\n\r\n", { tag: "TooLarge" }],
     ["unterminated head over the limit is TooLarge", "A".repeat(MAX + 1), { tag: "TooLarge" }],
     ["many short lines over the limit are TooLarge", "A\r\n".repeat(40), { tag: "TooLarge" }],
-    ["skipped empty lines do not count", "\r\n".repeat(100) + "A".repeat(MAX - 4) + "\r\n\r\n", { tag: "Head", head: "A".repeat(MAX - 4) + "\r\n\r\n", rest: "" }],
+    [
+      "skipped empty lines do not count",
+      "\r\n".repeat(100) + "A".repeat(MAX - 4) + "\r\n\r\n",
+      { tag: "Head", head: "A".repeat(MAX - 4) + "\r\n\r\n", rest: "" },
+    ],
   ]
   it.each(cases)("%s", (_name, input, expected) => {
     expect(feed(new HeadReader(MAX), [bytes(input)])).toEqual(expected)
     // Byte by byte gives the same.
-    expect(feed(new HeadReader(MAX), [...bytes(input)].map((b) => Uint8Array.of(b)))).toEqual(expected)
+    expect(
+      feed(
+        new HeadReader(MAX),
+        [...bytes(input)].map((b) => Uint8Array.of(b)),
+      ),
+    ).toEqual(expected)
   })
 })
 

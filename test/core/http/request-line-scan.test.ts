@@ -56,8 +56,16 @@ const cases: ReadonlyArray<readonly [string, string, { pass: true } | ReturnType
   ["a bare CR after the version", "GET http://a/ HTTP/1.1\rX", refused(400, 24, /bare CR in the request line/)],
   ["a control byte in the version", "GET http://a/ HTTP\0", refused(400, 19, /0x00 in the request line/)],
   // length
-  ["a long target: 414 as soon as the line is too long", `GET http://a/${"x".repeat(100)}`, refused(414, MAX_LINE + 1, /request-target is longer than 44/)],
-  ["a long method: 400 once the target has ended", `${"M".repeat(70)} http://a/ HTTP/1.1\r\n`, refused(400, 81, /request line is longer than 64/)],
+  [
+    "a long target: 414 as soon as the line is too long",
+    `GET http://a/${"x".repeat(100)}`,
+    refused(414, MAX_LINE + 1, /request-target is longer than 44/),
+  ],
+  [
+    "a long method: 400 once the target has ended",
+    `${"M".repeat(70)} http://a/ HTTP/1.1\r\n`,
+    refused(400, 81, /request line is longer than 64/),
+  ],
   ["a line of exactly the limit passes", `GET http://a/${"x".repeat(MAX_LINE - 22)} HTTP/1.1\r\n`, { pass: true }],
 ]
 
@@ -90,12 +98,17 @@ describe("RequestLineScan: refuses at the first impossible byte", () => {
 
 /** Request-line-ish noise: valid pieces and impossible bytes. */
 const noise = fc
-  .array(fc.constantFrom("GET", " ", "http://a/", "HTTP/1.1", "HTTP/", "1", ".", "\r", "\n", "\0", "\x16", "x", "\xe9", "\t"), { maxLength: 20 })
+  .array(fc.constantFrom("GET", " ", "http://a/", "HTTP/1.1", "HTTP/", "1", ".", "\r", "\n", "\0", "\x16", "x", "\xe9", "\t"), {
+    maxLength: 20,
+  })
   .map((parts) => parts.join(""))
 
 describe("RequestLineScan: segmentation", () => {
-  test.prop([noise, fc.array(fc.nat(), { maxLength: 10 })])("any split gives the same answer at the same byte as the whole input", (s, cuts) => {
-    const input = bytes(s)
-    expect(scan(splitAt(input, cuts))).toEqual(scan([input]))
-  })
+  test.prop([noise, fc.array(fc.nat(), { maxLength: 10 })])(
+    "any split gives the same answer at the same byte as the whole input",
+    (s, cuts) => {
+      const input = bytes(s)
+      expect(scan(splitAt(input, cuts))).toEqual(scan([input]))
+    },
+  )
 })

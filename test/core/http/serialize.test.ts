@@ -107,16 +107,86 @@ describe("serializeRequestHead", () => {
 
 // [rule, head, options, forwarded head]
 const responses: ReadonlyArray<readonly [string, ResponseHead, { close: boolean; keepUpgrade: boolean }, string]> = [
-  ["status line, fields, Via", response(200, [["Content-Length", "2"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 hct\r\n\r\n"],
-  ["close adds Connection: close", response(200, [["Connection", "keep-alive"], ["Keep-Alive", "timeout=5"]]), { close: true, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nVia: 1.1 hct\r\nConnection: close\r\n\r\n"],
-  ["an HTTP/1.0 response is sent as HTTP/1.1 with Via 1.0", response(404, [], "1.0", "Not Found"), { close: false, keepUpgrade: false }, "HTTP/1.1 404 Not Found\r\nVia: 1.0 hct\r\n\r\n"],
+  [
+    "status line, fields, Via",
+    response(200, [["Content-Length", "2"]]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "close adds Connection: close",
+    response(200, [
+      ["Connection", "keep-alive"],
+      ["Keep-Alive", "timeout=5"],
+    ]),
+    { close: true, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nVia: 1.1 hct\r\nConnection: close\r\n\r\n",
+  ],
+  [
+    "an HTTP/1.0 response is sent as HTTP/1.1 with Via 1.0",
+    response(404, [], "1.0", "Not Found"),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 404 Not Found\r\nVia: 1.0 hct\r\n\r\n",
+  ],
   ["an empty reason", response(200, [], "1.1", ""), { close: false, keepUpgrade: false }, "HTTP/1.1 200 \r\nVia: 1.1 hct\r\n\r\n"],
-  ["Proxy-Authenticate and Connection-named fields are removed", response(407, [["Proxy-Authenticate", "Basic"], ["Connection", "x"], ["X", "1"], ["Y", "2"]], "1.1", "Auth"), { close: false, keepUpgrade: false }, "HTTP/1.1 407 Auth\r\nY: 2\r\nVia: 1.1 hct\r\n\r\n"],
-  ["101 with keepUpgrade", response(101, [["Connection", "upgrade"], ["Upgrade", "websocket"], ["Sec-WebSocket-Accept", "a"]], "1.1", "Switching Protocols"), { close: false, keepUpgrade: true }, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nVia: 1.1 hct\r\nConnection: upgrade\r\n\r\n"],
-  ["Upgrade dropped without keepUpgrade", response(200, [["Upgrade", "h2c"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nVia: 1.1 hct\r\n\r\n"],
-  ["a repeated Content-Length becomes one canonical field", response(200, [["content-length", "007"], ["Content-Length", "7"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nVia: 1.1 hct\r\n\r\n"],
-  ["an invalid Content-Length the framing ignored (HEAD, 304) goes as received", response(304, [["Content-Length", "x"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 304 OK\r\nContent-Length: x\r\nVia: 1.1 hct\r\n\r\n"],
-  ["Via appended to the origin's Via", response(200, [["Via", "1.1 cdn"]]), { close: false, keepUpgrade: false }, "HTTP/1.1 200 OK\r\nVia: 1.1 cdn, 1.1 hct\r\n\r\n"],
+  [
+    "Proxy-Authenticate and Connection-named fields are removed",
+    response(
+      407,
+      [
+        ["Proxy-Authenticate", "Basic"],
+        ["Connection", "x"],
+        ["X", "1"],
+        ["Y", "2"],
+      ],
+      "1.1",
+      "Auth",
+    ),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 407 Auth\r\nY: 2\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "101 with keepUpgrade",
+    response(
+      101,
+      [
+        ["Connection", "upgrade"],
+        ["Upgrade", "websocket"],
+        ["Sec-WebSocket-Accept", "a"],
+      ],
+      "1.1",
+      "Switching Protocols",
+    ),
+    { close: false, keepUpgrade: true },
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nVia: 1.1 hct\r\nConnection: upgrade\r\n\r\n",
+  ],
+  [
+    "Upgrade dropped without keepUpgrade",
+    response(200, [["Upgrade", "h2c"]]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "a repeated Content-Length becomes one canonical field",
+    response(200, [
+      ["content-length", "007"],
+      ["Content-Length", "7"],
+    ]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "an invalid Content-Length the framing ignored (HEAD, 304) goes as received",
+    response(304, [["Content-Length", "x"]]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 304 OK\r\nContent-Length: x\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "Via appended to the origin's Via",
+    response(200, [["Via", "1.1 cdn"]]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nVia: 1.1 cdn, 1.1 hct\r\n\r\n",
+  ],
 ]
 
 describe("serializeResponseHead", () => {
@@ -132,7 +202,15 @@ describe("wantsClose", () => {
     ["Connection: close among other tokens, any case", "1.1", [["connection", "Upgrade, CLOSE"]], true],
     ["HTTP/1.0 closes by default", "1.0", [], true],
     ["HTTP/1.0 with Connection: keep-alive", "1.0", [["Connection", "Keep-Alive"]], false],
-    ["HTTP/1.0 with keep-alive and close", "1.0", [["Connection", "keep-alive"], ["Connection", "close"]], true],
+    [
+      "HTTP/1.0 with keep-alive and close",
+      "1.0",
+      [
+        ["Connection", "keep-alive"],
+        ["Connection", "close"],
+      ],
+      true,
+    ],
     ["a token that only contains close", "1.1", [["Connection", "closed"]], false],
   ]
   it.each(cases)("%s", (_rule, version, headers, expected) => {

@@ -13,13 +13,13 @@ import { isIPv4, isIPv6 } from "node:net"
 /** What the server does for one name: its addresses (A and AAAA picked by family), or a behaviour. */
 export type DnsAnswer =
   | {
-    readonly addresses: ReadonlyArray<string>
-    readonly ttl?: number
-    /** Answer late: every question, or per question type. */
-    readonly delayMs?: number | { readonly A?: number; readonly AAAA?: number }
-    /** Question types left unanswered for this name (a server that drops AAAA questions, say). */
-    readonly never?: ReadonlyArray<"A" | "AAAA">
-  }
+      readonly addresses: ReadonlyArray<string>
+      readonly ttl?: number
+      /** Answer late: every question, or per question type. */
+      readonly delayMs?: number | { readonly A?: number; readonly AAAA?: number }
+      /** Question types left unanswered for this name (a server that drops AAAA questions, say). */
+      readonly never?: ReadonlyArray<"A" | "AAAA">
+    }
   | "never" // no answer at all, to every question for the name
   | "nxdomain"
 
@@ -71,7 +71,12 @@ const ipv6Bytes = (a: string): Buffer => {
 }
 
 /** The response to `query` (its question copied), with `records` as answers and `rcode`. */
-const response = (query: Buffer, questionEnd: number, rcode: number, records: ReadonlyArray<{ type: number; ttl: number; data: Buffer }>): Buffer => {
+const response = (
+  query: Buffer,
+  questionEnd: number,
+  rcode: number,
+  records: ReadonlyArray<{ type: number; ttl: number; data: Buffer }>,
+): Buffer => {
   const header = Buffer.alloc(12)
   query.copy(header, 0, 0, 2) // ID
   const rd = query[2]! & 0x01
@@ -110,9 +115,12 @@ export const startDnsServer = (table: Readonly<Record<string, DnsAnswer>>): Prom
       if (answer === "nxdomain") return send(response(msg, questionEnd, 3, []))
       if (answer.never?.some((t) => (t === "A" ? TYPE_A : TYPE_AAAA) === qtype) === true) return
       const records = answer.addresses.flatMap((a) =>
-        qtype === TYPE_A && isIPv4(a) ? [{ type: TYPE_A, ttl: answer.ttl ?? 60, data: ipv4Bytes(a) }]
-        : qtype === TYPE_AAAA && isIPv6(a) ? [{ type: TYPE_AAAA, ttl: answer.ttl ?? 60, data: ipv6Bytes(a) }]
-        : [])
+        qtype === TYPE_A && isIPv4(a)
+          ? [{ type: TYPE_A, ttl: answer.ttl ?? 60, data: ipv4Bytes(a) }]
+          : qtype === TYPE_AAAA && isIPv6(a)
+            ? [{ type: TYPE_AAAA, ttl: answer.ttl ?? 60, data: ipv6Bytes(a) }]
+            : [],
+      )
       const reply = response(msg, questionEnd, 0, records) // no record of the type: NODATA
       const delayMs = typeof answer.delayMs === "object" ? (qtype === TYPE_A ? answer.delayMs.A : answer.delayMs.AAAA) : answer.delayMs
       if (delayMs === undefined) return send(reply)

@@ -82,7 +82,11 @@ export const configFor = (backends: readonly [Backend, Backend]): string =>
   }, HAPROXY_CONFIG)
 
 /** Start HAProxy on `host`:`port` (loopback) in front of two backends; resolves once its frontend accepts connections. */
-export const startHaproxy = async (port: number, backends: readonly [Backend, Backend], host: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<Haproxy> => {
+export const startHaproxy = async (
+  port: number,
+  backends: readonly [Backend, Backend],
+  host: "127.0.0.1" | "::1" = "127.0.0.1",
+): Promise<Haproxy> => {
   const dir = await mkdtemp(join(tmpdir(), "hctunnel-haproxy-"))
   const file = join(dir, "haproxy.cfg")
   await writeFile(file, configFor(backends))
@@ -102,7 +106,7 @@ export const startHaproxy = async (port: number, backends: readonly [Backend, Ba
     child.once("exit", () => {
       live.delete(child)
       resolve()
-    })
+    }),
   )
   const output = (): string => `$ haproxy -db -f ${file}\n${configFor(backends)}\n--- output ---\n${out}`
   for (let i = 0; ; i++) {

@@ -166,11 +166,14 @@ export const startHttpOrigin = async (name = "origin", host: "127.0.0.1" | "::1"
         return
       }
       case "/slow": {
-        const t = setTimeout(() => {
-          if (res.destroyed) return
-          res.writeHead(200, { "content-type": "text/plain", "content-length": 5, "x-origin": name })
-          res.end("slow\n")
-        }, q("ms", 500))
+        const t = setTimeout(
+          () => {
+            if (res.destroyed) return
+            res.writeHead(200, { "content-type": "text/plain", "content-length": 5, "x-origin": name })
+            res.end("slow\n")
+          },
+          q("ms", 500),
+        )
         res.on("close", () => clearTimeout(t))
         return
       }
@@ -289,7 +292,9 @@ export interface TcpEvents {
  *  - "manual": does nothing by itself; the test reads `conns` and writes/ends the sockets.
  *  - "slam": closes the connection as soon as the first bytes arrive (an origin that dies without answering).
  */
-export const startTcpServer = async (mode: "echo" | "manual" | "slam"): Promise<Closable & TcpEvents & { nextConnection(): Promise<TcpEvents["conns"][number]> }> => {
+export const startTcpServer = async (
+  mode: "echo" | "manual" | "slam",
+): Promise<Closable & TcpEvents & { nextConnection(): Promise<TcpEvents["conns"][number]> }> => {
   const conns: TcpEvents["conns"] = []
   const waiters: Array<(c: TcpEvents["conns"][number]) => void> = []
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {

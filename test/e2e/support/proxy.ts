@@ -63,7 +63,14 @@ const graceFlag = (): string => {
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
 export const flagsFor = (port: number, o: ProxyOptions): string[] => {
-  const args = ["--listen", `${o.listenHost ?? LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2), "--log-format", o.logFormat ?? "text"]
+  const args = [
+    "--listen",
+    `${o.listenHost ?? LOOPBACK}:${port}`,
+    "--workers",
+    String(o.workers ?? 2),
+    "--log-format",
+    o.logFormat ?? "text",
+  ]
   const ms = (flag: string, v: number | undefined): void => {
     if (v !== undefined) args.push(flag, `${v}ms`)
   }
@@ -170,8 +177,7 @@ export const startProxy = async (options: ProxyOptions = {}, startTimeoutMs = 45
       resolve({ code, signal })
     })
   })
-  const output = (): string =>
-    `$ node ${cli} ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
+  const output = (): string => `$ node ${cli} ${args.join(" ")}\n--- stdout ---\n${stdout.join("\n")}\n--- stderr ---\n${stderr.join("\n")}`
   const waitForLine = (match: RegExp | ((line: string) => boolean), timeoutMs = 10_000): Promise<string> => {
     const test = typeof match === "function" ? match : (l: string) => match.test(l)
     const found = stdout.find(test)

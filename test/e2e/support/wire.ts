@@ -111,9 +111,15 @@ export class Conn {
         this.buf = this.buf.subarray(n)
         return out
       }
-      if (eof) throw new Error(`connection ended while waiting for ${what}; got ${JSON.stringify(this.buf.toString("latin1").slice(0, 300))}${this.error ? ` (${this.error.message})` : ""}`)
+      if (eof)
+        throw new Error(
+          `connection ended while waiting for ${what}; got ${JSON.stringify(this.buf.toString("latin1").slice(0, 300))}${this.error ? ` (${this.error.message})` : ""}`,
+        )
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(this.buf.toString("latin1").slice(0, 300))}`)
+      if (left <= 0)
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(this.buf.toString("latin1").slice(0, 300))}`,
+        )
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.wake = undefined
@@ -187,19 +193,29 @@ export class Conn {
   private async readChunked(timeoutMs: number): Promise<Buffer> {
     const parts: Buffer[] = []
     for (;;) {
-      const line = (await this.take((b) => {
-        const i = b.indexOf("\r\n")
-        return i < 0 ? -1 : i + 2
-      }, "a chunk size line", timeoutMs)).toString("latin1")
+      const line = (
+        await this.take(
+          (b) => {
+            const i = b.indexOf("\r\n")
+            return i < 0 ? -1 : i + 2
+          },
+          "a chunk size line",
+          timeoutMs,
+        )
+      ).toString("latin1")
       const size = parseInt(line, 16)
       if (Number.isNaN(size)) throw new Error(`bad chunk line ${JSON.stringify(line)}`)
       if (size === 0) {
         // trailers until an empty line
         for (;;) {
-          const t = await this.take((b) => {
-            const i = b.indexOf("\r\n")
-            return i < 0 ? -1 : i + 2
-          }, "a trailer line", timeoutMs)
+          const t = await this.take(
+            (b) => {
+              const i = b.indexOf("\r\n")
+              return i < 0 ? -1 : i + 2
+            },
+            "a trailer line",
+            timeoutMs,
+          )
           if (t.length === 2) return Buffer.concat(parts)
         }
       }
