@@ -66,8 +66,15 @@ export const makeSharedLimitsBuffer = (workers: number, maxConnections: number, 
 /** An address as the four words of a table key. */
 export type ClientKey = Int32Array
 
-/** How long a worker spins for the table's lock before it gives up and admits without counting the client. */
-const SPIN_LIMIT = 1 << 20
+/** How many times a worker tries the table's lock at once before it sleeps on it. */
+const SPIN_LIMIT = 1 << 10
+/**
+ * How long (ms) a worker sleeps on the lock in all before it gives up. The lock is held for microseconds,
+ * but its holder may be descheduled (more threads than cores): then spinning only burns the core the
+ * holder needs, so a waiter sleeps on the lock word instead (Atomics.wait, woken by the unlock). Only a
+ * holder that died inside the lock keeps it longer (the supervisor takes it back: releaseWorker).
+ */
+const WAIT_LIMIT_MS = 200
 
 export class SharedLimits {
   private readonly words: Int32Array
@@ -131,19 +138,31 @@ export class SharedLimits {
   }
 
   releaseClient(key: ClientKey, worker: number): void {
-    if (!this.lock(worker)) return
+    if (!this.lock(worker)) {
+      // Never lose a release (the count would stay up for good): it is done with the next lock taken.
+      this.unreleased.push({ key, worker })
+      return
+    }
     try {
-      const i = this.find(key, false)
-      if (i < 0) return
-      const at = this.entryAt(i)
-      const half = (at + 5) * 2 + worker
-      if ((this.halves[half] as number) > 0) this.halves[half] = (this.halves[half] as number) - 1
-      const count = (this.words[at + 4] as number) - 1
-      if (count <= 0) this.remove(i)
-      else this.words[at + 4] = count
+      this.release(key, worker)
     } finally {
       this.unlock()
     }
+  }
+
+  /** Releases that could not take the lock, done once it is taken again by this thread. */
+  private readonly unreleased: Array<{ readonly key: ClientKey; readonly worker: number }> = []
+
+  /** One connection of `key` counted for `worker` is gone. Lock held. */
+  private release(key: ClientKey, worker: number): void {
+    const i = this.find(key, false)
+    if (i < 0) return
+    const at = this.entryAt(i)
+    const half = (at + 5) * 2 + worker
+    if ((this.halves[half] as number) > 0) this.halves[half] = (this.halves[half] as number) - 1
+    const count = (this.words[at + 4] as number) - 1
+    if (count <= 0) this.remove(i)
+    else this.words[at + 4] = count
   }
 
   /** Live connections of `key` now (tests and logs). */
@@ -198,14 +217,30 @@ export class SharedLimits {
 
   private lock(worker: number): boolean {
     const me = worker + 1 === 0 ? 0x7fffffff : worker + 1
+    if (!this.take(me)) return false
+    while (this.unreleased.length > 0) {
+      const r = this.unreleased.pop()!
+      this.release(r.key, r.worker)
+    }
+    return true
+  }
+
+  private take(me: number): boolean {
+    const w = this.words
     for (let n = 0; n < SPIN_LIMIT; n++) {
-      if (Atomics.compareExchange(this.words, LOCK, 0, me) === 0) return true
+      if (Atomics.compareExchange(w, LOCK, 0, me) === 0) return true
+    }
+    for (let slept = 0; slept < WAIT_LIMIT_MS; slept++) {
+      const holder = Atomics.compareExchange(w, LOCK, 0, me)
+      if (holder === 0) return true
+      Atomics.wait(w, LOCK, holder, 1)
     }
     return false
   }
 
   private unlock(): void {
     Atomics.store(this.words, LOCK, 0)
+    Atomics.notify(this.words, LOCK, 1)
   }
 
   private home(k0: number, k1: number, k2: number, k3: number): number {
