@@ -4,32 +4,17 @@
  * input exits 1 with a sentence; a real start prints the start-up line, answers SIGUSR1 with one stats
  * line and exits 0 on SIGTERM.
  */
-import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join, resolve } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { CONFIG_FLAG, settings } from "../../src/cli/settings.ts"
+import { CLI, cleanEnv, cli, requireBuild, ROOT } from "./support/run-cli.ts"
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const CLI = resolve(ROOT, "dist/cli.js")
 const pkg = JSON.parse(readFileSync(resolve(ROOT, "package.json"), "utf8")) as { version: string }
 
-/** The environment without any HCTUNNEL_* or proxy variables of the machine. */
-const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!/^HCTUNNEL_|_proxy$/i.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), encoding: "utf8", timeout: 20_000 })
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
-}
-
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` (npm test does it first)`)
-})
+beforeAll(requireBuild)
 
 describe("hctunnel --help", () => {
   it("exits 0 and lists every flag with its default and its env var", () => {

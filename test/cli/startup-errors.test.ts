@@ -1,32 +1,14 @@
-/**
- * Configuration errors are configuration errors (issue 8, item 4): a bad --allow CIDR is refused by the
- * configuration check with the worker's own parser (src/runtime/Cidr.ts), naming the flag and the fix,
- * exit 1, no stack; and a worker that cannot start anyway makes the supervisor report that worker's own
- * message, not a listen failure or a printed Cause.
- */
-import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { join, resolve } from "node:path"
+import { pathToFileURL } from "node:url"
 import { Effect, Exit, Logger } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
 import { ListenError, supervise } from "../../src/runtime/supervisor.ts"
 import { describeListenFailure } from "../../src/cli/wording.ts"
+import { cli, ROOT } from "./support/run-cli.ts"
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const CLI = resolve(ROOT, "dist/cli.js")
-
-const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!/^HCTUNNEL_|_proxy$/i.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), encoding: "utf8", timeout: 20_000 })
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
-}
 /** No stack frame, minified or not, and no printed Effect Cause. */
 const noStack = (text: string) => {
   expect(text).not.toMatch(/^\s+at /m)

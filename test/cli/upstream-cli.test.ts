@@ -1,28 +1,7 @@
-/**
- * The parent-proxy settings through the compiled command: a bad value exits 1 with one sentence naming
- * the flag, and a password given on the command line appears in no output.
- */
-import { spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
-import { dirname, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
 import { beforeAll, describe, expect, it } from "vitest"
+import { cli, requireBuild } from "./support/run-cli.ts"
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const CLI = resolve(ROOT, "dist/cli.js")
-const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!/^HCTUNNEL_|_proxy$/i.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), encoding: "utf8", timeout: 20_000 })
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
-}
-
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` (npm test does it first)`)
-})
+beforeAll(requireBuild)
 
 describe("hctunnel --upstream", () => {
   it("a bad URL: exit 1, one sentence naming the flag, the password hidden", () => {
