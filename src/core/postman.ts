@@ -73,6 +73,9 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
   upstream: 502,
 }
 
+/** host:port as a client writes it: an IPv6 literal in brackets (`[::1]:443`, not `::1:443`). */
+const authority = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+
 const describeConnectFailure = (reason: ConnectFailure, host: string, port: number, message: string): string => {
   switch (reason) {
     case "upstream":
@@ -81,15 +84,15 @@ const describeConnectFailure = (reason: ConnectFailure, host: string, port: numb
     case "unresolved":
       return `could not resolve host ${host}`
     case "refused":
-      return `connection refused by ${host}:${port}`
+      return `connection refused by ${authority(host, port)}`
     case "unreachable":
-      return `${host}:${port} is unreachable`
+      return `${authority(host, port)} is unreachable`
     case "timeout":
-      return `timed out connecting to ${host}:${port}`
+      return `timed out connecting to ${authority(host, port)}`
     case "error":
-      return `could not connect to ${host}:${port}`
+      return `could not connect to ${authority(host, port)}`
     case "denied":
-      return `destination ${host}:${port} denied`
+      return `destination ${authority(host, port)} denied`
   }
 }
 
