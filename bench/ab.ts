@@ -7,43 +7,17 @@
  *   e.g. node bench/ab.ts 7 3000 main=/tmp/main/dist/cli.js,--log-level,none new=dist/cli.js,--log-level,none
  *   KIND=wrk node bench/ab.ts ...     (100 B requests through wrk instead of new tunnels)
  */
-import { execFileSync, spawn } from "node:child_process"
-import net from "node:net"
-import { readFileSync } from "node:fs"
+import { spawn } from "node:child_process"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { runJson, runNode } from "./lib/children.ts"
+import { cpuSeconds } from "./lib/proc.ts"
+import { median } from "./lib/stats.ts"
+import { freePort } from "./lib/wire.ts"
 const wt = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const node = process.execPath
 const [roundsS, msS, ...variants] = process.argv.slice(2)
-const ticks = (pid: number): number => {
-  let total = 0
-  const tree = [pid]
-  for (const p of tree) {
-    try {
-      const st = readFileSync(`/proc/${p}/stat`, "utf8")
-      const r = st.slice(st.lastIndexOf(")") + 2).split(" ")
-      total += Number(r[11]) + Number(r[12])
-      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) tree.push(Number(t))
-    } catch {}
-  }
-  return total / 100
-}
-const runOut = (cmd: string, args: string[]): Promise<string> =>
-  new Promise((res, rej) => {
-    const cp = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] })
-    let out = ""
-    cp.stdout!.on("data", (d) => (out += d))
-    cp.on("close", (c) => (c === 0 ? res(out) : rej(new Error(`${cmd} exit ${c}`))))
-  })
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const freePort = (): Promise<number> =>
-  new Promise((res) => {
-    const s = net.createServer()
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port
-      s.close(() => res(p))
-    })
-  })
 const origin = spawn(node, [`${wt}/bench/origin.ts`], { stdio: ["pipe", "pipe", "inherit"] })
 const hello = await new Promise<{ readonly [key: string]: number }>((res) =>
   origin.stdout!.once("data", (d) => res(JSON.parse(String(d).split("\n")[0]!))),
@@ -67,56 +41,45 @@ const rates: Record<string, number[]> = {}
 for (let r = -1; r < Number(roundsS); r++) {
   const order = r % 2 === 0 ? procs : [...procs].reverse()
   for (const p of order) {
-    const c0 = ticks(p.pid)
+    const c0 = cpuSeconds(p.pid)
     let n = 0,
       secs = 0
     if (kind === "rate") {
-      const out = await runOut(node, [
-        `${wt}/bench/gen/rate.ts`,
-        "--target",
-        `127.0.0.1:${hello.echo}`,
-        "--proxy",
-        `127.0.0.1:${p.port}`,
-        "--clients",
-        "50",
-        "--duration-ms",
-        msS!,
-      ])
-      const j = JSON.parse(out.trim().split("\n").pop()!)
+      const j = (
+        await runNode(
+          `${wt}/bench/gen/rate.ts`,
+          ["--target", `127.0.0.1:${hello.echo}`, "--proxy", `127.0.0.1:${p.port}`, "--clients", "50", "--duration-ms", msS!],
+          { timeoutMs: Number(msS) + 30_000 },
+        )
+      ).last as { tunnels: number; seconds: number }
       n = j.tunnels
       secs = j.seconds
     } else {
-      const out = execFileSync(
-        "bash",
-        [
-          "-c",
-          `wrk -t1 -c50 -d${Number(msS) / 1000}s -s ${wt}/bench/wrk/small.lua http://127.0.0.1:${p.port}/ -- http://127.0.0.1:${hello.http}/small 127.0.0.1:${hello.http}`,
-        ],
-        { encoding: "utf8" },
-      )
-      const j = JSON.parse(
-        out
-          .trim()
-          .split("\n")
-          .filter((l: string) => l.startsWith("{"))
-          .pop()!,
-      )
+      const j = (
+        await runJson(
+          "bash",
+          [
+            "-c",
+            `wrk -t1 -c50 -d${Number(msS) / 1000}s -s ${wt}/bench/wrk/small.lua http://127.0.0.1:${p.port}/ -- http://127.0.0.1:${hello.http}/small 127.0.0.1:${hello.http}`,
+          ],
+          { timeoutMs: Number(msS) + 30_000 },
+        )
+      ).last as {
+        requests: number
+        durationUs: number
+      }
       n = j.requests
       secs = j.durationUs / 1e6
     }
-    const cpu = ticks(p.pid) - c0
+    const cpu = cpuSeconds(p.pid) - c0
     if (r < 0) continue // warm-up round
     ;(results[p.label] ??= []).push(cpu / (n / 10000))
     ;(rates[p.label] ??= []).push(n / secs)
   }
 }
-const med = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 for (const p of procs)
   console.log(
-    `${p.label.padEnd(14)} CPU-s/10k median ${med(results[p.label]!).toFixed(3)} [${results[p.label]!.map((x) => x.toFixed(2)).join(" ")}]  rate ${med(rates[p.label]!).toFixed(0)}/s`,
+    `${p.label.padEnd(14)} CPU-s/10k median ${median(results[p.label]!).toFixed(3)} [${results[p.label]!.map((x) => x.toFixed(2)).join(" ")}]  rate ${median(rates[p.label]!).toFixed(0)}/s`,
   )
 for (const p of procs) p.cp.kill("SIGTERM")
 origin.kill()

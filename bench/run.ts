@@ -18,7 +18,7 @@ import { installCleanup, runJson, runNode, startJson, stop, type RunResult } fro
 import { PEER_NAMES, startPeer, type Peer, type PeerName } from "./lib/peers.ts"
 import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
 import { fmt, median, summarize, type Summary } from "./lib/stats.ts"
-import { assertLoopback, authority, parseEndpoint, type Endpoint } from "./lib/wire.ts"
+import { assertLoopback, authority, freePort, parseEndpoint, type Endpoint } from "./lib/wire.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, "..")
@@ -100,16 +100,6 @@ const withNoFile = (command: string, args: ReadonlyArray<string>): [string, stri
   "bash",
   ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', command, ...args],
 ]
-
-const freePort = (): Promise<number> =>
-  new Promise((res, rej) => {
-    const s = net.createServer()
-    s.once("error", rej)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => res(port))
-    })
-  })
 
 const waitForPort = async (ep: Endpoint, timeoutMs: number): Promise<void> => {
   const deadline = Date.now() + timeoutMs

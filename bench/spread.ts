@@ -6,36 +6,23 @@
  *   node bench/spread.ts RUNS BYTES WORKERS...      e.g. node bench/spread.ts 7 2147483648 2 3 4
  */
 import { spawn } from "node:child_process"
-import net from "node:net"
 import { readFileSync, readdirSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { runNode } from "./lib/children.ts"
+import { clockTicks } from "./lib/proc.ts"
+import { freePort } from "./lib/wire.ts"
 const wt = resolve(dirname(fileURLToPath(import.meta.url)), ".."),
   node = process.execPath
 const [runsS, bytesS, ...ws] = process.argv.slice(2)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const runOut = (cmd: string, args: string[]): Promise<string> =>
-  new Promise((res, rej) => {
-    const cp = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] })
-    let out = ""
-    cp.stdout!.on("data", (d) => (out += d))
-    cp.on("close", (c) => (c === 0 ? res(out) : rej(new Error(`${cmd} exit ${c}`))))
-  })
-const freePort = (): Promise<number> =>
-  new Promise((res) => {
-    const s = net.createServer()
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port
-      s.close(() => res(p))
-    })
-  })
 const threads = (pid: number): Map<string, number> => {
   const m = new Map<string, number>()
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const st = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8")
       const r = st.slice(st.lastIndexOf(")") + 2).split(" ")
-      m.set(t, (Number(r[11]) + Number(r[12])) / 100)
+      m.set(t, (Number(r[11]) + Number(r[12])) / clockTicks())
     } catch {}
   }
   return m
@@ -54,22 +41,26 @@ for (const w of ws) {
   const rates: number[] = []
   for (let r = 0; r < Number(runsS); r++) {
     const t0 = threads(cp.pid!)
-    const out = await runOut(node, [
-      `${wt}/bench/gen/bulk.ts`,
-      "--target",
-      `127.0.0.1:${hello.bulk}`,
-      "--proxy",
-      `127.0.0.1:${port}`,
-      "--tunnels",
-      "8",
-      "--bytes",
-      bytesS!,
-      "--dir",
-      "down",
-      "--deadline-ms",
-      "100000",
-    ])
-    const j = JSON.parse(out.trim().split("\n").pop()!)
+    const j = (
+      await runNode(
+        `${wt}/bench/gen/bulk.ts`,
+        [
+          "--target",
+          `127.0.0.1:${hello.bulk}`,
+          "--proxy",
+          `127.0.0.1:${port}`,
+          "--tunnels",
+          "8",
+          "--bytes",
+          bytesS!,
+          "--dir",
+          "down",
+          "--deadline-ms",
+          "100000",
+        ],
+        { timeoutMs: 120_000 },
+      )
+    ).last as { bytes: number; seconds: number }
     const t1 = threads(cp.pid!)
     const busy = [...t1]
       .map(([t, c]) => c - (t0.get(t) ?? 0))

@@ -259,3 +259,14 @@ export const need = (m: Map<string, string>, name: string): string => {
   if (v === undefined) throw new Error(`missing --${name}`)
   return v
 }
+
+/** A TCP port free on 127.0.0.1 right now (bound, read, released). */
+export const freePort = (): Promise<number> =>
+  new Promise((res, rej) => {
+    const s = net.createServer()
+    s.once("error", rej)
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => res(port))
+    })
+  })
