@@ -502,6 +502,21 @@ const proxyArgs = (mode: Mode): string[] => (endpointOf(mode) === undefined ? []
 const num = (r: RunResult, k: string): number => Number(r.last[k])
 const GB = 1e9
 
+/** A bulk generator's result (bulk.ts, httpget.ts): MB/s over its measured window, per GB moved. */
+const throughput = (r: RunResult): Measured => {
+  const bytes = num(r, "bytes")
+  const seconds = num(r, "seconds")
+  return {
+    value: bytes / seconds / 1e6,
+    work: bytes / GB,
+    seconds,
+    genCpu: num(r, "cpuSeconds"),
+    genCpuTotal: num(r, "cpuTotalSeconds"),
+    extra: {},
+    warnings: [],
+  }
+}
+
 const bulk = (name: Name, title: string, tunnels: number, dir: "down" | "up", targets: Target[]) => async (): Promise<Result> => {
   const data = await rounds(name, async (mode) => {
     const r = await runNode(
@@ -521,17 +536,7 @@ const bulk = (name: Name, title: string, tunnels: number, dir: "down" | "up", ta
       ],
       { timeoutMs: 160_000 },
     )
-    const bytes = num(r, "bytes")
-    const seconds = num(r, "seconds")
-    return {
-      value: bytes / seconds / 1e6,
-      work: bytes / GB,
-      seconds,
-      genCpu: num(r, "cpuSeconds"),
-      genCpuTotal: num(r, "cpuTotalSeconds"),
-      extra: {},
-      warnings: [],
-    }
+    return throughput(r)
   })
   return compare(name, title, "MB/s", "GB", data, targets)
 }
@@ -543,17 +548,7 @@ const httpGet = async (): Promise<Result> => {
       ["--origin", authority(httpEp), ...proxyArgs(mode), "--bytes", String(P.bulkBytes), "--deadline-ms", "150000"],
       { timeoutMs: 160_000 },
     )
-    const bytes = num(r, "bytes")
-    const seconds = num(r, "seconds")
-    return {
-      value: bytes / seconds / 1e6,
-      work: bytes / GB,
-      seconds,
-      genCpu: num(r, "cpuSeconds"),
-      genCpuTotal: num(r, "cpuTotalSeconds"),
-      extra: {},
-      warnings: [],
-    }
+    return throughput(r)
   })
   return compare("http-get", `plain HTTP GET, ${fmt(P.bulkBytes / 2 ** 20)} MiB body`, "MB/s", "GB", data, [ratioAtLeast(0.35)])
 }
