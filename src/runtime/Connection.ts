@@ -58,7 +58,7 @@ import type { Limits } from "../core/limits.ts"
 import { Postman } from "../core/postman.ts"
 import type { AccessLog } from "./AccessLog.ts"
 import type { Deadlines, Timed } from "./Deadlines.ts"
-import { zeroStats } from "./protocol.ts"
+import { type WorkerStats, zeroStats } from "./protocol.ts"
 import {
   forgetOriginBuffer,
   giveUpBulk,
@@ -108,28 +108,7 @@ export const LINGER_MS = 5_000
 export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 
 /** Counters of one worker, updated in place (summed by the main thread; see protocol.ts WorkerStats). */
-export interface MutableStats {
-  connectionsAccepted: number
-  connectionsLive: number
-  requests: number
-  tunnels: number
-  bytesFromClients: number
-  bytesFromOrigins: number
-  errors: number
-  /** Kept by the worker's Resolver (DnsCounters). */
-  dnsQueries: number
-  dnsCacheHits: number
-  dnsFailures: number
-  deniedSelf: number
-  deniedRule: number
-  deniedRange: number
-  deniedPort: number
-  authOk: number
-  authCached: number
-  authFailed: number
-  authRateLimited: number
-  authVerifications: number
-}
+export type MutableStats = { -readonly [K in keyof WorkerStats]: WorkerStats[K] }
 
 export const emptyStats = (): MutableStats => ({ ...zeroStats })
 

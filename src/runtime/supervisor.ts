@@ -161,27 +161,12 @@ export const defaultWorkerUrl = (): URL => new URL(import.meta.url.endsWith(".ts
 /** Error codes Node/libuv use when SO_REUSEPORT is not available (macOS, Windows: UV_ENOTSUP). */
 export const REUSEPORT_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "ERR_SOCKET_REUSEPORT_UNSUPPORTED"])
 
-const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => ({
-  connectionsAccepted: a.connectionsAccepted + b.connectionsAccepted,
-  connectionsLive: a.connectionsLive + b.connectionsLive,
-  requests: a.requests + b.requests,
-  tunnels: a.tunnels + b.tunnels,
-  bytesFromClients: a.bytesFromClients + b.bytesFromClients,
-  bytesFromOrigins: a.bytesFromOrigins + b.bytesFromOrigins,
-  errors: a.errors + b.errors,
-  dnsQueries: a.dnsQueries + b.dnsQueries,
-  dnsCacheHits: a.dnsCacheHits + b.dnsCacheHits,
-  dnsFailures: a.dnsFailures + b.dnsFailures,
-  deniedSelf: a.deniedSelf + b.deniedSelf,
-  deniedRule: a.deniedRule + b.deniedRule,
-  deniedRange: a.deniedRange + b.deniedRange,
-  deniedPort: a.deniedPort + b.deniedPort,
-  authOk: a.authOk + b.authOk,
-  authCached: a.authCached + b.authCached,
-  authFailed: a.authFailed + b.authFailed,
-  authRateLimited: a.authRateLimited + b.authRateLimited,
-  authVerifications: a.authVerifications + b.authVerifications,
-})
+/** Every counter of `a` plus the same one of `b` (the counters are the keys of zeroStats). */
+const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => {
+  const sum = { ...zeroStats }
+  for (const key of Object.keys(zeroStats) as Array<keyof WorkerStats>) sum[key] = a[key] + b[key]
+  return sum
+}
 
 interface Slot {
   readonly id: number
