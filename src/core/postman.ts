@@ -40,7 +40,7 @@ import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
 import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
-import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
+import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose, hostPart } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
 import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
@@ -74,7 +74,7 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
 }
 
 /** host:port as a client writes it: an IPv6 literal in brackets (`[::1]:443`, not `::1:443`). */
-const authority = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+const authority = (host: string, port: number): string => `${hostPart(host)}:${port}`
 
 const describeConnectFailure = (reason: ConnectFailure, host: string, port: number, message: string): string => {
   switch (reason) {

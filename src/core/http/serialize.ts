@@ -100,7 +100,8 @@ const isCanonicalLength = (value: string): boolean => {
   return true
 }
 
-const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
+/** A host as it stands in an authority: an IPv6 literal in brackets. */
+export const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
 
 const authority = (target: Target): string =>
   target.port === DEFAULT_HTTP_PORT && target.form === "absolute" ? hostPart(target.host) : `${hostPart(target.host)}:${target.port}`
