@@ -12,7 +12,7 @@
  *
  * It must never throw into the worker: every problem becomes a log line.
  */
-import { readFileSync, type Stats, unwatchFile, watchFile } from "node:fs"
+import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs"
 import type { AccessLog } from "./AccessLog.ts"
 import { type AuthCounters, Authenticator } from "./Authenticator.ts"
 import { BcryptVerifier, type Verifier } from "./BcryptVerifier.ts"
@@ -43,18 +43,30 @@ export const loadUsers = (path: string): { readonly users: Users } | { readonly 
   return parsed.ok ? { users: parsed.users } : { problem: parsed.problems.join("; ") }
 }
 
+const versionOf = (s: Stats): string => `${s.mtimeMs}:${s.size}:${s.ino}`
+const fileVersion = (path: string): string => {
+  try {
+    return versionOf(statSync(path))
+  } catch {
+    return "0:0:0" // missing: what watchFile reports for a missing file (loadUsers says why)
+  }
+}
+
 export class ProxyAuth {
   readonly authenticator: Authenticator
   private readonly path: string
   private readonly log: AccessLog
   private readonly verifier: Verifier
   private readonly onChange: (current: Stats, previous: Stats) => void
+  /** The version of the file last read (mtime, size, inode), so a change is read once, by whichever comes first. */
+  private version: string
 
   constructor(options: ProxyAuthOptions) {
     this.path = options.path
     this.log = options.log
     this.verifier =
       options.verifier ?? new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
+    this.version = fileVersion(options.path)
     const loaded = loadUsers(options.path)
     if ("problem" in loaded)
       this.log.message("error", `proxy authentication: ${loaded.problem}; every request gets 407 until the file is fixed`)
@@ -64,15 +76,18 @@ export class ProxyAuth {
       counters: options.counters,
       now: options.now,
     })
-    this.onChange = (current, previous) => {
-      if (current.mtimeMs === previous.mtimeMs && current.size === previous.size && current.ino === previous.ino) return
+    // The poller compares with what was last read, not with its own previous look: after a reload on
+    // SIGHUP (reload() below) the same change is not read, logged and the cache dropped a second time.
+    this.onChange = (current) => {
+      if (versionOf(current) === this.version) return
       this.reload()
     }
     watchFile(this.path, { interval: options.pollMs ?? AUTH_FILE_POLL_MS, persistent: false }, this.onChange)
   }
 
-  /** Read the file again (it changed). */
+  /** Read the file again (it changed, or a reload asks). */
   reload(): void {
+    this.version = fileVersion(this.path)
     const loaded = loadUsers(this.path)
     if ("problem" in loaded) {
       this.log.message(
