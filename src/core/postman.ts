@@ -40,7 +40,7 @@ import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
 import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
-import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose, hostPart } from "./http/serialize.ts"
+import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose, hostPort } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
 import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
@@ -73,9 +73,6 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
   upstream: 502,
 }
 
-/** host:port as a client writes it: an IPv6 literal in brackets (`[::1]:443`, not `::1:443`). */
-const authority = (host: string, port: number): string => `${hostPart(host)}:${port}`
-
 const describeConnectFailure = (reason: ConnectFailure, host: string, port: number, message: string): string => {
   switch (reason) {
     case "upstream":
@@ -84,15 +81,15 @@ const describeConnectFailure = (reason: ConnectFailure, host: string, port: numb
     case "unresolved":
       return `could not resolve host ${host}`
     case "refused":
-      return `connection refused by ${authority(host, port)}`
+      return `connection refused by ${hostPort(host, port)}`
     case "unreachable":
-      return `${authority(host, port)} is unreachable`
+      return `${hostPort(host, port)} is unreachable`
     case "timeout":
-      return `timed out connecting to ${authority(host, port)}`
+      return `timed out connecting to ${hostPort(host, port)}`
     case "error":
-      return `could not connect to ${authority(host, port)}`
+      return `could not connect to ${hostPort(host, port)}`
     case "denied":
-      return `destination ${authority(host, port)} denied`
+      return `destination ${hostPort(host, port)} denied`
   }
 }
 

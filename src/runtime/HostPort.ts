@@ -5,8 +5,10 @@
  * Pure string functions; no parsing (each grammar that reads addresses has its own parser).
  */
 import type * as net from "node:net"
+import { hostPort } from "../core/http/serialize.ts"
 
-export const hostPort = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+/** The engine's rule (core/http/serialize.ts), so a log line and an error body write an address alike. */
+export { hostPort }
 
 /** A socket's peer as `address:port` ("?" when Node does not know the address). */
 export const peerOf = (socket: net.Socket): string => hostPort(socket.remoteAddress ?? "?", socket.remotePort ?? 0)

@@ -103,6 +103,9 @@ const isCanonicalLength = (value: string): boolean => {
 /** A host as it stands in an authority: an IPv6 literal in brackets. */
 export const hostPart = (host: string): string => (host.includes(":") ? `[${host}]` : host)
 
+/** host:port as a client writes it (`[::1]:443`, not `::1:443`). */
+export const hostPort = (host: string, port: number): string => `${hostPart(host)}:${port}`
+
 const authority = (target: Target): string =>
   target.port === DEFAULT_HTTP_PORT && target.form === "absolute" ? hostPart(target.host) : `${hostPart(target.host)}:${target.port}`
 
