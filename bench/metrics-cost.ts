@@ -7,7 +7,7 @@
  * the pool lookup and the connect-time observation of Connection.connect/originConnect.
  */
 import { Context, Effect, Metric } from "effect"
-import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, WorkerMetrics } from "../src/runtime/Metrics.ts"
+import { connectFailureSlot, counterSlot, outcomeSlot, requestSlot, WorkerMetrics } from "../src/runtime/observe/Metrics.ts"
 
 const N = 2_000_000
 const methods = ["GET", "POST", "GET", "HEAD", "PUT", "GET", "BREW", "GET"]

@@ -719,7 +719,7 @@ const idleRss = async (): Promise<Result | undefined> => {
   if (proxyPid === undefined || proxyEp === undefined) return undefined
   const limit = openFilesLimit(proxyPid) ?? 1024
   // Each tunnel holds two sockets in the proxy, and hctunnel closes new connections once a descriptor is
-  // within limit/16 of the limit (descriptorReserve in src/runtime/ConnectionLimits.ts).
+  // within limit/16 of the limit (descriptorReserve in src/runtime/access/ConnectionLimits.ts).
   const reserve = external ? 0 : Math.max(8, Math.floor(limit / 16))
   const cap = Math.floor((limit - reserve - 200) / 2)
   const count = Math.min(P.idleCount, cap)

@@ -2,7 +2,7 @@
 //   dist/cli.js      the `hctunnel` command: the Node.js version check, then `import("./main.js")`
 //   dist/main.js     the main thread (src/cli/main.ts: flags, configuration, the supervisor)
 //   dist/worker.js   one worker thread (src/runtime/worker.ts), loaded by the supervisor by URL
-//   dist/verifier.js the bcrypt verifier thread (src/runtime/verifier-thread.ts), one per process, started by the main
+//   dist/verifier.js the bcrypt verifier thread (src/runtime/auth/verifier-thread.ts), one per process, started by the main
 //                    thread on the first verification when --auth-file is set
 //   dist/main-*.js, dist/worker-*.js   the libraries each of them uses, in a few chunks (see `chunks`);
 //                    dist/main-AdminServer.js is the admin endpoint, imported only with --admin
@@ -80,7 +80,7 @@ const rewrite = (dir: string): void => {
   }
 }
 rewrite(`${outDir}/core`)
-// The bcrypt verifier thread (src/runtime/verifier-thread.ts -> dist/verifier.js), started by a worker
+// The bcrypt verifier thread (src/runtime/auth/verifier-thread.ts -> dist/verifier.js), started by a worker
 // when proxy authentication is on. hash-wasm's "module" build is taken: its "main" is a UMD file that
 // bundles every hash of the library (~220 KB); the ESM one is tree-shaken to bcrypt alone (~27 KB).
-await build({ ...bundle({ verifier: "src/runtime/verifier-thread.ts" }), resolve: { mainFields: ["module", "main"] } })
+await build({ ...bundle({ verifier: "src/runtime/auth/verifier-thread.ts" }), resolve: { mainFields: ["module", "main"] } })

@@ -21,7 +21,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import type { Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
-import type { UpstreamProxy } from "../runtime/Upstream.ts"
+import type { UpstreamProxy } from "../runtime/dial/Upstream.ts"
 import { bad, formatListen, ok, type Parsed, show } from "./parsers.ts"
 import { envName, type LogFormat, type LogLevel, type SettingValues, Settings, settings } from "./settings.ts"
 import { upstreamFor } from "./upstream-config.ts"
@@ -41,7 +41,7 @@ export interface HctunnelConfig {
   readonly hosts: Readonly<Record<string, string>>
   /** DNS servers for origin names; empty: the system's. */
   readonly dnsServers: ReadonlyArray<string>
-  /** Destination rules as written (validated); see src/runtime/DestinationPolicy.ts. */
+  /** Destination rules as written (validated); see src/runtime/dial/DestinationPolicy.ts. */
   readonly allowTo: ReadonlyArray<string>
   readonly denyTo: ReadonlyArray<string>
   /** The admin endpoint's address; undefined when it is off. */

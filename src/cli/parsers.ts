@@ -8,10 +8,10 @@
  * loader in config.ts prefixes that), and does no IO.
  */
 import { isIP } from "node:net"
-import { hostPort } from "../runtime/HostPort.ts"
+import { hostPort } from "../runtime/access/Peer.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
-import { parseRule, splitRules } from "../runtime/DestinationRules.ts"
-import { CidrError, normalizeCidr } from "../runtime/Cidr.ts"
+import { parseRule, splitRules } from "../runtime/dial/DestinationRules.ts"
+import { CidrError, normalizeCidr } from "../runtime/access/Cidr.ts"
 
 /** Either the parsed value or a message saying what was wrong and what is allowed. */
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string }
@@ -147,7 +147,7 @@ export const formatListen = (a: ListenAddress): string => hostPort(a.host, a.por
 
 /**
  * "10.0.0.0/8", "::1/128", or a single address ("192.168.1.5" -> "192.168.1.5/32"), checked by the parser the
- * worker uses (src/runtime/Cidr.ts), so a value accepted here never fails in a worker.
+ * worker uses (src/runtime/access/Cidr.ts), so a value accepted here never fails in a worker.
  */
 export const parseCidr = (u: unknown): Parsed<string> => {
   if (typeof u !== "string") return bad(`${show(u)} is not a CIDR: expected a string such as "10.0.0.0/8" or "::1/128"`)

@@ -8,8 +8,8 @@
  * the configuration loader it does no IO of its own: the caller passes the environment and a file reader.
  */
 import { isIP } from "node:net"
-import type { UpstreamProxy } from "../runtime/Upstream.ts"
-import { parseNoUpstreamEntry } from "../runtime/Upstream.ts"
+import type { UpstreamProxy } from "../runtime/dial/Upstream.ts"
+import { parseNoUpstreamEntry } from "../runtime/dial/Upstream.ts"
 import { bad, ok, type Parsed } from "./parsers.ts"
 
 /** The env var that may hold the parent's `user:password` (never a flag: argv is visible to every user). */

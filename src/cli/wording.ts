@@ -8,7 +8,8 @@
  */
 import * as Effect from "effect/Effect"
 import type { ListenAddress } from "../runtime/protocol.ts"
-import type { DrainTimeout, ListenError, StatsSnapshot, SupervisorOptions } from "../runtime/supervisor.ts"
+import type { StatsSnapshot } from "../runtime/observe/Stats.ts"
+import type { DrainTimeout, ListenError, SupervisorOptions } from "../runtime/supervisor.ts"
 import { START_FAILED } from "../runtime/protocol.ts"
 import { formatListen } from "./parsers.ts"
 

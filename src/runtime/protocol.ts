@@ -4,8 +4,9 @@
  */
 import type { MessagePort } from "node:worker_threads"
 import type { Limits } from "../core/limits.ts"
-import type { WorkerMetricsSnapshot } from "./Metrics.ts"
-import type { ConnectionLimitsInit } from "./ConnectionLimits.ts"
+import type { WorkerMetricsSnapshot } from "./observe/Metrics.ts"
+import type { ConnectionLimitsInit } from "./access/ConnectionLimits.ts"
+import type { WorkerStats } from "./observe/Stats.ts"
 
 export interface ListenAddress {
   readonly host: string // "127.0.0.1", "::1", "0.0.0.0"...
@@ -42,7 +43,7 @@ export interface WorkerInit {
   readonly eventLoopDelay?: boolean
   /**
    * --max-connections and --max-connections-per-client, and the SharedArrayBuffer that holds the counts
-   * of all workers (src/runtime/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
+   * of all workers (src/runtime/access/ConnectionLimits.ts). Absent: the worker makes its own with the defaults.
    */
   readonly connectionLimits?: ConnectionLimitsInit
   /** The parent proxy (`--upstream`); absent: every destination is dialled directly. */
@@ -60,55 +61,6 @@ export interface WorkerInit {
  * connections already open finish under the settings they started with.
  */
 export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel" | "allowTo" | "denyTo">
-
-/** Counters a worker keeps; the main thread sums them over workers. */
-export interface WorkerStats {
-  readonly connectionsAccepted: number
-  readonly connectionsLive: number
-  readonly requests: number
-  readonly tunnels: number
-  readonly bytesFromClients: number
-  readonly bytesFromOrigins: number
-  readonly errors: number
-  /** DNS questions sent, lookups answered from the cache, lookups that failed (Resolver.ts DnsCounters). */
-  readonly dnsQueries: number
-  readonly dnsCacheHits: number
-  readonly dnsFailures: number
-  /** Requests and tunnels the destination policy denied (403), by what denied them (DestinationPolicy.ts DenialKind). */
-  readonly deniedSelf: number
-  readonly deniedRule: number
-  readonly deniedRange: number
-  readonly deniedPort: number
-  /** Proxy authentication (runtime/Authenticator.ts): requests accepted, of them from the cache; refused (407), of them rate-limited; bcrypt runs. */
-  readonly authOk: number
-  readonly authCached: number
-  readonly authFailed: number
-  readonly authRateLimited: number
-  readonly authVerifications: number
-}
-
-/** All counters at zero: the start of a worker's stats and of the supervisor's sums. */
-export const zeroStats: WorkerStats = {
-  connectionsAccepted: 0,
-  connectionsLive: 0,
-  requests: 0,
-  tunnels: 0,
-  bytesFromClients: 0,
-  bytesFromOrigins: 0,
-  errors: 0,
-  dnsQueries: 0,
-  dnsCacheHits: 0,
-  dnsFailures: 0,
-  deniedSelf: 0,
-  deniedRule: 0,
-  deniedRange: 0,
-  deniedPort: 0,
-  authOk: 0,
-  authCached: 0,
-  authFailed: 0,
-  authRateLimited: 0,
-  authVerifications: 0,
-}
 
 export type FromWorker =
   | { readonly _tag: "Listening"; readonly id: number; readonly addresses: ReadonlyArray<ListenAddress> }

@@ -45,20 +45,13 @@ import * as Semaphore from "effect/Semaphore"
 import * as Scope from "effect/Scope"
 import { WorkerPlatform, type Worker as EffectWorker } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import type { Health } from "./AdminServer.ts"
-import { addMetricsInto, COUNTER_OFFSETS, type WorkerMetricsSnapshot, zeroMetrics } from "./Metrics.ts"
-import {
-  type FromWorker,
-  type ListenAddress,
-  type LiveSettings,
-  START_FAILED,
-  type ToWorker,
-  type WorkerInit,
-  type WorkerStats,
-  zeroStats,
-} from "./protocol.ts"
-import { releaseWorker } from "./ConnectionLimits.ts"
-import { VerifierHub } from "./VerifierHub.ts"
+import type { Health } from "./observe/AdminServer.ts"
+import { addMetricsInto, COUNTER_OFFSETS, type WorkerMetricsSnapshot, zeroMetrics } from "./observe/Metrics.ts"
+import { type FromWorker, type ListenAddress, type LiveSettings, START_FAILED, type ToWorker, type WorkerInit } from "./protocol.ts"
+import { addStats, type StatsSnapshot, type WorkerStats, zeroStats } from "./observe/Stats.ts"
+import { releaseWorker } from "./access/ConnectionLimits.ts"
+import { VerifierHub } from "./auth/VerifierHub.ts"
+import { AllowList } from "./access/Allow.ts"
 
 /**
  * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
@@ -142,31 +135,11 @@ export class DrainTimeout extends Data.TaggedError("DrainTimeout")<{
   readonly graceMs: number
 }> {}
 
-export interface StatsSnapshot {
-  readonly pid: number
-  readonly uptimeMs: number
-  /** CPU time of the whole process (all threads), user + system, in ms. */
-  readonly cpuUserMs: number
-  readonly cpuSystemMs: number
-  readonly rssBytes: number
-  readonly workers: number
-  readonly workersRunning: number
-  readonly restarts: number
-  readonly totals: WorkerStats
-}
-
 /** Where worker.ts is: `.ts` beside this file in development (`node src/cli.ts`), `.js` in dist. */
 export const defaultWorkerUrl = (): URL => new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url)
 
 /** Error codes Node/libuv use when SO_REUSEPORT is not available (macOS, Windows: UV_ENOTSUP). */
 export const REUSEPORT_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "ERR_SOCKET_REUSEPORT_UNSUPPORTED"])
-
-/** Every counter of `a` plus the same one of `b` (the counters are the keys of zeroStats). */
-const addStats = (a: WorkerStats, b: WorkerStats): WorkerStats => {
-  const sum = { ...zeroStats }
-  for (const key of Object.keys(zeroStats) as Array<keyof WorkerStats>) sum[key] = a[key] + b[key]
-  return sum
-}
 
 interface Slot {
   readonly id: number
@@ -474,12 +447,12 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
       // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
       // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
       const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
-        Promise.all([import("./AdminServer.ts"), import("./MetricsText.ts")]),
+        Promise.all([import("./observe/AdminServer.ts"), import("./observe/MetricsText.ts")]),
       )
       const runPromise = Effect.runPromiseWith(yield* Effect.context<never>())
       const admin = new AdminServer({
         address: adminOptions.address,
-        allow: adminOptions.allow,
+        allow: AllowList.parse(adminOptions.allow),
         sources: {
           health,
           stats: () => runPromise(refreshStats.pipe(Effect.map(() => adminOptions.statsFigures(snapshot())))),

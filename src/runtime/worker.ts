@@ -29,11 +29,11 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
-import { type ListenResult, ProxyServer } from "./internal/ProxyServer.ts"
+import { type ListenResult, ProxyServer } from "./ProxyServer.ts"
 import { type FromWorker, START_FAILED, type ToWorker, type WorkerInit } from "./protocol.ts"
-import { AccessLog } from "./AccessLog.ts"
-import { emptyStats } from "./Connection.ts"
-import { Resolver, resolverOptionsFor } from "./Resolver.ts"
+import { AccessLog } from "./observe/AccessLog.ts"
+import { emptyStats } from "./observe/Stats.ts"
+import { Resolver, resolverOptionsFor } from "./dial/Resolver.ts"
 
 const init = workerData as WorkerInit
 /** The worker's counters: the Resolver service counts DNS into them, the ProxyServer everything else. */

@@ -9,8 +9,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
-import { type ListenAddress, zeroStats } from "../../src/runtime/protocol.ts"
-import { ListenError, type StatsSnapshot, supervise } from "../../src/runtime/supervisor.ts"
+import { type StatsSnapshot, zeroStats } from "../../src/runtime/observe/Stats.ts"
+import type { ListenAddress } from "../../src/runtime/protocol.ts"
+import { ListenError, supervise } from "../../src/runtime/supervisor.ts"
 import { describeListenFailure, formatStatsText, lifecycleLog } from "../../src/cli/wording.ts"
 
 const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)

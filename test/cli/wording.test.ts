@@ -6,7 +6,8 @@ import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { checkSafety, ConfigError, loadConfig } from "../../src/cli/config.ts"
 import { describeDrainTimeout, describeListenFailure, statsFigures } from "../../src/cli/wording.ts"
-import { START_FAILED, zeroStats } from "../../src/runtime/protocol.ts"
+import { zeroStats } from "../../src/runtime/observe/Stats.ts"
+import { START_FAILED } from "../../src/runtime/protocol.ts"
 import { DrainTimeout, ListenError } from "../../src/runtime/supervisor.ts"
 
 const at = [{ host: "::1", port: 9090 }]

@@ -5,7 +5,7 @@
 import * as http from "node:http"
 import * as net from "node:net"
 import { defaultLimits, type Limits } from "../../src/core/limits.ts"
-import { ProxyServer, type ProxyServerOptions } from "../../src/runtime/internal/ProxyServer.ts"
+import { ProxyServer, type ProxyServerOptions } from "../../src/runtime/ProxyServer.ts"
 import type { WorkerInit } from "../../src/runtime/protocol.ts"
 
 export const baseInit = (overrides: Partial<WorkerInit> = {}, limits: Partial<Limits> = {}): WorkerInit => ({

@@ -8,7 +8,7 @@ import { Cause, Effect, Exit, Fiber, Queue } from "effect"
 import { WorkerPlatform } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
 import type { FromWorker, ToWorker } from "../../src/runtime/protocol.ts"
-import { requestSlot } from "../../src/runtime/Metrics.ts"
+import { requestSlot } from "../../src/runtime/observe/Metrics.ts"
 import { baseInit, echoServer, rawClient } from "./loopback.ts"
 
 const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, tag: T) =>

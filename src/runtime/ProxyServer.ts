@@ -1,0 +1,471 @@
+/**
+ * ProxyServer: everything one worker thread runs, without the thread.
+ *
+ * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
+ * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
+ * no Postman); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
+ * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
+ * abort what is left after the grace period, then report drained).
+ *
+ * With `proxyProtocolFrom` (issue 10 §2) every connection first reads its PROXY protocol header
+ * (ProxyHeaderReader) and is then admitted under the client address the header names.
+ *
+ * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
+ * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
+ */
+import * as net from "node:net"
+import { networkInterfaces } from "node:os"
+import type { ListenAddress, LiveSettings, WorkerInit } from "./protocol.ts"
+import { emptyStats, type MutableStats, type WorkerStats } from "./observe/Stats.ts"
+import { AccessLog } from "./observe/AccessLog.ts"
+import { AllowList, forbiddenResponse } from "./access/Allow.ts"
+import { ACCEPT_PAUSE_MS, ConnectionLimits } from "./access/ConnectionLimits.ts"
+import { Connection, type ConnectionContext } from "./connection/Connection.ts"
+import { KeepaliveArmer } from "./connection/KeepaliveArmer.ts"
+import { Deadlines, type Timed } from "./timers/Deadlines.ts"
+import { OriginPool } from "./dial/OriginPool.ts"
+import { makeResolve, type ResolveFn, resolverOptionsFor } from "./dial/Resolver.ts"
+import { type DestinationPolicy, makePolicy } from "./dial/DestinationPolicy.ts"
+import { type ClientAddress, ProxyHeaderReader } from "./access/ProxyHeaderReader.ts"
+import { UpstreamRoutes } from "./dial/Upstream.ts"
+import { RefusalLog } from "./access/RefusalLog.ts"
+import { counterSlot, WorkerMetrics, type WorkerMetricsSnapshot } from "./observe/Metrics.ts"
+
+const REFUSED_NOT_ALLOWED = counterSlot("connectionsRefused", { reason: "not_allowed" })
+const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutting_down" })
+const REFUSED_NOT_PROXY_SOURCE = counterSlot("connectionsRefused", { reason: "not_proxy_source" })
+const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_header" })
+import { ProxyAuth } from "./auth/ProxyAuth.ts"
+import { PortVerifier } from "./auth/VerifierHub.ts"
+
+/** How long a refused client may take to read its 403 before its socket is destroyed. */
+const REFUSED_LINGER_MS = 2_000
+
+/** Each refused address gets at most one warn line per this interval; the others are counted (RefusalLog). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
+
+export type ListenResult =
+  | { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> }
+  | { readonly ok: false; readonly code: string; readonly message: string }
+
+export interface ProxyServerOptions {
+  /** Where log text goes (default process.stdout). */
+  readonly write?: (chunk: string) => void
+  /** The resolver (worker.ts takes it from the Resolver service); default: Resolver rules with `init.hosts`. */
+  readonly resolve?: ResolveFn
+  /** The worker's counters (worker.ts shares them with its Resolver service); default: new ones. */
+  readonly stats?: MutableStats
+  /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
+  readonly authFilePollMs?: number
+  /**
+   * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
+   * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
+   */
+  readonly testHooks?: boolean
+}
+
+/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
+const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
+
+/** The host that crashes a worker when test hooks are on. */
+export const CRASH_HOST = "crash.hctunnel.invalid"
+
+const withTestHooks = (resolve: ResolveFn, on: boolean, log: AccessLog): ResolveFn =>
+  on
+    ? (host, cb) => {
+        if (host.toLowerCase() === CRASH_HOST) {
+          log.message("warn", "test hook: crashing this worker on purpose")
+          log.flush()
+          process.exit(70)
+        }
+        resolve(host, cb)
+      }
+    : resolve
+
+/** A client outside the allow-list: its 403 is on the way; destroyed on close or after a short linger. */
+class Refused implements Timed {
+  deadlineIndex = -1
+  deadlineAt = 0
+  readonly socket: net.Socket
+  private readonly owner: ProxyServer
+  constructor(socket: net.Socket, owner: ProxyServer) {
+    this.socket = socket
+    this.owner = owner
+  }
+  onDeadline(): void {
+    this.socket.destroy()
+  }
+  /** @internal */ closed(): void {
+    this.owner.refusedClosed(this)
+  }
+}
+
+export class ProxyServer {
+  readonly init: WorkerInit
+  readonly stats: MutableStats
+  /** Figures for /metrics (Metrics.ts), shipped with every Stats message. */
+  readonly metrics = new WorkerMetrics()
+  readonly deadlines = new Deadlines()
+  readonly pool = new OriginPool(this.deadlines)
+  readonly log: AccessLog
+  // Replaced by `reconfigure`; a Connection keeps the context it was accepted with.
+  private allow: AllowList
+  private context: ConnectionContext
+  private readonly servers: Array<net.Server> = []
+  private readonly connections = new Set<Connection>()
+  readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
+  private readonly refused = new Set<Refused>()
+  private forbidden: Uint8Array
+  /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
+  private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
+  private bound: ReadonlyArray<ListenAddress> = []
+  private accepting = false
+  private onDrained: Array<() => void> = []
+  private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private draining = false
+  /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
+  private readonly proxyFrom: AllowList | undefined
+  private readonly proxyHeaders: ProxyHeaderReader
+  // --- connection limits (ConnectionLimits.ts): caps shared by all workers, and the pause on EMFILE ---
+  readonly connectionLimits: ConnectionLimits
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly refusals: RefusalLog
+  /** Proxy authentication (init.authFile), or undefined when it is off. */
+  readonly auth: ProxyAuth | undefined
+
+  constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
+    this.init = init
+    this.stats = options.stats ?? emptyStats()
+    this.log = new AccessLog({
+      format: init.logFormat,
+      level: init.logLevel,
+      worker: init.id,
+      ...(options.write === undefined ? {} : { write: options.write }),
+    })
+    this.allow = AllowList.parse(init.allow)
+    this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
+    this.forbidden = forbiddenResponse(init.via)
+    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
+    this.refusals = new RefusalLog({
+      write: (line) => this.log.message("warn", line),
+      arm: (entry, at) => this.deadlines.set(entry, at),
+      intervalMs: REFUSAL_LOG_INTERVAL_MS,
+    })
+    this.auth =
+      init.authFile === undefined
+        ? undefined
+        : new ProxyAuth({
+            path: init.authFile,
+            counters: this.stats,
+            now: () => this.deadlines.now(),
+            log: this.log,
+            // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+            ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
+            ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
+          })
+    this.context = {
+      limits: init.limits,
+      via: init.via,
+      deadlines: this.deadlines,
+      resolve: withTestHooks(options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)), options.testHooks === true, this.log),
+      log: this.log,
+      stats: this.stats,
+      pool: this.pool,
+      keepalive: this.keepalive,
+      metrics: this.metrics,
+      onFinished: (connection) => this.connectionFinished(connection),
+      policy: this.destinationPolicy(init.listen),
+      onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
+      ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
+      ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
+    }
+    const proxyFrom = init.proxyProtocolFrom ?? []
+    this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
+    this.proxyHeaders = new ProxyHeaderReader({
+      deadlines: this.deadlines,
+      log: this.log,
+      timeoutMs: init.limits.headTimeout,
+      admit: (socket, client, rest) => this.admit(socket, client, rest),
+      rejected: (kind, socket) => {
+        this.connectionLimits.release(socket)
+        this.stats.errors++
+        if (kind !== "gone") this.metrics.count(REFUSED_PROXY_HEADER)
+      },
+      settled: () => this.checkDrained(),
+    })
+  }
+
+  /**
+   * Switch to new settings (SIGHUP): connections accepted from now on use them; open connections keep
+   * the limits and Via they started with, so a request in flight finishes as it began. Throws (and
+   * changes nothing) if the settings are invalid: the supervisor validated them, this is the last guard.
+   */
+  reconfigure(settings: LiveSettings): void {
+    const allow = AllowList.parse(settings.allow)
+    const forbidden = forbiddenResponse(settings.via)
+    this.allow = allow
+    this.forbidden = forbidden
+    this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
+    const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
+    this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
+    this.log.configure(settings.logFormat, settings.logLevel)
+    // The users file is read at once too (it is also watched; a reload should not wait for the poll).
+    this.auth?.reload()
+  }
+
+  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
+  private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
+    return makePolicy({ ...this.rules, listen, interfaces: localAddresses() })
+  }
+
+  /** Connections not yet finished (lingering ones included). */
+  get liveConnections(): number {
+    return this.connections.size
+  }
+
+  snapshot(): WorkerStats {
+    return { ...this.stats }
+  }
+
+  /** The counters and histograms as they are now (copies), and the gauges counted now. */
+  metricsSnapshot(loopDelay: WorkerMetricsSnapshot["loopDelay"]): WorkerMetricsSnapshot {
+    let tunnelsOpen = 0
+    for (const c of this.connections) if (c.inTunnel) tunnelsOpen++
+    return { counters: this.metrics.counters.slice(), histograms: this.metrics.histograms.slice(), tunnelsOpen, loopDelay }
+  }
+
+  /** Listen on every address of `init.listen`; on any failure close what was opened and report the first error. */
+  listen(done: (result: ListenResult) => void): void {
+    const addresses = this.init.listen
+    const bound: Array<ListenAddress> = []
+    let failed: ListenResult | undefined
+    let pending = addresses.length
+    if (pending === 0) return done({ ok: false, code: "ENOADDRESS", message: "no address to listen on" })
+    const settle = () => {
+      if (--pending > 0) return
+      if (failed !== undefined) {
+        for (const s of this.servers) s.close()
+        this.servers.length = 0
+        return done(failed)
+      }
+      // Port 0 is now a real port: the policy must know it (no proxying into ourselves).
+      this.context.policy = this.destinationPolicy(bound)
+      this.accepting = true
+      this.bound = bound
+      done({ ok: true, addresses: bound })
+    }
+    for (const address of addresses) {
+      const server = net.createServer({
+        noDelay: true,
+        allowHalfOpen: true, // TCP keepalive: KeepaliveArmer, once a connection lives long enough to need it
+      })
+      server.on("connection", (socket) => this.accept(socket))
+      const onError = (e: NodeJS.ErrnoException) => {
+        failed ??= { ok: false, code: e.code ?? "ERROR", message: `${address.host}:${address.port}: ${e.message}` }
+        settle()
+      }
+      server.once("error", onError)
+      server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
+        server.removeListener("error", onError)
+        server.on("error", (e) => this.listenerError(address, e))
+        this.servers.push(server)
+        const a = server.address()
+        bound.push(typeof a === "object" && a !== null ? { host: a.address, port: a.port } : address)
+        settle()
+      })
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    this.stats.connectionsAccepted++
+    if (!this.accepting) {
+      this.metrics.count(REFUSED_SHUTTING_DOWN)
+      socket.destroy()
+      return
+    }
+    // PROXY protocol (issue 10 §2): with --proxy-protocol-from, every connection comes from a listed
+    // load balancer and starts with a header; `admit` runs once it is read. The process-wide connection
+    // cap applies now, the per-client one once the header names the client.
+    if (this.proxyFrom !== undefined) {
+      if (!this.proxyFrom.allows(socket.remoteAddress)) return this.closeUnlisted(socket)
+      if (!this.connectionLimits.admit(socket, undefined)) return
+      this.proxyHeaders.read(socket)
+      return
+    }
+    // Over --max-connections or --max-connections-per-client: closed at once (ConnectionLimits.ts).
+    if (!this.connectionLimits.admit(socket)) return
+    if (!this.allow.allows(socket.remoteAddress)) {
+      this.refuse(socket)
+      return
+    }
+    this.stats.connectionsLive++
+    this.connections.add(new Connection(socket, this.context))
+    this.keepalive.wake()
+  }
+
+  /**
+   * PROXY protocol (issue 10 §2): the header named `client` (or said LOCAL/UNKNOWN: then it is the
+   * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
+   */
+  private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
+    if (!this.connectionLimits.admitClient(socket, client.address)) return
+    if (!this.allow.allows(client.address)) {
+      this.refuse(socket, client)
+      return
+    }
+    this.stats.connectionsLive++
+    const connection = new Connection(socket, this.context, client)
+    this.connections.add(connection)
+    this.keepalive.wake()
+    if (rest.length > 0) connection.clientData(rest)
+    // Accepted before a graceful shutdown began: a request that came with the header is served, like
+    // one in flight; an idle connection closes now.
+    if (this.draining) connection.shutdown()
+  }
+
+  /** PROXY protocol (issue 10 §2): a connection that did not come through a listed load balancer. */
+  private closeUnlisted(socket: net.Socket): void {
+    this.stats.errors++
+    this.metrics.count(REFUSED_NOT_PROXY_SOURCE)
+    this.log.message(
+      "warn",
+      `closed connection from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}: not a --proxy-protocol-from source`,
+    )
+    socket.on("error", () => {})
+    socket.destroy()
+  }
+
+  private refuse(socket: net.Socket, client?: ClientAddress): void {
+    this.stats.errors++
+    this.metrics.count(REFUSED_NOT_ALLOWED)
+    this.refusals.refused(client?.address ?? socket.remoteAddress ?? "?", client?.port ?? socket.remotePort ?? 0, this.deadlines.now())
+    const r = new Refused(socket, this)
+    this.refused.add(r)
+    socket.on("error", () => {}) // a refused client resetting the connection is not our problem
+    socket.once("close", () => r.closed())
+    socket.on("data", () => {}) // read and discard what it sends, so closing does not reset the 403
+    socket.end(this.forbidden)
+    this.deadlines.set(r, this.deadlines.now() + REFUSED_LINGER_MS)
+  }
+
+  /** @internal */ refusedClosed(r: Refused): void {
+    this.connectionLimits.release(r.socket)
+    this.deadlines.cancel(r)
+    r.socket.removeAllListeners()
+    this.refused.delete(r)
+    this.checkDrained()
+  }
+
+  private connectionFinished(connection: Connection): void {
+    if (!this.connections.delete(connection)) return
+    this.connectionLimits.release(connection.client)
+    this.stats.connectionsLive--
+    this.checkDrained()
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, ask every connection to finish, abort the rest after `graceMs`;
+   * `done` runs once no connection is left. Calling it again only adds `done` (and never extends the grace).
+   */
+  shutdown(graceMs: number, done: () => void): void {
+    this.onDrained.push(done)
+    if (this.draining) return this.checkDrained()
+    this.draining = true
+    this.stopAccepting()
+    this.pool.close()
+    const now = this.deadlines.now()
+    for (const connection of [...this.connections]) connection.shutdown(now)
+    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
+      this.graceTimer = setTimeout(
+        () => {
+          this.graceTimer = undefined
+          this.abortAll("shutdown: grace period over")
+        },
+        Math.max(0, graceMs),
+      )
+    }
+    this.checkDrained()
+  }
+
+  /** Stop everything now (the worker is going away). Idempotent. */
+  close(): void {
+    this.draining = true
+    this.stopAccepting()
+    this.abortAll("worker closed")
+    this.pool.close()
+    this.keepalive.stop()
+    this.auth?.close()
+    this.deadlines.stop()
+    this.log.flush()
+  }
+
+  private stopAccepting(): void {
+    this.accepting = false
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer)
+    this.resumeTimer = undefined
+    for (const s of this.servers) s.close()
+    this.servers.length = 0
+  }
+
+  private listenerError(address: ListenAddress, e: NodeJS.ErrnoException): void {
+    if (!this.connectionLimits.socketError(e.code, "accept"))
+      this.log.message("error", `listener ${address.host}:${address.port}: ${e.message}`)
+  }
+
+  /**
+   * Out of file descriptors (ConnectionLimits decides): stop accepting for ACCEPT_PAUSE_MS by closing the
+   * listeners (Node has no way to stop accepting on an open one). Open connections go on. Then listen again
+   * on the same addresses; a failure (still no descriptor) pauses again.
+   */
+  private pauseAccepting(): void {
+    if (!this.accepting || this.draining || this.resumeTimer !== undefined) return
+    for (const s of this.servers) s.close()
+    this.servers.length = 0
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined
+      if (this.accepting && !this.draining) this.listenAgain()
+    }, ACCEPT_PAUSE_MS)
+  }
+
+  private listenAgain(): void {
+    for (const address of this.bound) {
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true })
+      server.on("connection", (socket) => this.accept(socket))
+      server.on("error", (e: NodeJS.ErrnoException) => {
+        if (this.servers.includes(server)) return this.listenerError(address, e)
+        // Listening failed: still out of descriptors (pause again), or something else (log, and retry later too).
+        server.close()
+        if (!this.connectionLimits.socketError(e.code, "accept")) {
+          this.log.message("error", `listening again on ${address.host}:${address.port}: ${e.message}`)
+          this.pauseAccepting()
+        }
+      })
+      server.listen({ host: address.host, port: address.port, reusePort: this.init.reusePort }, () => {
+        // Stopped, or paused again meanwhile (another address failed): this one waits for the next round.
+        if (!this.accepting || this.draining || this.resumeTimer !== undefined) server.close()
+        else this.servers.push(server)
+      })
+    }
+  }
+
+  private abortAll(detail: string): void {
+    const now = this.deadlines.now()
+    for (const connection of [...this.connections]) connection.abort(detail, now)
+    for (const r of [...this.refused]) r.socket.destroy()
+    this.proxyHeaders.destroyAll()
+  }
+
+  private checkDrained(): void {
+    if (!this.draining || this.connections.size > 0 || this.refused.size > 0 || this.onDrained.length === 0) return
+    if (this.proxyHeaders.size > 0) return // PROXY protocol (issue 10 §2): sockets still reading a header
+    if (this.graceTimer !== undefined) {
+      clearTimeout(this.graceTimer)
+      this.graceTimer = undefined
+    }
+    this.deadlines.stop()
+    this.log.flush()
+    const callbacks = this.onDrained
+    this.onDrained = []
+    for (const f of callbacks) f()
+  }
+}

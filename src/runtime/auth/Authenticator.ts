@@ -1,0 +1,264 @@
+/**
+ * Authenticator: the runtime's answer to the core's `Authenticate` action, for one worker.
+ *
+ * Owns the users of `--auth-file`, the cache of verified credentials, the per-client-address rate
+ * limit on failures, and the coalescing of verifications. A verdict is, in this order:
+ *   1. no `Proxy-Authorization`               -> `missing` (not a failure: it is how a challenge starts)
+ *   2. the value was verified lately          -> `Authenticated` at once, from the cache
+ *   3. this address failed too often lately   -> `rate-limited`, without verifying
+ *   4. not `Basic base64(user:password)`      -> `invalid` (counted as a failure)
+ *   5. otherwise bcrypt, off the event loop (the verifier thread); the same value asked for by several
+ *      connections at once is verified once. An unknown user is checked against a real hash all the
+ *      same and always fails, so the time taken does not tell which user names exist.
+ * Cached verdicts are keyed by SHA-256(secret || header value), the secret drawn at start, so memory
+ * holds no password and no digest that could be brute-forced offline (an HMAC would do too, but Node's
+ * createHmac costs ~20 µs a call against ~1 µs for one-shot `crypto.hash`, on every request); entries expire (CACHE_TTL_MS), the cache
+ * is bounded (CACHE_MAX, oldest dropped first), and it is emptied whenever the users change.
+ *
+ * It must never block (bcrypt runs on the verifier thread), never throw into the socket adapter, and
+ * never answer one `Authenticate` twice.
+ */
+import { hash, randomBytes } from "node:crypto"
+import type { Event } from "../../core/events.ts"
+import type { Users } from "./Htpasswd.ts"
+import type { Verifier } from "./BcryptVerifier.ts"
+
+/** A verdict event for the core. */
+export type AuthVerdict = Extract<Event, { _tag: "Authenticated" } | { _tag: "AuthenticationFailed" }>
+
+/** Whoever waits for a verdict that could not be given at once (a Connection). */
+export interface AuthWaiter {
+  authVerdict(verdict: AuthVerdict): void
+}
+
+/** Counters this module keeps (part of the worker's stats, protocol.ts WorkerStats). */
+export interface AuthCounters {
+  /** Requests accepted (from the cache or after bcrypt). */
+  authOk: number
+  /** Requests refused with 407 (missing, invalid, rate-limited credentials). */
+  authFailed: number
+  /** Of authOk: answered from the cache, without bcrypt. */
+  authCached: number
+  /** Of authFailed: refused without verifying, because the client address failed too often. */
+  authRateLimited: number
+  /** bcrypt verifications run. */
+  authVerifications: number
+}
+
+export const CACHE_TTL_MS = 5 * 60_000
+export const CACHE_MAX = 10_000
+/** Failures allowed per client address per window before it is refused without verifying. */
+export const FAILURE_LIMIT = 10
+export const FAILURE_WINDOW_MS = 60_000
+/** Client addresses tracked by the rate limit (oldest dropped first). */
+export const FAILURE_ADDRESSES_MAX = 10_000
+/** Distinct verifications of one worker waiting for the verifier thread before new ones are answered 503. */
+export const PENDING_MAX = 64
+/** Longer Proxy-Authorization values are refused without decoding (bcrypt reads 72 bytes anyway). */
+const MAX_CREDENTIALS_LENGTH = 4096
+
+export interface AuthenticatorOptions {
+  readonly users: Users
+  readonly verifier: Verifier
+  readonly counters: AuthCounters
+  /** The clock (Deadlines.now): cache expiry and the rate-limit window. */
+  readonly now: () => number
+  readonly failureLimit?: number
+  readonly failureWindowMs?: number
+  readonly cacheTtlMs?: number
+}
+
+interface Cached {
+  /** The verdict itself, handed out as is: a cache hit allocates nothing. */
+  readonly verdict: AuthVerdict
+  readonly expiresAt: number
+}
+interface Failures {
+  count: number
+  readonly windowStart: number
+}
+
+const missing: AuthVerdict = { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" }
+const rateLimited: AuthVerdict = {
+  _tag: "AuthenticationFailed",
+  reason: "rate-limited",
+  message: "too many failed attempts from this address: try again later",
+}
+const malformed: AuthVerdict = {
+  _tag: "AuthenticationFailed",
+  reason: "invalid",
+  message: "malformed credentials: expected Basic base64(user:password)",
+}
+const overloaded: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "too many credentials to check right now" }
+const unchecked: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "the credentials could not be checked" }
+
+/** `Basic dXNlcjpwYXNz` -> { user, password }, or undefined. */
+export const decodeBasic = (value: string): { readonly user: string; readonly password: string } | undefined => {
+  if (value.length > MAX_CREDENTIALS_LENGTH) return undefined
+  const m = /^basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(value)
+  if (m === null || m[1] === undefined || m[1].length % 4 !== 0) return undefined
+  const decoded = Buffer.from(m[1], "base64")
+  let text: string
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(decoded)
+  } catch {
+    return undefined
+  }
+  const colon = text.indexOf(":")
+  if (colon <= 0) return undefined
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) }
+}
+
+export class Authenticator {
+  private users: Users
+  /** A real hash to check unknown users against (their verdict is failure whatever bcrypt says). */
+  private decoy: string
+  private readonly verifier: Verifier
+  private readonly counters: AuthCounters
+  private readonly now: () => number
+  private readonly failureLimit: number
+  private readonly failureWindowMs: number
+  private readonly cacheTtlMs: number
+  /** Prefixed to every value before hashing: the cache keys cannot be brute-forced without it. */
+  private readonly secret = randomBytes(32).toString("base64")
+  private readonly cache = new Map<string, Cached>()
+  private readonly failures = new Map<string, Failures>()
+  /** Cache key -> connections waiting for the verification of that value. */
+  private readonly inFlight = new Map<string, Array<{ readonly waiter: AuthWaiter; readonly address: string }>>()
+  /** Bumped when the users change: a verification started before answers its waiters but is not cached. */
+  private generation = 0
+
+  constructor(options: AuthenticatorOptions) {
+    this.users = options.users
+    this.decoy = firstHash(options.users)
+    this.verifier = options.verifier
+    this.counters = options.counters
+    this.now = options.now
+    this.failureLimit = options.failureLimit ?? FAILURE_LIMIT
+    this.failureWindowMs = options.failureWindowMs ?? FAILURE_WINDOW_MS
+    this.cacheTtlMs = options.cacheTtlMs ?? CACHE_TTL_MS
+  }
+
+  /** Verified values remembered now (tests, stats). */
+  get cached(): number {
+    return this.cache.size
+  }
+
+  /** New users (the file changed): every cached verdict is forgotten. */
+  replaceUsers(users: Users): void {
+    this.users = users
+    this.decoy = firstHash(users)
+    this.cache.clear()
+    this.generation++
+  }
+
+  /**
+   * The verdict on `credentials` (the raw Proxy-Authorization value) from client `address`: returned
+   * when it is known at once, else undefined and `waiter.authVerdict` is called later, exactly once.
+   */
+  authenticate(credentials: string | undefined, address: string, waiter: AuthWaiter): AuthVerdict | undefined {
+    if (credentials === undefined) return this.failed(missing)
+    const key = hash("sha256", this.secret + credentials, "base64")
+    const hit = this.cache.get(key)
+    if (hit !== undefined) {
+      if (hit.expiresAt > this.now()) {
+        this.counters.authOk++
+        this.counters.authCached++
+        return hit.verdict
+      }
+      this.cache.delete(key)
+    }
+    if (this.isRateLimited(address)) {
+      this.counters.authRateLimited++
+      return this.failed(rateLimited)
+    }
+    const decoded = decodeBasic(credentials)
+    if (decoded === undefined) {
+      this.noteFailure(address)
+      return this.failed(malformed)
+    }
+    const waiting = this.inFlight.get(key)
+    if (waiting !== undefined) {
+      waiting.push({ waiter, address })
+      return undefined
+    }
+    if (this.verifier.pending >= PENDING_MAX) return overloaded
+    this.inFlight.set(key, [{ waiter, address }])
+    const known = this.users.get(decoded.user)
+    const generation = this.generation
+    this.counters.authVerifications++
+    this.verifier.verify(decoded.password, known ?? this.decoy, (ok) => {
+      this.verified(key, generation, ok === undefined ? undefined : ok && known !== undefined, decoded.user)
+    })
+    return undefined
+  }
+
+  private verified(key: string, generation: number, ok: boolean | undefined, user: string): void {
+    const waiting = this.inFlight.get(key) ?? []
+    this.inFlight.delete(key)
+    let verdict: AuthVerdict
+    if (ok === undefined) {
+      verdict = unchecked
+    } else if (ok) {
+      verdict = { _tag: "Authenticated", user }
+      if (generation === this.generation) this.remember(key, verdict)
+    } else {
+      verdict = { _tag: "AuthenticationFailed", reason: "invalid", message: `wrong user name or password (user ${JSON.stringify(user)})` }
+    }
+    for (const { waiter, address } of waiting) {
+      if (verdict._tag === "Authenticated") this.counters.authOk++
+      else if (verdict.reason === "invalid") {
+        this.noteFailure(address)
+        this.counters.authFailed++
+      }
+      try {
+        waiter.authVerdict(verdict)
+      } catch {
+        // A waiter's failure is its own (the Connection logs and releases itself); the others still get theirs.
+      }
+    }
+  }
+
+  private failed(verdict: AuthVerdict): AuthVerdict {
+    this.counters.authFailed++
+    return verdict
+  }
+
+  private remember(key: string, verdict: AuthVerdict): void {
+    if (this.cache.size >= CACHE_MAX) {
+      const oldest = this.cache.keys().next()
+      if (oldest.done !== true) this.cache.delete(oldest.value)
+    }
+    this.cache.set(key, { verdict, expiresAt: this.now() + this.cacheTtlMs })
+  }
+
+  private isRateLimited(address: string): boolean {
+    const f = this.failures.get(address)
+    if (f === undefined) return false
+    if (this.now() >= f.windowStart + this.failureWindowMs) {
+      this.failures.delete(address)
+      return false
+    }
+    return f.count >= this.failureLimit
+  }
+
+  private noteFailure(address: string): void {
+    const now = this.now()
+    const f = this.failures.get(address)
+    if (f !== undefined && now < f.windowStart + this.failureWindowMs) {
+      f.count++
+      return
+    }
+    if (f !== undefined) this.failures.delete(address)
+    if (this.failures.size >= FAILURE_ADDRESSES_MAX) {
+      const oldest = this.failures.keys().next()
+      if (oldest.done !== true) this.failures.delete(oldest.value)
+    }
+    this.failures.set(address, { count: 1, windowStart: now })
+  }
+}
+
+const firstHash = (users: Users): string => {
+  for (const hash of users.values()) return hash
+  return ""
+}

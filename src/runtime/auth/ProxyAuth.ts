@@ -1,0 +1,110 @@
+/**
+ * ProxyAuth: proxy authentication for one worker: the user file of `--auth-file`, kept current, and
+ * the Authenticator that answers the core's `Authenticate` (bcrypt runs on the process's verifier
+ * thread, reached through the worker's port: VerifierHub.ts).
+ *
+ * Owns reading the file and watching it: the file is polled (`fs.watchFile`, by path, so a file that
+ * `htpasswd` replaces by renaming a new one over it is seen too); when it changes it is read again and,
+ * if valid, its users replace the old ones and every cached verdict is dropped. An invalid file is
+ * logged and ignored: the users before it stay (the CLI refused it at start-up already, so this is an
+ * edit in progress or a mistake; locking everybody out would be worse). A file that cannot be read at
+ * start leaves no user: every request gets 407 (fail closed) and an error is logged.
+ *
+ * It must never throw into the worker: every problem becomes a log line.
+ */
+import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs"
+import type { AccessLog } from "../observe/AccessLog.ts"
+import { type AuthCounters, Authenticator } from "./Authenticator.ts"
+import { BcryptVerifier, type Verifier } from "./BcryptVerifier.ts"
+import { parseHtpasswd, type Users } from "./Htpasswd.ts"
+
+/** How often the user file is checked for changes. */
+export const AUTH_FILE_POLL_MS = 1_000
+
+export interface ProxyAuthOptions {
+  readonly path: string
+  readonly counters: AuthCounters
+  readonly now: () => number
+  readonly log: AccessLog
+  /** The process's verifier (a PortVerifier); default: a BcryptVerifier, a thread of this worker's own. */
+  readonly verifier?: Verifier
+  readonly pollMs?: number
+}
+
+/** Read and parse the file; a message for the log when it cannot be used. */
+export const loadUsers = (path: string): { readonly users: Users } | { readonly problem: string } => {
+  let text: string
+  try {
+    text = readFileSync(path, "utf8")
+  } catch (e) {
+    return { problem: `cannot read the auth file ${path}: ${e instanceof Error ? e.message : String(e)}` }
+  }
+  const parsed = parseHtpasswd(text, path)
+  return parsed.ok ? { users: parsed.users } : { problem: parsed.problems.join("; ") }
+}
+
+const versionOf = (s: Stats): string => `${s.mtimeMs}:${s.size}:${s.ino}`
+const fileVersion = (path: string): string => {
+  try {
+    return versionOf(statSync(path))
+  } catch {
+    return "0:0:0" // missing: what watchFile reports for a missing file (loadUsers says why)
+  }
+}
+
+export class ProxyAuth {
+  readonly authenticator: Authenticator
+  private readonly path: string
+  private readonly log: AccessLog
+  private readonly verifier: Verifier
+  private readonly onChange: (current: Stats, previous: Stats) => void
+  /** The version of the file last read (mtime, size, inode), so a change is read once, by whichever comes first. */
+  private version: string
+
+  constructor(options: ProxyAuthOptions) {
+    this.path = options.path
+    this.log = options.log
+    this.verifier =
+      options.verifier ?? new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
+    this.version = fileVersion(options.path)
+    const loaded = loadUsers(options.path)
+    if ("problem" in loaded)
+      this.log.message("error", `proxy authentication: ${loaded.problem}; every request gets 407 until the file is fixed`)
+    this.authenticator = new Authenticator({
+      users: "users" in loaded ? loaded.users : new Map(),
+      verifier: this.verifier,
+      counters: options.counters,
+      now: options.now,
+    })
+    // The poller compares with what was last read, not with its own previous look: after a reload on
+    // SIGHUP (reload() below) the same change is not read, logged and the cache dropped a second time.
+    this.onChange = (current) => {
+      if (versionOf(current) === this.version) return
+      this.reload()
+    }
+    watchFile(this.path, { interval: options.pollMs ?? AUTH_FILE_POLL_MS, persistent: false }, this.onChange)
+  }
+
+  /** Read the file again (it changed, or a reload asks). */
+  reload(): void {
+    this.version = fileVersion(this.path)
+    const loaded = loadUsers(this.path)
+    if ("problem" in loaded) {
+      this.log.message(
+        "error",
+        `proxy authentication: the auth file changed but cannot be used, keeping the previous users: ${loaded.problem}`,
+      )
+      return
+    }
+    this.authenticator.replaceUsers(loaded.users)
+    this.log.message(
+      "info",
+      `proxy authentication: ${this.path} reloaded (${loaded.users.size} user${loaded.users.size === 1 ? "" : "s"}), cached credentials dropped`,
+    )
+  }
+
+  close(): void {
+    unwatchFile(this.path, this.onChange)
+    this.verifier.close()
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * DestinationPolicy: where the proxy may connect to, decided on the address it is about to dial.
+ *
+ * Owns which rules apply when (their syntax is DestinationRules.ts), the default ranges and ports of an
+ * exposed proxy, the proxy's own sockets, and one pure verdict function per destination. It never resolves a name,
+ * dials, reads the clock or looks at the machine: the caller hands it the address it resolved (and
+ * will dial, unchanged) and, once, the addresses of the local interfaces.
+ *
+ * Theory of operation. A destination is the host as the client asked for it, the address that will be
+ * dialled (absent when a parent proxy resolves it), the port, and the kind (`connect` for a CONNECT
+ * tunnel, `http` for a forwarded request). `check` goes through four steps, first verdict wins:
+ *   1. self: the proxy's own listening sockets (and, when it listens on 0.0.0.0 / [::], every local
+ *      address on its ports, plus the unspecified address) are denied, whatever the rules say;
+ *   2. deny rules: any `--deny-to` rule that matches denies (deny wins over allow);
+ *   3. when every listen address is loopback ("private" proxy): everything else is allowed;
+ *   4. when some listen address is not loopback ("exposed" proxy), two defaults apply:
+ *      - an address in a special range (loopback, link-local, unspecified, multicast, broadcast,
+ *        reserved, private; also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied unless an
+ *        `--allow-to` rule with an explicit address (not `*`) matches;
+ *      - CONNECT only to 443, plain HTTP only to Squid's Safe_ports, unless an `--allow-to` rule
+ *        (`*` included) matches the destination with its port (a rule without ports matches every port).
+ *
+ * `check` is per address on purpose: a resolver that dials several addresses (Happy Eyeballs) filters
+ * its list with it. `checkName` is the part that needs no address (name rules, `*` rules), run before
+ * the lookup so that a denied name is never even resolved.
+ */
+import { type Cidr, matches, parseAddress, parseCidr } from "../access/Allow.ts"
+import { hostPort } from "../access/Peer.ts"
+import { addressBytes, inPorts, isZero, mappedV4, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+
+export type DestinationKind = "connect" | "http"
+
+export interface Destination {
+  /** The host as the client asked for it (a name or an IP literal; brackets allowed). */
+  readonly host: string
+  /** The address that will be dialled; undefined when this proxy does not resolve it (a parent proxy does). */
+  readonly address?: string | undefined
+  readonly port: number
+  readonly kind: DestinationKind
+}
+
+/** What a denial is about (worker stats count denials by this). */
+export type DenialKind = "self" | "rule" | "range" | "port"
+
+export interface Denial {
+  readonly kind: DenialKind
+  /** The rule that denied: `self`, the `--deny-to` rule's text, the range's name (`loopback`...), or `port`. */
+  readonly rule: string
+  /** The whole sentence for the client and the log: `destination 127.0.0.1:22 denied: loopback (allow it with --allow-to 127.0.0.0/8:22)`. */
+  readonly message: string
+}
+
+/** A socket of the proxy itself: no destination in `cidr` on `port` may be dialled. */
+export interface SelfSocket {
+  readonly cidr: Cidr
+  readonly port: number
+}
+
+export interface DestinationPolicy {
+  readonly allow: ReadonlyArray<Rule>
+  readonly deny: ReadonlyArray<Rule>
+  /** Some listen address is not loopback: the defaults of step 4 apply. */
+  readonly exposed: boolean
+  readonly self: ReadonlyArray<SelfSocket>
+  /** The ports of `self`, to skip parsing the address of the many destinations that are not on them. */
+  readonly selfPorts: ReadonlySet<number>
+  /** Deny rules that need no address (`*`, names, suffixes): what `checkName` looks at. */
+  readonly denyByName: ReadonlyArray<Rule>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges and ports of an exposed proxy
+
+interface Range {
+  readonly name: string
+  readonly text: string
+  readonly cidr: Cidr
+}
+
+const range = (name: string, text: string): Range => ({ name, text, cidr: parseCidr(text) })
+
+/** Denied by default on an exposed proxy; the first range that contains an address names it. */
+export const specialRanges: ReadonlyArray<Range> = [
+  range("unspecified", "0.0.0.0/8"),
+  range("private", "10.0.0.0/8"),
+  range("private", "100.64.0.0/10"),
+  range("loopback", "127.0.0.0/8"),
+  range("link-local", "169.254.0.0/16"),
+  range("private", "172.16.0.0/12"),
+  range("private", "192.168.0.0/16"),
+  range("multicast", "224.0.0.0/4"),
+  range("broadcast", "255.255.255.255/32"),
+  range("reserved", "240.0.0.0/4"),
+  range("unspecified", "::/128"),
+  range("loopback", "::1/128"),
+  range("private", "fc00::/7"),
+  range("link-local", "fe80::/10"),
+  range("private", "fec0::/10"), // site-local, deprecated (RFC 3879) but still routed by some
+  range("multicast", "ff00::/8"),
+]
+
+/** CONNECT ports open by default on an exposed proxy (Squid's SSL_ports). */
+const CONNECT_PORTS: ReadonlyArray<readonly [number, number]> = [[443, 443]]
+/** Plain HTTP ports open by default on an exposed proxy (Squid's Safe_ports). */
+const HTTP_PORTS: ReadonlyArray<readonly [number, number]> = [
+  [80, 80],
+  [21, 21],
+  [443, 443],
+  [70, 70],
+  [210, 210],
+  [1025, 65535],
+  [280, 280],
+  [488, 488],
+  [591, 591],
+  [777, 777],
+]
+
+/** Whether `port` is open by default to `kind` on an exposed proxy. */
+export const defaultPortOpen = (kind: DestinationKind, port: number): boolean =>
+  inPorts(kind === "connect" ? CONNECT_PORTS : HTTP_PORTS, port)
+
+/** 64:ff9b::/96 (RFC 6052): a NAT64 gateway dials the IPv4 address in the last 32 bits. */
+const NAT64 = parseCidr("64:ff9b::/96")
+
+/** The special range `b` is in (for NAT64 addresses, the range of the IPv4 address they lead to). */
+const specialRange = (b: Uint8Array): { readonly range: Range; readonly nat64: boolean } | undefined => {
+  const nat64 = matches(NAT64, b)
+  const v = nat64 ? mappedV4(b) : b
+  for (const r of specialRanges) if (matches(r.cidr, v)) return { range: r, nat64 }
+  return undefined
+}
+
+const isLocalhostName = (host: string): boolean => host === "localhost" || host.endsWith(".localhost")
+
+const LOCALHOST = parseAddress("127.0.0.1") as Uint8Array
+
+/** A rule's text for a network and port, IPv6 in brackets: `127.0.0.0/8:22`, `[fe80::/10]:22`. */
+const ruleText = (network: string, port: number): string => hostPort(network, port)
+
+// ---------------------------------------------------------------------------------------------
+// Building a policy
+
+export interface PolicyOptions {
+  readonly allowTo?: ReadonlyArray<string>
+  readonly denyTo?: ReadonlyArray<string>
+  /** The proxy's listen addresses, ports as bound (port 0 is skipped: nothing can be dialled there). */
+  readonly listen: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** Every address of the machine's interfaces (os.networkInterfaces()); used for wildcard listeners. */
+  readonly interfaces?: ReadonlyArray<string>
+}
+
+const isLoopbackBytes = (b: Uint8Array): boolean => matches(specialRanges[3]!.cidr, b) || matches(specialRanges[11]!.cidr, b)
+
+/** True if `host` (a listen address) is loopback: 127.0.0.0/8, ::1 or their mapped forms. */
+export const isLoopbackAddress = (host: string): boolean => {
+  if (host === "localhost") return true
+  const b = addressBytes(host)
+  return b !== undefined && isLoopbackBytes(b)
+}
+
+const UNSPECIFIED_V4 = "0.0.0.0"
+const UNSPECIFIED_V6 = "::"
+
+/** The proxy's own sockets: each listen address on its port; a wildcard listener is every local address. */
+export const selfSockets = (listen: PolicyOptions["listen"], interfaces: ReadonlyArray<string> = []): Array<SelfSocket> => {
+  const out: Array<SelfSocket> = []
+  const add = (address: string, port: number) => {
+    const bytes = addressBytes(address)
+    if (bytes !== undefined) out.push({ cidr: { bytes, prefix: 128 }, port })
+  }
+  for (const { host, port } of listen) {
+    if (port === 0) continue
+    const bytes = addressBytes(host)
+    // Dialling the unspecified address reaches this machine (Linux dials loopback): always ours.
+    add(UNSPECIFIED_V4, port)
+    add(UNSPECIFIED_V6, port)
+    const wildcard = bytes !== undefined && (isZero(bytes, 0, 16) || (isZero(bytes, 0, 10) && bytes[10] === 0xff && isZero(bytes, 12, 16)))
+    if (!wildcard) {
+      add(host, port)
+      continue
+    }
+    // 0.0.0.0 takes IPv4 only; [::] (dual-stack) takes both families.
+    const v6 = host.includes(":")
+    out.push({ cidr: parseCidr("127.0.0.0/8"), port })
+    if (v6) add("::1", port)
+    for (const address of interfaces) {
+      if (v6 || !address.includes(":")) add(address, port)
+    }
+  }
+  return out
+}
+
+/** Parse the rules and take in the listeners. Throws RuleError on the first bad rule. */
+export const makePolicy = (options: PolicyOptions): DestinationPolicy => {
+  const allow = (options.allowTo ?? []).map(parseRule)
+  const deny = (options.denyTo ?? []).map(parseRule)
+  const self = selfSockets(options.listen, options.interfaces)
+  return {
+    allow,
+    deny,
+    exposed: options.listen.some((a) => !isLoopbackAddress(a.host)),
+    self,
+    selfPorts: new Set(self.map((s) => s.port)),
+    denyByName: deny.filter((r) => r.address._tag !== "Network"),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts
+
+const denial = (kind: DenialKind, rule: string, where: string, reason: string, advice: string): Denial => ({
+  kind,
+  rule,
+  message: `destination ${where} denied: ${reason} (${advice})`,
+})
+
+const ruleDenial = (rule: Rule, where: string): Denial =>
+  denial("rule", rule.text, where, `rule --deny-to ${rule.text}`, "deny rules win over --allow-to rules")
+
+/**
+ * The part of the verdict that needs no address: deny rules on the name, `*` deny rules. Run before
+ * resolving, so that a denied name is never looked up. Undefined: nothing against it yet (call `check`
+ * on every address it resolves to).
+ */
+export const checkName = (policy: DestinationPolicy, destination: Omit<Destination, "address">): Denial | undefined => {
+  if (policy.denyByName.length === 0) return undefined
+  const host = normalHost(destination.host)
+  for (const rule of policy.denyByName) {
+    if (ruleMatches(rule, host, undefined, destination.port)) return ruleDenial(rule, hostPort(host, destination.port))
+  }
+  return undefined
+}
+
+/**
+ * The verdict on one destination: undefined if it may be dialled, else why not. Pure; the same input
+ * gives the same answer. With `address` undefined (a parent proxy resolves the name), address rules and
+ * ranges apply only to an IP-literal host (and `localhost` names count as 127.0.0.1).
+ */
+export const check = (policy: DestinationPolicy, destination: Destination): Denial | undefined => {
+  const { port, kind } = destination
+  // Fast path of the default set-up (loopback listener, no rules): only the proxy's own ports matter.
+  if (!policy.exposed && policy.deny.length === 0 && !policy.selfPorts.has(port)) return undefined
+  const host = normalHost(destination.host)
+  const dialled = destination.address ?? host
+  let bytes = addressBytes(dialled)
+  if (bytes === undefined && destination.address === undefined && isLocalhostName(host)) bytes = LOCALHOST
+  const where =
+    destination.address !== undefined && normalHost(destination.address) !== host
+      ? `${hostPort(host, port)} (${normalHost(destination.address)})`
+      : hostPort(normalHost(dialled), port)
+
+  // 1. The proxy itself.
+  if (bytes !== undefined && policy.selfPorts.has(port)) {
+    for (const s of policy.self) {
+      if (s.port === port && matches(s.cidr, bytes)) {
+        return denial("self", "self", where, "the proxy's own listening socket", "no rule can allow it: a proxy must not connect to itself")
+      }
+    }
+  }
+  // 2. Deny rules.
+  for (const rule of policy.deny) if (ruleMatches(rule, host, bytes, port)) return ruleDenial(rule, where)
+  // 3. A loopback-only proxy allows the rest.
+  if (!policy.exposed) return undefined
+  // 4. The defaults of an exposed proxy, lifted by allow rules.
+  if (bytes === undefined && destination.address !== undefined) {
+    return denial("range", "unparsable", where, "not an IP address", "this is a bug: please report it")
+  }
+  const special = bytes === undefined ? undefined : specialRange(bytes)
+  let addressAllowed = special === undefined
+  let portAllowed = defaultPortOpen(kind, port)
+  for (const rule of policy.allow) {
+    if (!ruleMatches(rule, host, bytes, port)) continue
+    portAllowed = true
+    if (rule.address._tag !== "Any") addressAllowed = true
+  }
+  if (!addressAllowed && special !== undefined) {
+    const { range: r, nat64 } = special
+    // The hint names the range (the rule an operator most likely wants); a NAT64 address is not in it.
+    const hint = nat64 ? ruleText(normalHost(dialled), port) : ruleText(r.text, port)
+    return denial("range", r.name, where, nat64 ? `${r.name} (through NAT64)` : r.name, `allow it with --allow-to ${hint}`)
+  }
+  if (!portAllowed) {
+    const open =
+      kind === "connect" ? "CONNECT is allowed to port 443 only by default" : "plain HTTP is allowed to Squid's Safe_ports only by default"
+    return denial("port", "port", where, `port ${port}: ${open}`, `allow it with --allow-to ${ruleText(host, port)}`)
+  }
+  return undefined
+}
+
+/**
+ * The addresses a name resolved to that may be dialled, in their order (for a resolver that tries several,
+ * Happy Eyeballs); when none may, the denial of the first one (what the client is told).
+ */
+export const allowedAddresses = <A extends { readonly address: string }>(
+  policy: DestinationPolicy,
+  destination: Omit<Destination, "address">,
+  addresses: ReadonlyArray<A>,
+): { readonly allowed: ReadonlyArray<A>; readonly denial: Denial | undefined } => {
+  let first: Denial | undefined
+  const allowed = addresses.filter((a) => {
+    const d = check(policy, { host: destination.host, address: a.address, port: destination.port, kind: destination.kind })
+    first ??= d
+    return d === undefined
+  })
+  return { allowed, denial: allowed.length === 0 ? first : undefined }
+}
+
+/**
+ * The verdict when a parent proxy will resolve the name (nothing is resolved here): `check` without an
+ * address. Name rules, `*` rules, ports, and address rules and ranges for IP-literal hosts apply.
+ */
+export const checkUnresolved = (policy: DestinationPolicy, destination: Omit<Destination, "address">): Denial | undefined =>
+  check(policy, { host: destination.host, port: destination.port, kind: destination.kind })
+
+/** The stats counter of each denial kind (see protocol.ts WorkerStats). */
+export const denialCounter = {
+  self: "deniedSelf",
+  rule: "deniedRule",
+  range: "deniedRange",
+  port: "deniedPort",
+} as const satisfies Record<DenialKind, string>

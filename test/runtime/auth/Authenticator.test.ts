@@ -1,0 +1,161 @@
+/**
+ * The Authenticator with the real bcrypt verifier thread and hashes made by the real `htpasswd -B`:
+ * verdicts, the cache, coalescing, the rate limit, reloads. The clock is a variable (the `now` option).
+ */
+import { execFileSync } from "node:child_process"
+import { afterEach, describe, expect, it } from "vitest"
+import { type AuthCounters, type AuthVerdict, Authenticator, decodeBasic, FAILURE_LIMIT } from "../../../src/runtime/auth/Authenticator.ts"
+import { BcryptVerifier } from "../../../src/runtime/auth/BcryptVerifier.ts"
+import { parseHtpasswd, type Users } from "../../../src/runtime/auth/Htpasswd.ts"
+import { PortVerifier, VerifierHub } from "../../../src/runtime/auth/VerifierHub.ts"
+
+const usersOf = (pairs: Record<string, string>): Users => {
+  const text = Object.entries(pairs)
+    .map(([u, p]) => execFileSync("/usr/bin/htpasswd", ["-nbB", "-C", "4", u, p], { encoding: "utf8" }).trim())
+    .join("\n")
+  const r = parseHtpasswd(text, "test")
+  if (!r.ok) throw new Error(r.problems.join("\n"))
+  return r.users
+}
+const basic = (userPass: string): string => `Basic ${Buffer.from(userPass, "utf8").toString("base64")}`
+
+const verifiers: BcryptVerifier[] = []
+afterEach(() => {
+  for (const v of verifiers.splice(0)) v.close()
+})
+
+const setup = (users = usersOf({ alice: "secret", zoë: "mot de passe" })) => {
+  const counters: AuthCounters = { authOk: 0, authCached: 0, authFailed: 0, authRateLimited: 0, authVerifications: 0 }
+  const verifier = new BcryptVerifier()
+  verifiers.push(verifier)
+  const clock = { now: 0 }
+  const auth = new Authenticator({ users, verifier, counters, now: () => clock.now })
+  /** The verdict, whether it comes at once or from the verifier thread. */
+  const ask = (credentials: string | undefined, address = "10.0.0.1"): Promise<{ verdict: AuthVerdict; atOnce: boolean }> =>
+    new Promise((resolve) => {
+      const now = auth.authenticate(credentials, address, { authVerdict: (verdict) => resolve({ verdict, atOnce: false }) })
+      if (now !== undefined) resolve({ verdict: now, atOnce: true })
+    })
+  return { auth, counters, clock, ask, verifier }
+}
+
+describe("decodeBasic", () => {
+  it("decodes Basic credentials (scheme case-insensitive, UTF-8) and refuses anything else", () => {
+    expect(decodeBasic(basic("alice:se:cret"))).toEqual({ user: "alice", password: "se:cret" })
+    expect(decodeBasic(`bAsIc ${Buffer.from("zoë:x").toString("base64")}`)).toEqual({ user: "zoë", password: "x" })
+    expect(decodeBasic("Bearer abc")).toBeUndefined()
+    expect(decodeBasic("Basic !!!")).toBeUndefined()
+    expect(decodeBasic(basic("no-colon"))).toBeUndefined()
+    expect(decodeBasic(basic(":empty-user"))).toBeUndefined()
+    expect(decodeBasic(`Basic ${Buffer.from([0x61, 0x3a, 0xff]).toString("base64")}`)).toBeUndefined() // not UTF-8
+    expect(decodeBasic(basic(`a:${"x".repeat(5000)}`))).toBeUndefined()
+  })
+})
+
+describe("Authenticator", () => {
+  it("no credentials: 'missing' at once, nothing verified", async () => {
+    const { ask, counters } = setup()
+    expect(await ask(undefined)).toEqual({
+      verdict: { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" },
+      atOnce: true,
+    })
+    expect(counters).toMatchObject({ authFailed: 1, authVerifications: 0 })
+  })
+
+  it("the right password: Authenticated after bcrypt, then at once from the cache", async () => {
+    const { ask, counters, auth } = setup()
+    expect(await ask(basic("alice:secret"))).toEqual({ verdict: { _tag: "Authenticated", user: "alice" }, atOnce: false })
+    expect(await ask(basic("alice:secret"))).toEqual({ verdict: { _tag: "Authenticated", user: "alice" }, atOnce: true })
+    expect(await ask(basic("zoë:mot de passe"))).toMatchObject({ verdict: { _tag: "Authenticated", user: "zoë" } })
+    expect(counters).toEqual({ authOk: 3, authCached: 1, authFailed: 0, authRateLimited: 0, authVerifications: 2 })
+    expect(auth.cached).toBe(2)
+  })
+
+  it("a wrong password and an unknown user are both verified (same cost) and refused; neither is cached", async () => {
+    const { ask, counters, auth } = setup()
+    expect((await ask(basic("alice:nope"))).verdict).toMatchObject({
+      reason: "invalid",
+      message: 'wrong user name or password (user "alice")',
+    })
+    expect((await ask(basic("mallory:secret"))).verdict).toMatchObject({ reason: "invalid" })
+    expect(counters).toMatchObject({ authFailed: 2, authVerifications: 2, authOk: 0 })
+    expect(auth.cached).toBe(0)
+  })
+
+  it("the same credentials asked for by several connections at once are verified once", async () => {
+    const { ask, counters } = setup()
+    const answers = await Promise.all([ask(basic("alice:secret")), ask(basic("alice:secret")), ask(basic("alice:secret"))])
+    expect(answers.map((a) => a.verdict)).toEqual(Array(3).fill({ _tag: "Authenticated", user: "alice" }))
+    expect(counters).toMatchObject({ authOk: 3, authVerifications: 1 })
+  })
+
+  it(`after ${FAILURE_LIMIT} failures from one address it refuses without verifying until the window ends; other addresses and cached values pass`, async () => {
+    const { ask, counters, clock } = setup()
+    await ask(basic("alice:secret"), "10.0.0.9") // cached before the attack
+    for (let i = 0; i < FAILURE_LIMIT - 1; i++) await ask(basic(`alice:wrong${i}`), "10.0.0.1")
+    await ask("Basic !!", "10.0.0.1") // malformed counts too
+    const verifications = counters.authVerifications
+    const limited = await ask(basic("alice:another"), "10.0.0.1")
+    expect(limited).toMatchObject({ atOnce: true, verdict: { reason: "rate-limited" } })
+    expect(counters.authVerifications).toBe(verifications)
+    expect(counters.authRateLimited).toBe(1)
+    expect((await ask(basic("alice:secret"), "10.0.0.1")).verdict).toEqual({ _tag: "Authenticated", user: "alice" }) // cached
+    expect((await ask(basic("zoë:mot de passe"), "10.0.0.2")).verdict._tag).toBe("Authenticated")
+    clock.now += 60_000 // the window is over
+    expect((await ask(basic("zoë:mot de passe"), "10.0.0.1")).verdict._tag).toBe("Authenticated")
+  })
+
+  it("cached verdicts expire, and are dropped when the users change", async () => {
+    const { ask, auth, clock, counters } = setup()
+    await ask(basic("alice:secret"))
+    clock.now += 5 * 60_000
+    expect(await ask(basic("alice:secret"))).toMatchObject({ atOnce: false }) // expired: verified again
+    expect(counters.authVerifications).toBe(2)
+    auth.replaceUsers(usersOf({ alice: "changed" }))
+    expect(auth.cached).toBe(0)
+    expect((await ask(basic("alice:secret"))).verdict).toMatchObject({ reason: "invalid" })
+    expect((await ask(basic("alice:changed"))).verdict).toEqual({ _tag: "Authenticated", user: "alice" })
+  })
+
+  it("a verifier that cannot check answers 'unavailable' (503), not 'invalid'", async () => {
+    const { ask, verifier } = setup()
+    verifier.close()
+    expect((await ask(basic("alice:secret"))).verdict).toMatchObject({ reason: "unavailable" })
+  })
+})
+
+describe("BcryptVerifier", () => {
+  it("runs on a thread started on demand and stopped when idle", async () => {
+    const verifier = new BcryptVerifier({ idleMs: 10 })
+    verifiers.push(verifier)
+    const hash = usersOf({ a: "pw" }).get("a")!
+    expect(verifier.running).toBe(false)
+    const ok = await new Promise((r) => verifier.verify("pw", hash, r))
+    const bad = await new Promise((r) => verifier.verify("nope", hash, r))
+    expect([ok, bad]).toEqual([true, false])
+    for (let i = 0; i < 200 && verifier.running; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(verifier.running).toBe(false)
+    expect(await new Promise((r) => verifier.verify("pw", hash, r))).toBe(true) // a new thread
+  })
+})
+
+describe("VerifierHub and PortVerifier: one verifier thread for every worker", () => {
+  it("answers each port's requests, and 'could not check' once the hub is closed", async () => {
+    const hub = new VerifierHub({ idleMs: 50 })
+    const hash = usersOf({ a: "pw" }).get("a")!
+    const workers = [new PortVerifier(hub.connect()), new PortVerifier(hub.connect())]
+    expect(hub.connected).toBe(2)
+    const answers = await Promise.all([
+      new Promise((r) => workers[0]!.verify("pw", hash, r)),
+      new Promise((r) => workers[1]!.verify("nope", hash, r)),
+      new Promise((r) => workers[1]!.verify("pw", hash, r)),
+    ])
+    expect(answers).toEqual([true, false, true])
+    workers[0]!.close()
+    for (let i = 0; i < 100 && hub.connected > 1; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(hub.connected).toBe(1) // a worker's port closes with it
+    hub.close()
+    const after = await new Promise((r) => workers[1]!.verify("pw", hash, r))
+    expect(after).toBeUndefined()
+  })
+})

@@ -1,0 +1,31 @@
+/** The access log names an IPv6 client as [address]:port, an IPv4 client as address:port (real sockets). */
+import * as net from "node:net"
+import { describe, expect, it } from "vitest"
+import { baseInit, startProxy } from "../loopback.ts"
+
+const oneBadRequest = (host: string, port: number) =>
+  new Promise<void>((resolve) => {
+    const socket = net.connect({ host, port }, () => socket.end("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    socket.on("close", () => resolve())
+    socket.on("error", () => resolve())
+    socket.resume()
+  })
+
+describe("access log client address", () => {
+  it.each([
+    ["127.0.0.1", /^127\.0\.0\.1:\d+ GET \/ 400 /],
+    ["::1", /^\[::1\]:\d+ GET \/ 400 /],
+  ])("%s", async (host, line) => {
+    const proxy = await startProxy(baseInit({ listen: [{ host, port: 0 }] }))
+    try {
+      await oneBadRequest(host, proxy.port)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(
+        proxy.lines.some((l) => line.test(l)),
+        proxy.lines.join("\n"),
+      ).toBe(true)
+    } finally {
+      await proxy.stop()
+    }
+  })
+})
