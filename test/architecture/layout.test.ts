@@ -13,7 +13,7 @@ const root = path.resolve(import.meta.dirname, "../..")
 const src = path.join(root, "src")
 
 /** The runtime's folders from the bottom up: a folder may import only the ones before it (and src/core). */
-export const RUNTIME_ORDER = ["timers", "observe", "access", "auth", "dial", "connection"] as const
+const RUNTIME_ORDER = ["timers", "observe", "access", "auth", "dial", "connection"] as const
 /** The file of each folder whose header comment describes the folder. */
 const MAIN_FILE: Record<(typeof RUNTIME_ORDER)[number], string> = {
   timers: "Deadlines.ts",
@@ -34,13 +34,13 @@ const walk = (dir: string): Array<string> =>
 const SPECIFIER = /(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|new URL\(\s*)["'](\.{1,2}\/[^"']+)["']/g
 
 /** Relative imports of a file, as absolute paths (comments are not code: a `from "./x.ts"` in prose is skipped). */
-export const importsOf = (file: string, text = readFileSync(file, "utf8")): Array<string> => {
+const importsOf = (file: string, text = readFileSync(file, "utf8")): Array<string> => {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'])\/\/.*$/gm, "$1")
   return [...code.matchAll(SPECIFIER)].map((m) => path.resolve(path.dirname(file), m[1] as string))
 }
 
 /** The runtime folder a file belongs to; "top" for src/runtime/*.ts; undefined outside src/runtime. */
-export const runtimeFolder = (file: string): string | undefined => {
+const runtimeFolder = (file: string): string | undefined => {
   const rel = path.relative(path.join(src, "runtime"), file)
   if (rel.startsWith("..")) return undefined
   const parts = rel.split(path.sep)
@@ -50,7 +50,7 @@ export const runtimeFolder = (file: string): string | undefined => {
 const rank = (folder: string): number => (folder === "top" ? RUNTIME_ORDER.length : RUNTIME_ORDER.indexOf(folder as never))
 
 /** Every import from a lower runtime folder to a higher one (or to an unknown folder). */
-export const upwardImports = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> => {
+const upwardImports = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> => {
   const found: Array<string> = []
   for (const [from, targets] of graph) {
     const a = runtimeFolder(from)
@@ -65,7 +65,7 @@ export const upwardImports = (graph: ReadonlyMap<string, ReadonlyArray<string>>)
 }
 
 /** One circle of the graph, as the files around it, or undefined when there is none. */
-export const findCircle = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> | undefined => {
+const findCircle = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> | undefined => {
   const state = new Map<string, "open" | "done">()
   const stack: Array<string> = []
   const visit = (node: string): Array<string> | undefined => {

@@ -58,7 +58,7 @@ import type { Limits } from "../../core/limits.ts"
 import { Postman } from "../../core/postman.ts"
 import type { AccessLog } from "../observe/AccessLog.ts"
 import type { Deadlines, Timed } from "../timers/Deadlines.ts"
-import { type MutableStats, type WorkerStats, zeroStats } from "../observe/Stats.ts"
+import type { MutableStats } from "../observe/Stats.ts"
 import {
   forgetOriginBuffer,
   giveUpBulk,
