@@ -1,4 +1,10 @@
 /**
+ * The access/ folder owns who may come in, decided before a byte of HTTP is read: the client allow list
+ * (this file) and its CIDRs (Cidr.ts), the connection limits and their table shared by the workers
+ * (ConnectionLimits.ts, SharedLimits.ts), the PROXY protocol header and its reader (ProxyProtocol.ts,
+ * ProxyHeaderReader.ts), the peer's address as a log writes it (Peer.ts) and the rate-limited log of
+ * refusals (RefusalLog.ts). May import: timers/, observe/, src/core.
+ *
  * Allow: the client address allow-list of a worker.
  *
  * Owns matching a client's remote address against a list of CIDRs (parsed by Cidr.ts, the one parser

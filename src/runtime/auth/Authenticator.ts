@@ -1,4 +1,9 @@
 /**
+ * The auth/ folder owns who a client is: the answer to the core's `Authenticate` action (this file), the
+ * users file (Htpasswd.ts) and its reloads (ProxyAuth.ts), and the bcrypt verifier thread with the hub
+ * that shares it between workers (BcryptVerifier.ts, verifier-thread.ts, VerifierHub.ts). May import:
+ * timers/, observe/, access/, src/core.
+ *
  * Authenticator: the runtime's answer to the core's `Authenticate` action, for one worker.
  *
  * Owns the users of `--auth-file`, the cache of verified credentials, the per-client-address rate

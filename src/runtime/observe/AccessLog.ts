@@ -1,4 +1,10 @@
 /**
+ * The observe/ folder owns what an operator sees: the access log and diagnostics (this file), the
+ * workers' counters (Stats.ts, Metrics.ts), their Prometheus text (Exposition.ts, MetricsText.ts) and
+ * the admin endpoint (AdminServer.ts). Everything else reports into it, so it knows none of them: what it
+ * needs from another capability (who may use the admin endpoint) is handed to it. May import: timers/,
+ * src/core's types.
+ *
  * AccessLog: one line per `Log` action, plus the worker's own diagnostics, written to stdout.
  *
  * Owns the line formats and the batching. Text lines read

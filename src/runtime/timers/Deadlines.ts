@@ -1,4 +1,8 @@
 /**
+ * The timers/ folder owns time in a worker: when something is due, and calling it back then. Every other
+ * runtime folder arms its deadlines here, so it sits at the bottom. May import: nothing of the runtime
+ * (src/core is not needed either).
+ *
  * Deadlines: the ONE timer structure of a worker thread.
  *
  * Owns every pending deadline of every connection of the worker: an intrusive binary min-heap keyed
