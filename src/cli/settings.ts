@@ -7,7 +7,7 @@
  * parser's message. `Settings` is the Struct of those codecs: its `fields` decode one layer's value of
  * one key (the loader in config.ts needs to say which layer a bad value came from), its `Type` is the
  * typed record of every decoded setting, and `ConfigFile` is the same fields made optional. The help
- * text, the README table and the tests all read this table. No IO, no knowledge of the layers.
+ * text, the table of docs/configuration.md and the tests all read this table. No IO, no knowledge of the layers.
  */
 import { availableParallelism } from "node:os"
 import * as Effect from "effect/Effect"
@@ -78,7 +78,7 @@ export interface Setting {
   readonly repeated?: boolean
   readonly metavar: string
   readonly env: string
-  /** Shown in --help and the README. */
+  /** Shown in --help and docs/configuration.md. */
   readonly defaultText: string
   readonly description: string
   readonly schema: Schema.Codec<unknown, unknown>

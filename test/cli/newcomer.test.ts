@@ -1,7 +1,7 @@
 /**
  * A newcomer's first run is clean (issue 8, item 6): the README's two commands, `npm install` and
  * `npx hctunnel`, print no npm warning when npm runs on the system's Node (20 on the machine this was
- * written on), not on the Node 24 in node_modules. See README "No warnings on Node 20 or newer".
+ * written on), not on the Node 24 in node_modules. See CONTRIBUTING.md "No warnings on Node 20 or newer".
  *
  * `npm install` is run as a dry run without scripts (offline: the lockfile's packages are installed already),
  * so the test neither changes node_modules nor rebuilds dist/ under the other tests; the engine checks it

@@ -118,3 +118,22 @@ describe("the repository's Markdown", () => {
     expect(brokenLinks(file, repositoryFiles).map(describeBroken)).toEqual([])
   })
 })
+
+/** Source paths a document names in code spans (`src/runtime/dial/Dialer.ts`): a moved file must not leave them stale. */
+const SOURCE_PATH = /`((?:src|test|bench|scripts|examples)\/[A-Za-z0-9_./-]+\.(?:ts|mjs|c|json|md))`/g
+/** Files a run writes, not the repository: named in the docs, never committed. */
+const GENERATED = new Set(["bench/results/latest.json"])
+
+const missingSourcePaths = (text: string, exists: (path: string) => boolean): Array<string> =>
+  [...new Set([...text.matchAll(SOURCE_PATH)].map((m) => m[1] as string))].filter((p) => !GENERATED.has(p) && !exists(p))
+
+describe("source paths named in the Markdown", () => {
+  it("the check reports a path that does not exist and passes one that does", () => {
+    const text = "see `src/runtime/Gone.ts` and `src/core/postman.ts`, not `npm test`"
+    expect(missingSourcePaths(text, repositoryFiles.exists)).toEqual(["src/runtime/Gone.ts"])
+  })
+
+  it.each(markdownFiles())("%s: every `src/...`, `test/...` path it names exists", (file) => {
+    expect(missingSourcePaths(repositoryFiles.read(file) ?? "", repositoryFiles.exists)).toEqual([])
+  })
+})
