@@ -1,7 +1,8 @@
 /**
  * The shape of src/ that docs/design.md §"The runtime's folders" promises, checked on the files themselves:
  * - no import circle anywhere in src/ (file by file, static and dynamic imports alike);
- * - between src/runtime's capability folders, imports only point down the order below;
+ * - between src/runtime's capability folders, imports only point down the order below; the top-level
+ *   files and the folders ranked with them (supervise/) sit above every capability folder;
  * - no source file over 600 lines, but the Postman and its table;
  * - every runtime folder says in its main file's header what it owns and what it may import.
  */
@@ -14,14 +15,21 @@ const src = path.join(root, "src")
 
 /** The runtime's folders from the bottom up: a folder may import only the ones before it (and src/core). */
 const RUNTIME_ORDER = ["timers", "observe", "access", "auth", "dial", "connection"] as const
+/**
+ * Folders ranked with src/runtime's top-level files: they may import every capability folder and the
+ * top-level files (the circle check still applies), and no capability folder may import them.
+ */
+const TOP_RANKED = ["supervise"] as const
+const FOLDERS = [...RUNTIME_ORDER, ...TOP_RANKED]
 /** The file of each folder whose header comment describes the folder. */
-const MAIN_FILE: Record<(typeof RUNTIME_ORDER)[number], string> = {
+const MAIN_FILE: Record<(typeof FOLDERS)[number], string> = {
   timers: "Deadlines.ts",
   observe: "AccessLog.ts",
   access: "Allow.ts",
   auth: "Authenticator.ts",
   dial: "Dialer.ts",
   connection: "Connection.ts",
+  supervise: "Roster.ts",
 }
 const LONG_FILES_ALLOWED = new Set(["src/core/postman.ts", "src/core/transitions.ts"])
 const MAX_LINES = 600
@@ -47,9 +55,14 @@ const runtimeFolder = (file: string): string | undefined => {
   return parts.length === 1 ? "top" : parts[0]
 }
 
-const rank = (folder: string): number => (folder === "top" ? RUNTIME_ORDER.length : RUNTIME_ORDER.indexOf(folder as never))
+const rank = (folder: string): number =>
+  folder === "top" || TOP_RANKED.includes(folder as never) ? RUNTIME_ORDER.length : RUNTIME_ORDER.indexOf(folder as never)
 
-/** Every import from a lower runtime folder to a higher one (or to an unknown folder). */
+/**
+ * Every import from a lower runtime folder to a higher one (or to an unknown folder). Only the top rank
+ * holds more than one folder, so an import between two folders of the same rank is one between the top
+ * level and a folder ranked with it: allowed.
+ */
 const upwardImports = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> => {
   const found: Array<string> = []
   for (const [from, targets] of graph) {
@@ -58,7 +71,7 @@ const upwardImports = (graph: ReadonlyMap<string, ReadonlyArray<string>>): Array
     for (const to of targets) {
       const b = runtimeFolder(to)
       if (b === undefined || a === b) continue
-      if (rank(b) < 0 || rank(a) < 0 || rank(b) >= rank(a)) found.push(`${path.relative(root, from)} -> ${path.relative(root, to)}`)
+      if (rank(b) < 0 || rank(a) < 0 || rank(b) > rank(a)) found.push(`${path.relative(root, from)} -> ${path.relative(root, to)}`)
     }
   }
   return found
@@ -112,7 +125,7 @@ describe("src/ layout", () => {
   })
 
   it("every runtime folder's main file says what the folder owns and may import", () => {
-    for (const folder of RUNTIME_ORDER) {
+    for (const folder of FOLDERS) {
       const text = readFileSync(path.join(src, "runtime", folder, MAIN_FILE[folder]), "utf8")
       const header = text.slice(0, text.indexOf("*/"))
       expect(header, folder).toMatch(new RegExp(`The ${folder}/ folder`))
@@ -125,7 +138,7 @@ describe("src/ layout", () => {
       .filter((e) => e.isDirectory())
       .map((e) => e.name)
       .sort()
-    expect(onDisk).toEqual([...RUNTIME_ORDER].sort())
+    expect(onDisk).toEqual([...FOLDERS].sort())
   })
 })
 
@@ -148,6 +161,14 @@ describe("the layout checks can fail", () => {
       "src/runtime/timers/Deadlines.ts -> src/runtime/observe/AccessLog.ts",
       "src/runtime/dial/Dialer.ts -> src/runtime/protocol.ts",
     ])
+  })
+  it("lets the top level and supervise/ import each other and every capability, and no capability import supervise/", () => {
+    const g = new Map([
+      [f("runtime/supervisor.ts"), [f("runtime/supervise/Drain.ts"), f("runtime/observe/Stats.ts")]],
+      [f("runtime/supervise/Spawn.ts"), [f("runtime/protocol.ts"), f("runtime/connection/Connection.ts"), f("runtime/access/Allow.ts")]],
+      [f("runtime/connection/Connection.ts"), [f("runtime/supervise/Roster.ts")]],
+    ])
+    expect(upwardImports(g)).toEqual(["src/runtime/connection/Connection.ts -> src/runtime/supervise/Roster.ts"])
   })
   it("reads static, dynamic and URL imports, and skips comments", () => {
     const text = `import { a } from "./a.ts"\nconst b = await import("../b.ts")\n// from "./c.ts"\nnew URL("./d.ts", import.meta.url)\n`

@@ -1,0 +1,197 @@
+/**
+ * Spawn: a worker slot's threads. Workers are spawned through Effect's `NodeWorker` / `WorkerPlatform`
+ * (worker.ts answers with `NodeWorkerRunner`); `worker.run(handler)` starts the thread and fails when it
+ * ends, so a slot is kept running by `run` + `retry(backoff)`: a worker that dies is logged and replaced,
+ * and counted in the restarts. Each thread starts with the roster's current init, reusePort and listen
+ * addresses, so a restart picks up the last reload and the port worker 0 bound.
+ *
+ * A run's messages go where they belong: Listening and ListenFailed to the first-listen verdict (or the
+ * log), Stats to the figures, Drained and Reconfigured to whoever waits for them.
+ */
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import { WorkerPlatform } from "effect/workers/Worker"
+import { Worker } from "node:worker_threads"
+import { releaseWorker } from "../access/ConnectionLimits.ts"
+import type { VerifierHub } from "../auth/VerifierHub.ts"
+import { type FromWorker, type ListenAddress, START_FAILED, type ToWorker, type WorkerInit } from "../protocol.ts"
+import type { Figures } from "./Figures.ts"
+import type { Roster, Slot } from "./Roster.ts"
+
+/**
+ * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
+ * grow to 32 MB). A burst of new connections (each leaves a few KB of long-lived objects, copied through
+ * the young generation) grows it as far as it may, and the RSS stays. Measured with the bundled build
+ * (docs/performance.md), RSS per idle tunnel in the 10k-tunnel bench: 9.9 KB at 48 MB, 7.3 at 24, 6.05–6.4
+ * at 8, 5.8–5.9 at 4. Its price is more, smaller collections where requests allocate: with --trace-gc
+ * over the quick small-request and new-tunnel workloads, 4 MB spent 1,095 ms in scavenges and 56 ms in
+ * mark-compacts against 966 and 32 ms at 24 MB, ~1 % of the ~15 CPU-s the proxy used; bulk transfers
+ * allocate nothing per chunk and showed no difference (alternating A/B runs). The 4 MB trial that once cost
+ * ~45 % more CPU per byte was made while every read still allocated a Node Buffer.
+ */
+export const WORKER_YOUNG_GENERATION_MB = 4
+
+/** The first report of a worker run: Listening or ListenFailed. */
+export type First =
+  | { readonly ok: true; readonly addresses: ReadonlyArray<ListenAddress> }
+  | { readonly ok: false; readonly code: string; readonly message: string }
+
+/** A worker run that ended because the worker reported ListenFailed. */
+export class WorkerListenFailed extends Data.TaggedError("WorkerListenFailed")<{
+  /** The worker's error code (EADDRINUSE..., or START_FAILED). */
+  readonly reason: string
+  /** The worker's own message. */
+  readonly detail: string
+}> {}
+
+const restartSchedule = Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("10 seconds")])
+
+/** Starts the threads of the roster's slots and keeps them running. */
+export class Spawner {
+  private readonly roster: Roster
+  private readonly figures: Figures
+  private readonly platform: ReturnType<typeof NodeWorker.layer>
+
+  /** `verifiers`: the process's bcrypt verifier thread (with --auth-file); each worker gets a port to it. */
+  constructor(roster: Roster, figures: Figures, workerUrl: URL, verifiers: VerifierHub | undefined) {
+    this.roster = roster
+    this.figures = figures
+    this.platform = NodeWorker.layer((id) => {
+      const verifierPort = verifiers?.connect()
+      const { init, reusePort, listen } = roster
+      return new Worker(workerUrl, {
+        workerData: { ...init, id, reusePort, listen, ...(verifierPort === undefined ? {} : { verifierPort }) } satisfies WorkerInit,
+        transferList: verifierPort === undefined ? [] : [verifierPort],
+        // Keep the threads' stdout/stderr in this process's streams (the access log).
+        stdout: false,
+        stderr: false,
+        // A smaller young generation than V8's default: see WORKER_YOUNG_GENERATION_MB.
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      })
+    })
+  }
+
+  /** A slot's first thread, which reports its Listening or ListenFailed to `first` (FirstListen.ts) and then ends its run. */
+  firstRun(slot: Slot, first: Deferred.Deferred<First>) {
+    return this.runOnce(slot, first).pipe(Effect.provide(this.platform))
+  }
+
+  /** Keep one worker slot running: replace the thread when it dies, with backoff, until the shutdown. */
+  keepRunning(slot: Slot): Effect.Effect<void> {
+    return this.superviseSlot(slot).pipe(Effect.provide(this.platform))
+  }
+
+  /** Worker 0's first run is already going (FirstListen.ts): once it ends, the slot is supervised like the others. */
+  keepRunningAfter(slot: Slot, firstRun: Fiber.Fiber<unknown, unknown>): Effect.Effect<void> {
+    const roster = this.roster
+    const superviseSlot = this.superviseSlot(slot)
+    return Fiber.await(firstRun).pipe(
+      Effect.flatMap((exit) =>
+        roster.shuttingDown
+          ? Effect.void
+          : Effect.gen(function* () {
+              roster.restarts++
+              yield* Effect.logWarning(
+                `worker ${slot.id} stopped: ${Exit.isFailure(exit) ? exitReason(exit) : "exited"}; starting a new one`,
+              )
+              yield* Effect.sleep("200 millis")
+              slot.runs = 1
+              if (!roster.shuttingDown) yield* superviseSlot
+            }),
+      ),
+      Effect.provide(this.platform),
+    )
+  }
+
+  private superviseSlot(slot: Slot) {
+    const roster = this.roster
+    return this.runOnce(slot, undefined).pipe(
+      Effect.catch((e) => {
+        if (roster.shuttingDown) return Effect.void
+        // Before worker 0's verdict, a failure here is the same failure as worker 0's: no noise, no count.
+        if (!roster.decided) return Effect.fail(e)
+        const why =
+          e._tag === "WorkerListenFailed"
+            ? e.reason === START_FAILED
+              ? `could not start (${e.detail})`
+              : `cannot listen (${e.reason}: ${e.detail})`
+            : exitReason(Exit.fail(e))
+        roster.restarts++
+        return Effect.logWarning(`worker ${slot.id} stopped: ${why}; starting a new one`).pipe(Effect.andThen(Effect.fail(e)))
+      }),
+      Effect.retry({ schedule: restartSchedule, while: () => !roster.shuttingDown }),
+      Effect.catch(() => Effect.void),
+    )
+  }
+
+  /** One run of one worker thread: spawn, handle its messages, fail when it ends. */
+  private runOnce(slot: Slot, first: Deferred.Deferred<First> | undefined) {
+    const { roster, figures } = this
+    return Effect.gen(function* () {
+      const platform = yield* WorkerPlatform
+      const worker = yield* platform.spawn<FromWorker, ToWorker>(slot.id)
+      slot.handle = worker
+      slot.drained = Deferred.makeUnsafe<void>()
+      yield* worker.run((msg) => handleMessage(slot, first, figures, msg))
+    }).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          figures.retire(slot)
+          // The thread is gone: give back its share of the connection limits (ConnectionLimits.ts).
+          if (roster.init.connectionLimits !== undefined) releaseWorker(roster.init.connectionLimits, slot.id)
+          slot.listening = false
+          slot.handle = undefined
+          Deferred.doneUnsafe(slot.drained, Exit.void)
+        }),
+      ),
+    )
+  }
+}
+
+/** One message of a slot's thread; `first` is set during worker 0's first run, which reports its verdict there. */
+const handleMessage = (
+  slot: Slot,
+  first: Deferred.Deferred<First> | undefined,
+  figures: Figures,
+  msg: FromWorker,
+): Effect.Effect<void, WorkerListenFailed> => {
+  switch (msg._tag) {
+    case "Listening":
+      slot.listening = true
+      if (first !== undefined) return Deferred.succeed(first, { ok: true, addresses: msg.addresses }).pipe(Effect.asVoid)
+      slot.runs++
+      return slot.runs > 1 ? Effect.logInfo(`worker ${slot.id} replaced: listening again`) : Effect.logDebug(`worker ${slot.id} listening`)
+    case "ListenFailed":
+      if (first !== undefined) {
+        return Deferred.succeed(first, { ok: false, code: msg.code, message: msg.message }).pipe(Effect.asVoid)
+      }
+      return Effect.fail(new WorkerListenFailed({ reason: msg.code, detail: msg.message }))
+    case "Stats":
+      figures.record(slot, msg)
+      return Effect.void
+    case "Drained":
+      return Deferred.succeed(slot.drained, undefined).pipe(Effect.asVoid)
+    case "Reconfigured": {
+      const waiting = slot.reconfigured
+      slot.reconfigured = undefined
+      return waiting === undefined ? Effect.void : Deferred.succeed(waiting, msg.error).pipe(Effect.asVoid)
+    }
+  }
+}
+
+/** Why a worker's run ended, in one line: its exit code, or its error's first line; never a stack or a printed Cause. */
+export const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "exited"
+  const text = String(exit.cause)
+  const m = /The worker has exited with code: -?\d+/.exec(text)
+  if (m !== null) return m[0]
+  const error = Cause.squash(exit.cause)
+  const message = error instanceof Error ? error.message : String(error)
+  return message.split("\n")[0] ?? message
+}
