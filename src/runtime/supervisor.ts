@@ -15,9 +15,9 @@
  *   start-up fails with `ListenError` (EADDRINUSE, EACCES...), which the caller words before it exits 1;
  * - stats (Figures.ts): each worker pushes `Stats` every statsInterval; the sums feed the SIGUSR1 line,
  *   the debug line each statsInterval, and the admin endpoint's /stats and /metrics;
- * - reload (SIGHUP, when `options.reload` is given): validated first; then `Reconfigure` to
+ * - reload (Reload.ts, SIGHUP, when `options.reload` is given): validated first; then `Reconfigure` to
  *   every listening worker, later restarts start with it, settings that need a restart are named;
- * - drain (the first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every worker;
+ * - drain (Drain.ts, the first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every worker;
  *   wait for every `Drained` (bounded by grace + margin; a second signal stops waiting); then the threads
  *   are closed. The returned effect succeeds on a clean drain and fails with `DrainTimeout` otherwise,
  *   so the caller can choose the exit code.
@@ -31,26 +31,20 @@ import * as Deferred from "effect/Deferred"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
 import { AllowList } from "./access/Allow.ts"
 import { VerifierHub } from "./auth/VerifierHub.ts"
 import type { Health } from "./observe/AdminServer.ts"
 import type { StatsSnapshot } from "./observe/Stats.ts"
-import type { ListenAddress, LiveSettings, WorkerInit } from "./protocol.ts"
+import type { ListenAddress, WorkerInit } from "./protocol.ts"
+import { drain } from "./supervise/Drain.ts"
 import { Figures, printStats, tickStats } from "./supervise/Figures.ts"
 import { startWorkers } from "./supervise/FirstListen.ts"
-import { isListening, makeRoster } from "./supervise/Roster.ts"
+import { makeReload, type ReloadPlan } from "./supervise/Reload.ts"
+import { makeRoster } from "./supervise/Roster.ts"
 import { Spawner } from "./supervise/Spawn.ts"
 
-/** What a reload changes. */
-export interface ReloadPlan {
-  readonly settings: LiveSettings
-  readonly graceMs: number
-  /** Settings that changed but cannot change while running (listen, workers...), by flag name. */
-  readonly needsRestart: ReadonlyArray<string>
-}
+export type { ReloadPlan }
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
 export interface SupervisorOptions {
@@ -136,37 +130,8 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     let ready = false
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     const adminAddress = options.admin === undefined ? undefined : yield* listenAdmin(options.admin, figures, health, scope)
-    /** One reload at a time: a SIGHUP during a reload waits for it. */
-    const reloadLock = yield* Semaphore.make(1)
-    const reload = Effect.gen(function* () {
-      if (options.reload === undefined) return yield* Effect.logInfo("SIGHUP: nothing to reload")
-      if (roster.shuttingDown) return yield* Effect.logInfo("SIGHUP ignored: shutting down")
-      const planned = yield* Effect.result(options.reload())
-      if (planned._tag === "Failure") {
-        return yield* Effect.logError(`reload rejected, the running configuration stays: ${planned.failure.message}`)
-      }
-      const plan = planned.success
-      for (const name of plan.needsRestart) {
-        yield* Effect.logWarning(`reload: ${name} changed, but it only takes effect after a restart`)
-      }
-      roster.init = { ...roster.init, ...plan.settings }
-      roster.graceMs = plan.graceMs
-      const errors: Array<string> = []
-      let applied = 0
-      for (const s of roster.slots) {
-        if (!isListening(s)) continue // a worker starting now gets the roster's init
-        const answer = Deferred.makeUnsafe<string | undefined>()
-        s.reconfigured = answer
-        yield* s.handle.send({ _tag: "Reconfigure", settings: plan.settings }).pipe(Effect.ignore)
-        const error = yield* Deferred.await(answer).pipe(Effect.timeoutOption("5 seconds"))
-        if (error._tag === "None") errors.push(`worker ${s.id} did not answer`)
-        else if (error.value !== undefined) errors.push(`worker ${s.id}: ${error.value}`)
-        else applied++
-      }
-      if (errors.length > 0) yield* Effect.logError(`reload incomplete: ${errors.join("; ")}`)
-      yield* Effect.logInfo(`configuration reloaded: ${applied} worker${applied === 1 ? "" : "s"} use the new settings for new connections`)
-    }).pipe(reloadLock.withPermits(1))
     if (options.signals !== false) {
+      const reload = yield* makeReload(roster, options.reload)
       yield* installSignals({ hup: reload, usr1: printStats(figures, options.printStats), shutdownRequested, forceStop }, scope)
     }
 
@@ -184,17 +149,7 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     if (options.onStatsTick !== undefined) yield* tickStats(figures, options.init.statsIntervalMs, options.onStatsTick, scope)
 
     yield* Deferred.await(shutdownRequested)
-    roster.shuttingDown = true
-    if (options.onStopping !== undefined) yield* options.onStopping(roster.graceMs)
-    for (const s of roster.slots) {
-      if (isListening(s)) yield* s.handle.send({ _tag: "Shutdown", graceMs: roster.graceMs }).pipe(Effect.ignore)
-      else if (s.fiber !== undefined) yield* Fiber.interrupt(s.fiber)
-    }
-    const allDrained = Effect.forEach(roster.slots, (s) => Deferred.await(s.drained), { discard: true })
-    const drained = yield* Effect.raceFirst(allDrained.pipe(Effect.as(true)), Deferred.await(forceStop).pipe(Effect.as(false))).pipe(
-      Effect.timeoutOption(roster.graceMs + 3000),
-      Effect.map((o) => o._tag === "Some" && o.value),
-    )
+    const drained = yield* drain(roster, forceStop, options.onStopping)
     const final = figures.snapshot()
     yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(CLOSE_TIMEOUT_MS))
     if (options.onStopped !== undefined) yield* options.onStopped(final)

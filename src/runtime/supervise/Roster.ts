@@ -5,6 +5,8 @@
  *   Spawn.ts        a slot's thread: started, its messages handled, replaced when it dies;
  *   FirstListen.ts  worker 0's verdict: every worker with reusePort, exactly one without, or a listen error;
  *   Figures.ts      the counters: collected from the workers, summed, read by the stats line, /stats, /metrics;
+ *   Reload.ts       SIGHUP: the new settings to every listening worker, and their answers;
+ *   Drain.ts        SIGINT/SIGTERM: Shutdown to every worker, and the wait for their Drained.
  * supervisor.ts composes them, owns the signals and the admin endpoint, and words nothing: failures
  * come back to it as data and it turns them into its tagged errors.
  *
@@ -53,7 +55,7 @@ export const newSlot = (id: number): Slot => ({
 export interface Roster {
   /** The slots of the workers that run (FirstListen.ts adds them once worker 0 listens). */
   readonly slots: Array<Slot>
-  /** What new and restarted workers start with: the CLI's init, updated by each reload. */
+  /** What new and restarted workers start with: the CLI's init, updated by each reload (Reload.ts). */
   init: Omit<WorkerInit, "id" | "reusePort">
   /** The drain's grace period: the configured one, updated by each reload. */
   graceMs: number
@@ -65,7 +67,7 @@ export interface Roster {
   restarts: number
   /** Set once worker 0 listens: from then on a worker failure is logged and counted. */
   decided: boolean
-  /** Set at the first SIGINT/SIGTERM: no more restarts. */
+  /** Set at the first SIGINT/SIGTERM (Drain.ts): no more restarts. */
   shuttingDown: boolean
 }
 

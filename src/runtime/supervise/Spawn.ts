@@ -77,7 +77,10 @@ export class Spawner {
     })
   }
 
-  /** A slot's first thread, which reports its Listening or ListenFailed to `first` (FirstListen.ts) and then ends its run. */
+  /**
+   * Worker 0's first thread: its Listening or ListenFailed is the verdict, given to `first` (FirstListen.ts)
+   * instead of the log; the run goes on until the thread ends, and is not retried.
+   */
   firstRun(slot: Slot, first: Deferred.Deferred<First>) {
     return this.runOnce(slot, first).pipe(Effect.provide(this.platform))
   }

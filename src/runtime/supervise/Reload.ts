@@ -1,0 +1,65 @@
+/**
+ * Reload (SIGHUP): the new configuration is built and validated first; if that fails, the error is
+ * logged and nothing changes. Otherwise every listening worker gets `Reconfigure` (new connections use
+ * the new settings, open ones finish under the old) and is waited for, later restarts start with it
+ * (the roster's init), and settings that only a restart can change are named in a warning.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Semaphore from "effect/Semaphore"
+import type { LiveSettings } from "../protocol.ts"
+import { isListening, type Roster } from "./Roster.ts"
+
+/** What a reload changes. */
+export interface ReloadPlan {
+  readonly settings: LiveSettings
+  readonly graceMs: number
+  /** Settings that changed but cannot change while running (listen, workers...), by flag name. */
+  readonly needsRestart: ReadonlyArray<string>
+}
+
+/** Builds the configuration again, or says why the new one is invalid. */
+export type Replan = () => Effect.Effect<ReloadPlan, { readonly message: string }>
+
+/** How long a worker may take to answer `Reconfigure` before the reload reports it as not answering. */
+const ANSWER_TIMEOUT = "5 seconds"
+
+/** The SIGHUP handler: one reload at a time (a SIGHUP during a reload waits for it). Without `replan`, SIGHUP is ignored. */
+export const makeReload = (roster: Roster, replan: Replan | undefined): Effect.Effect<Effect.Effect<void>> =>
+  Effect.map(Semaphore.make(1), (lock) =>
+    Effect.gen(function* () {
+      if (replan === undefined) return yield* Effect.logInfo("SIGHUP: nothing to reload")
+      if (roster.shuttingDown) return yield* Effect.logInfo("SIGHUP ignored: shutting down")
+      const planned = yield* Effect.result(replan())
+      if (planned._tag === "Failure") {
+        return yield* Effect.logError(`reload rejected, the running configuration stays: ${planned.failure.message}`)
+      }
+      const plan = planned.success
+      for (const name of plan.needsRestart) {
+        yield* Effect.logWarning(`reload: ${name} changed, but it only takes effect after a restart`)
+      }
+      roster.init = { ...roster.init, ...plan.settings }
+      roster.graceMs = plan.graceMs
+      const { applied, errors } = yield* reconfigureWorkers(roster, plan.settings)
+      if (errors.length > 0) yield* Effect.logError(`reload incomplete: ${errors.join("; ")}`)
+      yield* Effect.logInfo(`configuration reloaded: ${applied} worker${applied === 1 ? "" : "s"} use the new settings for new connections`)
+    }).pipe(lock.withPermits(1)),
+  )
+
+/** `Reconfigure` to each listening worker in turn, and its answer: how many applied it, and what the others said. */
+const reconfigureWorkers = (roster: Roster, settings: LiveSettings) =>
+  Effect.gen(function* () {
+    const errors: Array<string> = []
+    let applied = 0
+    for (const s of roster.slots) {
+      if (!isListening(s)) continue // a worker starting now gets the roster's init
+      const answer = Deferred.makeUnsafe<string | undefined>()
+      s.reconfigured = answer
+      yield* s.handle.send({ _tag: "Reconfigure", settings }).pipe(Effect.ignore)
+      const error = yield* Deferred.await(answer).pipe(Effect.timeoutOption(ANSWER_TIMEOUT))
+      if (error._tag === "None") errors.push(`worker ${s.id} did not answer`)
+      else if (error.value !== undefined) errors.push(`worker ${s.id}: ${error.value}`)
+      else applied++
+    }
+    return { applied, errors }
+  })
