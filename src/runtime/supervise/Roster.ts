@@ -1,6 +1,6 @@
 /**
- * The supervise/ folder: the steps of the main thread's `supervise()` (src/runtime/supervisor.ts), one
- * module each, around the state they share, which this file holds.
+ * The supervise/ folder owns the steps of the main thread's `supervise()` (src/runtime/supervisor.ts),
+ * one module each, around the state they share (this file):
  *   Roster.ts       the worker slots and what a new thread starts with;
  *   Spawn.ts        a slot's thread: started, its messages handled, replaced when it dies;
  *   FirstListen.ts  worker 0's verdict: every worker with reusePort, exactly one without, or a listen error;
