@@ -13,6 +13,7 @@ import { type Cert, makeCert } from "./support/cert.ts"
 import { type Closable, type EchoBody, type HttpOrigin, startHttpOrigin, startTlsOrigin } from "./support/origins.ts"
 import { type Proxy, startProxy } from "./support/proxy.ts"
 import { curl, run } from "./support/run.ts"
+import { Conn } from "./support/wire.ts"
 
 const HTPASSWD = "/usr/bin/htpasswd"
 /** A user file entry made by the real htpasswd (bcrypt; cost 5 keeps the suite quick). */
@@ -245,6 +246,36 @@ describe("rate limiting and reloading (a proxy of their own)", () => {
       expect(after["auth_verifications"]).toBe(before["auth_verifications"])
       await own.waitForLine((l) => l.startsWith("127.0.0.2:") && l.includes("too many failed attempts"))
       expect((await via("127.0.0.3", "alice:wonder land")).stdout.toString()).toBe("200")
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("behind a load balancer (PROXY protocol) the limit counts the client the header names, not the balancer", async () => {
+    const own = await startProxy({
+      workers: 1,
+      graceMs: 2000,
+      extraArgs: ["--auth-file", usersFile, "--proxy-protocol-from", "127.0.0.1/32"],
+    })
+    try {
+      // Each request on a connection of its own from the balancer (127.0.0.1), for the client its header names.
+      const via = async (client: string, user: string): Promise<number> => {
+        const c = await Conn.open(own.port)
+        try {
+          const credentials = Buffer.from(user).toString("base64")
+          await c.write(
+            `PROXY TCP4 ${client} 127.0.0.1 40000 ${own.port}\r\n` +
+              `GET ${o("/small?balanced")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`,
+          )
+          return (await c.readResponse()).status
+        } finally {
+          c.destroy()
+        }
+      }
+      for (let i = 0; i < 10; i++) expect(await via("127.0.0.5", `alice:wrong${i}`)).toBe(407)
+      expect(await via("127.0.0.5", "alice:wonder land")).toBe(407) // that client is limited...
+      await own.waitForLine((l) => l.startsWith("127.0.0.5:40000 ") && l.includes("too many failed attempts"))
+      expect(await via("127.0.0.6", "alice:wonder land")).toBe(200) // ...not everyone behind the balancer
     } finally {
       await own.stop()
     }
