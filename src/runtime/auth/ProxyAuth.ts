@@ -15,7 +15,7 @@
 import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs"
 import type { AccessLog } from "../observe/AccessLog.ts"
 import { type AuthCounters, Authenticator } from "./Authenticator.ts"
-import { BcryptVerifier, type Verifier } from "./BcryptVerifier.ts"
+import { FairVerifier, type Verifier } from "./FairVerifier.ts"
 import { parseHtpasswd, type Users } from "./Htpasswd.ts"
 
 /** How often the user file is checked for changes. */
@@ -26,7 +26,7 @@ export interface ProxyAuthOptions {
   readonly counters: AuthCounters
   readonly now: () => number
   readonly log: AccessLog
-  /** The process's verifier (a PortVerifier); default: a BcryptVerifier, a thread of this worker's own. */
+  /** The process's verifier (a PortVerifier); default: a FairVerifier with a thread of this worker's own. */
   readonly verifier?: Verifier
   readonly pollMs?: number
 }
@@ -65,7 +65,7 @@ export class ProxyAuth {
     this.path = options.path
     this.log = options.log
     this.verifier =
-      options.verifier ?? new BcryptVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
+      options.verifier ?? new FairVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
     this.version = fileVersion(options.path)
     const loaded = loadUsers(options.path)
     if ("problem" in loaded)
