@@ -18,8 +18,8 @@
  *      and bcrypt runs off the event loop, on the process's verifier thread behind its FairVerifier,
  *      which applies the same limits for the whole process and gives each client its turn.
  * A client is its rate key (access/RateKey.ts): an IPv4 address, or an IPv6 /64.
- * An unknown user is checked against a real hash all the same and always fails, so the time taken does
- * not tell which user names exist.
+ * An unknown user is checked against a decoy hash with the cost of the costliest entry of the file, and
+ * always fails: the time an answer takes does not tell which user names exist, whatever the entries' costs.
  * Cached verdicts are keyed by SHA-256(secret || header value), the secret drawn at start, so memory
  * holds no password and no digest that could be brute-forced offline (an HMAC would do too, but Node's
  * createHmac costs ~20 µs a call against ~1 µs for one-shot `crypto.hash`, on every request); entries expire (CACHE_TTL_MS), the cache
@@ -119,7 +119,7 @@ export const decodeBasic = (value: string): { readonly user: string; readonly pa
 
 export class Authenticator {
   private users: Users
-  /** A real hash to check unknown users against (their verdict is failure whatever bcrypt says). */
+  /** What an unknown user's password is checked against (decoyFor): its verdict is failure whatever bcrypt says. */
   private decoy: string
   private readonly verifier: Verifier
   private readonly counters: AuthCounters
@@ -138,7 +138,7 @@ export class Authenticator {
 
   constructor(options: AuthenticatorOptions) {
     this.users = options.users
-    this.decoy = firstHash(options.users)
+    this.decoy = decoyFor(options.users)
     this.verifier = options.verifier
     this.counters = options.counters
     this.now = options.now
@@ -151,10 +151,15 @@ export class Authenticator {
     return this.cache.size
   }
 
+  /** The hash an unknown user's password is checked against now (tests). */
+  get decoyHash(): string {
+    return this.decoy
+  }
+
   /** New users (the file changed): every cached verdict is forgotten. */
   replaceUsers(users: Users): void {
     this.users = users
-    this.decoy = firstHash(users)
+    this.decoy = decoyFor(users)
     this.cache.clear()
     this.generation++
   }
@@ -275,7 +280,29 @@ export class Authenticator {
   }
 }
 
-const firstHash = (users: Users): string => {
-  for (const hash of users.values()) return hash
-  return ""
+/** bcrypt's base64 alphabet, in the order of the standard one (RFC 4648): the same bits, other characters. */
+const STANDARD_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+const BCRYPT_BASE64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+const bcryptBase64 = (bytes: Buffer): string =>
+  bytes
+    .toString("base64")
+    .replace(/=+$/, "")
+    .replace(/./g, (c) => BCRYPT_BASE64[STANDARD_BASE64.indexOf(c)]!)
+
+/** The cost (log2 of the rounds) of a bcrypt hash `$2y$NN$...`. */
+export const bcryptCost = (hash: string): number => Number(hash.slice(4, 6))
+
+/**
+ * The hash an unknown user's password is checked against: a well-formed bcrypt hash with the cost of the
+ * costliest entry in `users`, a random salt and a random digest, so that checking it takes as long as
+ * checking the slowest real user and no password matches it (the chance is 2^-184). Taking any one real
+ * entry (the first, as before issue 17) made an unknown name answer as fast as that entry's cost, which
+ * told names apart when entries have different costs. No users: "" (bcrypt refuses it at once; every
+ * name is unknown then, there is nothing to tell apart).
+ */
+export const decoyFor = (users: Users): string => {
+  let cost = -1
+  for (const h of users.values()) cost = Math.max(cost, bcryptCost(h))
+  if (cost < 0) return ""
+  return `$2b$${String(cost).padStart(2, "0")}$${bcryptBase64(randomBytes(16))}${bcryptBase64(randomBytes(23))}`
 }

@@ -4,10 +4,17 @@
  */
 import { execFileSync } from "node:child_process"
 import { afterEach, describe, expect, it } from "vitest"
-import { type AuthCounters, type AuthVerdict, Authenticator, decodeBasic } from "../../../src/runtime/auth/Authenticator.ts"
+import {
+  type AuthCounters,
+  type AuthVerdict,
+  Authenticator,
+  bcryptCost,
+  decodeBasic,
+  decoyFor,
+} from "../../../src/runtime/auth/Authenticator.ts"
 import { BcryptVerifier } from "../../../src/runtime/auth/BcryptVerifier.ts"
 import { FailureLimit, FAILURE_LIMIT } from "../../../src/runtime/auth/FailureLimit.ts"
-import { type Checked, FairVerifier, PENDING_PER_CLIENT } from "../../../src/runtime/auth/FairVerifier.ts"
+import { type Checked, FairVerifier, PENDING_PER_CLIENT, type Verifier } from "../../../src/runtime/auth/FairVerifier.ts"
 import { parseHtpasswd, type Users } from "../../../src/runtime/auth/Htpasswd.ts"
 import { PortVerifier, VerifierHub } from "../../../src/runtime/auth/VerifierHub.ts"
 
@@ -161,6 +168,55 @@ describe("Authenticator: attempts are counted when they start (issue 17)", () =>
     for (let i = 1; i <= FAILURE_LIMIT; i++) await ask(basic(`alice:wrong${i}`), `2001:db8:1:2::${i.toString(16)}`)
     expect(await ask(basic("alice:secret"), "2001:db8:1:2:ffff::1")).toMatchObject({ atOnce: true, verdict: { reason: "rate-limited" } })
     expect((await ask(basic("alice:secret"), "2001:db8:1:3::1")).verdict._tag).toBe("Authenticated") // the next /64
+  })
+})
+
+describe("Authenticator: an unknown user costs what the costliest user costs (issue 17)", () => {
+  const withCost = (user: string, password: string, cost: number): string =>
+    execFileSync("/usr/bin/htpasswd", ["-nbB", "-C", String(cost), user, password], { encoding: "utf8" }).trim()
+  const parse = (lines: string[]): Users => {
+    const r = parseHtpasswd(lines.join("\n"), "test")
+    if (!r.ok) throw new Error(r.problems.join("\n"))
+    return r.users
+  }
+
+  it("decoyFor: a well-formed bcrypt hash with the highest cost of the file, matching no user's hash", () => {
+    const users = parse([withCost("cheap", "a", 4), withCost("dear", "b", 7), withCost("middle", "c", 5)])
+    const decoy = decoyFor(users)
+    expect(decoy).toMatch(/^\$2b\$07\$[./A-Za-z0-9]{53}$/)
+    expect(bcryptCost(decoy)).toBe(7)
+    expect([...users.values()]).not.toContain(decoy)
+    expect(decoyFor(users)).not.toBe(decoy) // a random salt and digest each time
+    expect(decoyFor(new Map())).toBe("")
+  })
+
+  it("an unknown user's password is checked against that decoy, not the first entry's hash; a new file makes a new one", async () => {
+    const users = parse([withCost("cheap", "a", 4), withCost("dear", "b", 6)])
+    const seen: string[] = []
+    const real = new FairVerifier()
+    verifiers.push(real)
+    const recording: Verifier = {
+      verify: (client, password, hash, done: (answer: Checked) => void) => {
+        seen.push(hash)
+        real.verify(client, password, hash, done)
+      },
+      get pending() {
+        return real.pending
+      },
+      close: () => real.close(),
+    }
+    const counters: AuthCounters = { authOk: 0, authCached: 0, authFailed: 0, authRateLimited: 0, authVerifications: 0 }
+    const auth = new Authenticator({ users, verifier: recording, counters, now: () => 0 })
+    const verdict = await new Promise<AuthVerdict>((resolve) => {
+      const now = auth.authenticate(basic("nobody:a"), "10.0.0.1", { authVerdict: resolve })
+      if (now !== undefined) resolve(now)
+    })
+    expect(verdict).toMatchObject({ reason: "invalid" })
+    expect(seen).toEqual([auth.decoyHash])
+    expect(bcryptCost(seen[0]!)).toBe(6)
+    expect(seen[0]).not.toBe(users.get("cheap"))
+    auth.replaceUsers(parse([withCost("cheap", "a", 4), withCost("dearer", "b", 8)]))
+    expect(bcryptCost(auth.decoyHash)).toBe(8)
   })
 })
 
