@@ -131,6 +131,34 @@ describe("curl --proxy-user", () => {
   })
 })
 
+describe("credentials bcrypt cannot check, and non-canonical base64 (issue 17)", () => {
+  it("a password over 72 bytes: 407 at once saying why, and the access log line says it", async () => {
+    const r = await curl(proxy.url, ["-i", "--proxy-user", `alice:${"x".repeat(73)}`, o("/small?long-password")])
+    expect(r.stdout.toString()).toMatch(/^HTTP\/1\.1 407 [\s\S]*password longer than 72 bytes: bcrypt cannot check it/)
+    await proxy.waitForLine((l) => l.includes("/small?long-password") && / 407 .*unauthenticated password longer than 72 bytes/.test(l))
+  })
+
+  it("Basic credentials in non-canonical base64 are refused as malformed, even when they decode to a right password", async () => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    const canonical = Buffer.from("alice:wonder land").toString("base64") // 17 bytes: "...=", 2 spare bits in the last character
+    // The same character with its lowest (spare) bit set.
+    const stray = `${canonical.slice(0, -2)}${alphabet[alphabet.indexOf(canonical.at(-2)!) + 1]}=`
+    expect(Buffer.from(stray, "base64").toString()).toBe("alice:wonder land") // what a lenient decoder makes of it
+    const ask = async (value: string): Promise<number> => {
+      const c = await Conn.open(proxy.port)
+      try {
+        await c.write(`GET ${o("/small?base64")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${value}\r\n\r\n`)
+        return (await c.readResponse()).status
+      } finally {
+        c.destroy()
+      }
+    }
+    expect(await ask(canonical)).toBe(200)
+    expect(await ask(stray)).toBe(407)
+    await proxy.waitForLine((l) => l.includes("/small?base64") && / 407 .*malformed credentials: .*canonical base64/.test(l))
+  })
+})
+
 describe("bcrypt runs off the worker's event loop", () => {
   it("while a slow verification runs, the same worker serves cached credentials", { timeout: 30_000 }, async () => {
     expect(await status(["--proxy-user", "bob:builder", o("/small?warm-for-slow")])).toBe("200")

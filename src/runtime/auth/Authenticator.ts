@@ -11,7 +11,8 @@
  *   1. no `Proxy-Authorization`               -> `missing` (not a failure: it is how a challenge starts)
  *   2. the value was verified lately          -> `Authenticated` at once, from the cache
  *   3. this client used up its attempts       -> `rate-limited`, without verifying
- *   4. not `Basic base64(user:password)`     -> `invalid` (counted as an attempt)
+ *   4. not `Basic base64(user:password)` in canonical base64, or a password that is empty or longer than
+ *      bcrypt's 72 bytes                    -> `invalid` at once (each counted as an attempt)
  *   5. the same value is being verified for another connection: it waits for that verdict (not counted)
  *   6. this client has PENDING_PER_CLIENT verifications pending in this worker -> `rate-limited` at once
  *   7. otherwise an attempt starts: counted at once (FailureLimit.ts: given back if it proves right),
@@ -61,6 +62,8 @@ export const CACHE_TTL_MS = 5 * 60_000
 export const CACHE_MAX = 10_000
 /** Distinct verifications of one worker waiting for the verifier thread before new ones are answered 503. */
 export const PENDING_MAX = 64
+/** bcrypt reads this many bytes of a password: a longer one cannot be checked (hash-wasm refuses it). */
+export const MAX_PASSWORD_BYTES = 72
 /** Longer Proxy-Authorization values are refused without decoding. */
 const MAX_CREDENTIALS_LENGTH = 4096
 
@@ -95,17 +98,31 @@ const busy: AuthVerdict = {
 const malformed: AuthVerdict = {
   _tag: "AuthenticationFailed",
   reason: "invalid",
-  message: "malformed credentials: expected Basic base64(user:password)",
+  message: "malformed credentials: expected Basic base64(user:password), in canonical base64",
+}
+const emptyPassword: AuthVerdict = { _tag: "AuthenticationFailed", reason: "invalid", message: "empty password" }
+const tooLong: AuthVerdict = {
+  _tag: "AuthenticationFailed",
+  reason: "invalid",
+  message:
+    `password longer than ${MAX_PASSWORD_BYTES} bytes: bcrypt cannot check it; ` +
+    `use at most ${MAX_PASSWORD_BYTES} bytes (htpasswd -B hashed only the first ${MAX_PASSWORD_BYTES} of a longer one)`,
 }
 const overloaded: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "too many credentials to check right now" }
 const unchecked: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "the credentials could not be checked" }
 
-/** `Basic dXNlcjpwYXNz` -> { user, password }, or undefined. */
+/**
+ * `Basic dXNlcjpwYXNz` -> { user, password }, or undefined. Only canonical base64 (RFC 4648 §3.5) is
+ * accepted: padded to a multiple of 4, and no bits set beyond the data in the last character (`YR==`
+ * decodes as `YQ==` does, and is refused), so one user:password pair has one spelling, the one every
+ * client sends, and one cache entry.
+ */
 export const decodeBasic = (value: string): { readonly user: string; readonly password: string } | undefined => {
   if (value.length > MAX_CREDENTIALS_LENGTH) return undefined
   const m = /^basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(value)
   if (m === null || m[1] === undefined || m[1].length % 4 !== 0) return undefined
   const decoded = Buffer.from(m[1], "base64")
+  if (decoded.toString("base64") !== m[1]) return undefined
   let text: string
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(decoded)
@@ -184,9 +201,17 @@ export class Authenticator {
     const client = rateKeyOf(address)
     if (this.failures.reached(client)) return this.refused(rateLimited)
     const decoded = decodeBasic(credentials)
-    if (decoded === undefined) {
+    const refusal =
+      decoded === undefined
+        ? malformed
+        : decoded.password === ""
+          ? emptyPassword
+          : Buffer.byteLength(decoded.password, "utf8") > MAX_PASSWORD_BYTES
+            ? tooLong
+            : undefined
+    if (decoded === undefined || refusal !== undefined) {
       this.failures.take(client)
-      return this.failed(malformed)
+      return this.failed(refusal ?? malformed)
     }
     const waiting = this.inFlight.get(key)
     if (waiting !== undefined) {

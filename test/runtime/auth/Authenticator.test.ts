@@ -59,6 +59,15 @@ describe("decodeBasic", () => {
     expect(decodeBasic(`Basic ${Buffer.from([0x61, 0x3a, 0xff]).toString("base64")}`)).toBeUndefined() // not UTF-8
     expect(decodeBasic(basic(`a:${"x".repeat(5000)}`))).toBeUndefined()
   })
+  it("accepts canonical base64 only: no stray bits in the last character, padding where it is due", () => {
+    expect(basic("a:bc")).toBe("Basic YTpiYw==")
+    expect(decodeBasic("Basic YTpiYw==")).toEqual({ user: "a", password: "bc" })
+    expect(Buffer.from("YTpiYx==", "base64").toString()).toBe("a:bc") // what a lenient decoder makes of it
+    expect(decodeBasic("Basic YTpiYx==")).toBeUndefined() // stray bits
+    expect(decodeBasic("Basic YTpiYw")).toBeUndefined() // padding missing
+    expect(decodeBasic("Basic YTpiYw=")).toBeUndefined()
+    expect(decodeBasic("Basic YTpi-_==")).toBeUndefined() // the URL-safe alphabet
+  })
 })
 
 describe("Authenticator", () => {
@@ -168,6 +177,24 @@ describe("Authenticator: attempts are counted when they start (issue 17)", () =>
     for (let i = 1; i <= FAILURE_LIMIT; i++) await ask(basic(`alice:wrong${i}`), `2001:db8:1:2::${i.toString(16)}`)
     expect(await ask(basic("alice:secret"), "2001:db8:1:2:ffff::1")).toMatchObject({ atOnce: true, verdict: { reason: "rate-limited" } })
     expect((await ask(basic("alice:secret"), "2001:db8:1:3::1")).verdict._tag).toBe("Authenticated") // the next /64
+  })
+})
+
+describe("Authenticator: passwords bcrypt cannot check (issue 17)", () => {
+  it("an empty password or one over 72 bytes: 407 'invalid' at once, saying why, nothing verified; 72 bytes are verified", async () => {
+    const long = "é".repeat(40) // 80 bytes in UTF-8
+    const first72 = Buffer.from(long).subarray(0, 72).toString()
+    const { ask, counters } = setup(usersOf({ alice: "secret", max: first72, long }))
+    expect(await ask(basic(`alice:${"x".repeat(73)}`))).toMatchObject({
+      atOnce: true,
+      verdict: { reason: "invalid", message: expect.stringMatching(/^password longer than 72 bytes: bcrypt cannot check it/) },
+    })
+    expect(await ask(basic(`long:${long}`))).toMatchObject({ atOnce: true, verdict: { reason: "invalid" } })
+    expect(await ask(basic("alice:"))).toMatchObject({ atOnce: true, verdict: { reason: "invalid", message: "empty password" } })
+    expect(counters.authVerifications).toBe(0)
+    expect((await ask(basic(`max:${first72}`))).verdict).toEqual({ _tag: "Authenticated", user: "max" })
+    // htpasswd -B hashed only the first 72 bytes of the long one: those log in.
+    expect((await ask(basic(`long:${first72}`))).verdict).toEqual({ _tag: "Authenticated", user: "long" })
   })
 })
 
