@@ -4,7 +4,7 @@
  * CONNECT. Every origin is on loopback; the TLS origin is reached as 127.0.0.1 (its certificate names it).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, unlinkSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -382,6 +382,23 @@ describe("rate limiting and reloading (a proxy of their own)", () => {
       // (Before any attempt the stats line has no auth figures.)
       expect(after["auth_verifications"]! - (before["auth_verifications"] ?? 0)).toBe(verified.length + 1)
       expect(verified.length).toBeLessThanOrEqual(10)
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("a deleted user file keeps its users, and a warning says so", async () => {
+    const file = join(dir, "deleted.htpasswd")
+    addUser(file, "dave", "still here", true)
+    const own = await startProxy({ workers: 1, graceMs: 2000, extraArgs: ["--auth-file", file] })
+    try {
+      unlinkSync(file)
+      await own.waitForLine(
+        /^WARN .*cannot read .*deleted\.htpasswd any more \(it was deleted or renamed away\): the 1 user read from it before stays in force/,
+        15_000,
+      )
+      const r = await curl(own.url, ["-o", "/dev/null", "-w", "%{http_code}", "--proxy-user", "dave:still here", o("/small?deleted")])
+      expect(r.stdout.toString()).toBe("200")
     } finally {
       await own.stop()
     }
