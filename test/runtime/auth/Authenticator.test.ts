@@ -2,6 +2,7 @@
  * The Authenticator with the real bcrypt verifier thread and hashes made by the real `htpasswd -B`:
  * verdicts, the cache, coalescing, the rate limit, reloads. The clock is a variable (the `now` option).
  */
+import { bcryptVerify } from "hash-wasm"
 import { execFileSync } from "node:child_process"
 import { afterEach, describe, expect, it } from "vitest"
 import {
@@ -207,7 +208,7 @@ describe("Authenticator: an unknown user costs what the costliest user costs (is
     return r.users
   }
 
-  it("decoyFor: a well-formed bcrypt hash with the highest cost of the file, matching no user's hash", () => {
+  it("decoyFor: a well-formed bcrypt hash with the highest cost of the file, matching no user's hash", async () => {
     const users = parse([withCost("cheap", "a", 4), withCost("dear", "b", 7), withCost("middle", "c", 5)])
     const decoy = decoyFor(users)
     expect(decoy).toMatch(/^\$2b\$07\$[./A-Za-z0-9]{53}$/)
@@ -215,6 +216,8 @@ describe("Authenticator: an unknown user costs what the costliest user costs (is
     expect([...users.values()]).not.toContain(decoy)
     expect(decoyFor(users)).not.toBe(decoy) // a random salt and digest each time
     expect(decoyFor(new Map())).toBe("")
+    // bcrypt takes it as a hash to compute (a malformed one would be refused at once, which is fast).
+    expect(await bcryptVerify({ password: "b", hash: decoy })).toBe(false)
   })
 
   it("an unknown user's password is checked against that decoy, not the first entry's hash; a new file makes a new one", async () => {
