@@ -34,7 +34,7 @@ export interface UpstreamHop {
 export type AuthFailure =
   | "missing" // no Proxy-Authorization field
   | "invalid" // malformed, unknown user or wrong password
-  | "rate-limited" // too many failures from this client address lately: refused without checking
+  | "rate-limited" // the client used up its attempts lately, or has too many checks pending: refused without checking
   | "unavailable" // the runtime could not check them (its verifier is overloaded or gone)
 
 export type Event =

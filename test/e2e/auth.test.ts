@@ -4,7 +4,8 @@
  * CONNECT. Every origin is on loopback; the TLS origin is reached as 127.0.0.1 (its certificate names it).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, unlinkSync } from "node:fs"
+import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fetch, ProxyAgent } from "undici"
@@ -13,6 +14,7 @@ import { type Cert, makeCert } from "./support/cert.ts"
 import { type Closable, type EchoBody, type HttpOrigin, startHttpOrigin, startTlsOrigin } from "./support/origins.ts"
 import { type Proxy, startProxy } from "./support/proxy.ts"
 import { curl, run } from "./support/run.ts"
+import { Conn } from "./support/wire.ts"
 
 const HTPASSWD = "/usr/bin/htpasswd"
 /** A user file entry made by the real htpasswd (bcrypt; cost 5 keeps the suite quick). */
@@ -126,6 +128,34 @@ describe("curl --proxy-user", () => {
     expect(after["auth_verifications"]).toBe(before["auth_verifications"])
     expect(after["auth_cached"]! - before["auth_cached"]!).toBe(3)
     expect(after["auth_ok"]! - before["auth_ok"]!).toBe(3)
+  })
+})
+
+describe("credentials bcrypt cannot check, and non-canonical base64 (issue 17)", () => {
+  it("a password over 72 bytes: 407 at once saying why, and the access log line says it", async () => {
+    const r = await curl(proxy.url, ["-i", "--proxy-user", `alice:${"x".repeat(73)}`, o("/small?long-password")])
+    expect(r.stdout.toString()).toMatch(/^HTTP\/1\.1 407 [\s\S]*password longer than 72 bytes: bcrypt cannot check it/)
+    await proxy.waitForLine((l) => l.includes("/small?long-password") && / 407 .*unauthenticated password longer than 72 bytes/.test(l))
+  })
+
+  it("Basic credentials in non-canonical base64 are refused as malformed, even when they decode to a right password", async () => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    const canonical = Buffer.from("alice:wonder land").toString("base64") // 17 bytes: "...=", 2 spare bits in the last character
+    // The same character with its lowest (spare) bit set.
+    const stray = `${canonical.slice(0, -2)}${alphabet[alphabet.indexOf(canonical.at(-2)!) + 1]}=`
+    expect(Buffer.from(stray, "base64").toString()).toBe("alice:wonder land") // what a lenient decoder makes of it
+    const ask = async (value: string): Promise<number> => {
+      const c = await Conn.open(proxy.port)
+      try {
+        await c.write(`GET ${o("/small?base64")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${value}\r\n\r\n`)
+        return (await c.readResponse()).status
+      } finally {
+        c.destroy()
+      }
+    }
+    expect(await ask(canonical)).toBe(200)
+    expect(await ask(stray)).toBe(407)
+    await proxy.waitForLine((l) => l.includes("/small?base64") && / 407 .*malformed credentials: .*canonical base64/.test(l))
   })
 })
 
@@ -245,6 +275,130 @@ describe("rate limiting and reloading (a proxy of their own)", () => {
       expect(after["auth_verifications"]).toBe(before["auth_verifications"])
       await own.waitForLine((l) => l.startsWith("127.0.0.2:") && l.includes("too many failed attempts"))
       expect((await via("127.0.0.3", "alice:wonder land")).stdout.toString()).toBe("200")
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("behind a load balancer (PROXY protocol) the limit counts the client the header names, not the balancer", async () => {
+    const own = await startProxy({
+      workers: 1,
+      graceMs: 2000,
+      extraArgs: ["--auth-file", usersFile, "--proxy-protocol-from", "127.0.0.1/32"],
+    })
+    try {
+      // Each request on a connection of its own from the balancer (127.0.0.1), for the client its header names.
+      const via = async (client: string, user: string): Promise<number> => {
+        const c = await Conn.open(own.port)
+        try {
+          const credentials = Buffer.from(user).toString("base64")
+          await c.write(
+            `PROXY TCP4 ${client} 127.0.0.1 40000 ${own.port}\r\n` +
+              `GET ${o("/small?balanced")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`,
+          )
+          return (await c.readResponse()).status
+        } finally {
+          c.destroy()
+        }
+      }
+      for (let i = 0; i < 10; i++) expect(await via("127.0.0.5", `alice:wrong${i}`)).toBe(407)
+      expect(await via("127.0.0.5", "alice:wonder land")).toBe(407) // that client is limited...
+      await own.waitForLine((l) => l.startsWith("127.0.0.5:40000 ") && l.includes("too many failed attempts"))
+      expect(await via("127.0.0.6", "alice:wonder land")).toBe(200) // ...not everyone behind the balancer
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("behind a load balancer, an IPv6 client is counted by its /64, not by each address it uses", async () => {
+    const own = await startProxy({
+      workers: 1,
+      graceMs: 2000,
+      // The PROXY headers name documentation addresses (2001:db8::/32): only bytes on loopback, nothing is sent there.
+      extraArgs: ["--auth-file", usersFile, "--proxy-protocol-from", "127.0.0.1/32", "--allow", "2001:db8::/32"],
+    })
+    try {
+      const via = async (client: string, user: string): Promise<number> => {
+        const c = await Conn.open(own.port)
+        try {
+          const credentials = Buffer.from(user).toString("base64")
+          await c.write(
+            `PROXY TCP6 ${client} ::1 40000 ${own.port}\r\n` +
+              `GET ${o("/small?v6")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`,
+          )
+          return (await c.readResponse()).status
+        } finally {
+          c.destroy()
+        }
+      }
+      for (let i = 1; i <= 10; i++) expect(await via(`2001:db8:1:2::${i.toString(16)}`, `alice:wrong${i}`)).toBe(407)
+      expect(await via("2001:db8:1:2:ffff:ffff:ffff:ffff", "alice:wonder land")).toBe(407) // a new address, the same /64
+      await own.waitForLine((l) => l.startsWith("[2001:db8:1:2:ffff:ffff:ffff:ffff]:40000 ") && l.includes("too many failed attempts"))
+      expect(await via("2001:db8:1:3::1", "alice:wonder land")).toBe(200) // the next /64
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("40 guesses at once from one address: 407 for each (none 503), a few verified, and a login from elsewhere is checked before the flood's", {
+    timeout: 60_000,
+  }, async () => {
+    const file = join(dir, "flood.htpasswd")
+    addUser(file, "alice", "wonder land", true)
+    // Cost 12: each guess keeps the verifier busy for a while, so the flood is still being verified when the login comes.
+    execFileSync(HTPASSWD, ["-bB", "-C", "12", file, "dear", "costly"], { stdio: "ignore" })
+    const own = await startProxy({ workers: 1, graceMs: 2000, extraArgs: ["--auth-file", file] })
+    try {
+      /** One request on a connection of its own from `local`; its answer's status and detail, in the order they come. */
+      const answered: Array<{ who: string; status: number; body: string }> = []
+      const ask = async (local: string, who: string, user: string): Promise<void> => {
+        const c = new Conn(net.connect({ host: "127.0.0.1", port: own.port, localAddress: local }))
+        try {
+          const credentials = Buffer.from(user).toString("base64")
+          await c.write(
+            `GET ${o("/small?flood")} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`,
+          )
+          const r = await c.readResponse({ timeoutMs: 50_000 })
+          answered.push({ who, status: r.status, body: r.body.toString() })
+        } finally {
+          c.destroy()
+        }
+      }
+      const before = await stats(own)
+      const flood = Array.from({ length: 40 }, (_, i) => ask("127.0.0.2", "flood", `dear:guess${i}`))
+      // The guesses refused at once are back: the others are being verified, one by one.
+      for (let i = 0; i < 500 && answered.length < 30; i++) await new Promise((r) => setTimeout(r, 20))
+      const login = ask("127.0.0.3", "login", "alice:wonder land")
+      await Promise.all([...flood, login])
+      const after = await stats(own)
+      const floods = answered.filter((a) => a.who === "flood")
+      expect(floods.map((a) => a.status)).toEqual(Array(40).fill(407))
+      const verified = floods.filter((a) => /wrong user name or password/.test(a.body))
+      expect(verified.length).toBeGreaterThan(0)
+      expect(floods.length - verified.length).toBe(floods.filter((a) => /pending|too many failed/.test(a.body)).length)
+      expect(answered.find((a) => a.who === "login")?.status).toBe(200)
+      // The login did not wait for the flood: some of the flood's verifications were answered after it.
+      expect(answered.findIndex((a) => a.who === "login")).toBeLessThan(answered.lastIndexOf(verified.at(-1)!))
+      // (Before any attempt the stats line has no auth figures.)
+      expect(after["auth_verifications"]! - (before["auth_verifications"] ?? 0)).toBe(verified.length + 1)
+      expect(verified.length).toBeLessThanOrEqual(10)
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it("a deleted user file keeps its users, and a warning says so", async () => {
+    const file = join(dir, "deleted.htpasswd")
+    addUser(file, "dave", "still here", true)
+    const own = await startProxy({ workers: 1, graceMs: 2000, extraArgs: ["--auth-file", file] })
+    try {
+      unlinkSync(file)
+      await own.waitForLine(
+        /^WARN .*cannot read .*deleted\.htpasswd any more \(it was deleted or renamed away\): the 1 user read from it before stays in force/,
+        15_000,
+      )
+      const r = await curl(own.url, ["-o", "/dev/null", "-w", "%{http_code}", "--proxy-user", "dave:still here", o("/small?deleted")])
+      expect(r.stdout.toString()).toBe("200")
     } finally {
       await own.stop()
     }

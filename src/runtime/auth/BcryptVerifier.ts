@@ -4,8 +4,8 @@
  *
  * Owns one verifier thread (verifier-thread.ts), started on the first verification and stopped after
  * `idleMs` without work, so a proxy whose clients' credentials are cached keeps no thread busy. The
- * process has one, in the main thread's VerifierHub, shared by the workers; a ProxyServer run without a
- * hub (in-process tests) makes its own. Requests are answered in order through one callback each; if the thread dies,
+ * process has one, behind the FairVerifier of the main thread's VerifierHub, shared by the workers; a
+ * ProxyServer run without a hub (in-process tests) makes its own. Requests are answered in order through one callback each; if the thread dies,
  * every pending request is answered `undefined` ("could not check") and the next one starts a new thread.
  *
  * It must never block, never throw into its caller, and never keep the process alive (the thread is unref'd).
@@ -16,14 +16,6 @@ import type { VerifyAnswer, VerifyRequest } from "./verifier-thread.ts"
 
 /** `true`/`false`: the password matches or not; `undefined`: it could not be checked (the thread failed). */
 export type VerifyDone = (ok: boolean | undefined) => void
-
-/** What the Authenticator needs from a verifier (tests may supply another). */
-export interface Verifier {
-  verify(password: string, hash: string, done: VerifyDone): void
-  /** Verifications asked for and not answered yet. */
-  readonly pending: number
-  close(): void
-}
 
 /** Where the thread's module is: `.ts` beside this file in development, `dist/verifier.js` when bundled. */
 export const defaultVerifierUrl = (): URL =>
@@ -50,7 +42,7 @@ export interface BcryptVerifierOptions {
   readonly onError?: (error: VerifierError) => void
 }
 
-export class BcryptVerifier implements Verifier {
+export class BcryptVerifier {
   private readonly url: URL
   private readonly idleMs: number
   private readonly onError: ((error: VerifierError) => void) | undefined

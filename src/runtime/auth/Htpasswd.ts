@@ -29,8 +29,12 @@ const describeHash = (hash: string): string => {
   return "a plain-text password or an unknown format (htpasswd -p)"
 }
 
-/** Parse an htpasswd file. `name` is how messages refer to the file (its path). */
-export const parseHtpasswd = (text: string, name: string): HtpasswdResult => {
+/**
+ * Parse an htpasswd file. `name` is how messages refer to the file (its path). A file without entries is
+ * a problem at start-up (surely a mistake), but not with `allowEmpty`: a running proxy whose file lost its
+ * last user (`htpasswd -D`) must let nobody in, not keep the users it had.
+ */
+export const parseHtpasswd = (text: string, name: string, options: { readonly allowEmpty?: boolean } = {}): HtpasswdResult => {
   const users = new Map<string, string>()
   const lineOf = new Map<string, number>()
   const problems: Array<string> = []
@@ -62,7 +66,7 @@ export const parseHtpasswd = (text: string, name: string): HtpasswdResult => {
     users.set(user, hash)
   })
   if (problems.length > 0) return { ok: false, problems }
-  if (users.size === 0) {
+  if (users.size === 0 && options.allowEmpty !== true) {
     return {
       ok: false,
       problems: [`${name} has no user: add one with htpasswd -B ${name} USER (htpasswd -B -c ${name} USER starts a new file)`],

@@ -4,39 +4,46 @@
  *
  * Why one and not one per worker: a thread costs ~20 MB of RSS (a V8 isolate and bcrypt's WebAssembly
  * memory), and bcrypt work is what an attacker guessing passwords makes the proxy do, so it is bounded
- * to one core while the workers go on relaying bytes on the others. Its throughput (~16 verifications
- * a second at cost 10) is paid once per client and worker, thanks to the workers' caches.
+ * to one core while the workers go on relaying bytes on the others. Its throughput (bench/bcrypt-rate.ts,
+ * docs/security.md) is paid once per client and worker, thanks to the workers' caches.
  *
- * The hub owns the thread (a BcryptVerifier: started on the first request, stopped when idle) and one
- * port per worker, made when the worker is spawned (`connect`, passed in workerData) and forgotten when
+ * The hub owns the thread, behind a FairVerifier (FairVerifier.ts: the process-wide failure limit, a
+ * cap on each client's pending verifications, and turns between clients; the thread itself is a
+ * BcryptVerifier, started on the first request and stopped when idle), and one port per worker, made when the worker is spawned (`connect`, passed in workerData) and forgotten when
  * it closes with the worker. A PortVerifier is the worker's end: the `Verifier` its Authenticator uses.
  * Neither ever keeps the process alive (every port is unref'd) nor throws into its caller.
  */
 import { MessageChannel, type MessagePort } from "node:worker_threads"
-import { BcryptVerifier, type BcryptVerifierOptions, type Verifier, type VerifyDone } from "./BcryptVerifier.ts"
-import type { VerifyRequest } from "./verifier-thread.ts"
+import { type Checked, type CheckedDone, FairVerifier, type FairVerifierOptions, type Verifier } from "./FairVerifier.ts"
 
-/** An answer on a worker's port: `ok` undefined when the credentials could not be checked. */
+/** A request on a worker's port: check `password` against `hash` for `client` (its rate key). */
+interface PortRequest {
+  readonly id: number
+  readonly client: string
+  readonly password: string
+  readonly hash: string
+}
+/** The answer to request `id`. */
 interface PortAnswer {
   readonly id: number
-  readonly ok: boolean | undefined
+  readonly answer: Checked
 }
 
 export class VerifierHub {
-  private readonly verifier: BcryptVerifier
+  private readonly verifier: FairVerifier
   private readonly ports = new Set<MessagePort>()
 
-  constructor(options: BcryptVerifierOptions = {}) {
-    this.verifier = new BcryptVerifier(options)
+  constructor(options: FairVerifierOptions = {}) {
+    this.verifier = new FairVerifier(options)
   }
 
   /** A new worker's end of a channel to the verifier thread (transfer it in workerData). */
   connect(): MessagePort {
     const { port1, port2 } = new MessageChannel()
     this.ports.add(port1)
-    port1.on("message", (request: VerifyRequest) => {
-      this.verifier.verify(request.password, request.hash, (ok) => {
-        if (this.ports.has(port1)) port1.postMessage({ id: request.id, ok } satisfies PortAnswer)
+    port1.on("message", (request: PortRequest) => {
+      this.verifier.verify(request.client, request.password, request.hash, (answer) => {
+        if (this.ports.has(port1)) port1.postMessage({ id: request.id, answer } satisfies PortAnswer)
       })
     })
     port1.on("close", () => this.ports.delete(port1))
@@ -59,7 +66,7 @@ export class VerifierHub {
 /** A worker's end: verifications go to the hub's thread. */
 export class PortVerifier implements Verifier {
   private readonly port: MessagePort
-  private readonly waiting = new Map<number, VerifyDone>()
+  private readonly waiting = new Map<number, CheckedDone>()
   private nextId = 1
   private closed = false
 
@@ -69,7 +76,7 @@ export class PortVerifier implements Verifier {
       const done = this.waiting.get(answer.id)
       if (done === undefined) return
       this.waiting.delete(answer.id)
-      done(answer.ok)
+      done(answer.answer)
     })
     port.on("close", () => this.shut())
     port.unref()
@@ -79,11 +86,11 @@ export class PortVerifier implements Verifier {
     return this.waiting.size
   }
 
-  verify(password: string, hash: string, done: VerifyDone): void {
-    if (this.closed) return done(undefined)
+  verify(client: string, password: string, hash: string, done: CheckedDone): void {
+    if (this.closed) return done("failed")
     const id = this.nextId++
     this.waiting.set(id, done)
-    this.port.postMessage({ id, password, hash } satisfies VerifyRequest)
+    this.port.postMessage({ id, client, password, hash } satisfies PortRequest)
   }
 
   close(): void {
@@ -96,6 +103,6 @@ export class PortVerifier implements Verifier {
     this.closed = true
     const waiting = [...this.waiting.values()]
     this.waiting.clear()
-    for (const done of waiting) done(undefined)
+    for (const done of waiting) done("failed")
   }
 }

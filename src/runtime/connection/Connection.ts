@@ -438,7 +438,7 @@ export class Connection implements Timed, AuthWaiter, SocketOwner, ReadState {
         case "Authenticate": {
           // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.
           const auth = this.ctx.auth
-          const verdict = auth === undefined ? noAuthenticator : auth.authenticate(a.credentials, this.client.remoteAddress ?? "", this)
+          const verdict = auth === undefined ? noAuthenticator : auth.authenticate(a.credentials, this.clientAddress, this)
           if (verdict !== undefined) (this.queue ??= []).push(verdict)
           break
         }
