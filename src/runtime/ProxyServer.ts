@@ -37,6 +37,11 @@ const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutt
 const REFUSED_NOT_PROXY_SOURCE = counterSlot("connectionsRefused", { reason: "not_proxy_source" })
 const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_header" })
 import { ProxyAuth } from "./auth/ProxyAuth.ts"
+import { HookAuthenticator } from "./auth/HookAuthenticator.ts"
+import { RouteHook } from "./dial/RouteHook.ts"
+import { HookProblems } from "./observe/HookProblems.ts"
+import { DEFAULT_HOOK_TIMEOUT_MS } from "./timers/HookCall.ts"
+import type { Hooks } from "./Hooks.ts"
 import { PortVerifier } from "./auth/VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
@@ -58,6 +63,8 @@ export interface ProxyServerOptions {
   readonly stats?: MutableStats
   /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
   readonly authFilePollMs?: number
+  /** An embedding program's hooks (Hooks.ts, loaded by worker.ts from `init.hooks`); absent: none. */
+  readonly hooks?: Hooks
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -152,6 +159,12 @@ export class ProxyServer {
       arm: (entry, at) => this.deadlines.set(entry, at),
       intervalMs: REFUSAL_LOG_INTERVAL_MS,
     })
+    const hooks = options.hooks ?? {}
+    if (hooks.authenticate !== undefined && init.authFile !== undefined) {
+      throw new Error("the hooks module exports authenticate and authFile (--auth-file) is set too: keep one of them")
+    }
+    const problems = new HookProblems(this.log, () => this.deadlines.now())
+    const timing = { deadlines: this.deadlines, timeoutMs: init.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS }
     this.auth =
       init.authFile === undefined
         ? undefined
@@ -175,7 +188,12 @@ export class ProxyServer {
       metrics: this.metrics,
       onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
       ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
+      ...(hooks.route === undefined ? {} : { route: new RouteHook(hooks.route, timing, problems) }),
     })
+    const authenticator =
+      hooks.authenticate === undefined
+        ? this.auth?.authenticator
+        : new HookAuthenticator({ hook: hooks.authenticate, timing, problems, counters: this.stats, now: () => this.deadlines.now() })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -186,7 +204,7 @@ export class ProxyServer {
       keepalive: this.keepalive,
       metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
-      ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
+      ...(authenticator === undefined ? {} : { auth: authenticator }),
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
     this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)

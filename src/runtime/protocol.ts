@@ -54,6 +54,12 @@ export interface WorkerInit {
   readonly authFile?: string
   /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */
   readonly verifierPort?: MessagePort
+  /**
+   * An embedding program's hooks (docs/library.md): the URL of the module every worker imports (Hooks.ts)
+   * before it listens, and how long each call may take. Absent: no hooks.
+   */
+  readonly hooks?: string
+  readonly hookTimeoutMs?: number
 }
 
 /**
