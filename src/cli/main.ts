@@ -23,17 +23,14 @@ import * as Runtime from "effect/Runtime"
 import { ChildProcessSpawner } from "effect/process"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
-import { resolve as resolvePath } from "node:path"
 import { parseHtpasswd } from "../runtime/auth/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
-import { makeConnectionLimits } from "../runtime/access/ConnectionLimits.ts"
 import type { StatsSnapshot } from "../runtime/observe/Stats.ts"
-import { supervise } from "../runtime/supervisor.ts"
+import { launch } from "../lib/launch.ts"
 import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
-import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+import { formatLine, writeLine } from "./logging.ts"
 import type { Parsed } from "./parsers.ts"
-import { reloadPlan } from "./reload-plan.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
@@ -134,34 +131,14 @@ const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
     }
   })
 
+/** The command's proxy: the library's `launch` with the signal handlers, the start-up line and the log lines. */
 export const runProxy = (
   config: HctunnelConfig,
   version: string,
   reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
 ) =>
-  supervise({
-    init: {
-      listen: config.listen,
-      limits: config.limits,
-      via: config.via,
-      allow: config.allow,
-      logFormat: config.logFormat,
-      logLevel: config.logLevel,
-      hosts: config.hosts,
-      statsIntervalMs: config.statsIntervalMs,
-      dnsServers: config.dnsServers,
-      allowTo: config.allowTo,
-      denyTo: config.denyTo,
-      proxyProtocolFrom: config.proxyProtocolFrom,
-      eventLoopDelay: config.admin !== undefined,
-      connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
-      ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
-      noUpstream: config.noUpstream,
-      // Absolute: the workers read and watch it whatever their working directory.
-      ...(config.authFile === undefined ? {} : { authFile: resolvePath(config.authFile) }),
-    },
-    workers: config.workers,
-    graceMs: config.graceMs,
+  launch(config, {
+    signals: true,
     onReady: (addresses, workers, admin) =>
       Effect.sync(() => {
         const line = startupLine(version, addresses, workers, admin)
@@ -171,9 +148,8 @@ export const runProxy = (
       }),
     printStats: printStats(config),
     ...lifecycleLog,
-    ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
-    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
-  }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+    ...(reload === undefined ? {} : { reload }),
+  })
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
   Effect.gen(function* () {

@@ -21,6 +21,8 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--max-connections", (c) => c.maxConnections],
   ["--max-connections-per-client", (c) => c.maxConnectionsPerClient],
   ["--auth-file", (c) => c.authFile],
+  ["--hooks", (c) => c.hooks],
+  ["--hook-timeout", (c) => c.hookTimeoutMs],
   ["--upstream", (c) => c.upstream],
   ["--no-upstream", (c) => c.noUpstream],
 ]

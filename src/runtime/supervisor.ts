@@ -40,11 +40,11 @@ import type { ListenAddress, WorkerInit } from "./protocol.ts"
 import { drain } from "./supervise/Drain.ts"
 import { Figures, printStats, tickStats } from "./supervise/Figures.ts"
 import { startWorkers } from "./supervise/FirstListen.ts"
-import { makeReload, type ReloadPlan } from "./supervise/Reload.ts"
+import { makeReload, type ReloadOutcome, type ReloadPlan } from "./supervise/Reload.ts"
 import { makeRoster } from "./supervise/Roster.ts"
 import { Spawner } from "./supervise/Spawn.ts"
 
-export type { ReloadPlan }
+export type { ReloadOutcome, ReloadPlan }
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
 export interface SupervisorOptions {
@@ -56,7 +56,12 @@ export interface SupervisorOptions {
    * Called once when every worker listens, with the bound addresses, the number of workers, and the admin
    * endpoint's bound address (port 0 resolved) when it is on.
    */
-  readonly onReady: (addresses: ReadonlyArray<ListenAddress>, workers: number, admin: ListenAddress | undefined) => Effect.Effect<void>
+  readonly onReady: (
+    addresses: ReadonlyArray<ListenAddress>,
+    workers: number,
+    admin: ListenAddress | undefined,
+    control: SupervisorControl,
+  ) => Effect.Effect<void>
   /** Prints the SIGUSR1 stats line (always shown, whatever the log level). */
   readonly printStats: (line: StatsSnapshot) => Effect.Effect<void>
   /** Every statsInterval: the current figures (the CLI logs them at debug level). */
@@ -73,7 +78,10 @@ export interface SupervisorOptions {
    * is invalid (the running one stays). Without it, SIGHUP is ignored.
    */
   readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
-  /** Install SIGHUP/SIGUSR1/SIGINT/SIGTERM handlers (default true; tests pass false and use `stop`). */
+  /**
+   * Install SIGHUP/SIGUSR1/SIGINT/SIGTERM handlers (default true). The library passes false: a program may
+   * run several proxies and owns its signals; it drives each one through its `SupervisorControl`.
+   */
   readonly signals?: boolean
   /**
    * The admin endpoint (AdminServer.ts), when `--admin` is given: its address, who may use it, and how
@@ -86,6 +94,22 @@ export interface SupervisorOptions {
         readonly statsFigures: (stats: StatsSnapshot) => Record<string, number>
       }
     | undefined
+}
+
+/**
+ * What a program may do to a running proxy without signals (given to `onReady`; the library's handle,
+ * src/lib/startProxy.ts, is made of it). Each does what its signal does.
+ */
+export interface SupervisorControl {
+  /** SIGUSR1's figures: every worker asked for fresh counters (briefly waited for), then summed. */
+  readonly stats: Effect.Effect<StatsSnapshot>
+  /** SIGHUP's steps with a plan the caller built and validated; one reload at a time. */
+  readonly reload: (plan: ReloadPlan) => Effect.Effect<ReloadOutcome>
+  /**
+   * SIGTERM: start the drain, live connections getting `graceMs` (default: the configured grace) to
+   * finish; a second call is the second signal (stop waiting). `supervise` then returns.
+   */
+  readonly stop: (graceMs?: number) => Effect.Effect<void>
 }
 
 /**
@@ -130,9 +154,22 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     let ready = false
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     const adminAddress = options.admin === undefined ? undefined : yield* listenAdmin(options.admin, figures, health, scope)
+    const reloads = yield* makeReload(roster, options.reload)
+    const requestStop = () => {
+      if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
+      else Deferred.doneUnsafe(shutdownRequested, Exit.void)
+    }
     if (options.signals !== false) {
-      const reload = yield* makeReload(roster, options.reload)
-      yield* installSignals({ hup: reload, usr1: printStats(figures, options.printStats), shutdownRequested, forceStop }, scope)
+      yield* installSignals({ hup: reloads.onSignal, usr1: printStats(figures, options.printStats), stop: requestStop }, scope)
+    }
+    const control: SupervisorControl = {
+      stats: figures.refresh().pipe(Effect.map(() => figures.snapshot())),
+      reload: reloads.apply,
+      stop: (graceMs) =>
+        Effect.sync(() => {
+          if (graceMs !== undefined && !Deferred.isDoneUnsafe(shutdownRequested)) roster.graceMs = graceMs
+          requestStop()
+        }),
     }
 
     const count = yield* startWorkers(roster, spawner, scope, options.workers).pipe(
@@ -145,7 +182,7 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     // Wait (briefly) until every worker listens, so the start-up line is true when printed.
     yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: () => roster.slots.every((s) => s.listening), times: 500 }))
     ready = true
-    yield* options.onReady(roster.listen, count, adminAddress)
+    yield* options.onReady(roster.listen, count, adminAddress, control)
     if (options.onStatsTick !== undefined) yield* tickStats(figures, options.init.statsIntervalMs, options.onStatsTick, scope)
 
     yield* Deferred.await(shutdownRequested)
@@ -218,12 +255,7 @@ const listenAdmin = (
  * cuts it short.
  */
 const installSignals = (
-  on: {
-    readonly hup: Effect.Effect<void>
-    readonly usr1: Effect.Effect<void>
-    readonly shutdownRequested: Deferred.Deferred<void>
-    readonly forceStop: Deferred.Deferred<void>
-  },
+  on: { readonly hup: Effect.Effect<void>; readonly usr1: Effect.Effect<void>; readonly stop: () => void },
   scope: Scope.Scope,
 ): Effect.Effect<void> =>
   Effect.gen(function* () {
@@ -234,10 +266,7 @@ const installSignals = (
     const onUsr1 = () => {
       runFork(on.usr1)
     }
-    const onStop = () => {
-      if (Deferred.isDoneUnsafe(on.shutdownRequested)) Deferred.doneUnsafe(on.forceStop, Exit.void)
-      else Deferred.doneUnsafe(on.shutdownRequested, Exit.void)
-    }
+    const onStop = on.stop
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         process.on("SIGHUP", onHup)
