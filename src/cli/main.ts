@@ -22,15 +22,13 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { ChildProcessSpawner } from "effect/process"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
-import { readFileSync } from "node:fs"
-import { parseHtpasswd } from "../runtime/auth/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
 import type { StatsSnapshot } from "../runtime/observe/Stats.ts"
 import { launch } from "../lib/launch.ts"
-import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
+import { checkSafety, type HctunnelConfig, loadConfig } from "./config.ts"
+import { checkAuthFile, readConfigFile, readSecretFile } from "./files.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, writeLine } from "./logging.ts"
-import type { Parsed } from "./parsers.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
@@ -57,56 +55,6 @@ const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
   Flag.withDescription(`${CONFIG_FLAG.description}. Env: ${CONFIG_FLAG.env}`),
   Flag.optional,
 )
-
-/** Why a file named by the configuration cannot be read, in a few words (`noSuchFile`: what to say for ENOENT). */
-const whyUnreadable = (e: unknown, noSuchFile = "no such file"): string => {
-  const code = (e as NodeJS.ErrnoException).code
-  return code === "ENOENT"
-    ? noSuchFile
-    : code === "EACCES"
-      ? "permission denied"
-      : code === "EISDIR"
-        ? "it is a directory"
-        : String((e as Error).message)
-}
-
-const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
-  Effect.try({
-    try: () => ({ name: path, text: readFileSync(path, "utf8") }),
-    catch: (e) => new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${whyUnreadable(e)}` }),
-  })
-
-/** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
-const readSecretFile = (path: string): Parsed<string> => {
-  try {
-    return { ok: true, value: readFileSync(path, "utf8") }
-  } catch (e) {
-    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${whyUnreadable(e)}` }
-  }
-}
-/**
- * `--auth-file`: readable, and every entry a bcrypt hash (a refused line is named, with the htpasswd
- * command that makes a bcrypt entry). Checked here so that a bad file stops the start, with the reason.
- */
-const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
-  Effect.suspend(() => {
-    let text: string
-    try {
-      text = readFileSync(path, "utf8")
-    } catch (e) {
-      const why = whyUnreadable(e, `no such file (create it with: htpasswd -B -c ${path} USER)`)
-      return Effect.fail(new StartupError({ reason: "auth-file", message: `cannot read the auth file ${path} (--auth-file): ${why}` }))
-    }
-    const parsed = parseHtpasswd(text, path)
-    if (parsed.ok) return Effect.void
-    const problems = parsed.problems
-    return Effect.fail(
-      new StartupError({
-        reason: "auth-file",
-        message: `invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`,
-      }),
-    )
-  })
 
 /** The flags the user actually gave, by setting key (the top configuration layer). */
 const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, string | ReadonlyArray<string>> => {

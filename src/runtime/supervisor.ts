@@ -162,9 +162,14 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     if (options.signals !== false) {
       yield* installSignals({ hup: reloads.onSignal, usr1: printStats(figures, options.printStats), stop: requestStop }, scope)
     }
+    // The control's effects run where the caller runs them, with this supervisor's services (its logger).
+    const context = yield* Effect.context<never>()
     const control: SupervisorControl = {
-      stats: figures.refresh().pipe(Effect.map(() => figures.snapshot())),
-      reload: reloads.apply,
+      stats: figures.refresh().pipe(
+        Effect.map(() => figures.snapshot()),
+        Effect.provideContext(context),
+      ),
+      reload: (plan) => reloads.apply(plan).pipe(Effect.provideContext(context)),
       stop: (graceMs) =>
         Effect.sync(() => {
           if (graceMs !== undefined && !Deferred.isDoneUnsafe(shutdownRequested)) roster.graceMs = graceMs
