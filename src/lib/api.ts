@@ -15,64 +15,64 @@ export type List = string | ReadonlyArray<string>
 
 /**
  * The settings of a proxy: the keys of the config file, with the same values (docs/configuration.md).
- * Every one is optional. Two defaults differ from the command's: `listen` is "127.0.0.1:0" (a free port,
+ * Every one is optional (undefined is the same as absent). Two defaults differ from the command's: `listen` is "127.0.0.1:0" (a free port,
  * read it from `proxy.url`) and `logLevel` is "warn" (no access log line per request on your stdout).
  */
 export interface ProxySettings {
   /** Addresses to listen on, "host:port" or "[v6]:port"; the first one is `proxy.url`. Default "127.0.0.1:0". */
-  readonly listen?: List
+  readonly listen?: List | undefined
   /** The port of every listen address (0: a free one). */
-  readonly port?: number | string
+  readonly port?: number | string | undefined
   /** Worker threads (1-64), each accepting on the same port. Default: the number of CPUs. */
-  readonly workers?: number | string
+  readonly workers?: number | string | undefined
   /** How long live connections get to finish when the proxy closes. Default "10s". */
-  readonly shutdownGrace?: Duration
-  readonly logFormat?: "text" | "json"
+  readonly shutdownGrace?: Duration | undefined
+  readonly logFormat?: "text" | "json" | undefined
   /** "info" adds the access log (one line per request or tunnel). Default "warn". */
-  readonly logLevel?: "debug" | "info" | "warn" | "error" | "none"
+  readonly logLevel?: "debug" | "info" | "warn" | "error" | "none" | undefined
   /** Client networks allowed to use the proxy (CIDRs). Default loopback only. */
-  readonly allow?: List
+  readonly allow?: List | undefined
   /** The pseudonym added to Via. Default "hctunnel". */
-  readonly via?: string
+  readonly via?: string | undefined
   /** How often workers report their counters. Default "10s". */
-  readonly statsInterval?: Duration
+  readonly statsInterval?: Duration | undefined
   /** Static name -> address entries used instead of DNS: {"origin.test": "127.0.0.1"} or "name=address,...". */
-  readonly hosts?: List | Readonly<Record<string, string>>
-  readonly maxRequestLine?: Size
-  readonly maxHeaders?: number | string
-  readonly maxHeadBytes?: Size
-  readonly maxBufferedBytes?: Size
-  readonly connectTimeout?: Duration
-  readonly headTimeout?: Duration
-  readonly keepAliveTimeout?: Duration
-  readonly idleTimeout?: Duration
+  readonly hosts?: List | Readonly<Record<string, string>> | undefined
+  readonly maxRequestLine?: Size | undefined
+  readonly maxHeaders?: number | string | undefined
+  readonly maxHeadBytes?: Size | undefined
+  readonly maxBufferedBytes?: Size | undefined
+  readonly connectTimeout?: Duration | undefined
+  readonly headTimeout?: Duration | undefined
+  readonly keepAliveTimeout?: Duration | undefined
+  readonly idleTimeout?: Duration | undefined
   /** DNS servers asked for origin names ("127.0.0.1:5353"). Default: the system's. */
-  readonly dnsServers?: List
+  readonly dnsServers?: List | undefined
   /** Destinations to allow / deny: a CIDR, IP, name, *.suffix or *, with optional ports ("10.0.0.0/8:22", "*:25"). */
-  readonly allowTo?: List
-  readonly denyTo?: List
+  readonly allowTo?: List | undefined
+  readonly denyTo?: List | undefined
   /** Serve /metrics, /healthz and /stats on this address ("127.0.0.1:9090"). */
-  readonly admin?: string
-  readonly adminAllow?: List
+  readonly admin?: string | undefined
+  readonly adminAllow?: List | undefined
   /** Load balancers whose connections start with a PROXY protocol header (CIDRs). */
-  readonly proxyProtocolFrom?: List
-  readonly maxConnections?: number | string
-  readonly maxConnectionsPerClient?: number | string
+  readonly proxyProtocolFrom?: List | undefined
+  readonly maxConnections?: number | string | undefined
+  readonly maxConnectionsPerClient?: number | string | undefined
   /** The parent proxy of every request and tunnel: "http://[user:password@]host:port". */
-  readonly upstream?: string
+  readonly upstream?: string | undefined
   /** Destinations that skip the parent (NO_PROXY syntax). */
-  readonly noUpstream?: List
+  readonly noUpstream?: List | undefined
   /** A file holding the parent's credentials as one line user:password. */
-  readonly upstreamCredentialsFile?: string
+  readonly upstreamCredentialsFile?: string | undefined
   /** Require proxy authentication against this htpasswd file of bcrypt entries. */
-  readonly authFile?: string
+  readonly authFile?: string | undefined
   /**
    * The hooks module (see `ProxyOptions.hooks`), as the config file names it: a path or a file: URL.
    * `ProxyOptions.hooks` also takes a URL object.
    */
-  readonly hooks?: string
+  readonly hooks?: string | undefined
   /** How long one call of a hook may take before its request fails with 503. Default "5s". */
-  readonly hookTimeout?: Duration
+  readonly hookTimeout?: Duration | undefined
 }
 
 /** `startProxy`'s options: any setting, and the hooks module. */
@@ -81,7 +81,7 @@ export interface ProxyOptions extends Omit<ProxySettings, "hooks"> {
    * A module every worker thread imports, exporting `authenticate` and/or `route` (see `Hooks`), e.g.
    * `new URL("./hooks.js", import.meta.url)`. A relative path is resolved against the working directory.
    */
-  readonly hooks?: string | { readonly href: string }
+  readonly hooks?: string | { readonly href: string } | undefined
 }
 
 /** What `authenticate` is told: the Basic credentials of `Proxy-Authorization`, and the client's address. */
