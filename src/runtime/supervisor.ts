@@ -8,7 +8,9 @@
  * - the admin endpoint (`options.admin`, observe/AdminServer.ts) listens before the workers start, and
  *   closes with the scope, after the drain; /healthz is "starting" until every worker listens, "draining"
  *   from the first SIGINT/SIGTERM;
- * - the signals are installed, before any worker starts;
+ * - the signals are installed, before any worker starts (unless `options.signals` is false: a library
+ *   proxy, src/lib/startProxy.ts, installs nothing process-wide, and is driven through the
+ *   `SupervisorControl` that `onReady` gets: stats, reload, stop);
  * - spawn (Spawn.ts): each worker slot runs a thread, replaced with backoff when it dies;
  * - the first-listen decision (FirstListen.ts): worker 0's first message decides whether every worker
  *   shares the ports with SO_REUSEPORT, exactly one runs without it (ENOTSUP: one notice line), or
