@@ -24,6 +24,7 @@ import { Connection, type ConnectionContext } from "./connection/Connection.ts"
 import { KeepaliveArmer } from "./connection/KeepaliveArmer.ts"
 import { Deadlines, type Timed } from "./timers/Deadlines.ts"
 import { OriginPool } from "./dial/OriginPool.ts"
+import { Dialer } from "./dial/Dialer.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "./dial/Resolver.ts"
 import { type DestinationPolicy, makePolicy } from "./dial/DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./access/ProxyHeaderReader.ts"
@@ -163,20 +164,28 @@ export class ProxyServer {
             ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
             ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
           })
+    const dialer = new Dialer({
+      resolve: withTestHooks(options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)), options.testHooks === true, this.log),
+      deadlines: this.deadlines,
+      stats: this.stats,
+      via: init.via,
+      limits: init.limits,
+      pool: this.pool,
+      policy: this.destinationPolicy(init.listen),
+      metrics: this.metrics,
+      onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
+      ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
+    })
     this.context = {
       limits: init.limits,
       via: init.via,
       deadlines: this.deadlines,
-      resolve: withTestHooks(options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)), options.testHooks === true, this.log),
+      dialer,
       log: this.log,
       stats: this.stats,
-      pool: this.pool,
       keepalive: this.keepalive,
       metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
-      policy: this.destinationPolicy(init.listen),
-      onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
-      ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
       ...(this.auth === undefined ? {} : { auth: this.auth.authenticator }),
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
@@ -207,7 +216,8 @@ export class ProxyServer {
     this.forbidden = forbidden
     this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
     const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
-    this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
+    const dialer = this.context.dialer.with({ via: settings.via, limits: settings.limits, policy })
+    this.context = { ...this.context, limits: settings.limits, via: settings.via, dialer }
     this.log.configure(settings.logFormat, settings.logLevel)
     // The users file is read at once too (it is also watched; a reload should not wait for the poll).
     this.auth?.reload()
@@ -249,7 +259,7 @@ export class ProxyServer {
         return done(failed)
       }
       // Port 0 is now a real port: the policy must know it (no proxying into ourselves).
-      this.context.policy = this.destinationPolicy(bound)
+      this.context.dialer.policy = this.destinationPolicy(bound)
       this.accepting = true
       this.bound = bound
       done({ ok: true, addresses: bound })

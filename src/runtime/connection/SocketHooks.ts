@@ -10,7 +10,7 @@
  *   without saying for which socket, so each read callback notes its socket and one module-level
  *   generator serves every socket (a closure per socket costs ~150 B of heap).
  *
- * It decides nothing about buffers (internal/ReadArena.ts does) and never feeds a Postman.
+ * It decides nothing about buffers (ReadArena.ts does) and never feeds a Postman.
  */
 import type * as net from "node:net"
 import { shared } from "./ReadArena.ts"
@@ -21,7 +21,7 @@ export interface SocketOwner {
 }
 
 export const kConnection = Symbol("hctunnel.connection")
-/** Set once an origin socket carries our listeners (they outlive owners: see Connection's adoptOrigin). */
+/** Set once an origin socket carries our listeners (they outlive owners: see Listeners.ts). */
 export const kListening = Symbol("hctunnel.listening")
 export interface TaggedSocket<Owner extends SocketOwner = SocketOwner> extends net.Socket {
   [kConnection]?: Owner | undefined
@@ -49,7 +49,7 @@ export function listenEnd<S extends net.Socket>(socket: S, listener: (this: S) =
 
 /**
  * The socket whose read callback has just returned. Node asks for the next read buffer right after the
- * read callback of the same socket, without saying which socket (internal/ReadArena.ts): the callback
+ * read callback of the same socket, without saying which socket (ReadArena.ts): the callback
  * notes its socket last thing (so a throw leaves nothing behind) and `nextReadBuffer` takes it.
  */
 let lastRead: TaggedSocket | undefined

@@ -7,10 +7,10 @@
  * started without connecting), and the end: the winner is handed over connected, with none of our
  * listeners left on it, and every other attempt is destroyed; or, when all failed, the last error.
  *
- * It never makes a socket itself: the caller's `open(address)` does (Connection.ts builds origin
- * sockets with its own options: read buffers, half-open, keepalive), so the winner is exactly the
- * socket a single dial would have made. It never filters addresses either: a caller with a
- * destination policy filters the list first and dials what is left.
+ * It never makes a socket itself: the caller's `open(address)` does (the Dialer asks its client, a
+ * Connection, which builds origin sockets with its own options: read buffers, half-open, keepalive).
+ * One address is a race of one. It never filters addresses either: a caller with a destination policy
+ * filters the list first and dials what is left.
  *
  * It must never: call `done` twice, call it after `cancel`, or leave an attempt socket alive after
  * the race is over. The callbacks are closures per dial (once per origin connection, never per chunk).
@@ -32,7 +32,7 @@ export interface Dialing {
 /** RFC 8305 §4: alternate the families, starting with the family of the first address. */
 export const dialOrder = (addresses: ReadonlyArray<Resolved>): ReadonlyArray<Resolved> => {
   const first = addresses[0]
-  if (first === undefined) return addresses
+  if (first === undefined || addresses.length === 1) return addresses
   const preferred = addresses.filter((a) => a.family === first.family)
   const other = addresses.filter((a) => a.family !== first.family)
   if (other.length === 0) return addresses

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto"
 import { afterEach, describe, expect, it } from "vitest"
 import type * as net from "node:net"
-import { type Connection, connectFailure } from "../../../src/runtime/connection/Connection.ts"
+import type { Connection } from "../../../src/runtime/connection/Connection.ts"
 import { makeResolve } from "../../../src/runtime/dial/Resolver.ts"
 import { startDnsServer } from "../../e2e/support/dns.ts"
 import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, sleep, startProxy } from "../loopback.ts"
@@ -23,22 +23,6 @@ const tunnelClient = async (p: RunningProxy, authority: string): Promise<ReturnT
   await c.waitFor("\r\n\r\n")
   return c
 }
-
-describe("connectFailure", () => {
-  it.each([
-    ["ENOTFOUND", "unresolved"],
-    ["EAI_AGAIN", "unresolved"],
-    ["ECONNREFUSED", "refused"],
-    ["EHOSTUNREACH", "unreachable"],
-    ["ENETUNREACH", "unreachable"],
-    ["EADDRNOTAVAIL", "unreachable"],
-    ["ETIMEDOUT", "timeout"],
-    ["ECONNRESET", "error"],
-    [undefined, "error"],
-  ] as const)("%s -> %s", (code, reason) => {
-    expect(connectFailure(code)).toBe(reason)
-  })
-})
 
 describe("Connection over loopback", () => {
   it("CONNECT tunnels bytes both ways to an echo origin, then logs the tunnel", async () => {

@@ -13,6 +13,7 @@ import { Connection, type ConnectionContext, type Engine } from "../../../src/ru
 import { emptyStats } from "../../../src/runtime/observe/Stats.ts"
 import { Deadlines } from "../../../src/runtime/timers/Deadlines.ts"
 import { makeResolve } from "../../../src/runtime/dial/Resolver.ts"
+import { Dialer } from "../../../src/runtime/dial/Dialer.ts"
 import { closeServer, echoServer, listen, rawClient, sleep } from "../loopback.ts"
 
 type Script = (event: Event, engine: ScriptedEngine) => ReadonlyArray<Action>
@@ -74,14 +75,22 @@ const harness = async (script: Script, hosts: Record<string, string> = {}, linge
   const engines: Array<ScriptedEngine> = []
   const lines: Array<string> = []
   const finished: Array<Connection> = []
+  const deadlines = new Deadlines()
+  const stats = emptyStats()
   const ctx: ConnectionContext = {
     limits: defaultLimits,
     via: "t",
-    deadlines: new Deadlines(),
-    // Names outside `hosts` fail: the only DNS server is a closed loopback port (refused at once).
-    resolve: makeResolve({ hosts, hostsFile: false, servers: ["127.0.0.1:1"] }),
+    deadlines,
+    dialer: new Dialer({
+      // Names outside `hosts` fail: the only DNS server is a closed loopback port (refused at once).
+      resolve: makeResolve({ hosts, hostsFile: false, servers: ["127.0.0.1:1"] }),
+      deadlines,
+      stats,
+      via: "t",
+      limits: defaultLimits,
+    }),
     log: new AccessLog({ format: "text", level: "debug", write: (s) => lines.push(s) }),
-    stats: emptyStats(),
+    stats,
     onFinished: (c) => finished.push(c),
     ...(lingerMs === undefined ? {} : { lingerMs }),
     makeEngine: () => {
