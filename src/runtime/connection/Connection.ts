@@ -42,7 +42,7 @@
  * It must never: read a clock other than `Deadlines.now`, feed the Postman after `closed`, or throw into
  * a socket callback (a bug in the core is logged and the connection destroyed).
  */
-import * as net from "node:net"
+import type * as net from "node:net"
 import type { Action } from "../../core/actions.ts"
 import type { Event, Side } from "../../core/events.ts"
 import type { Limits } from "../../core/limits.ts"
@@ -57,7 +57,7 @@ import type { Connected, ConnectFailed, DialAttempt, DialClient, Dialer } from "
 import type { Resolved } from "../dial/Resolver.ts"
 import { forgetOriginBuffer, giveUpBulk, readBuffer, readIsViewable, type ReadState, shared, SHARED_READ_BYTES } from "./ReadArena.ts"
 import { defaultKeepalive, type KeepaliveArmer } from "./KeepaliveArmer.ts"
-import { adoptOrigin, detachOrigin, listenClient, listenDrain, originReads, type SocketEvents, streamClient } from "./Listeners.ts"
+import { adoptOrigin, connectOrigin, detachOrigin, listenClient, listenDrain, type SocketEvents, streamClient } from "./Listeners.ts"
 import { countExchange, DIALLING } from "./ExchangeMetrics.ts"
 
 const INTERNAL_ERROR = counterSlot("internalErrors")
@@ -413,19 +413,10 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     if (this.ctx.metrics !== undefined) this.originMark = DIALLING
   }
 
-  /** DialClient: start a TCP connection for the Dialer; every origin socket we dial is made here. */
+  /** DialClient: start a TCP connection for the Dialer, armed for keepalive if this connection's sockets are. */
   openOrigin(address: Resolved, port: number): net.Socket {
-    return net.connect({
-      host: address.address,
-      port,
-      family: address.family,
-      noDelay: true,
-      keepAlive: this.keepaliveArmed,
-      // The same delay the sweep arms with (one source of truth if the worker's armer is configured).
-      keepAliveInitialDelay: this.ctx.keepalive?.options.delayMs ?? KEEPALIVE_DELAY_MS,
-      allowHalfOpen: true,
-      onread: originReads,
-    })
+    // The same delay the sweep arms with (one source of truth if the worker's armer is configured).
+    return connectOrigin(address, port, this.keepaliveArmed, this.ctx.keepalive?.options.delayMs ?? KEEPALIVE_DELAY_MS)
   }
 
   /** DialClient: the Dialer's answer, an origin connected (and `rest`, bytes a parent relayed after its answer). */

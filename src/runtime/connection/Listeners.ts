@@ -4,16 +4,17 @@
  * methods, so a socket costs no closure and an idle tunnel nothing beyond its tag.
  *
  * A client socket gets its listeners when its Connection is made and loses them on 'close'. An origin
- * socket reads through `onread` (`originReads`: no 'data' event) and gets its other listeners once, when
+ * socket reads through `onread` (no 'data' event: `connectOrigin`) and gets its other listeners once, when
  * a Connection first adopts it: they stay through the pool and later owners and do nothing while it has
  * none. Bytes on an origin no Connection owns are the Dialer's (`readUnowned`: a parent's answer to our
  * CONNECT, or an idle pooled connection that spoke). 'drain' is listened for only after a refused write.
  *
  * It decides nothing: every event goes to the owner as it comes.
  */
-import type * as net from "node:net"
+import * as net from "node:net"
 import type { Side } from "../../core/events.ts"
 import { readUnowned } from "../dial/Dialer.ts"
+import type { Resolved } from "../dial/Resolver.ts"
 import { readAcceptedInto } from "./ReadArena.ts"
 import { kConnection, kListening, listenEnd, nextReadBuffer, noteRead, type SocketOwner, type TaggedSocket } from "./SocketHooks.ts"
 
@@ -48,7 +49,23 @@ export const listenClient = (client: net.Socket, owner: SocketEvents): void => {
 export const streamClient = (client: net.Socket): boolean => readAcceptedInto(client, nextReadBuffer, onClientRead)
 
 /** The `onread` option of every origin socket (one object for all: net.connect copies what it needs). */
-export const originReads = { buffer: nextReadBuffer, callback: onOriginRead } as const
+const originReads = { buffer: nextReadBuffer, callback: onOriginRead } as const
+
+/**
+ * Start a TCP connection to an origin: every origin socket is made here (no Nagle, half-open, reading
+ * through `onread`). It has no owner and none of our other listeners until a Connection adopts it.
+ */
+export const connectOrigin = (address: Resolved, port: number, keepAlive: boolean, keepAliveDelayMs: number): net.Socket =>
+  net.connect({
+    host: address.address,
+    port,
+    family: address.family,
+    noDelay: true,
+    keepAlive,
+    keepAliveInitialDelay: keepAliveDelayMs,
+    allowHalfOpen: true,
+    onread: originReads,
+  })
 
 /** Make `owner` the owner of the origin `socket` (our listeners are added the first time only). */
 export const adoptOrigin = (socket: net.Socket, owner: SocketEvents): void => {
