@@ -3,7 +3,7 @@
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
  * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
+ * no Postman, judged before the client takes a connection slot); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
  * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
@@ -40,6 +40,11 @@ import { PortVerifier } from "./auth/VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
+/**
+ * Refused clients whose 403 may linger at once, per worker. They hold no slot of --max-connections (the
+ * allow-list is judged first), so this bounds what a flood of them holds; beyond it they are closed at once.
+ */
+const MAX_LINGERING_REFUSALS = 1_024
 
 /** Each refused address gets at most one warn line per this interval; the others are counted (RefusalLog). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000
@@ -292,12 +297,11 @@ export class ProxyServer {
       this.proxyHeaders.read(socket)
       return
     }
+    // The allow-list first: a refused client gets its 403 without taking a slot of --max-connections
+    // (issue 17 item 12), so refused clients cannot lock allowed ones out while their 403 lingers.
+    if (!this.allow.allows(socket.remoteAddress)) return this.refuse(socket)
     // Over --max-connections or --max-connections-per-client: closed at once (ConnectionLimits.ts).
-    if (!this.connectionLimits.admit(socket)) return
-    if (!this.allow.allows(socket.remoteAddress)) {
-      this.refuse(socket)
-      return
-    }
+    if (!this.connectionLimits.admit(socket, socket.remoteAddress)) return
     this.stats.connectionsLive++
     this.connections.add(new Connection(socket, this.context))
     this.keepalive.wake()
@@ -308,11 +312,12 @@ export class ProxyServer {
    * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
    */
   private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
-    if (!this.connectionLimits.admitClient(socket, client.address)) return
     if (!this.allow.allows(client.address)) {
-      this.refuse(socket, client)
-      return
+      // The slot taken while the header was read is given back before the 403 (issue 17 item 12).
+      this.connectionLimits.release(socket)
+      return this.refuse(socket, client)
     }
+    if (!this.connectionLimits.admitClient(socket, client.address)) return
     this.stats.connectionsLive++
     const connection = new Connection(socket, this.context, client)
     this.connections.add(connection)
@@ -339,6 +344,12 @@ export class ProxyServer {
     this.stats.errors++
     this.metrics.count(REFUSED_NOT_ALLOWED)
     this.refusals.refused(client?.address ?? socket.remoteAddress ?? "?", client?.port ?? socket.remotePort ?? 0, this.deadlines.now())
+    if (this.refused.size >= MAX_LINGERING_REFUSALS) {
+      socket.on("error", () => {})
+      socket.destroy()
+      return
+    }
+    if (this.connectionLimits.closeIfOutOfDescriptors(socket)) return
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem
@@ -349,7 +360,6 @@ export class ProxyServer {
   }
 
   /** @internal */ refusedClosed(r: Refused): void {
-    this.connectionLimits.release(r.socket)
     this.deadlines.cancel(r)
     r.socket.removeAllListeners()
     this.refused.delete(r)
