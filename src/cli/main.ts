@@ -23,7 +23,6 @@ import * as Runtime from "effect/Runtime"
 import { ChildProcessSpawner } from "effect/process"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
-import { resolve as resolvePath } from "node:path"
 import { parseHtpasswd } from "../runtime/auth/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
 import { makeConnectionLimits } from "../runtime/access/ConnectionLimits.ts"
@@ -33,7 +32,7 @@ import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./co
 import { CONFIG_FLAG, settings } from "./settings.ts"
 import { formatLine, loggerLayer, writeLine } from "./logging.ts"
 import type { Parsed } from "./parsers.ts"
-import { reloadPlan } from "./reload-plan.ts"
+import { liveSettings, planReload } from "./reload-plan.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
@@ -134,31 +133,40 @@ const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
     }
   })
 
+/**
+ * Runs the proxy with `config` (already judged by the safety rule). `reload` builds the configuration
+ * again from the same sources (SIGHUP), not yet judged: `planReload` applies it as a whole or refuses it.
+ */
 export const runProxy = (
   config: HctunnelConfig,
   version: string,
   reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
-) =>
-  supervise({
+) => {
+  // What runs now: the start-up configuration, then each one a reload applied.
+  let running = config
+  const replan =
+    reload === undefined
+      ? undefined
+      : () =>
+          reload().pipe(
+            Effect.flatMap((next) => planReload(running, next)),
+            Effect.map(({ plan, config: applied }) => {
+              running = applied
+              return plan
+            }),
+          )
+  return supervise({
     init: {
+      ...liveSettings(config),
       listen: config.listen,
-      limits: config.limits,
-      via: config.via,
-      allow: config.allow,
-      logFormat: config.logFormat,
-      logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
       dnsServers: config.dnsServers,
-      allowTo: config.allowTo,
-      denyTo: config.denyTo,
       proxyProtocolFrom: config.proxyProtocolFrom,
       eventLoopDelay: config.admin !== undefined,
       connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
       ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
       noUpstream: config.noUpstream,
-      // Absolute: the workers read and watch it whatever their working directory.
-      ...(config.authFile === undefined ? {} : { authFile: resolvePath(config.authFile) }),
     },
     workers: config.workers,
     graceMs: config.graceMs,
@@ -171,33 +179,34 @@ export const runProxy = (
       }),
     printStats: printStats(config),
     ...lifecycleLog,
-    ...(reload === undefined ? {} : { reload: () => Effect.map(reload(), (next) => reloadPlan(config, next)) }),
+    ...(replan === undefined ? {} : { reload: replan }),
     admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+}
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
   Effect.gen(function* () {
     const env = process.env
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
     const flags = givenFlags(input)
-    // The same sources, read again: SIGHUP re-reads the config file (flags and environment are fixed).
-    const build = Effect.suspend(() =>
+    // The configuration from its sources; SIGHUP reads them again (the config file: flags and environment are fixed).
+    const load = Effect.suspend(() =>
       Effect.gen(function* () {
         const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
-        const config = yield* loadConfig({ flags, env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
-        if (config.authFile !== undefined) yield* checkAuthFile(config.authFile)
-        return config
+        return yield* loadConfig({ flags, env, file, readFile: readSecretFile })
       }),
     )
-    const config = yield* build
-    yield* runProxy(config, packageVersion(), () => build)
+    const checkUsers = (config: HctunnelConfig) => (config.authFile === undefined ? Effect.void : checkAuthFile(config.authFile))
+    // At start-up the safety rule judges it here; on SIGHUP, planReload judges the result of the reload.
+    const config = yield* load.pipe(Effect.flatMap(checkSafety), Effect.tap(checkUsers))
+    yield* runProxy(config, packageVersion(), () => load.pipe(Effect.tap(checkUsers)))
   }),
 ).pipe(
   Command.withDescription(
     "An HTTP/1.1 forward proxy: plain HTTP requests in absolute form (GET http://host/path) and CONNECT tunnels (HTTPS, WebSocket, any TCP). " +
       "Settings come from flags, then HCTUNNEL_* environment variables, then the --config JSON file, then the defaults. " +
       "Durations take a unit (250ms, 10s, 5m, 1h; a bare number is milliseconds); sizes take bytes or KiB/MiB. " +
-      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file; new connections use it), SIGUSR1 prints one stats line.",
+      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file, applied whole or not at all; new requests use it), SIGUSR1 prints one stats line.",
   ),
   Command.withExamples([
     {

@@ -70,7 +70,10 @@ export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
 export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state">
 
-/** What every Connection of a worker shares. */
+/**
+ * What every Connection of a worker shares: one object, whose settings (limits, via, policy, auth) the
+ * worker replaces in place on a reload, so they are read when an exchange needs them, never kept.
+ */
 export interface ConnectionContext {
   readonly limits: Limits
   readonly via: string
@@ -90,7 +93,7 @@ export interface ConnectionContext {
   /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
   readonly metrics?: WorkerMetrics
   /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
-  readonly auth?: Authenticator
+  readonly auth?: Authenticator | undefined
 }
 
 /** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
