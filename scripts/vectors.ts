@@ -139,6 +139,29 @@ const scenarios: Array<{
     ],
   },
   {
+    file: "reject-empty-label",
+    rows: { 1: "A4" },
+    name: "A host name with an empty label is refused",
+    description:
+      "internal.test.. would slip past a rule on internal.test (resolvers accept the name): 400 before anything is dialled (docs/design.md §6.1).",
+    script: [
+      [0, "start"],
+      [1, c("CONNECT internal.test..:443 HTTP/1.1\r\nHost: internal.test..:443\r\n\r\n")],
+    ],
+  },
+  {
+    file: "host-trailing-dot",
+    rows: { 1: "A6", 2: "C4" },
+    name: "One trailing dot is dropped from a host name",
+    description:
+      "Internal.Test. is the name internal.test: the Connect (which every name rule judges) and the Host written to the origin carry it lower-cased, without the dot.",
+    script: [
+      [0, "start"],
+      [1, c("GET http://Internal.Test.:8080/x HTTP/1.1\r\nHost: internal.test.\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })],
+    ],
+  },
+  {
     file: "reject-head-too-large",
     rows: { 1: "A16", 2: "A3" },
     name: "Request head over the limit",

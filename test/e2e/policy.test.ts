@@ -17,7 +17,7 @@ let tcp: Awaited<ReturnType<typeof startTcpServer>>
 let exposed: Proxy
 /** Listens on 0.0.0.0 and allows the web origin's port on loopback, but denies the TCP origin. */
 let opened: Proxy
-/** The default loopback listener. */
+/** The default loopback listener, with one name denied. */
 let local: Proxy
 
 const EXPOSED = ["--allow", "127.0.0.0/8", "--hosts", "origin.test=127.0.0.1"]
@@ -39,7 +39,10 @@ beforeAll(async () => {
         `127.0.0.1:${tcp.port}`,
       ],
     }),
-    startProxy({ workers: 1, extraArgs: ["--hosts", "origin.test=127.0.0.1"] }),
+    startProxy({
+      workers: 1,
+      extraArgs: ["--hosts", "origin.test=127.0.0.1", "--hosts", "denied.test=127.0.0.1", "--deny-to", "denied.test"],
+    }),
   ])
 })
 
@@ -150,6 +153,25 @@ describe("allow and deny rules", () => {
     const r = await ask(opened, connect(`127.0.0.1:${other}`))
     expect(r.status).toBe(403)
     expect(r.body.toString()).toContain(`denied: loopback (allow it with --allow-to 127.0.0.0/8:${other})`)
+  })
+})
+
+describe("a name rule holds for every spelling of the name (issue 17, item 4)", () => {
+  it.each([["denied.test"], ["Denied.TEST"], ["denied.test."]])("%s: 403 by the rule", async (host) => {
+    const r = await ask(local, connect(`${host}:${tcp.port}`))
+    expect(r.status).toBe(403)
+    expect(r.body.toString()).toContain("rule --deny-to denied.test")
+    const g = await ask(local, get(`http://${host}:${web.port}/name`))
+    expect(g.status).toBe(403)
+  })
+
+  it.each([["denied.test.."], ["denied..test"], [".denied.test"]])("%s: 400, never resolved", async (host) => {
+    const before = tcp.conns.length
+    const r = await ask(local, connect(`${host}:${tcp.port}`))
+    expect(r.status).toBe(400)
+    expect(r.body.toString()).toContain("an empty label in the host name")
+    expect((await ask(local, get(`http://${host}:${web.port}/name`))).status).toBe(400)
+    expect(tcp.conns.length).toBe(before)
   })
 })
 

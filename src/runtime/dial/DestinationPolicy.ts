@@ -218,6 +218,13 @@ const ruleDenial = (rule: Rule, where: string): Denial =>
   denial("rule", rule.text, where, `rule --deny-to ${rule.text}`, "deny rules win over --allow-to rules")
 
 /**
+ * A name with an empty label (`a..test`): the core refuses it with 400, so only another driver could ask.
+ * No rule judges it, since `--deny-to a.test` must not be passed by spelling it `a.test..`.
+ */
+const malformedName = (host: string, port: number): Denial =>
+  denial("rule", "malformed name", hostPort(host, port), "a host name with an empty label", "no rule can allow it")
+
+/**
  * The part of the verdict that needs no address: deny rules on the name, `*` deny rules. Run before
  * resolving, so that a denied name is never looked up. Undefined: nothing against it yet (call `check`
  * on every address it resolves to).
@@ -225,6 +232,7 @@ const ruleDenial = (rule: Rule, where: string): Denial =>
 export const checkName = (policy: DestinationPolicy, destination: Omit<Destination, "address">): Denial | undefined => {
   if (policy.denyByName.length === 0) return undefined
   const host = normalHost(destination.host)
+  if (host === undefined) return malformedName(destination.host, destination.port)
   for (const rule of policy.denyByName) {
     if (ruleMatches(rule, host, undefined, destination.port)) return ruleDenial(rule, hostPort(host, destination.port))
   }
@@ -241,13 +249,12 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   // Fast path of the default set-up (loopback listener, no rules): only the proxy's own ports matter.
   if (!policy.exposed && policy.deny.length === 0 && !policy.selfPorts.has(port)) return undefined
   const host = normalHost(destination.host)
-  const dialled = destination.address ?? host
+  if (host === undefined) return malformedName(destination.host, port)
+  const address = destination.address === undefined ? undefined : (normalHost(destination.address) ?? destination.address)
+  const dialled = address ?? host
   let bytes = addressBytes(dialled)
-  if (bytes === undefined && destination.address === undefined && isLocalhostName(host)) bytes = LOCALHOST
-  const where =
-    destination.address !== undefined && normalHost(destination.address) !== host
-      ? `${hostPort(host, port)} (${normalHost(destination.address)})`
-      : hostPort(normalHost(dialled), port)
+  if (bytes === undefined && address === undefined && isLocalhostName(host)) bytes = LOCALHOST
+  const where = address !== undefined && address !== host ? `${hostPort(host, port)} (${address})` : hostPort(dialled, port)
 
   // 1. The proxy itself.
   if (bytes !== undefined && policy.selfPorts.has(port)) {
@@ -276,7 +283,7 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   if (!addressAllowed && special !== undefined) {
     const { range: r, nat64 } = special
     // The hint names the range (the rule an operator most likely wants); a NAT64 address is not in it.
-    const hint = nat64 ? ruleText(normalHost(dialled), port) : ruleText(r.text, port)
+    const hint = nat64 ? ruleText(dialled, port) : ruleText(r.text, port)
     return denial("range", r.name, where, nat64 ? `${r.name} (through NAT64)` : r.name, `allow it with --allow-to ${hint}`)
   }
   if (!portAllowed) {

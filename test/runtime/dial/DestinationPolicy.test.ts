@@ -389,6 +389,29 @@ describe("checkName: before resolving", () => {
   })
 })
 
+describe("names in one spelling (issue 17, item 4)", () => {
+  const p = local([], ["internal.test", "*.corp.test"])
+  it("a name rule matches whatever the case and one trailing dot, before and after resolving", () => {
+    for (const host of ["internal.test", "Internal.TEST", "internal.test.", "a.corp.test", "A.Corp.Test."]) {
+      expect(checkName(p, { host, port: 443, kind: "connect" })?.kind, host).toBe("rule")
+      expect(check(p, { host, address: "93.184.216.34", port: 443, kind: "connect" })?.kind, host).toBe("rule")
+      expect(checkUnresolved(p, { host, port: 443, kind: "connect" })?.kind, host).toBe("rule")
+    }
+  })
+  it("a name with an empty label is denied wherever a rule or a default is judged (the core answers it 400)", () => {
+    for (const policy of [p, exposed(), exposed(["*"])]) {
+      for (const host of ["internal.test..", "internal..test", ".internal.test", "."]) {
+        const destination = { host, port: 443, kind: "connect" as const }
+        expect(check(policy, { ...destination, address: "93.184.216.34" })?.rule, host).toBe("malformed name")
+        expect(checkUnresolved(policy, destination)?.rule, host).toBe("malformed name")
+      }
+    }
+    expect(checkName(p, { host: "internal.test..", port: 443, kind: "connect" })?.message).toBe(
+      "destination internal.test..:443 denied: a host name with an empty label (no rule can allow it)",
+    )
+  })
+})
+
 describe("check without an address (a parent proxy resolves)", () => {
   it("applies IP-literal rules, ranges and ports to literals, names and ports to names", () => {
     const p = exposed(["intranet.example"], ["*.blocked.example"])

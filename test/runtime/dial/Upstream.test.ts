@@ -29,6 +29,13 @@ describe("--no-upstream matching", () => {
     }
   })
 
+  it("a destination is matched in the core's spelling: case and one trailing dot do not matter", () => {
+    expect(direct(["internal.test"], "Internal.TEST.")).toBe(true)
+    expect(direct(["INTERNAL.test."], "internal.test")).toBe(true)
+    // More trailing dots are another name (the core refuses it with 400): it never matches an entry.
+    expect(direct(["internal.test"], "internal.test..")).toBe(false)
+  })
+
   it("addresses and networks match destinations written as addresses; names are not resolved", () => {
     expect(direct(["10.0.0.0/8"], "10.20.30.40")).toBe(true)
     expect(direct(["10.0.0.0/8"], "11.0.0.1")).toBe(false)
