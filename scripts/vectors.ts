@@ -312,6 +312,25 @@ const scenarios: Array<{
     ],
   },
   {
+    file: "canonical-transfer-encoding",
+    rows: { 1: "A6+C1", 2: "C4", 3: "F6+F9", 4: "A7" },
+    name: "Transfer-Encoding goes out as one canonical field; underscore spellings are dropped",
+    description:
+      "`transfer-encoding: Chunked` reaches the next hop as `Transfer-Encoding: chunked`, in both directions; `Transfer_Encoding` and `Content_Length` never reach it (CGI-style servers read them as the framing fields, docs/design.md §6.3 step 4).",
+    script: [
+      [0, "start"],
+      [
+        1,
+        c(
+          "POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\ntransfer-encoding: Chunked\r\nContent_Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        ),
+      ],
+      [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\nTransfer_Encoding: identity\r\n\r\n2\r\nok\r\n0\r\n\r\n")],
+      [4, ev({ _tag: "Ended", side: "client" })],
+    ],
+  },
+  {
     file: "reject-chunked-to-http10",
     rows: { 1: "A6", 2: "C20", 3: "F21" },
     name: "A chunked response to an HTTP/1.0 request is a 502",
