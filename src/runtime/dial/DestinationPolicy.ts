@@ -14,9 +14,9 @@
  *   2. deny rules: any `--deny-to` rule that matches denies (deny wins over allow);
  *   3. when every listen address is loopback ("private" proxy): everything else is allowed;
  *   4. when some listen address is not loopback ("exposed" proxy), two defaults apply:
- *      - an address in a special range (loopback, link-local, unspecified, multicast, broadcast,
- *        reserved, private; also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied unless an
- *        `--allow-to` rule with an explicit address (not `*`) matches;
+ *      - an address in a special range (SpecialRanges.ts: the IANA special-purpose registries, multicast,
+ *        cloud metadata; an IPv4 address also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied
+ *        unless an `--allow-to` rule with an explicit address (not `*`) matches;
  *      - CONNECT only to 443, plain HTTP only to Squid's Safe_ports, unless an `--allow-to` rule
  *        (`*` included) matches the destination with its port (a rule without ports matches every port).
  *
@@ -26,7 +26,8 @@
  */
 import { type Cidr, matches, parseAddress, parseCidr } from "../access/Allow.ts"
 import { hostPort } from "../access/Peer.ts"
-import { addressBytes, inPorts, isZero, mappedV4, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+import { addressBytes, inPorts, isZero, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+import { specialRange } from "./SpecialRanges.ts"
 
 export type DestinationKind = "connect" | "http"
 
@@ -71,34 +72,6 @@ export interface DestinationPolicy {
 // ---------------------------------------------------------------------------------------------
 // Ranges and ports of an exposed proxy
 
-interface Range {
-  readonly name: string
-  readonly text: string
-  readonly cidr: Cidr
-}
-
-const range = (name: string, text: string): Range => ({ name, text, cidr: parseCidr(text) })
-
-/** Denied by default on an exposed proxy; the first range that contains an address names it. */
-export const specialRanges: ReadonlyArray<Range> = [
-  range("unspecified", "0.0.0.0/8"),
-  range("private", "10.0.0.0/8"),
-  range("private", "100.64.0.0/10"),
-  range("loopback", "127.0.0.0/8"),
-  range("link-local", "169.254.0.0/16"),
-  range("private", "172.16.0.0/12"),
-  range("private", "192.168.0.0/16"),
-  range("multicast", "224.0.0.0/4"),
-  range("broadcast", "255.255.255.255/32"),
-  range("reserved", "240.0.0.0/4"),
-  range("unspecified", "::/128"),
-  range("loopback", "::1/128"),
-  range("private", "fc00::/7"),
-  range("link-local", "fe80::/10"),
-  range("private", "fec0::/10"), // site-local, deprecated (RFC 3879) but still routed by some
-  range("multicast", "ff00::/8"),
-]
-
 /** CONNECT ports open by default on an exposed proxy (Squid's SSL_ports). */
 const CONNECT_PORTS: ReadonlyArray<readonly [number, number]> = [[443, 443]]
 /** Plain HTTP ports open by default on an exposed proxy (Squid's Safe_ports). */
@@ -119,17 +92,6 @@ const HTTP_PORTS: ReadonlyArray<readonly [number, number]> = [
 export const defaultPortOpen = (kind: DestinationKind, port: number): boolean =>
   inPorts(kind === "connect" ? CONNECT_PORTS : HTTP_PORTS, port)
 
-/** 64:ff9b::/96 (RFC 6052): a NAT64 gateway dials the IPv4 address in the last 32 bits. */
-const NAT64 = parseCidr("64:ff9b::/96")
-
-/** The special range `b` is in (for NAT64 addresses, the range of the IPv4 address they lead to). */
-const specialRange = (b: Uint8Array): { readonly range: Range; readonly nat64: boolean } | undefined => {
-  const nat64 = matches(NAT64, b)
-  const v = nat64 ? mappedV4(b) : b
-  for (const r of specialRanges) if (matches(r.cidr, v)) return { range: r, nat64 }
-  return undefined
-}
-
 const isLocalhostName = (host: string): boolean => host === "localhost" || host.endsWith(".localhost")
 
 const LOCALHOST = parseAddress("127.0.0.1") as Uint8Array
@@ -149,7 +111,9 @@ export interface PolicyOptions {
   readonly interfaces?: ReadonlyArray<string>
 }
 
-const isLoopbackBytes = (b: Uint8Array): boolean => matches(specialRanges[3]!.cidr, b) || matches(specialRanges[11]!.cidr, b)
+const LOOPBACK_V4 = parseCidr("127.0.0.0/8")
+const LOOPBACK_V6 = parseCidr("::1/128")
+const isLoopbackBytes = (b: Uint8Array): boolean => matches(LOOPBACK_V4, b) || matches(LOOPBACK_V6, b)
 
 /** True if `host` (a listen address) is loopback: 127.0.0.0/8, ::1 or their mapped forms. */
 export const isLoopbackAddress = (host: string): boolean => {
