@@ -116,8 +116,15 @@ export class ProxyServer {
   readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
-  /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
-  private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
+  /**
+   * What the destination policy is made from besides the listeners (replaced by `reconfigure`): the
+   * rules, and the client allow list (it decides whether the proxy is exposed); and the addresses bound.
+   */
+  private rules: {
+    readonly allowTo: ReadonlyArray<string>
+    readonly denyTo: ReadonlyArray<string>
+    readonly clientAllow: ReadonlyArray<string>
+  }
   private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
   private onDrained: Array<() => void> = []
@@ -145,7 +152,7 @@ export class ProxyServer {
     this.allow = AllowList.parse(init.allow)
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
-    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
+    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [], clientAllow: init.allow }
     this.refusals = new RefusalLog({
       write: (line) => this.log.message("warn", line),
       arm: (entry, at) => this.deadlines.set(entry, at),
@@ -205,7 +212,7 @@ export class ProxyServer {
     const forbidden = forbiddenResponse(settings.via)
     this.allow = allow
     this.forbidden = forbidden
-    this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
+    this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [], clientAllow: settings.allow }
     const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
     this.context = { ...this.context, limits: settings.limits, via: settings.via, policy }
     this.log.configure(settings.logFormat, settings.logLevel)
@@ -215,7 +222,7 @@ export class ProxyServer {
 
   /** The destination policy for these listeners (the proxy's own sockets are part of it). */
   private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
-    return makePolicy({ ...this.rules, listen, interfaces: localAddresses() })
+    return makePolicy({ ...this.rules, listen, proxyProtocolFrom: this.init.proxyProtocolFrom, interfaces: localAddresses() })
   }
 
   /** Connections not yet finished (lingering ones included). */

@@ -19,12 +19,14 @@ let exposed: Proxy
 let opened: Proxy
 /** The default loopback listener, with one name denied. */
 let local: Proxy
+/** A loopback listener behind a load balancer on loopback (PROXY protocol), serving 10.0.0.0/8: exposed. */
+let balanced: Proxy
 
 const EXPOSED = ["--allow", "127.0.0.0/8", "--hosts", "origin.test=127.0.0.1"]
 
 beforeAll(async () => {
   ;[web, tcp] = await Promise.all([startHttpOrigin("web"), startTcpServer("echo")])
-  ;[exposed, opened, local] = await Promise.all([
+  ;[exposed, opened, local, balanced] = await Promise.all([
     startProxy({ workers: 1, listenHost: "0.0.0.0", extraArgs: EXPOSED }),
     startProxy({
       workers: 1,
@@ -43,11 +45,12 @@ beforeAll(async () => {
       workers: 1,
       extraArgs: ["--hosts", "origin.test=127.0.0.1", "--hosts", "denied.test=127.0.0.1", "--deny-to", "denied.test"],
     }),
+    startProxy({ workers: 1, extraArgs: ["--proxy-protocol-from", "127.0.0.1", "--allow", "10.0.0.0/8"] }),
   ])
 })
 
 afterAll(async () => {
-  await Promise.all([exposed?.stop(), opened?.stop(), local?.stop()])
+  await Promise.all([exposed?.stop(), opened?.stop(), local?.stop(), balanced?.stop()])
   await Promise.all([web?.close(), tcp?.close()])
 })
 
@@ -118,6 +121,28 @@ describe("an exposed proxy (listening on 0.0.0.0) denies loopback origins by def
     process.kill(exposed.pid, "SIGUSR1")
     const line = await exposed.waitForLine(/ stats pid=/)
     expect(Number(/ denied=(\d+)/.exec(line)?.[1])).toBeGreaterThan(0)
+  })
+})
+
+describe("a loopback listener behind a load balancer is exposed (issue 17, item 3)", () => {
+  // The PROXY header names a client on 10.0.0.0/8: only a field of the header, nothing is sent there.
+  const viaBalancer = async (head: string) => {
+    const c = await Conn.open(balanced.port)
+    try {
+      await c.write(`PROXY TCP4 10.1.2.3 127.0.0.1 40000 ${balanced.port}\r\n${head}`)
+      return await c.readResponse()
+    } finally {
+      c.destroy()
+    }
+  }
+
+  it("a remote client named by the PROXY header cannot reach loopback services: 403, the origin sees nothing", async () => {
+    const before = tcp.conns.length
+    const r = await viaBalancer(connect(`127.0.0.1:${tcp.port}`))
+    expect(r.status).toBe(403)
+    expect(r.body.toString()).toContain(`destination 127.0.0.1:${tcp.port} denied: loopback`)
+    expect((await viaBalancer(get(`http://127.0.0.1:${web.port}/name`))).status).toBe(403)
+    expect(tcp.conns.length).toBe(before)
   })
 })
 

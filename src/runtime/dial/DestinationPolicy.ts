@@ -9,11 +9,14 @@
  * Theory of operation. A destination is the host as the client asked for it, the address that will be
  * dialled (absent when a parent proxy resolves it), the port, and the kind (`connect` for a CONNECT
  * tunnel, `http` for a forwarded request). `check` goes through four steps, first verdict wins:
- *   1. self: the proxy's own listening sockets (and, when it listens on 0.0.0.0 / [::], every local
- *      address on its ports, plus the unspecified address) are denied, whatever the rules say;
+ *   1. self: every socket the process listens on, the proxy's listeners and the admin endpoint (and,
+ *      for one on 0.0.0.0 / [::], every local address on its port, plus the unspecified address), is
+ *      denied, whatever the rules say;
  *   2. deny rules: any `--deny-to` rule that matches denies (deny wins over allow);
- *   3. when every listen address is loopback ("private" proxy): everything else is allowed;
- *   4. when some listen address is not loopback ("exposed" proxy), two defaults apply:
+ *   3. a proxy that is not exposed (`isExposed`: only this machine's users can reach it): everything
+ *      else is allowed;
+ *   4. an exposed proxy (some listen address is not loopback, or PROXY protocol is trusted, or the
+ *      client allow list admits a non-loopback client), two defaults apply:
  *      - an address in a special range (SpecialRanges.ts: the IANA special-purpose registries, multicast,
  *        cloud metadata; an IPv4 address also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied
  *        unless an `--allow-to` rule with an explicit address (not `*`) matches;
@@ -60,7 +63,7 @@ export interface SelfSocket {
 export interface DestinationPolicy {
   readonly allow: ReadonlyArray<Rule>
   readonly deny: ReadonlyArray<Rule>
-  /** Some listen address is not loopback: the defaults of step 4 apply. */
+  /** Clients from elsewhere than this machine can reach it (`isExposed`): the defaults of step 4 apply. */
   readonly exposed: boolean
   readonly self: ReadonlyArray<SelfSocket>
   /** The ports of `self`, to skip parsing the address of the many destinations that are not on them. */
@@ -102,11 +105,14 @@ const ruleText = (network: string, port: number): string => hostPort(network, po
 // ---------------------------------------------------------------------------------------------
 // Building a policy
 
-export interface PolicyOptions {
+export interface PolicyOptions extends Exposure {
   readonly allowTo?: ReadonlyArray<string>
   readonly denyTo?: ReadonlyArray<string>
-  /** The proxy's listen addresses, ports as bound (port 0 is skipped: nothing can be dialled there). */
-  readonly listen: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /**
+   * Other sockets the process listens on (the admin endpoint), ports as bound: the proxy must not dial
+   * them either, but they do not make it exposed (they serve no proxying).
+   */
+  readonly ownSockets?: ReadonlyArray<{ readonly host: string; readonly port: number }>
   /** Every address of the machine's interfaces (os.networkInterfaces()); used for wildcard listeners. */
   readonly interfaces?: ReadonlyArray<string>
 }
@@ -121,6 +127,44 @@ export const isLoopbackAddress = (host: string): boolean => {
   const b = addressBytes(host)
   return b !== undefined && isLoopbackBytes(b)
 }
+
+/** What decides whether a proxy is exposed. */
+export interface Exposure {
+  /** The proxy's listen addresses, ports as bound (port 0 is skipped for self: nothing can be dialled there). */
+  readonly listen: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** The client allow list (`--allow`, CIDRs as WorkerInit.allow carries them). */
+  readonly clientAllow: ReadonlyArray<string>
+  /** The load balancers trusted to send a PROXY protocol header (CIDRs); absent or empty: none. */
+  readonly proxyProtocolFrom?: ReadonlyArray<string> | undefined
+}
+
+const isLoopbackNetwork = (text: string): boolean => {
+  try {
+    const cidr = parseCidr(text)
+    // Inside 127.0.0.0/8 (held as ::ffff:127.0.0.0/104) or ::1/128 itself.
+    return (
+      (cidr.prefix >= LOOPBACK_V4.prefix && matches(LOOPBACK_V4, cidr.bytes)) || (cidr.prefix === 128 && matches(LOOPBACK_V6, cidr.bytes))
+    )
+  } catch {
+    return false // not ours to judge (the configuration check refuses it): assume the worst
+  }
+}
+
+/**
+ * Whether someone other than this machine's own users can make the proxy dial, so that the defaults of
+ * an exposed proxy (special ranges denied, usual ports only) apply. Any one of these exposes it:
+ * - a listen address that is not loopback (`0.0.0.0`, a LAN address): other machines connect;
+ * - PROXY protocol trusted from anyone (`--proxy-protocol-from`): the client is whoever the header
+ *   names, so a loopback listener behind a load balancer serves remote clients;
+ * - a client allow list that admits a non-loopback address (`--allow 10.0.0.0/8`, or everyone, as
+ *   with `--auth-file`): it was written to let other machines in, through whatever path reaches the
+ *   listener (a port forward, a load balancer, a container's published port).
+ * Only a proxy with loopback listeners, no PROXY protocol and loopback clients only is not exposed.
+ */
+export const isExposed = (exposure: Exposure): boolean =>
+  exposure.listen.some((a) => !isLoopbackAddress(a.host)) ||
+  (exposure.proxyProtocolFrom ?? []).length > 0 ||
+  exposure.clientAllow.some((cidr) => !isLoopbackNetwork(cidr))
 
 const UNSPECIFIED_V4 = "0.0.0.0"
 const UNSPECIFIED_V6 = "::"
@@ -158,11 +202,11 @@ export const selfSockets = (listen: PolicyOptions["listen"], interfaces: Readonl
 export const makePolicy = (options: PolicyOptions): DestinationPolicy => {
   const allow = (options.allowTo ?? []).map(parseRule)
   const deny = (options.denyTo ?? []).map(parseRule)
-  const self = selfSockets(options.listen, options.interfaces)
+  const self = selfSockets([...options.listen, ...(options.ownSockets ?? [])], options.interfaces)
   return {
     allow,
     deny,
-    exposed: options.listen.some((a) => !isLoopbackAddress(a.host)),
+    exposed: isExposed(options),
     self,
     selfPorts: new Set(self.map((s) => s.port)),
     denyByName: deny.filter((r) => r.address._tag !== "Network"),

@@ -14,6 +14,7 @@ import {
   defaultPortOpen,
   type DestinationKind,
   type DestinationPolicy,
+  isExposed,
   isLoopbackAddress,
   makePolicy,
 } from "../../../src/runtime/dial/DestinationPolicy.ts"
@@ -24,10 +25,13 @@ const LOOPBACK_LISTEN = [{ host: "127.0.0.1", port: 8888 }]
 const EXPOSED_LISTEN = [{ host: "0.0.0.0", port: 3128 }]
 const INTERFACES = ["127.0.0.1", "::1", "192.168.1.20", "fe80::1234", "2606:4700::20"]
 
+/** The default client allow list (loopback only). */
+const LOOPBACK_CLIENTS = ["127.0.0.0/8", "::1/128"]
+
 const exposed = (allowTo: Array<string> = [], denyTo: Array<string> = []): DestinationPolicy =>
-  makePolicy({ allowTo, denyTo, listen: EXPOSED_LISTEN, interfaces: INTERFACES })
+  makePolicy({ allowTo, denyTo, listen: EXPOSED_LISTEN, clientAllow: ["10.0.0.0/8"], interfaces: INTERFACES })
 const local = (allowTo: Array<string> = [], denyTo: Array<string> = []): DestinationPolicy =>
-  makePolicy({ allowTo, denyTo, listen: LOOPBACK_LISTEN, interfaces: INTERFACES })
+  makePolicy({ allowTo, denyTo, listen: LOOPBACK_LISTEN, clientAllow: LOOPBACK_CLIENTS, interfaces: INTERFACES })
 
 /** 16 address bytes as text: dotted IPv4 for the mapped form, else eight hex groups. */
 const addressText = (b: Uint8Array): string => {
@@ -453,7 +457,7 @@ describe("an exposed proxy: allow rules", () => {
     expect(verdict(p, "2606:4700::20", 3128)).toBe("allowed")
     expect(verdict(p, "192.168.1.21", 3128)).toBe("allowed")
     expect(verdict(p, "192.168.1.20", 3129)).toBe("allowed")
-    const dual = makePolicy({ listen: [{ host: "::", port: 3128 }], interfaces: INTERFACES })
+    const dual = makePolicy({ listen: [{ host: "::", port: 3128 }], clientAllow: LOOPBACK_CLIENTS, interfaces: INTERFACES })
     for (const address of ["2606:4700::20", "fe80::1234", "::1", "192.168.1.20", "127.0.0.1"]) {
       expect(verdict(dual, address, 3128, "http"), address).toBe("self:self")
     }
@@ -525,7 +529,7 @@ describe("listen addresses", () => {
     ["192.168.1.20", false],
   ])("%s is loopback: %s", (host, loopback) => {
     expect(isLoopbackAddress(host)).toBe(loopback)
-    expect(makePolicy({ listen: [{ host, port: 1 }] }).exposed).toBe(!loopback)
+    expect(makePolicy({ listen: [{ host, port: 1 }], clientAllow: LOOPBACK_CLIENTS }).exposed).toBe(!loopback)
   })
   it("one non-loopback listen address makes the proxy exposed", () => {
     expect(
@@ -534,8 +538,40 @@ describe("listen addresses", () => {
           { host: "127.0.0.1", port: 1 },
           { host: "10.0.0.1", port: 1 },
         ],
+        clientAllow: LOOPBACK_CLIENTS,
       }).exposed,
     ).toBe(true)
+  })
+})
+
+describe("isExposed: who can make the proxy dial (issue 17, item 3)", () => {
+  const loopback = [{ host: "127.0.0.1", port: 3128 }]
+  it.each([
+    ["loopback listener, loopback clients, no PROXY protocol", loopback, LOOPBACK_CLIENTS, [], false],
+    ["a narrower loopback client list", loopback, ["127.0.0.1/32", "::1"], [], false],
+    ["loopback written as IPv4-mapped IPv6", loopback, ["::ffff:127.0.0.0/104"], [], false],
+    ["no client at all", loopback, [], [], false],
+    ["a non-loopback listener", [{ host: "0.0.0.0", port: 3128 }], LOOPBACK_CLIENTS, [], true],
+    ["a LAN listener beside a loopback one", [...loopback, { host: "10.0.0.1", port: 3128 }], LOOPBACK_CLIENTS, [], true],
+    ["PROXY protocol trusted, even from loopback", loopback, LOOPBACK_CLIENTS, ["127.0.0.1"], true],
+    ["the audit's set-up: loopback listener, PROXY from loopback, --allow 10.0.0.0/8", loopback, ["10.0.0.0/8"], ["127.0.0.1"], true],
+    ["a client allow list with a LAN network", loopback, ["127.0.0.0/8", "10.0.0.0/8"], [], true],
+    ["every client (--auth-file without --allow)", loopback, ["0.0.0.0/0", "::/0"], [], true],
+    ["all of 127/7 is more than loopback", loopback, ["126.0.0.0/7"], [], true],
+    ["the IPv6 loopback's neighbours", loopback, ["::/127"], [], true],
+    ["an IPv4-compatible spelling of loopback is not taken for loopback", loopback, ["::127.0.0.1/128"], [], true],
+    ["an entry that does not parse counts as exposing", loopback, ["not a network"], [], true],
+  ] as const)("%s: %s", (_name, listen, clientAllow, proxyProtocolFrom, expected) => {
+    expect(isExposed({ listen, clientAllow, proxyProtocolFrom })).toBe(expected)
+    expect(makePolicy({ listen, clientAllow, proxyProtocolFrom }).exposed).toBe(expected)
+  })
+
+  it("an exposed proxy behind a load balancer on loopback denies loopback, private ranges and the metadata service", () => {
+    const p = makePolicy({ listen: loopback, clientAllow: ["10.0.0.0/8"], proxyProtocolFrom: ["127.0.0.1"] })
+    expect(verdict(p, "127.0.0.1", 22)).toBe("range:loopback")
+    expect(verdict(p, "169.254.169.254", 80, "http")).toBe("range:link-local")
+    expect(verdict(p, "10.1.2.3", 443)).toBe("range:private")
+    expect(verdict(p, "93.184.216.34", 443)).toBe("allowed")
   })
 })
 
