@@ -220,9 +220,16 @@ export class ProxyServer {
     this.auth?.reload()
   }
 
-  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
+  /** The destination policy for these listeners (the process's own sockets, the admin endpoint's too, are part of it). */
   private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
-    return makePolicy({ ...this.rules, listen, proxyProtocolFrom: this.init.proxyProtocolFrom, interfaces: localAddresses() })
+    const admin = this.init.adminAddress
+    return makePolicy({
+      ...this.rules,
+      listen,
+      ownSockets: admin === undefined ? [] : [admin],
+      proxyProtocolFrom: this.init.proxyProtocolFrom,
+      interfaces: localAddresses(),
+    })
   }
 
   /** Connections not yet finished (lingering ones included). */

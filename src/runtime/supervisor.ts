@@ -469,6 +469,8 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
             addresses: [adminOptions.address],
           }),
       }).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
+      // Every worker starts after this: each takes the admin socket for one of its own (never a destination).
+      currentInit = { ...currentInit, adminAddress }
       // Closed with the scope, after the drain: it answers (503) through the whole grace period.
       yield* Scope.addFinalizer(
         scope,

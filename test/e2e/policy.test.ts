@@ -17,7 +17,7 @@ let tcp: Awaited<ReturnType<typeof startTcpServer>>
 let exposed: Proxy
 /** Listens on 0.0.0.0 and allows the web origin's port on loopback, but denies the TCP origin. */
 let opened: Proxy
-/** The default loopback listener, with one name denied. */
+/** The default loopback listener, with one name denied and an admin endpoint. */
 let local: Proxy
 /** A loopback listener behind a load balancer on loopback (PROXY protocol), serving 10.0.0.0/8: exposed. */
 let balanced: Proxy
@@ -43,7 +43,16 @@ beforeAll(async () => {
     }),
     startProxy({
       workers: 1,
-      extraArgs: ["--hosts", "origin.test=127.0.0.1", "--hosts", "denied.test=127.0.0.1", "--deny-to", "denied.test"],
+      extraArgs: [
+        "--hosts",
+        "origin.test=127.0.0.1",
+        "--hosts",
+        "denied.test=127.0.0.1",
+        "--deny-to",
+        "denied.test",
+        "--admin",
+        "127.0.0.1:0",
+      ],
     }),
     startProxy({ workers: 1, extraArgs: ["--proxy-protocol-from", "127.0.0.1", "--allow", "10.0.0.0/8"] }),
   ])
@@ -212,6 +221,21 @@ describe("no proxy connects to itself", () => {
     const r = await ask(p, head())
     expect(r.status).toBe(403)
     expect(r.body.toString()).toContain("the proxy's own listening socket")
+  })
+
+  it("the admin endpoint is the proxy itself too: CONNECT and plain HTTP to its port are 403 (issue 17, item 14)", async () => {
+    const line = await local.waitForLine(/listening/)
+    const adminPort = Number(/admin endpoint on http:\/\/127\.0\.0\.1:(\d+)\//.exec(line)?.[1])
+    expect(adminPort).toBeGreaterThan(0)
+    for (const head of [
+      connect(`127.0.0.1:${adminPort}`),
+      get(`http://127.0.0.1:${adminPort}/metrics`),
+      connect(`origin.test:${adminPort}`),
+    ]) {
+      const r = await ask(local, head)
+      expect(r.status).toBe(403)
+      expect(r.body.toString()).toContain("the proxy's own listening socket")
+    }
   })
 
   it("40 pipelined CONNECTs to itself: one 403 and a close; the proxy keeps serving", async () => {

@@ -464,6 +464,36 @@ describe("an exposed proxy: allow rules", () => {
   })
 })
 
+describe("every socket the process listens on is self (issue 17, item 14)", () => {
+  const admin = [{ host: "127.0.0.1", port: 9090 }]
+  it("the admin endpoint is denied as self, even with everything on loopback allowed", () => {
+    for (const p of [
+      makePolicy({ listen: LOOPBACK_LISTEN, ownSockets: admin, clientAllow: LOOPBACK_CLIENTS, allowTo: ["127.0.0.0/8"] }),
+      makePolicy({ listen: EXPOSED_LISTEN, ownSockets: admin, clientAllow: ["10.0.0.0/8"], allowTo: ["127.0.0.0/8", "*"] }),
+    ]) {
+      expect(verdict(p, "127.0.0.1", 9090)).toBe("self:self")
+      expect(verdict(p, "127.0.0.1", 9090, "http", "origin.test")).toBe("self:self")
+      expect(check(p, { host: "127.0.0.1", port: 9090, kind: "connect" })?.kind).toBe("self") // through a parent too
+      expect(verdict(p, "0.0.0.0", 9090)).toBe("self:self")
+      expect(verdict(p, "127.0.0.1", 9091)).toBe("allowed")
+    }
+  })
+  it("an admin endpoint on a wildcard address is every local address on its port", () => {
+    const p = makePolicy({
+      listen: LOOPBACK_LISTEN,
+      ownSockets: [{ host: "0.0.0.0", port: 9090 }],
+      clientAllow: LOOPBACK_CLIENTS,
+      interfaces: INTERFACES,
+    })
+    for (const address of ["127.0.0.1", "127.0.0.2", "192.168.1.20"]) expect(verdict(p, address, 9090), address).toBe("self:self")
+  })
+  it("it does not make the proxy exposed: it serves no proxying", () => {
+    expect(
+      makePolicy({ listen: LOOPBACK_LISTEN, ownSockets: [{ host: "0.0.0.0", port: 9090 }], clientAllow: LOOPBACK_CLIENTS }).exposed,
+    ).toBe(false)
+  })
+})
+
 describe("checkName: before resolving", () => {
   it("denies by name, suffix and `*` rules, and leaves the rest to check", () => {
     const p = exposed(["*"], ["*:25", "*.internal.example", "db.example:5432", "10.0.0.0/8"])
