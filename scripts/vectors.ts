@@ -67,6 +67,19 @@ const scenarios: Array<{
     ],
   },
   {
+    file: "connect-via",
+    rows: { 1: "A5", 2: "C21", 3: "S3" },
+    name: "A CONNECT's Via goes into its Connect",
+    description:
+      "The Via values a CONNECT came with are handed to the runtime (Connect.receivedVia), so that a CONNECT it makes to a parent proxy carries them before its own hop: a loop through parents then meets its own pseudonym (508). The 200 carries no Via.",
+    script: [
+      [0, "start"],
+      [1, c("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nVia: 1.1 edge\r\nVia: 1.0 lb\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })],
+      [3, "abort"],
+    ],
+  },
+  {
     file: "get-keep-alive-two-origins",
     rows: { 1: "A6", 2: "C20", 3: "F6+F9", 4: "A6", 5: "C20", 6: "F9", 7: "A7" },
     name: "Two requests on one client connection to different origins",

@@ -131,6 +131,15 @@ const forwardFields = (
   return { fields, via: vias.join(", "), upgrade }
 }
 
+/**
+ * The values of the `Via` fields of a message in order (empty ones skipped), joined with ", ": the hops
+ * before this one, as a forwarded head writes them before its own. Undefined when there are none.
+ */
+export const receivedVia = (headers: ReadonlyArray<Field>): string | undefined => {
+  const values = fieldValues(headers, "via").filter((v) => v.length > 0)
+  return values.length === 0 ? undefined : values.join(", ")
+}
+
 /** 1*DIGIT without a leading zero (or "0"): a Content-Length value already in canonical form. */
 const isCanonicalLength = (value: string): boolean => {
   const n = value.length

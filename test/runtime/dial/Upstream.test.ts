@@ -74,6 +74,14 @@ describe("the parent's CONNECT handshake", () => {
     )
   })
 
+  it("carries the Via of the client's CONNECT before its own hop, so a loop through parents is seen (issue 17, item 11)", () => {
+    expect(text(connectRequest("a.example", 443, p, "child", "1.1 edge, 1.0 other"))).toBe(
+      "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nProxy-Authorization: Basic dTpw\r\nVia: 1.1 edge, 1.0 other, 1.1 child\r\n\r\n",
+    )
+    const h = new UpstreamHandshake("a.example", 443, p, "child", { maxHeadBytes: 1024, maxHeaders: 10 }, "1.1 edge")
+    expect(text(h.request)).toContain("\r\nVia: 1.1 edge, 1.1 child\r\n")
+  })
+
   it("a 2xx in pieces opens the tunnel and hands back the origin's first bytes", () => {
     const h = new UpstreamHandshake("a.example", 443, p, "child", { maxHeadBytes: 1024, maxHeaders: 10 })
     expect(h.push(bytes("HTTP/1.1 200 Connection est"))._tag).toBe("NeedMore")
