@@ -130,8 +130,15 @@ export class ProxyServer {
   readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
-  /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
-  private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
+  /**
+   * What the destination policy is made from besides the listeners (replaced by `reconfigure`): the
+   * rules, and the client allow list (it decides whether the proxy is exposed); and the addresses bound.
+   */
+  private rules: {
+    readonly allowTo: ReadonlyArray<string>
+    readonly denyTo: ReadonlyArray<string>
+    readonly clientAllow: ReadonlyArray<string>
+  }
   private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
   private onDrained: Array<() => void> = []
@@ -162,7 +169,7 @@ export class ProxyServer {
     this.allow = AllowList.parse(init.allow)
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
-    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
+    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [], clientAllow: init.allow }
     this.refusals = new RefusalLog({
       write: (line) => this.log.message("warn", line),
       arm: (entry, at) => this.deadlines.set(entry, at),
@@ -228,7 +235,7 @@ export class ProxyServer {
   reconfigure(settings: LiveSettings): void {
     const allow = AllowList.parse(settings.allow)
     const forbidden = forbiddenResponse(settings.via)
-    const rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
+    const rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [], clientAllow: settings.allow }
     const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen, rules)
     // Validated: from here on nothing throws.
     const context = this.context
@@ -273,9 +280,16 @@ export class ProxyServer {
     })
   }
 
-  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
+  /** The destination policy for these listeners (the process's own sockets, the admin endpoint's too, are part of it). */
   private destinationPolicy(listen: ReadonlyArray<ListenAddress>, rules = this.rules): DestinationPolicy {
-    return makePolicy({ ...rules, listen, interfaces: localAddresses() })
+    const admin = this.init.adminAddress
+    return makePolicy({
+      ...rules,
+      listen,
+      ownSockets: admin === undefined ? [] : [admin],
+      proxyProtocolFrom: this.init.proxyProtocolFrom,
+      interfaces: localAddresses(),
+    })
   }
 
   /** Connections not yet finished (lingering ones included). */

@@ -21,6 +21,11 @@ export interface WorkerInit {
   readonly reusePort: boolean
   readonly limits: Limits
   readonly via: string
+  /**
+   * The admin endpoint's address as bound (the supervisor's, when --admin is on): a socket of this
+   * process, so the destination policy denies it as "self", like the proxy's own listeners.
+   */
+  readonly adminAddress?: ListenAddress
   /** Client addresses allowed to use the proxy, as CIDR strings ("127.0.0.0/8", "::1/128"). */
   readonly allow: ReadonlyArray<string>
   readonly logFormat: "text" | "json"

@@ -131,6 +131,8 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     let ready = false
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     const adminAddress = options.admin === undefined ? undefined : yield* listenAdmin(options.admin, figures, health, scope)
+    // Every worker starts after this: each takes the admin socket for one of its own (never a destination).
+    if (adminAddress !== undefined) roster.init = { ...roster.init, adminAddress }
     if (options.signals !== false) {
       const reload = yield* makeReload(roster, options.reload)
       yield* installSignals({ hup: reload, usr1: printStats(figures, options.printStats), shutdownRequested, forceStop }, scope)
