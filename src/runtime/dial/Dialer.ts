@@ -160,9 +160,11 @@ export class Dialer {
 
   /**
    * Find an origin for `host`:`port` (a tunnel's when `tunnel`) and answer `client` once (see the module
-   * comment). Undefined when the answer was given already, before returning; else the attempt in progress.
+   * comment). `receivedVia`: the Via values the client's request came with (the core's `Connect`), which a
+   * CONNECT to a parent carries before our hop, so a loop through parents meets our pseudonym.
+   * Undefined when the answer was given already, before returning; else the attempt in progress.
    */
-  connect(host: string, port: number, tunnel: boolean, client: DialClient): DialAttempt | undefined {
+  connect(host: string, port: number, tunnel: boolean, client: DialClient, receivedVia?: string): DialAttempt | undefined {
     const { pool, metrics } = this.options
     const parent = this.options.upstream?.parentFor(host, port)
     const policy = this.policy
@@ -192,7 +194,7 @@ export class Dialer {
       client.originConnected(pooled, connected, tunnel ? undefined : key, undefined)
       return undefined
     }
-    const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key)
+    const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key, receivedVia)
     attempt.start()
     return attempt.over ? undefined : attempt
   }
@@ -248,6 +250,7 @@ class Attempt implements DialAttempt {
   private readonly tunnel: boolean
   private readonly parent: Parent | undefined
   private readonly poolKey: string | undefined
+  private readonly receivedVia: string | undefined
   /** When the dial started (core clock), for the connect-duration histogram; 0 when not measured. */
   private startedAt = 0
   private race: Dialing | undefined = undefined
@@ -264,6 +267,7 @@ class Attempt implements DialAttempt {
     tunnel: boolean,
     parent: Parent | undefined,
     poolKey: string | undefined,
+    receivedVia: string | undefined,
   ) {
     this.dialer = dialer
     this.client = client
@@ -272,6 +276,7 @@ class Attempt implements DialAttempt {
     this.tunnel = tunnel
     this.parent = parent
     this.poolKey = poolKey
+    this.receivedVia = receivedVia
   }
 
   start(): void {
@@ -282,7 +287,7 @@ class Attempt implements DialAttempt {
       options.resolve(this.host, (error, addresses) => this.resolved(error, addresses))
       return
     }
-    if (this.tunnel) this.handshake = new UpstreamHandshake(this.host, this.port, parent, options.via, options.limits)
+    if (this.tunnel) this.handshake = new UpstreamHandshake(this.host, this.port, parent, options.via, options.limits, this.receivedVia)
     options.resolve(parent.host, (error, addresses) => {
       if (this.over) return
       if (error !== undefined || addresses.length === 0) this.parentGone(`could not be resolved: ${error?.message ?? "no address"}`)
