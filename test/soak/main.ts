@@ -180,7 +180,7 @@ const main = async (): Promise<number> => {
       nextId: () => `op${++ids}`,
       stopping: () => stopping,
     }
-    const envFor = (stream: number): Env => ({ ...baseEnv, rng: new Rng(opts.seed, stream) })
+    const envFor = (stream: number): Env => ({ ...baseEnv, rng: new Rng(opts.seed, stream), stage: { now: "" } })
 
     // Warm up (one request per worker, a verification included), let pooled sockets close, then the baseline.
     const warm = envFor(999)
@@ -227,7 +227,13 @@ const main = async (): Promise<number> => {
       const env = envFor(stream)
       while (!stopping) {
         const [kind, run] = pick(env.rng)
-        await ledger.op(kind, timeoutMs, (signal) => run(env, signal))
+        env.stage.now = ""
+        await ledger.op(
+          kind,
+          timeoutMs,
+          (signal) => run(env, signal),
+          () => env.stage.now,
+        )
       }
     }
     type Op = readonly [string, (env: Env, signal: AbortSignal) => Promise<void>]
@@ -255,6 +261,7 @@ const main = async (): Promise<number> => {
       [2, ["slowloris", mis.slowloris]],
       [2, ["origin stalls before head", faulty.originStallHead]],
       [2, ["origin stalls mid-body", faulty.originStallMid]],
+      [1, ["idle keep-alive client", mis.idleKeepAlive]],
     ]
     const lanes = [
       lane(1, 120_000, () => ["bulk tunnel", (env, signal) => tunnel(env, signal, true)]),
@@ -267,11 +274,13 @@ const main = async (): Promise<number> => {
       lane(6, 60_000, () => ["http session", httpSession]),
       lane(7, 40_000, (rng) => rng.weighted(misc)),
       lane(8, 40_000, (rng) => rng.weighted(misc)),
-      lane(9, 40_000, (rng) => rng.weighted(slow)),
-      lane(10, 40_000, (rng) => rng.weighted(slow)),
+      lane(9, 60_000, (rng) => rng.weighted(slow)),
+      lane(10, 60_000, (rng) => rng.weighted(slow)),
     ]
 
-    // The faults, on a timeline (seconds from the start of the load).
+    // The faults, on a timeline (seconds from the start of the load) of 15 s cycles: a reload at +0, the
+    // users file every other cycle at +5, a broken reload every fourth at +7.5, a worker ended at +10 (when
+    // the exclusive track below gets there), so that no two of them have to be told apart.
     const faults = new Faults({
       proxy,
       inspector,
@@ -291,18 +300,22 @@ const main = async (): Promise<number> => {
       timeline.push([t, () => faults.reload()])
       if (k % 4 === 1 && t + 7.5 < S - 5) timeline.push([t + 7.5, () => faults.brokenReload()])
     }
-    for (let t = 20; t < S - 5; t += 40) timeline.push([t, () => faults.changeUsers()])
+    for (let t = 20; t < S - 5; t += 30) timeline.push([t, () => faults.changeUsers()])
     // The faults that change what many answers may be run one after another, never overlapping: each one's
     // window then excuses or explains only its own effects. One round per 300 s (at least one).
     const phase = S >= 150 ? 20_000 : 10_000
     const rounds = Math.max(1, Math.floor(S / 300))
+    const gap = S >= 150 ? 5000 : 3000
+    const sinceStart = (): number => performance.now() - loadStart
     const exclusive = async (): Promise<void> => {
       for (let round = 0; round < rounds && !stopping; round++) {
-        await sleep(Math.max(0, ((round + 0.2) * S * 1000) / rounds - (performance.now() - loadStart)))
+        await sleep(Math.max(0, ((round + (S >= 150 ? 0.2 : 0.1)) * S * 1000) / rounds - sinceStart()))
         await faults.dnsSilence(phase)
-        await sleep(5000)
+        await sleep(gap)
         if (!stopping) await faults.fdPressure(phase)
-        await sleep(5000)
+        await sleep(gap)
+        // The next +10 s of a 15 s cycle: 10 s after a reload, 5 s before the next.
+        await sleep((((25_000 - (sinceStart() % 15_000)) % 15_000) + 15_000) % 15_000)
         if (!stopping) await faults.killWorker()
       }
     }

@@ -25,7 +25,7 @@ export const CONFIGS = {
 } as const
 
 /** Both configurations: timeouts every check can rely on. */
-export const KEEP_ALIVE_TIMEOUT_MS = 40_000
+export const KEEP_ALIVE_TIMEOUT_MS = 30_000
 export const CONNECT_TIMEOUT_MS = 6000
 
 export const configText = (name: ConfigName, ports: Ports): string => {

@@ -44,6 +44,8 @@ export class Faults {
   /** Peak of the proxy's open fds during an fd phase, and how many idle clients it held. */
   fdPeak = 0
   idleClients = 0
+  /** Reloads that did not reach every worker: unsettled until a later one does. */
+  private readonly partial: Array<{ confirmed: number }> = []
   /** One reload or users change at a time: their confirmations are read from the log in order. */
   private lock: Promise<void> = Promise.resolve()
 
@@ -76,11 +78,20 @@ export class Faults {
       this.d.ledger.faults++
       try {
         const line = await answer
-        if (!/configuration reloaded: 2 workers/.test(line)) return this.problem(`reload to ${to}: ${line}`)
-        r.confirmed = performance.now()
+        const m = /configuration reloaded: (\d+) workers?/.exec(line)
+        if (m === null) return this.problem(`reload to ${to}: ${line}`)
         this.config = to
         this.d.ledger.reloads++
         this.d.ledger.note(`reload -> ${CONFIGS[to].via}`)
+        if (Number(m[1]) < this.d.workers) {
+          // A worker was being replaced: it started with the old settings and the reload skipped it (finding
+          // F3), so it serves the old configuration until the next reload reaches every worker.
+          this.d.ledger.record("reload", "unexpected", `F3: the reload reached ${m[1]} of ${this.d.workers} workers`)
+          this.partial.push(r)
+          return
+        }
+        r.confirmed = performance.now()
+        for (const p of this.partial.splice(0)) p.confirmed = r.confirmed
       } catch (e) {
         this.problem(`reload to ${to}: ${String(e)}`)
       }

@@ -41,6 +41,8 @@ export interface Env {
   readonly nextId: () => string
   /** Whether the soak is stopping (lanes finish their operation and return). */
   readonly stopping: () => boolean
+  /** What the lane's operation is doing now (said when it hangs). */
+  readonly stage: { now: string }
 }
 
 const now = (): number => performance.now()

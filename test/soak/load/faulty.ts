@@ -23,8 +23,8 @@ const get = (authority: string, path: string, auth: string | undefined, close = 
 const expectData = async (env: Env, c: Conn, o: number, n: number): Promise<void> => {
   const h = (await c.finalHead()).head
   if (h.status !== 200) {
-    if (h.status >= 400) await expectError(c, h.status, "", h).catch(() => {})
-    throw new Unexpected(`status ${h.status} ${h.reason}, expected 200`)
+    const detail = h.status >= 400 ? await expectError(c, h.status, "", h).catch(() => "?") : ""
+    throw new Unexpected(`status ${h.status} ${h.reason} (${detail}), expected 200`)
   }
   c.checkVia(h)
   await expectBody(c, env, responseFraming("GET", h), o, n)
@@ -280,6 +280,7 @@ export const names = async (env: Env, signal: AbortSignal): Promise<void> => {
       const h = (await c.finalHead()).head
       if (h.status === 502 && env.ledger.mayMissDns(start, performance.now())) {
         await expectError(c, 502, `could not resolve host ${name}`, h)
+        env.ledger.dnsMisses++
       } else {
         if (h.raw.toString("latin1") !== "HTTP/1.1 200 Connection established")
           throw new Unexpected(`CONNECT ${name} answered ${h.raw.toString("latin1")}`)
@@ -292,6 +293,7 @@ export const names = async (env: Env, signal: AbortSignal): Promise<void> => {
     const h = (await c.finalHead()).head
     if (h.status === 502 && (kind === "unknown" || env.ledger.mayMissDns(start, performance.now()))) {
       await expectError(c, 502, `could not resolve host ${name}`, h)
+      if (kind !== "unknown") env.ledger.dnsMisses++
     } else if (kind === "short" && h.status === 200) {
       c.checkVia(h)
       await expectBody(c, env, responseFraming("GET", h), o, n)

@@ -142,6 +142,7 @@ const expectAnswer = async (env: Env, c: Conn, x: Exchange, close: boolean, inte
 
 /** One exchange: the request (body after the 100 when asked), then the checked answer. */
 const exchange = async (env: Env, c: Conn, x: Exchange, close: boolean, rng: Rng): Promise<void> => {
+  env.stage.now = `${x.kind} ${targetOf(env, x)}${x.kind === "post" ? ` (${x.chunked ? "chunked" : "sized"}${x.expect100 ? ", 100-continue" : ""})` : ""}`
   c.write(requestHead(env, x, close))
   if (x.kind === "post") {
     let interimSeen = false
@@ -165,6 +166,7 @@ const pipelined = async (env: Env, c: Conn, rng: Rng): Promise<void> => {
     const x = pickExchange(rng)
     if (x.kind !== "post") batch.push(x.kind === "get" ? { ...x, n: Math.min(x.n, 256 * 1024) } : x)
   }
+  env.stage.now = `pipelined ${batch.map((x) => x.kind).join(", ")}`
   c.write(Buffer.concat(batch.map((x) => requestHead(env, x, false))))
   for (const x of batch) await expectAnswer(env, c, x, false)
 }
@@ -181,6 +183,7 @@ export const httpSession = async (env: Env, signal: AbortSignal): Promise<void> 
       if (!last && rng.chance(0.12)) await pipelined(env, c, rng)
       else await exchange(env, c, pickExchange(rng), last && closeAtEnd, rng)
     }
+    env.stage.now = `waiting for the close (${closeAtEnd ? "Connection: close" : "client FIN"})`
     if (closeAtEnd) await c.closed("the last answer")
     else {
       c.socket.end()

@@ -5,7 +5,7 @@
  *   (backpressure; then every byte arrives), a half-close right after a request (the answer still comes,
  *   then the close), garbage and oversized heads (their exact 400/405/414/431/501).
  */
-import { CONFIGS } from "../env/Files.ts"
+import { CONFIGS, KEEP_ALIVE_TIMEOUT_MS } from "../env/Files.ts"
 import { Corrupted, Unexpected } from "../report/Ledger.ts"
 import { LONG_LENGTHS, LONG_OFFSETS, POOL_SIZE } from "../rng.ts"
 import { field, head, responseFraming } from "../wire/http1.ts"
@@ -214,6 +214,28 @@ export const oversizedHead = async (env: Env, signal: AbortSignal): Promise<void
       c.write(`GET http://127.0.0.1:${env.ports.good}/${"t".repeat(8300)} HTTP/1.1\r\n`)
       await expectError(c, 414, "the request-target is longer than")
     }
+    env.ledger.requests++
+  } finally {
+    c.destroy()
+  }
+}
+
+/** A kept-alive client that goes quiet: the proxy closes it, silently, once keepAliveTimeout has passed (not before). */
+export const idleKeepAlive = async (env: Env, signal: AbortSignal): Promise<void> => {
+  const o = env.rng.int(0, POOL_SIZE - 1)
+  const c = await Conn.open(env, "127.0.0.1", signal)
+  try {
+    c.write(getHead(env, `/data?o=${o}&n=100`))
+    const h = (await c.finalHead()).head
+    if (h.status !== 200) throw new Unexpected(`status ${h.status}`)
+    c.checkVia(h)
+    await expectBody(c, env, responseFraming("GET", h), o, 100)
+    const answered = performance.now()
+    env.stage.now = "idle, waiting for the keep-alive timeout"
+    await c.closed("an idle keep-alive period")
+    const idle = performance.now() - answered
+    if (idle < KEEP_ALIVE_TIMEOUT_MS - 500)
+      throw new Unexpected(`an idle client closed after ${Math.round(idle)} ms, keepAliveTimeout is ${KEEP_ALIVE_TIMEOUT_MS}`)
     env.ledger.requests++
   } finally {
     c.destroy()

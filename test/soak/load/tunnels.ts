@@ -26,6 +26,7 @@ export const runStreams = async (env: Env, c: Conn, id: string, up: Stream, down
   if (early === undefined) c.write(header)
   const check = new HashCheck(env.pool, down.o, down.n)
   const receiving = c.r.rest(check.feed)
+  env.stage.now = `tunnel ${id}: up ${up.n} B, down ${down.n} B`
   await writeAll(c.socket, env.pool.slices(up.o, up.n), up.n > 256 * 1024 ? env.pace : undefined)
     .then(() => c.socket.end())
     .catch(lost)

@@ -52,6 +52,8 @@ export class Ledger {
   unexpected = 0
   excused = 0
   known = 0
+  /** Lookups of the soak's own names answered 502 while the DNS server was silent (the fault bit). */
+  dnsMisses = 0
   faults = 0
   reloads = 0
   rejectedReloads = 0
@@ -98,16 +100,17 @@ export class Ledger {
 
   /**
    * Runs one operation and records its verdict: what it throws decides (nothing: ok). A `Lost` is excused
-   * when the operation overlapped a worker-kill window.
+   * when the operation overlapped a worker-kill window; a hang never is (a cut connection fails at once).
+   * `where` says what the operation was doing, for the message of a hang.
    */
-  async op(kind: string, timeoutMs: number, run: (signal: AbortSignal) => Promise<void>): Promise<Verdict> {
+  async op(kind: string, timeoutMs: number, run: (signal: AbortSignal) => Promise<void>, where: () => string = () => ""): Promise<Verdict> {
     const start = now()
     const abort = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort()
-        reject(new Unexpected(`no end after ${timeoutMs} ms (hung)`))
+        reject(new Unexpected(`no end after ${timeoutMs} ms (hung${where() === "" ? "" : ` while ${where()}`})`))
       }, timeoutMs)
     })
     let verdict: Verdict = "ok"
@@ -117,7 +120,7 @@ export class Ledger {
     } catch (e) {
       detail = e instanceof Error ? e.message : String(e)
       if (e instanceof Corrupted) verdict = "corrupted"
-      else if ((e instanceof Lost || e instanceof Unexpected) && this.overlapsKill(start, now())) verdict = "excused"
+      else if (e instanceof Lost && this.overlapsKill(start, now())) verdict = "excused"
       else verdict = "unexpected"
       if (!(e instanceof Corrupted || e instanceof Lost || e instanceof Unexpected)) detail = `error: ${detail}`
     } finally {

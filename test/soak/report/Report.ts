@@ -106,6 +106,7 @@ export const jsonReport = (ledger: Ledger, f: Final): Record<string, unknown> =>
   workerRestarts: f.restarts,
   originClosesOnReuse: f.closedOnReuse,
   dnsQuestions: f.dnsQuestions,
+  dnsMisses: ledger.dnsMisses,
   proxyExit: f.proxyExit,
   leaks: f.leaks,
   users: f.users,
@@ -128,7 +129,7 @@ export const summary = (ledger: Ledger, f: Final): string => {
       (ledger.known > 0 ? `; known product bugs seen ${ledger.known} times (report/known.ts)` : ""),
     `  requests ${ledger.requests}, tunnels ${ledger.tunnels}, verified ${mb(ledger.bytesVerified)}`,
     `  faults ${ledger.faults}: reloads ${ledger.reloads} applied, ${ledger.rejectedReloads} broken configs rejected; worker restarts ${f.restarts}; origin closes on reuse ${f.closedOnReuse}`,
-    `  fd phase: ${f.idleClients} idle clients, proxy fds peaked at ${f.fdPeak} of ${f.openFilesLimit}`,
+    `  fd phase: ${f.idleClients} idle clients, proxy fds peaked at ${f.fdPeak} of ${f.openFilesLimit}; DNS: ${f.dnsQuestions} questions, ${ledger.dnsMisses} lookups of known names answered 502 while the server was silent`,
     `  fds ${f.fdsStart} at start, ${f.fdsEnd} at the end (slack ±${f.fdSlack}); live connections at the end ${f.liveEnd}; origin sockets still open ${f.originSocketsEnd}`,
     `  rss ${f.rssStartMb.toFixed(1)} MB at start, ${f.rssEndMb.toFixed(1)} MB at the end; slope after ${f.rssSlopeFromSeconds} s: ${f.rssSlopeMbPerMin.toFixed(2)} MB/min` +
       (f.rssSlopeLimit === undefined ? " (not judged: run too short)" : ` (limit ${f.rssSlopeLimit})`),
