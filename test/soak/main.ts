@@ -381,6 +381,7 @@ const main = async (): Promise<number> => {
       idleClients: faults.idleClients,
       openFilesLimit: OPEN_FILES,
       restarts: stats["restarts"] ?? 0,
+      proxyCpuSeconds: ((stats["cpuUserMs"] ?? 0) + (stats["cpuSystemMs"] ?? 0)) / 1000,
       closedOnReuse: flakyCounts.closedOnReuse,
       dnsQuestions: dns.questions,
       proxyExit,

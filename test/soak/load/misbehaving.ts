@@ -6,7 +6,7 @@
  *   then the close), garbage and oversized heads (their exact 400/405/414/431/501).
  */
 import { CONFIGS, KEEP_ALIVE_TIMEOUT_MS } from "../env/Files.ts"
-import { Corrupted, Unexpected } from "../report/Ledger.ts"
+import { Corrupted, Lost, Unexpected } from "../report/Ledger.ts"
 import { LONG_LENGTHS, LONG_OFFSETS, POOL_SIZE } from "../rng.ts"
 import { field, head, responseFraming } from "../wire/http1.ts"
 import { Conn, type Env, expectBody, expectError, sleep } from "./Client.ts"
@@ -234,8 +234,9 @@ export const idleKeepAlive = async (env: Env, signal: AbortSignal): Promise<void
     env.stage.now = "idle, waiting for the keep-alive timeout"
     await c.closed("an idle keep-alive period")
     const idle = performance.now() - answered
+    // Too early is a lost connection: excused only if a worker was being ended then.
     if (idle < KEEP_ALIVE_TIMEOUT_MS - 500)
-      throw new Unexpected(`an idle client closed after ${Math.round(idle)} ms, keepAliveTimeout is ${KEEP_ALIVE_TIMEOUT_MS}`)
+      throw new Lost(`an idle client closed after ${Math.round(idle)} ms, keepAliveTimeout is ${KEEP_ALIVE_TIMEOUT_MS}`)
     env.ledger.requests++
   } finally {
     c.destroy()

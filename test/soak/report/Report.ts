@@ -69,6 +69,8 @@ export interface Final {
   readonly idleClients: number
   readonly openFilesLimit: number
   readonly restarts: number
+  /** CPU time of the proxy process (all threads) over the whole run, seconds. */
+  readonly proxyCpuSeconds: number
   readonly closedOnReuse: number
   readonly dnsQuestions: number
   readonly proxyExit: string
@@ -104,6 +106,7 @@ export const jsonReport = (ledger: Ledger, f: Final): Record<string, unknown> =>
   openFilesLimit: f.openFilesLimit,
   originSocketsEnd: f.originSocketsEnd,
   workerRestarts: f.restarts,
+  proxyCpuSeconds: f.proxyCpuSeconds,
   originClosesOnReuse: f.closedOnReuse,
   dnsQuestions: f.dnsQuestions,
   dnsMisses: ledger.dnsMisses,
@@ -133,7 +136,7 @@ export const summary = (ledger: Ledger, f: Final): string => {
     `  fds ${f.fdsStart} at start, ${f.fdsEnd} at the end (slack ±${f.fdSlack}); live connections at the end ${f.liveEnd}; origin sockets still open ${f.originSocketsEnd}`,
     `  rss ${f.rssStartMb.toFixed(1)} MB at start, ${f.rssEndMb.toFixed(1)} MB at the end; slope after ${f.rssSlopeFromSeconds} s: ${f.rssSlopeMbPerMin.toFixed(2)} MB/min` +
       (f.rssSlopeLimit === undefined ? " (not judged: run too short)" : ` (limit ${f.rssSlopeLimit})`),
-    `  proxy exit: ${f.proxyExit}; users file by ${f.users}`,
+    `  proxy exit: ${f.proxyExit}; proxy CPU ${f.proxyCpuSeconds.toFixed(1)} s; users file by ${f.users}`,
   ]
   if (f.leaks.length > 0) lines.push(`  leaks: ${f.leaks.join("; ")}`)
   const bad = [...ledger.kinds.entries()].filter(([, v]) => v.unexpected + v.corrupted + v.excused + v.known > 0)
