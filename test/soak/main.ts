@@ -102,7 +102,8 @@ const pacer = (bytesPerSecond: number) => {
 
 const main = async (): Promise<number> => {
   const opts = parseArgs(process.argv.slice(2))
-  console.log(`soak: seed ${opts.seed}, ${opts.seconds} s (replay: npm run soak -- --seconds ${opts.seconds} --seed ${opts.seed})`)
+  const replay = `npm run soak -- --seconds ${opts.seconds} --seed ${opts.seed}${opts.rateMb === 16 ? "" : ` --rate ${opts.rateMb}`}`
+  console.log(`soak: seed ${opts.seed}, ${opts.seconds} s (replay: ${replay})`)
   const dir = mkdtempSync(join(tmpdir(), "hctunnel-soak-"))
   const ledger = new Ledger()
   const pool = new DataPool(opts.seed)
@@ -366,6 +367,7 @@ const main = async (): Promise<number> => {
 
     const final: Final = {
       seed: opts.seed,
+      replay,
       seconds: S,
       fdsStart,
       fdsEnd,

@@ -15,7 +15,10 @@ const here = dirname(fileURLToPath(import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "hctunnel-soak-test-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Fixed, so a CI failure replays exactly the same choices: `npm run soak -- --seconds 60 --seed 20260118`. */
+/**
+ * Fixed, so a CI failure replays the same choices: `npm run soak -- --seconds 60 --seed 20260118 --rate 8`. The
+ * bulk streams are paced at half the default, to leave CPU to the test files that run beside this one.
+ */
 const SEED = 20260118
 
 describe("soak", () => {
@@ -25,9 +28,13 @@ describe("soak", () => {
     const json = join(dir, "soak.json")
     const out: Array<string> = []
     const code = await new Promise<number | null>((done) => {
-      const child = spawn(process.execPath, [resolve(here, "main.ts"), "--seconds", "60", "--seed", String(SEED), "--json", json], {
-        stdio: ["ignore", "pipe", "pipe"],
-      })
+      const child = spawn(
+        process.execPath,
+        [resolve(here, "main.ts"), "--seconds", "60", "--seed", String(SEED), "--rate", "8", "--json", json],
+        {
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      )
       child.stdout.on("data", (d: Buffer) => out.push(d.toString()))
       child.stderr.on("data", (d: Buffer) => out.push(d.toString()))
       const bound = setTimeout(() => child.kill("SIGKILL"), 280_000)
@@ -37,7 +44,9 @@ describe("soak", () => {
       })
     })
     const output = out.join("")
-    expect(output, output).toMatch(new RegExp(`^soak: seed ${SEED}, 60 s \\(replay: npm run soak -- --seconds 60 --seed ${SEED}\\)`))
+    expect(output, output).toMatch(
+      new RegExp(`^soak: seed ${SEED}, 60 s \\(replay: npm run soak -- --seconds 60 --seed ${SEED} --rate 8\\)`),
+    )
     const report = JSON.parse(readFileSync(json, "utf8")) as Record<string, number | boolean>
     const figures = { corrupted: report["corrupted"], unexpected: report["unexpected"], liveEnd: report["liveEnd"], clean: report["clean"] }
     expect(figures, output).toEqual({ corrupted: 0, unexpected: 0, liveEnd: 0, clean: true })

@@ -54,6 +54,8 @@ export const progressLine = (
 
 export interface Final {
   readonly seed: number
+  /** The command that runs the same choices again. */
+  readonly replay: string
   readonly seconds: number
   readonly fdsStart: number
   readonly fdsEnd: number
@@ -145,6 +147,6 @@ export const summary = (ledger: Ledger, f: Final): string => {
       `  by kind: ${bad.map(([k, v]) => `${k}: ${v.corrupted} corrupted, ${v.unexpected} unexpected, ${v.excused} excused, ${v.known} known`).join("; ")}`,
     )
   for (const p of ledger.problems.slice(0, 20)) lines.push(`  ${(p.at / 1000).toFixed(1)} s ${p.verdict} ${p.kind}: ${p.detail}`)
-  if (!isClean(ledger, f)) lines.push(`  replay: npm run soak -- --seconds ${f.seconds} --seed ${f.seed}`)
+  if (!isClean(ledger, f)) lines.push(`  replay: ${f.replay}`)
   return lines.join("\n")
 }
