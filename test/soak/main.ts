@@ -12,7 +12,6 @@
  * It is bounded: the load stops after N seconds, every operation has a timeout, the settle is bounded, and
  * the proxy is stopped (SIGKILL after a bound). Exit 0 only when clean; 1 when not; 2 when it could not run.
  */
-import { randomInt } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
@@ -22,87 +21,32 @@ import { bcryptLine, basic, configText, PASSWORDS, replaceFile } from "./env/Fil
 import { Inspector } from "./env/Inspector.ts"
 import { freePort, ProxyProcess } from "./env/Proxy.ts"
 import { Faults } from "./faults/Faults.ts"
+import { scheduleFaults } from "./faults/timeline.ts"
 import { type Env, sleep } from "./load/Client.ts"
 import * as faulty from "./load/faulty.ts"
-import { httpSession } from "./load/http.ts"
-import * as mis from "./load/misbehaving.ts"
-import { abortMidTunnel, tunnel, upgrade } from "./load/tunnels.ts"
+import { startLanes } from "./load/lanes.ts"
 import { badOrigin, flakyOrigin } from "./origins/bad.ts"
 import { goodOrigin } from "./origins/good.ts"
 import { listen, Verdicts } from "./origins/serve.ts"
 import { serveStream } from "./origins/stream.ts"
 import { Ledger } from "./report/Ledger.ts"
 import { type Final, isClean, jsonReport, progressLine, rssSlope, type Sample, summary } from "./report/Report.ts"
+import { parseArgs, replayCommand } from "./options.ts"
+import { FD_SLACK, settle } from "./report/settle.ts"
 import { DataPool, Rng } from "./rng.ts"
+import { pacer } from "./wire/pace.ts"
 import { Reader } from "./wire/Reader.ts"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 const WORKERS = 2
 /** The proxy's open-files limit: the fd phase fills it to just under its pause point. */
 const OPEN_FILES = 2048
-/**
- * Open fds may differ from the start by this much and still count as "back": the bcrypt verifier thread
- * (started when first needed, stopped after 30 s idle) has an event loop of its own (an epoll fd, eventfds),
- * and each worker's c-ares resolver keeps a UDP socket or two that a restarted worker may not have opened yet.
- */
-const FD_SLACK = 8
 /** RSS growth allowed after the first minute (issue 18), judged only on runs of at least 180 s. */
 const RSS_SLOPE_LIMIT = 2
 
-interface Options {
-  readonly seconds: number
-  readonly json: string | undefined
-  readonly seed: number
-  readonly rateMb: number
-}
-
-const parseArgs = (argv: ReadonlyArray<string>): Options => {
-  const o = { seconds: 600, json: undefined as string | undefined, seed: randomInt(1, 2 ** 31), rateMb: 16 }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    const value = (): string => {
-      const v = argv[++i]
-      if (v === undefined) usage(`${a} needs a value`)
-      return v!
-    }
-    const number = (name: string, min: number, max: number): number => {
-      const v = Number(value())
-      if (!Number.isInteger(v) || v < min || v > max) usage(`${name} must be an integer from ${min} to ${max}`)
-      return v
-    }
-    if (a === "--seconds") o.seconds = number("--seconds", 60, 7 * 24 * 3600)
-    else if (a === "--json") o.json = value()
-    else if (a === "--seed") o.seed = number("--seed", 0, 2 ** 31)
-    else if (a === "--rate") o.rateMb = number("--rate", 1, 1000)
-    else if (a === "--help" || a === "-h") usage()
-    else usage(`unknown argument ${a}`)
-  }
-  return o
-}
-
-function usage(problem?: string): never {
-  const text = "usage: npm run soak -- [--seconds N (default 600)] [--json FILE] [--seed S] [--rate MB/s (bulk data, default 16)]"
-  if (problem !== undefined) {
-    console.error(`soak: ${problem}\n${text}`)
-    process.exit(2)
-  }
-  console.log(text)
-  process.exit(0)
-}
-
-/** A pacer shared by every large stream: at most `bytesPerSecond`, in bursts of at most 50 ms. */
-const pacer = (bytesPerSecond: number) => {
-  let next = performance.now()
-  return async (n: number): Promise<void> => {
-    const t = performance.now()
-    next = Math.max(next, t - 50) + (n / bytesPerSecond) * 1000
-    if (next > t) await sleep(next - t)
-  }
-}
-
 const main = async (): Promise<number> => {
   const opts = parseArgs(process.argv.slice(2))
-  const replay = `npm run soak -- --seconds ${opts.seconds} --seed ${opts.seed}${opts.rateMb === 16 ? "" : ` --rate ${opts.rateMb}`}`
+  const replay = replayCommand(opts)
   console.log(`soak: seed ${opts.seed}, ${opts.seconds} s (replay: ${replay})`)
   const dir = mkdtempSync(join(tmpdir(), "hctunnel-soak-"))
   const ledger = new Ledger()
@@ -217,71 +161,10 @@ const main = async (): Promise<number> => {
       () => clearInterval(progress),
     )
 
-    // The load.
+    // The load and the faults.
     let stopping = false
     const loadStart = performance.now()
-    const lane = async (
-      stream: number,
-      timeoutMs: number,
-      pick: (rng: Rng) => readonly [string, (env: Env, signal: AbortSignal) => Promise<void>],
-    ) => {
-      const env = envFor(stream)
-      while (!stopping) {
-        const [kind, run] = pick(env.rng)
-        env.stage.now = ""
-        await ledger.op(
-          kind,
-          timeoutMs,
-          (signal) => run(env, signal),
-          () => env.stage.now,
-        )
-      }
-    }
-    type Op = readonly [string, (env: Env, signal: AbortSignal) => Promise<void>]
-    const misc: ReadonlyArray<readonly [number, Op]> = [
-      [4, ["abort mid-head", mis.abortMidHead]],
-      [4, ["abort mid-body", mis.abortMidBody]],
-      [3, ["paused reader", mis.neverReads]],
-      [5, ["half-close after request", mis.halfCloseAfterRequest]],
-      [5, ["garbage head", mis.garbageHead]],
-      [3, ["oversized head", mis.oversizedHead]],
-      [4, ["origin reset before head", faulty.originResetBefore]],
-      [4, ["origin reset mid-body", faulty.originResetMid]],
-      [4, ["origin stray bytes", faulty.originStray]],
-      [5, ["origin closes on reuse", faulty.originCloseOnReuse]],
-      [6, ["unauthenticated", faulty.unauthenticated]],
-      [3, ["wrong password", faulty.wrongPassword]],
-      [4, ["carol", faulty.carol]],
-      [6, ["denied destination", faulty.denied]],
-      [3, ["refused port", faulty.refusedPort]],
-      [8, ["names", faulty.names]],
-      [5, ["upgrade", (env, signal) => upgrade(env, signal)]],
-      [3, ["abort mid-tunnel", abortMidTunnel]],
-    ]
-    const slow: ReadonlyArray<readonly [number, Op]> = [
-      [2, ["slowloris", mis.slowloris]],
-      [2, ["origin stalls before head", faulty.originStallHead]],
-      [2, ["origin stalls mid-body", faulty.originStallMid]],
-      [1, ["idle keep-alive client", mis.idleKeepAlive]],
-    ]
-    const lanes = [
-      lane(1, 120_000, () => ["bulk tunnel", (env, signal) => tunnel(env, signal, true)]),
-      lane(2, 120_000, () => ["bulk tunnel", (env, signal) => tunnel(env, signal, true)]),
-      lane(3, 60_000, (rng) =>
-        rng.chance(0.8) ? ["small tunnel", (env, signal) => tunnel(env, signal, false)] : ["http session", httpSession],
-      ),
-      lane(4, 60_000, () => ["http session", httpSession]),
-      lane(5, 60_000, () => ["http session", httpSession]),
-      lane(6, 60_000, () => ["http session", httpSession]),
-      lane(7, 40_000, (rng) => rng.weighted(misc)),
-      lane(8, 40_000, (rng) => rng.weighted(misc)),
-      lane(9, 60_000, (rng) => rng.weighted(slow)),
-      lane(10, 60_000, (rng) => rng.weighted(slow)),
-    ]
-
-    // The faults, on a timeline (seconds from the start of the load) of 15 s cycles: a reload at +0, the
-    // users file every other cycle at +5, a broken reload every fourth at +7.5, a worker ended at +10 (when
-    // the exclusive track below gets there), so that no two of them have to be told apart.
+    const lanes = startLanes(ledger, envFor, () => stopping)
     const faults = new Faults({
       proxy,
       inspector,
@@ -296,53 +179,19 @@ const main = async (): Promise<number> => {
       openFilesLimit: OPEN_FILES,
     })
     const S = opts.seconds
-    const timeline: Array<readonly [number, () => Promise<void>]> = []
-    for (let t = 15, k = 0; t < S - 5; t += 15, k++) {
-      timeline.push([t, () => faults.reload()])
-      if (k % 4 === 1 && t + 7.5 < S - 5) timeline.push([t + 7.5, () => faults.brokenReload()])
-    }
-    for (let t = 20; t < S - 5; t += 30) timeline.push([t, () => faults.changeUsers()])
-    // The faults that change what many answers may be run one after another, never overlapping: each one's
-    // window then excuses or explains only its own effects. One round per 300 s (at least one).
-    const phase = S >= 150 ? 20_000 : 10_000
-    const rounds = Math.max(1, Math.floor(S / 300))
-    const gap = S >= 150 ? 5000 : 3000
-    const sinceStart = (): number => performance.now() - loadStart
-    const exclusive = async (): Promise<void> => {
-      for (let round = 0; round < rounds && !stopping; round++) {
-        await sleep(Math.max(0, ((round + (S >= 150 ? 0.2 : 0.1)) * S * 1000) / rounds - sinceStart()))
-        await faults.dnsSilence(phase)
-        await sleep(gap)
-        if (!stopping) await faults.fdPressure(phase)
-        await sleep(gap)
-        // The next +10 s of a 15 s cycle: 10 s after a reload, 5 s before the next.
-        await sleep((((25_000 - (sinceStart() % 15_000)) % 15_000) + 15_000) % 15_000)
-        if (!stopping) await faults.killWorker()
-      }
-    }
-    const running: Array<Promise<void>> = []
-    const timers = timeline.map(([t, f]) => setTimeout(() => running.push(f()), t * 1000))
-    running.push(exclusive())
-    cleanup.push(() => timers.forEach(clearTimeout))
+    const { running, cancel } = scheduleFaults(faults, S, loadStart, () => stopping)
+    cleanup.push(cancel)
 
     await sleep(Math.max(0, S * 1000 - (performance.now() - loadStart)))
     stopping = true
     console.log("soak: load stopped; waiting for the operations in flight and the faults")
     await Promise.race([Promise.all([...lanes, ...running]), sleep(130_000)])
 
-    // Settle: live connections to 0, pooled origin sockets closed after their idle timeout, fds back.
-    const settleStart = performance.now()
-    let liveEnd = -1
-    let fdsEnd = -1
-    let originSocketsEnd = -1
-    for (;;) {
-      await sleep(1000)
-      liveEnd = (await proxy.stats().catch(() => ({}) as Record<string, number>))["connectionsLive"] ?? -1
-      originSocketsEnd = good.open() + streams.open() + bad.open() + flaky.open()
-      fdsEnd = proxy.fds()
-      const settled = liveEnd === 0 && originSocketsEnd === 0 && Math.abs(fdsEnd - fdsStart) <= FD_SLACK
-      if ((settled && performance.now() - settleStart > 4000) || performance.now() - settleStart > 30_000) break
-    }
+    const { liveEnd, fdsEnd, originSocketsEnd } = await settle(
+      proxy,
+      () => good.open() + streams.open() + bad.open() + flaky.open(),
+      fdsStart,
+    )
     const rssEndMb = proxy.rssMb()
     samples.push({ t: ledger.elapsed() / 1000, rssMb: rssEndMb, fds: fdsEnd })
     const stats = await proxy.stats()

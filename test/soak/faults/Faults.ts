@@ -13,11 +13,10 @@
 import { BROKEN, CONFIGS, configText, type Ports, replaceFile } from "../env/Files.ts"
 import type { Inspector } from "../env/Inspector.ts"
 import type { ProxyProcess } from "../env/Proxy.ts"
-import { Conn, type Env } from "../load/Client.ts"
+import { Conn, type Env, expectBody } from "../load/Client.ts"
 import type { ConfigName, Ledger } from "../report/Ledger.ts"
 import { POOL_SIZE } from "../rng.ts"
 import { field, head, responseFraming } from "../wire/http1.ts"
-import { expectBody } from "../load/Client.ts"
 
 export interface FaultDeps {
   readonly proxy: ProxyProcess
@@ -41,6 +40,10 @@ export class Faults {
   private usersVersion = 0
   private carolPresent = true
   private kills = 0
+  /** Worker threads ended so far. */
+  get killed(): number {
+    return this.kills
+  }
   /** Peak of the proxy's open fds during an fd phase, and how many idle clients it held. */
   fdPeak = 0
   idleClients = 0
