@@ -4,7 +4,7 @@
  * Sizes run from empty to 50 MB; large ones take their offset and length from the pool's memoized set.
  */
 import { Corrupted, Lost, Unexpected } from "../report/Ledger.ts"
-import { HashCheck, LONG_LENGTHS, LONG_OFFSETS, POOL_SIZE, type Rng } from "../rng.ts"
+import { HashCheck, LONG_LENGTHS, LONG_OFFSETS, POOL_SIZE, type Rng, StreamCheck } from "../rng.ts"
 import { field, head, writeAll } from "../wire/http1.ts"
 import { Conn, type Env, lost } from "./Client.ts"
 
@@ -25,17 +25,25 @@ export const runStreams = async (env: Env, c: Conn, id: string, up: Stream, down
   const header = `SOAK ${id} ${up.o} ${up.n} ${down.o} ${down.n} full\r\n`
   if (early === undefined) c.write(header)
   const check = new HashCheck(env.pool, down.o, down.n)
-  const receiving = c.r.rest(check.feed)
+  // Byte for byte as well (a memcmp, cheap): a stream cut part-way must still be a true prefix.
+  const prefix = new StreamCheck(env.pool, down.o, down.n)
+  const receiving = c.r.rest((chunk) => {
+    check.feed(chunk)
+    prefix.feed(chunk)
+  })
   env.stage.now = `tunnel ${id}: up ${up.n} B, down ${down.n} B`
   await writeAll(c.socket, env.pool.slices(up.o, up.n), up.n > 256 * 1024 ? env.pace : undefined)
     .then(() => c.socket.end())
     .catch(lost)
   const ended = await receiving
+  if (prefix.mismatchAt !== undefined && prefix.mismatchAt < down.n)
+    throw new Corrupted(`down stream byte ${prefix.mismatchAt} of ${down.n} differs`)
   const down_ = check.verdict()
   if (down_ === "long" || down_ === "hash") throw new Corrupted(`down stream of ${down.n} bytes: ${down_} (${check.received} received)`)
   if (ended.how !== "end" || down_ === "short") throw new Lost(`down stream ${check.received}/${down.n} bytes, then ${ended.how}`)
   const up_ = await env.verdicts.wait(id, 30_000)
-  if (up_ === "long" || up_ === "hash") throw new Corrupted(`up stream of ${up.n} bytes: ${up_} at the origin`)
+  if (up_ === "long" || up_ === "hash" || up_.startsWith("mismatch"))
+    throw new Corrupted(`up stream of ${up.n} bytes: ${up_} at the origin`)
   if (up_ === "none") throw new Unexpected("the origin never finished the up stream")
   if (up_ !== "ok") throw new Lost(`up stream at the origin: ${up_}`)
   env.ledger.bytesVerified += up.n + down.n

@@ -4,7 +4,8 @@
  * The client opens with one line, `SOAK <id> <upOffset> <upLength> <downOffset> <downLength> <mode>` CRLF;
  * then both directions flow at once: the client sends the up stream and half-closes, the origin sends the
  * down stream and half-closes, each side checks what it receives. `full`: the origin hashes the up stream
- * (SHA-256) and must see exactly its length, then a FIN. `abort`: the client will cut the connection
+ * (SHA-256) and must see exactly its length, then a FIN; it also compares it byte for byte as it comes, so
+ * that a stream cut part-way (a worker ended) is known to be a true prefix. `abort`: the client will cut the connection
  * part-way; the origin checks byte for byte that what it got is a prefix of the stream. The verdict goes
  * to `Verdicts` under the id.
  */
@@ -41,8 +42,19 @@ export const serveStream = async (
   )
   if (mode === "full") {
     const check = new HashCheck(ctx.pool, Number(upOff), Number(upLen))
-    const ended = await r.rest(check.feed)
-    ctx.verdicts.settle(id!, ended.how === "end" ? check.verdict() : `lost after ${check.received} bytes (${ended.message})`)
+    // Byte for byte as well (a memcmp, cheap): a stream cut part-way must still be a true prefix.
+    const prefix = new StreamCheck(ctx.pool, Number(upOff), Number(upLen))
+    const ended = await r.rest((chunk) => {
+      check.feed(chunk)
+      prefix.feed(chunk)
+    })
+    const verdict =
+      prefix.mismatchAt !== undefined && prefix.mismatchAt < Number(upLen)
+        ? `mismatch at byte ${prefix.mismatchAt}`
+        : ended.how === "end"
+          ? check.verdict()
+          : `lost after ${check.received} bytes (${ended.message})`
+    ctx.verdicts.settle(id!, verdict)
   } else {
     const check = new StreamCheck(ctx.pool, Number(upOff), Number(upLen))
     await r.rest(check.feed)
