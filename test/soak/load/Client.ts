@@ -57,20 +57,26 @@ export const lost = (e: unknown): never => {
 
 export class Conn {
   readonly r: Reader
-  readonly opened = now()
+  /**
+   * When the client began to connect: the proxy accepts the connection after this (maybe before the
+   * client sees it connected), so this bounds the settings it was accepted under.
+   */
+  readonly opened: number
   /** The Via the proxy used on this connection (it keeps the settings it was accepted with). */
   via: string | undefined = undefined
 
   readonly socket: net.Socket
   private readonly env: Env
 
-  private constructor(socket: net.Socket, env: Env) {
+  private constructor(socket: net.Socket, env: Env, opened: number) {
     this.socket = socket
     this.env = env
+    this.opened = opened
     this.r = new Reader(socket)
   }
 
   static open(env: Env, localAddress = "127.0.0.1", signal?: AbortSignal): Promise<Conn> {
+    const opened = now()
     return new Promise((resolve, reject) => {
       const s = net.connect({ port: env.proxyPort, host: "127.0.0.1", localAddress, allowHalfOpen: true, noDelay: true })
       const onAbort = (): void => void s.destroy()
@@ -78,7 +84,7 @@ export class Conn {
       s.once("close", () => signal?.removeEventListener("abort", onAbort))
       s.once("connect", () => {
         s.off("error", reject)
-        resolve(new Conn(s, env))
+        resolve(new Conn(s, env, opened))
       })
       s.once("error", (e) => reject(new Lost(`connect: ${(e as NodeJS.ErrnoException).code ?? e.message}`)))
     })

@@ -243,7 +243,7 @@ export const denied = async (env: Env, signal: AbortSignal): Promise<void> => {
       await expectBody(c, env, responseFraming("GET", h), 5, 100)
     } else
       throw new Unexpected(
-        `${tunnel ? "CONNECT" : "GET"} to a destination denied under ${which} got ${h.status} (configurations ${[...configs].join("/")})`,
+        `${tunnel ? "CONNECT" : "GET"} to a destination denied under ${which} got ${h.status}, Via ${field(h.fields, "via")} (configurations ${[...configs].join("/")})`,
       )
     env.ledger.requests++
   } finally {
