@@ -227,10 +227,13 @@ export class ProxyServer {
    *   finishes under the old (a tunnel relays on; a request already being read is served);
    * - the destination rules and the users file apply at once on the connections already open (each
    *   exchange reads them from the shared context when it starts);
-   * - what a connection fixed when it was accepted (that its client is allowed; whether its requests must
-   *   authenticate; its limits and Via) cannot change under it, so a connection for which the reload
-   *   changes any of it is asked to finish: closed once its exchange under way is done, at once when idle.
-   *   The client's next request comes on a new connection, judged by the new settings.
+   * - who may use a connection was fixed when it was accepted (that its client is allowed; whether its
+   *   requests must authenticate), so a connection for which the reload changes that is asked to finish:
+   *   closed once its exchange under way is done, at once when idle; the client's next request comes on a
+   *   new connection, judged by the new settings;
+   * - limits and Via are the Postman's own, set when the connection was accepted: they apply to new
+   *   connections, and open ones keep theirs (closing every kept-alive connection on each reload would
+   *   make every client race the close).
    */
   reconfigure(settings: LiveSettings): void {
     const allow = AllowList.parse(settings.allow)
@@ -240,7 +243,6 @@ export class ProxyServer {
     // Validated: from here on nothing throws.
     const context = this.context
     const authTurned = (settings.authFile === undefined) !== (this.auth === undefined)
-    const fixedChanged = authTurned || settings.via !== context.via || JSON.stringify(settings.limits) !== JSON.stringify(context.limits)
     this.allow = allow
     this.forbidden = forbidden
     this.rules = rules
@@ -251,7 +253,7 @@ export class ProxyServer {
     context.dialer = context.dialer.with({ via: settings.via, limits: settings.limits, policy })
     context.auth = this.auth?.authenticator
     for (const connection of [...this.connections]) {
-      if (fixedChanged || !allow.allows(connection.clientAddress)) connection.shutdown()
+      if (authTurned || !allow.allows(connection.clientAddress)) connection.shutdown()
     }
   }
 
