@@ -11,10 +11,11 @@
  *       read the 2xx head, write 100 B, read the 100 B echo, close. Targets rotate per tunnel. Prints one JSON
  *       line: tunnels, errors, seconds, rate, p50Us/p90Us/p99Us per tunnel, cpuSeconds (the measured window),
  *       cpuTotalSeconds, firstError.
- *   tunnelgen latency --origin 127.0.0.1:P [--proxy 127.0.0.1:P] --requests N [--warmup 200]
+ *   tunnelgen latency --origin 127.0.0.1:P [--proxy 127.0.0.1:P [--tunnel]] --requests N [--warmup 200]
  *       One kept-alive client: GET /small (absolute-form through a proxy), one at a time; p50/p90/p99/mean/max
  *       µs per request. A server that closes the connection costs a reconnect (counted, and that request's time
- *       includes the connect).
+ *       includes the connect). With --tunnel the client first opens `CONNECT origin` through the proxy and
+ *       sends origin-form requests inside the tunnel: the proxy only relays bytes (what the C relay can do too).
  *
  * BENCH_PROXY_AUTH=user:password adds `Proxy-Authorization: Basic ...` to every CONNECT and request, like the
  * Node generators (bench/lib/wire.ts).
@@ -63,6 +64,12 @@ static const char *arg(int argc, char **argv, const char *name, const char *fall
   for (int i = 2; i + 1 < argc; i++)
     if (strcmp(argv[i], name) == 0) return argv[i + 1];
   return fallback;
+}
+
+static int has_flag(int argc, char **argv, const char *name) {
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], name) == 0) return 1;
+  return 0;
 }
 
 /* "127.a.b.c:port" into addr; anything that is not a loopback IPv4 literal is refused. */
@@ -422,12 +429,30 @@ static int rate_main(int argc, char **argv) {
 
 static int lat_fd = -1;
 static struct sockaddr_in lat_to;
+static const char *lat_tunnel; /* "host:port" to CONNECT to first, or NULL */
 
 static int lat_connect(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (connect(fd, (struct sockaddr *)&lat_to, sizeof lat_to) != 0) die("connect");
+  if (lat_tunnel != NULL) {
+    char req[700], head[1024];
+    int n = snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", lat_tunnel, lat_tunnel, auth_line());
+    if (write(fd, req, (size_t)n) != n) die("write CONNECT");
+    int got = 0;
+    for (;;) { /* the 200's head; nothing follows it before our first request */
+      ssize_t r = read(fd, head + got, sizeof head - 1 - (size_t)got);
+      if (r <= 0) die("read CONNECT response");
+      got += (int)r;
+      head[got] = 0;
+      if (strstr(head, "\r\n\r\n") != NULL) break;
+    }
+    if (strncmp(head, "HTTP/1.", 7) != 0 || head[9] != '2') {
+      fprintf(stderr, "tunnelgen latency: CONNECT refused: %.80s\n", head);
+      exit(1);
+    }
+  }
   return fd;
 }
 
@@ -473,12 +498,16 @@ static int latency_main(int argc, char **argv) {
   struct sockaddr_in origin = loopback(o);
   const char *px = arg(argc, argv, "--proxy", NULL);
   lat_to = px != NULL ? loopback(px) : origin;
+  int tunnel = px != NULL && has_flag(argc, argv, "--tunnel");
   long requests = atol(rq), warmup = atol(arg(argc, argv, "--warmup", "200"));
   alarm((unsigned)atoi(arg(argc, argv, "--max-seconds", "120")));
-  char a[32], req[800];
+  static char a[32];
+  char req[800];
   authority(&origin, a, sizeof a);
+  if (tunnel) lat_tunnel = a;
+  int absolute = px != NULL && !tunnel;
   int reqlen = snprintf(req, sizeof req, "GET %s%s/small HTTP/1.1\r\nHost: %s\r\nUser-Agent: hctunnel-bench\r\n%s\r\n",
-                        px != NULL ? "http://" : "", px != NULL ? a : "", a, auth_line());
+                        absolute ? "http://" : "", absolute ? a : "", a, absolute ? auth_line() : "");
   double *s = malloc((size_t)requests * sizeof *s);
   long reconnects = 0, errs = 0;
   char first[120] = "";
