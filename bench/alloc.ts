@@ -11,7 +11,7 @@
  */
 import { Session } from "node:inspector/promises"
 import net from "node:net"
-import { dirname, join } from "node:path"
+import { dirname } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { defaultLimits } from "../src/core/limits.ts"

@@ -153,12 +153,15 @@ const profileRun = async (dir: string): Promise<Window> => {
   const window: Window = { t0, t1, units: measured.units, workload: tunnel ? "tunnel" : "request" }
   writeFileSync(join(dir, "window.json"), JSON.stringify(window) + "\n")
   return window
-
 }
 
 const dir = opt.analyze ?? opt.keep ?? mkdtempSync(join(os.tmpdir(), "hctunnel-profile-"))
-const { t0, t1, units: unit, workload } =
-  opt.analyze === undefined ? await profileRun(dir) : (JSON.parse(readFileSync(join(dir, "window.json"), "utf8")) as Window)
+const {
+  t0,
+  t1,
+  units: unit,
+  workload,
+} = opt.analyze === undefined ? await profileRun(dir) : (JSON.parse(readFileSync(join(dir, "window.json"), "utf8")) as Window)
 
 // ------------------------------------------------------------------ analysis
 
