@@ -8,8 +8,7 @@
  *
  *   node bench/rss.ts [--starts 3]
  */
-import { join, resolve } from "node:path"
-import { dirname } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { installCleanup, startJson, stop } from "./lib/children.ts"
