@@ -50,6 +50,9 @@ const { values: opt, positionals } = parseArgs({
     "interval-us": { type: "string", default: "100" },
     "no-profile": { type: "boolean", default: false },
     analyze: { type: "string" },
+    json: { type: "string" },
+    /** latency workload: the requests go inside a CONNECT tunnel (the proxy relays bytes only). */
+    tunnel: { type: "boolean", default: false },
   },
   allowPositionals: true,
 })
@@ -126,7 +129,16 @@ const profileRun = async (dir: string): Promise<Window> => {
     const n = Math.round((Number(opt.requests) * seconds) / Number(opt.seconds))
     const r = await runJson(
       gen,
-      ["latency", "--origin", `127.0.0.1:${Number(origin!.hello["http"])}`, "--proxy", `127.0.0.1:${port}`, "--requests", String(n)],
+      [
+        "latency",
+        "--origin",
+        `127.0.0.1:${Number(origin!.hello["http"])}`,
+        "--proxy",
+        `127.0.0.1:${port}`,
+        ...(opt.tunnel ? ["--tunnel"] : []),
+        "--requests",
+        String(n),
+      ],
       { timeoutMs: 200_000 },
     )
     log(`  p50 ${String(r.last["p50Us"])} µs, p99 ${String(r.last["p99Us"])} µs`)
@@ -202,35 +214,26 @@ const STEPS: ReadonlyArray<Rule> = [
   ["syscall: close", native(/^close$/)],
   ["syscall: shutdown (FIN)", native(/^shutdown$/)],
   ["syscall: connect (loopback handshake)", named(/^internalConnect$/, /^node:net$/)],
-  ["getpeername", named(/^_getpeername$|^Socket\._getpeername$/)],
-  ["log", inFile(/AccessLog\.ts$/)],
-  ["metrics", inFile(/Metrics\.ts$/)],
-  ["deadlines", inFile(/Deadlines\.ts$/)],
-  ["limits (shared table, getpeername)", inFile(/(ConnectionLimits|SharedLimits)\.ts$/)],
-  ["allow-list", inFile(/Allow\.ts$|Cidr\.ts$/)],
-  ["policy", inFile(/Destination(Policy|Rules)\.ts$/)],
-  ["resolve", inFile(/Resolver\.ts$/)],
-  ["core: parse", inFile(/src\/core\/http\//)],
-  ["core: state machine", inFile(/src\/core\//)],
-  [
-    "write (syscall + stream)",
-    named(/^(writeGeneric|writevGeneric|_writeGeneric|_writev|_write|writeOrBuffer|write|writev|uncork|cork)$/, /^node:/),
-  ],
-  ["connect (syscall)", named(/^(internalConnect|connect)$/, /^node:net$/)],
-  [
-    "dial (socket object, options)",
-    named(/^(Socket|lookupAndConnect|connect|setNoDelay|setKeepAlive|_unrefTimer|initSocketHandle)$/, /^node:net$/),
-  ],
-  ["end/shutdown (syscall + stream)", named(/^(end|_final|onReadableStreamEnd|shutdown|onWriteComplete|afterShutdown)$/, /^node:/)],
-  [
-    "destroy/close (syscall + stream)",
-    named(/^(destroy|_destroy|close|onClientClose|onOriginClose|emitCloseNT|closeClient|closeOrigin|destroyAll|finish)$/),
-  ],
-  ["listeners (on/off)", named(/^(addListener|on|once|removeListener|off|_addListener|listenEnd|removeAllListeners)$/)],
-  ["getpeername", named(/^(_getpeername|get remoteAddress|remoteAddress)$/)],
-  ["read path (stream, buffers)", named(/^(onStreamRead|onread|push|readableAddChunk|addChunk|emit|nextReadBuffer|noteRead|readBuffer)$/)],
-  ["adapter (Connection, ProxyServer)", inFile(/src\/runtime\//)],
-  ["node internals (other)", inFile(/^node:/)],
+  ["syscall: getpeername", named(/^_getpeername$|^Socket\._getpeername$/)],
+  ["syscall: accept + new socket (onconnection)", named(/^onconnection$/, /^node:net$/)],
+  ["hctunnel: access log", inFile(/AccessLog\.ts$/)],
+  ["hctunnel: metrics", inFile(/Metrics\.ts$/)],
+  ["hctunnel: deadlines", inFile(/Deadlines\.ts$/)],
+  ["hctunnel: connection limits (shared table)", inFile(/(ConnectionLimits|SharedLimits)\.ts$/)],
+  ["hctunnel: allow-list", inFile(/Allow\.ts$|Cidr\.ts$/)],
+  ["hctunnel: destination policy", inFile(/Destination(Policy|Rules)\.ts$/)],
+  ["hctunnel: resolve", inFile(/Resolver\.ts$/)],
+  ["hctunnel: core, parse", inFile(/src\/core\/http\//)],
+  ["hctunnel: core, state machine", inFile(/src\/core\//)],
+  ["hctunnel: adapter (Connection, ProxyServer, pool, read arena)", inFile(/src\/runtime\//)],
+  ["node: streams (Readable/Writable state)", inFile(/^node:internal\/streams\//)],
+  ["node: stream_base glue (read/write wrappers)", inFile(/stream_base_commons/)],
+  ["node: net.Socket (connect, destroy, options)", inFile(/^node:net$/)],
+  ["node: events (emit, listeners)", inFile(/^node:events$/)],
+  ["node: nextTick, async hooks", inFile(/task_queues|async_hooks/)],
+  ["node: buffers", inFile(/^node:buffer$|internal\/buffer/)],
+  ["node: other", inFile(/^node:/)],
+  ["native: other (no JS frame)", (f: Frame) => f.url === "" && !/^\(/.test(f.functionName)],
   ["(program): native, event loop", named(/^\(program\)$/)],
 ]
 
@@ -310,4 +313,11 @@ show("steps", steps)
 show("phases", phases)
 show("leaf functions", leaves, 45)
 log(`\nprofiles in ${dir}`)
+if (opt.json !== undefined) {
+  const per = (m: Map<string, number>) => Object.fromEntries([...m].map(([k, v]) => [k, v / unit]))
+  writeFileSync(
+    opt.json,
+    JSON.stringify({ workload, units: unit, usPerUnit: total / unit, steps: per(steps), phases: per(phases) }, null, 1) + "\n",
+  )
+}
 process.exit(0)

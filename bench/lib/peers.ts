@@ -111,8 +111,9 @@ export const startPeer = async (name: PeerName, ctx: PeerContext): Promise<Peer 
 
 /**
  * A variant of hctunnel run as one more peer in the same rounds (`--variant LABEL=ARGS`): the same dist/cli.js
- * (or another build's, when ARGS starts with a path ending in .js) with ARGS instead of `--log-level none`.
- * Its stdout (an access log, if ARGS leaves it on) goes to /dev/null.
+ * (or another build's, when ARGS has a path ending in .js) with ARGS instead of `--log-level none`; an
+ * argument `node:--flag` is a flag for Node (e.g. node:--single-threaded-gc). Its stdout (an access log, if
+ * ARGS leaves it on) goes to /dev/null.
  */
 export const startVariant = async (spec: string, ctx: PeerContext & { readonly cli: string; readonly workers: string }): Promise<Peer> => {
   const eq = spec.indexOf("=")
@@ -122,8 +123,17 @@ export const startVariant = async (spec: string, ctx: PeerContext & { readonly c
     .slice(eq + 1)
     .split(/[,\s]+/)
     .filter((a) => a !== "")
-  const cli = args[0]?.endsWith(".js") === true ? args.shift()! : ctx.cli
+  const nodeFlags = args.filter((a) => a.startsWith("node:")).map((a) => a.slice("node:".length))
+  const rest = args.filter((a) => !a.startsWith("node:"))
+  const cli = rest[0]?.endsWith(".js") === true ? rest.shift()! : ctx.cli
   const port = await ctx.freePort()
   const guard = join(ctx.here, "lib", "guard.ts")
-  return guarded(label, port, guard, process.execPath, [cli, "--listen", `127.0.0.1:${port}`, "--workers", ctx.workers, ...args], true)
+  return guarded(
+    label,
+    port,
+    guard,
+    process.execPath,
+    [...nodeFlags, cli, "--listen", `127.0.0.1:${port}`, "--workers", ctx.workers, ...rest],
+    true,
+  )
 }
