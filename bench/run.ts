@@ -3,9 +3,11 @@
  *
  *   node bench/run.ts [--quick] [--only name,...] [--json FILE]
  *                     [--proxy HOST:PORT [--proxy-pid PID] [--label NAME]] [--workers 2] [--direct-only]
+ *                     [--gen c|node] [--variant LABEL=ARGS ...]
  *
- * Starts the origins (bench/origin.ts) and, unless --proxy is given, the compiled proxy (node dist/cli.js) under a
- * guard; runs each workload directly and through the proxy in alternating rounds; prints a table and writes JSON.
+ * Starts the origins (bench/origin.ts, and the C echo of bench/gen/tunnelgen.c) and, unless --proxy is given, the
+ * compiled proxy (node dist/cli.js) under a guard; runs each workload directly and through the proxy in
+ * alternating rounds; prints a table and writes JSON.
  */
 import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -14,9 +16,10 @@ import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { buildTunnelgen, type EchoOrigin, startEcho } from "./lib/cgen.ts"
 import { installCleanup, runJson, runNode, startJson, stop, type RunResult } from "./lib/children.ts"
-import { PEER_NAMES, startPeer, type Peer, type PeerName } from "./lib/peers.ts"
-import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
+import { PEER_NAMES, startPeer, startVariant, type Peer, type PeerName } from "./lib/peers.ts"
+import { cpuSeconds, loadAverage, machineBusySeconds, openFilesLimit, rssKiB } from "./lib/proc.ts"
 import { fmt, median, summarize, type Summary } from "./lib/stats.ts"
 import { assertLoopback, authority, freePort, parseEndpoint, type Endpoint } from "./lib/wire.ts"
 
@@ -37,7 +40,11 @@ const { values: opt } = parseArgs({
     workers: { type: "string", default: "2" },
     "direct-only": { type: "boolean", default: false },
     rounds: { type: "string" },
+    "rate-ms": { type: "string" },
     peers: { type: "string" },
+    gen: { type: "string", default: "c" },
+    "no-warmup": { type: "boolean", default: false },
+    variant: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -58,9 +65,16 @@ if (opt.help) {
       "  --label NAME          name of the proxy in the output (default hctunnel, or the --proxy address)",
       "  --workers N           hctunnel --workers (default 2)",
       "  --rounds N            rounds per workload (default 3 quick, 5 full)",
+      "  --rate-ms MS          length of one tunnel-rate round (default 3000 quick, 8000 full): many short rounds",
+      "                        give steadier same-round ratios on a busy machine",
       "  --direct-only         no proxy at all: check the origins and generators",
       "  --peers LIST|none     peers and floors run beside hctunnel in the same rounds (default: those installed of",
       "                        " + PEER_NAMES.join(", ") + ", and Node with idle workers for start-rss)",
+      "  --gen c|node          generator of tunnel-rate and latency: bench/gen/tunnelgen.c (default; the Node ones",
+      "                        if no C compiler) or bench/gen/rate.ts and latency.ts",
+      "  --no-warmup           no uncounted first round through each proxy (to see what it changes)",
+      "  --variant LABEL=ARGS  one more hctunnel in the same rounds as a peer, with ARGS (comma- or space-separated)",
+      "                        instead of --log-level none; ARGS may start with another build's cli.js. Repeatable",
       "",
     ].join("\n"),
   )
@@ -78,7 +92,7 @@ const P = {
   bulkBytes: quick ? 256 * 2 ** 20 : 2 ** 30,
   rounds: Number(opt.rounds ?? (quick ? 3 : 5)),
   wrkSeconds: quick ? 3 : 8,
-  rateMs: quick ? 3000 : 8000,
+  rateMs: Number(opt["rate-ms"] ?? (quick ? 3000 : 8000)),
   latencyRequests: quick ? 3000 : 10_000,
   idleCount: quick ? 2000 : 10_000,
   clients: 50,
@@ -194,6 +208,15 @@ const bulkEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["bulk"])
 const echoEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["echo"]) }
 const httpEp: Endpoint = { host: ORIGIN_HOST, port: Number(origin.hello["http"]) }
 
+// The C generator for new tunnels and latency, and its echo origin (4 ports in rotation, as measured outside the
+// project for issue 20): a Node generator would take a third of the two cores from the proxy under test.
+if (opt.gen !== "c" && opt.gen !== "node") throw new Error(`--gen ${opt.gen}: expected c or node`)
+const tunnelgen = opt.gen === "c" && (only.has("tunnel-rate") || only.has("latency")) ? buildTunnelgen(here, log) : undefined
+const echoC: EchoOrigin | undefined = tunnelgen !== undefined && only.has("tunnel-rate") ? await startEcho(tunnelgen, 4) : undefined
+/** The origin processes whose CPU is the origin's: the Node origins, and the C echo when it runs. */
+const originPids = [originPid, ...(echoC === undefined ? [] : [echoC.pid])]
+const originCpuSeconds = (): number => originPids.reduce((a, p) => a + cpuSeconds(p), 0)
+
 let proxyEp: Endpoint | undefined
 let proxyPid: number | undefined
 let proxyCommand: string | undefined
@@ -238,7 +261,18 @@ if (peerChoice !== "none") {
     peers.set(name, peer)
   }
 }
-const peersOf = (name: Name): ReadonlyArray<string> => (PEERS_OF[name] ?? []).filter((p) => peers.has(p))
+const variants: string[] = []
+if (!external && !directOnly) {
+  for (const spec of opt.variant!) {
+    const v = await startVariant(spec, { here, freePort, log, cli: join(root, "dist", "cli.js"), workers: opt.workers! })
+    if (peers.has(v.label) || v.label === "proxy" || v.label === "direct") throw new Error(`--variant ${v.label}: label already in use`)
+    await waitForPort(v.ep, 15_000)
+    await settle(v.pid)
+    peers.set(v.label, v)
+    variants.push(v.label)
+  }
+}
+const peersOf = (name: Name): ReadonlyArray<string> => [...(PEERS_OF[name] ?? []).filter((p) => peers.has(p)), ...variants]
 
 const clk = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim())
 const env = {
@@ -262,6 +296,10 @@ const env = {
   proxyPid,
   proxyCommand,
   proxyOpenFilesLimit: proxyPid === undefined ? undefined : openFilesLimit(proxyPid),
+  generator: tunnelgen === undefined ? "node (bench/gen/*.ts)" : "c (bench/gen/tunnelgen.c) for tunnel-rate and latency",
+  echoPorts: echoC?.ports,
+  variants: opt.variant,
+  loadAtStart: loadAverage(),
   params: P,
 }
 log(`hctunnel bench (${env.mode}) ${env.date}  node ${env.node}  ${env.cpus} cpus (${env.cpuModel})  ${env.memGiB} GiB`)
@@ -271,6 +309,8 @@ log(
 if (peers.size > 0)
   log(`peers (same rounds): ${[...peers.values()].map((p) => `${p.label} at ${authority(p.ep)} pid ${p.pid}`).join(", ")}`)
 log(`origins: bulk ${authority(bulkEp)}  echo ${authority(echoEp)}  http ${authority(httpEp)} (pid ${originPid})`)
+if (echoC !== undefined) log(`C echo (tunnel-rate): 127.0.0.1 ports ${echoC.ports.join(", ")} (pid ${echoC.pid})`)
+log(`generator: ${env.generator}; load average at start ${env.loadAtStart}`)
 log("")
 
 // ---------------------------------------------------------------- measurement
@@ -293,6 +333,8 @@ interface Sample {
   /** CPU used on the machine during the round by processes other than generator, origin, proxy and harness (cores). */
   readonly otherCores: number
   readonly proxyCpu: number
+  /** The 1-minute load average when the round started (other helpers share this machine). */
+  readonly load1: number
   readonly extra: Record<string, number>
   readonly warnings: ReadonlyArray<string>
 }
@@ -321,6 +363,8 @@ interface Result {
   readonly extra?: Record<string, number | { direct?: number; proxy?: number }>
   /** Peers and floors measured in the same rounds. */
   readonly peers?: ReadonlyArray<PeerFigure>
+  /** Every round in the order it ran, with where the cores went (cores = CPU-s ÷ wall s). */
+  readonly roundLog?: ReadonlyArray<RoundRecord>
   readonly targets: ReadonlyArray<{ text: string; pass: boolean | undefined }>
   readonly notes: ReadonlyArray<string>
 }
@@ -333,12 +377,30 @@ interface PeerFigure {
   readonly cpuPerWork?: number
   /** The proxy under test's median ÷ the peer's (for RSS: MB ÷ MB). */
   readonly proxyOverPeer?: number
+  /** The proxy under test's figure ÷ the peer's, round by round (both ran in each round, minutes apart at most). */
+  readonly perRound?: ReadonlyArray<number>
+  /**
+   * The proxy under test's CPU per unit of work ÷ the peer's, round by round: on a machine shared with other
+   * work this moves less than the rates, which depend on who the scheduler favoured in that minute.
+   */
+  readonly perRoundCpu?: ReadonlyArray<number>
   readonly extra?: Record<string, number>
+}
+
+interface RoundRecord {
+  readonly round: number
+  readonly mode: string
+  readonly value: number
+  readonly genCores: number
+  readonly originCores: number
+  readonly proxyCores?: number
+  readonly otherCores: number
+  readonly load1: number
 }
 
 const results: Result[] = []
 
-type Measured = Omit<Sample, "originCpu" | "proxyCpu" | "otherCores">
+type Measured = Omit<Sample, "originCpu" | "proxyCpu" | "otherCores" | "load1">
 
 const selfCpu = (): number => {
   const u = process.cpuUsage()
@@ -346,21 +408,22 @@ const selfCpu = (): number => {
 }
 
 const measure = async (mode: Mode, body: () => Promise<Measured>): Promise<Sample> => {
+  const load1 = Number(loadAverage().split(" ")[0])
   const w0 = performance.now()
   const m0 = machineBusySeconds()
   const h0 = selfCpu()
-  const o0 = cpuSeconds(originPid)
+  const o0 = originCpuSeconds()
   const pid = pidOf(mode)
   const p0 = pid === undefined ? NaN : cpuSeconds(pid)
   const s = await body()
-  const originCpu = cpuSeconds(originPid) - o0
+  const originCpu = originCpuSeconds() - o0
   const proxyCpu = pid === undefined ? NaN : cpuSeconds(pid) - p0
   const wall = (performance.now() - w0) / 1000
   const other = machineBusySeconds() - m0 - (selfCpu() - h0) - originCpu - (Number.isFinite(proxyCpu) ? proxyCpu : 0) - s.genCpuTotal
   const otherCores = Math.max(0, other / wall)
   const warnings = [...s.warnings]
   if (mode === "direct" && proxyCpu > 0.05) warnings.push(`proxy used ${fmt(proxyCpu)} CPU-s during a direct round`)
-  return { ...s, originCpu, proxyCpu, otherCores, warnings }
+  return { ...s, originCpu, proxyCpu, otherCores, load1, warnings }
 }
 
 interface Rounds {
@@ -368,16 +431,17 @@ interface Rounds {
   readonly proxy: Sample[]
   /** Rounds through each peer, by label. */
   readonly peers: Map<string, Sample[]>
+  readonly log: RoundRecord[]
 }
 
 /** Alternate direct and proxy rounds (ABAB, BABA...) and summarise. */
 const rounds = async (name: Name, run: (mode: Mode) => Promise<Measured>, opts: { warmup?: boolean } = {}): Promise<Rounds> => {
-  const out: Rounds = { direct: [], proxy: [], peers: new Map() }
+  const out: Rounds = { direct: [], proxy: [], peers: new Map(), log: [] }
   const modes: Mode[] = proxyEp === undefined ? ["direct"] : ["direct", "proxy", ...peersOf(name)]
   for (const m of modes.slice(2)) out.peers.set(m, [])
   // One uncounted round through each proxy first: a JIT-compiled proxy (hctunnel, the Node relay) would
   // otherwise pay its compilation of this workload's path inside the first measured round.
-  if (opts.warmup === true) {
+  if (opts.warmup === true && !opt["no-warmup"]) {
     for (const mode of modes.slice(1)) {
       await run(mode)
       log(`  ${name} warm-up ${mode} (not counted)`)
@@ -388,9 +452,21 @@ const rounds = async (name: Name, run: (mode: Mode) => Promise<Measured>, opts: 
     for (const mode of order) {
       const s = await measure(mode, () => run(mode))
       ;(mode === "direct" ? out.direct : mode === "proxy" ? out.proxy : out.peers.get(mode)!).push(s)
+      out.log.push({
+        round: r + 1,
+        mode,
+        value: s.value,
+        genCores: s.genCpu / s.seconds,
+        originCores: s.originCpu / s.seconds,
+        ...(Number.isFinite(s.proxyCpu) ? { proxyCores: s.proxyCpu / s.seconds } : {}),
+        otherCores: s.otherCores,
+        load1: s.load1,
+      })
       const w = s.warnings.length > 0 ? `  ! ${s.warnings.join("; ")}` : ""
-      const o = s.otherCores > 0.25 ? `  (other processes: ${fmt(s.otherCores, 2)} cores)` : ""
-      log(`  ${name} round ${r + 1} ${mode.padEnd(6)} ${fmt(s.value)}${o}${w}`)
+      const o = s.otherCores > 0.25 ? "  (busy machine)" : ""
+      // Where the two cores went in this round: generator, origin(s), the proxy measured, everything else.
+      const cores = `gen ${fmt(s.genCpu / s.seconds, 2)} origin ${fmt(s.originCpu / s.seconds, 2)} proxy ${Number.isFinite(s.proxyCpu) ? fmt(s.proxyCpu / s.seconds, 2) : "-"} others ${fmt(s.otherCores, 2)} cores, load ${fmt(s.load1, 2)}`
+      log(`  ${name} round ${r + 1} ${mode.padEnd(10)} ${fmt(s.value).padStart(8)}  [${cores}]${o}${w}`)
     }
   }
   return out
@@ -402,6 +478,7 @@ const perWork = (xs: ReadonlyArray<Sample>, key: "genCpu" | "originCpu" | "proxy
   const work = xs.reduce((a, s) => a + s.work, 0)
   return work > 0 && Number.isFinite(cpu) ? cpu / work : undefined
 }
+const cpuPerUnit = (s: Sample | undefined): number => (s === undefined || s.work <= 0 ? NaN : s.proxyCpu / s.work)
 const util = (xs: ReadonlyArray<Sample>, key: "genCpu" | "proxyCpu"): number | undefined =>
   xs.length === 0 ? undefined : median(xs.map((s) => s[key] / s.seconds))
 
@@ -433,6 +510,10 @@ const compare = (
       ...(opts.lowerIsBetter ? {} : { ratio: value.median / direct.median }),
       ...(perWork(xs, "proxyCpu") === undefined ? {} : { cpuPerWork: perWork(xs, "proxyCpu")! }),
       ...(proxy === undefined ? {} : { proxyOverPeer: proxy.median / value.median }),
+      ...(proxy === undefined ? {} : { perRound: xs.map((s, i) => (data.proxy[i]?.value ?? NaN) / s.value) }),
+      ...(proxy === undefined || !xs.every((s) => Number.isFinite(s.proxyCpu))
+        ? {}
+        : { perRoundCpu: xs.map((s, i) => cpuPerUnit(data.proxy[i]) / cpuPerUnit(s)) }),
       extra: ex,
     }
   })
@@ -475,6 +556,7 @@ const compare = (
     otherCores: median([...data.direct, ...data.proxy].map((s) => s.otherCores)),
     extra,
     peers: peerFigures,
+    roundLog: data.log,
     targets: [],
     notes,
   }
@@ -608,13 +690,18 @@ const smallRps = async (): Promise<Result | undefined> => {
 const latency = async (): Promise<Result> => {
   const data = await rounds("latency", async (mode) => {
     const c0 = await originConnections()
-    const r = await runNode(
-      GEN("latency"),
-      ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"],
-      {
-        timeoutMs: 130_000,
-      },
-    )
+    const r =
+      tunnelgen !== undefined
+        ? await runJson(
+            tunnelgen,
+            ["latency", "--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--max-seconds", "120"],
+            { timeoutMs: 130_000 },
+          )
+        : await runNode(
+            GEN("latency"),
+            ["--origin", authority(httpEp), ...proxyArgs(mode), "--requests", String(P.latencyRequests), "--deadline-ms", "120000"],
+            { timeoutMs: 130_000 },
+          )
     const reconnects = num(r, "reconnects")
     const originConns = (await originConnections()).http - c0.http
     return {
@@ -651,11 +738,27 @@ const tunnelRate = async (): Promise<Result> => {
   const data = await rounds(
     "tunnel-rate",
     async (mode) => {
-      const r = await runNode(
-        GEN("rate"),
-        ["--target", authority(echoEp), ...proxyArgs(mode), "--clients", String(P.clients), "--duration-ms", String(P.rateMs)],
-        { timeoutMs: P.rateMs + 40_000 },
-      )
+      const r =
+        tunnelgen !== undefined && echoC !== undefined
+          ? await runJson(
+              tunnelgen,
+              [
+                "rate",
+                "--target",
+                `127.0.0.1:${echoC.ports.join(",")}`,
+                ...proxyArgs(mode),
+                "--clients",
+                String(P.clients),
+                "--duration-ms",
+                String(P.rateMs),
+              ],
+              { timeoutMs: P.rateMs + 40_000 },
+            )
+          : await runNode(
+              GEN("rate"),
+              ["--target", authority(echoEp), ...proxyArgs(mode), "--clients", String(P.clients), "--duration-ms", String(P.rateMs)],
+              { timeoutMs: P.rateMs + 40_000 },
+            )
       const n = num(r, "tunnels")
       const errors = num(r, "errors")
       return {
@@ -796,7 +899,7 @@ const started = Date.now()
 let failures = 0
 for (const name of ALL) {
   if (!only.has(name)) continue
-  log(`${name}:`)
+  log(`${name}: (load average ${loadAverage()})`)
   if (proxyPid !== undefined) await settle(proxyPid, 5000)
   try {
     const r = await WORKLOADS[name]()
@@ -885,8 +988,18 @@ for (const r of results) {
 const withPeers = results.filter((r) => (r.peers ?? []).length > 0)
 if (withPeers.length > 0) {
   log(`\n${label} beside its peers and floors, same run (ratio = median / direct median; CPU of the whole process tree):`)
-  log(row(["workload", label, "peer or floor", `${label} ÷ peer`, "target"]))
-  log(row(Array(5).fill("---") as string[]))
+  log(
+    row([
+      "workload",
+      label,
+      "peer or floor",
+      `${label} ÷ peer`,
+      "÷ peer per round [median]",
+      "CPU per unit ÷ peer's, per round [median]",
+      "target",
+    ]),
+  )
+  log(row(Array(7).fill("---") as string[]))
   const figure = (r: Result, value: number | undefined, ratio: number | undefined, cpu: number | undefined): string =>
     [
       value === undefined ? "-" : `${fmt(value)} ${r.unit}`,
@@ -904,6 +1017,8 @@ if (withPeers.length > 0) {
           figure(r, r.proxy?.median, r.ratio, r.proxyCpuPerWork),
           `${p.label}: ${figure(r, p.value.median, p.ratio, p.cpuPerWork)}`,
           fmt(p.proxyOverPeer, 2),
+          p.perRound === undefined ? "-" : `${p.perRound.map((x) => fmt(x, 2)).join(" ")} [${fmt(median(p.perRound), 2)}]`,
+          p.perRoundCpu === undefined ? "-" : `${p.perRoundCpu.map((x) => fmt(x, 2)).join(" ")} [${fmt(median(p.perRoundCpu), 2)}]`,
           tg,
         ]),
       )

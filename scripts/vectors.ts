@@ -67,6 +67,19 @@ const scenarios: Array<{
     ],
   },
   {
+    file: "connect-via",
+    rows: { 1: "A5", 2: "C21", 3: "S3" },
+    name: "A CONNECT's Via goes into its Connect",
+    description:
+      "The Via values a CONNECT came with are handed to the runtime (Connect.receivedVia), so that a CONNECT it makes to a parent proxy carries them before its own hop: a loop through parents then meets its own pseudonym (508). The 200 carries no Via.",
+    script: [
+      [0, "start"],
+      [1, c("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nVia: 1.1 edge\r\nVia: 1.0 lb\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })],
+      [3, "abort"],
+    ],
+  },
+  {
     file: "get-keep-alive-two-origins",
     rows: { 1: "A6", 2: "C20", 3: "F6+F9", 4: "A6", 5: "C20", 6: "F9", 7: "A7" },
     name: "Two requests on one client connection to different origins",
@@ -136,6 +149,29 @@ const scenarios: Array<{
     script: [
       [0, "start"],
       [1, c("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")],
+    ],
+  },
+  {
+    file: "reject-empty-label",
+    rows: { 1: "A4" },
+    name: "A host name with an empty label is refused",
+    description:
+      "internal.test.. would slip past a rule on internal.test (resolvers accept the name): 400 before anything is dialled (docs/design.md §6.1).",
+    script: [
+      [0, "start"],
+      [1, c("CONNECT internal.test..:443 HTTP/1.1\r\nHost: internal.test..:443\r\n\r\n")],
+    ],
+  },
+  {
+    file: "host-trailing-dot",
+    rows: { 1: "A6", 2: "C4" },
+    name: "One trailing dot is dropped from a host name",
+    description:
+      "Internal.Test. is the name internal.test: the Connect (which every name rule judges) and the Host written to the origin carry it lower-cased, without the dot.",
+    script: [
+      [0, "start"],
+      [1, c("GET http://Internal.Test.:8080/x HTTP/1.1\r\nHost: internal.test.\r\n\r\n")],
+      [2, ev({ _tag: "Connected" })],
     ],
   },
   {
@@ -285,6 +321,25 @@ const scenarios: Array<{
       [1, c("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3, 3\r\n\r\nabc")],
       [2, ev({ _tag: "Connected" })],
       [3, o("HTTP/1.1 200 OK\r\nContent-Length: 0002\r\n\r\nok")],
+      [4, ev({ _tag: "Ended", side: "client" })],
+    ],
+  },
+  {
+    file: "canonical-transfer-encoding",
+    rows: { 1: "A6+C1", 2: "C4", 3: "F6+F9", 4: "A7" },
+    name: "Transfer-Encoding goes out as one canonical field; underscore spellings are dropped",
+    description:
+      "`transfer-encoding: Chunked` reaches the next hop as `Transfer-Encoding: chunked`, in both directions; `Transfer_Encoding` and `Content_Length` never reach it (CGI-style servers read them as the framing fields, docs/design.md §6.3 step 4).",
+    script: [
+      [0, "start"],
+      [
+        1,
+        c(
+          "POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\ntransfer-encoding: Chunked\r\nContent_Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        ),
+      ],
+      [2, ev({ _tag: "Connected" })],
+      [3, o("HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\nTransfer_Encoding: identity\r\n\r\n2\r\nok\r\n0\r\n\r\n")],
       [4, ev({ _tag: "Ended", side: "client" })],
     ],
   },

@@ -1,7 +1,8 @@
 /**
  * Idle tunnels: open N CONNECT tunnels to the echo origin (at most --parallel handshakes in flight), count a
  * tunnel as open once its 200 arrived, check each one echoes, then print {ready:true, open, failed} and hold
- * them until stdin says "close" (or the deadline passes), then close them all and print {closed}.
+ * them until stdin says "close" (or the deadline passes), then close them all and print {closed}. A line
+ * "more N" opens N more the same way and prints {ready:true, ...} again (bench/idle-curve.ts).
  * Usage: node bench/gen/idle.ts --target H:P --proxy H:P --count N [--parallel 200] [--deadline-ms 180000]
  */
 import { assertLoopback, flags, guardProcess, need, openTunnel, parseEndpoint, report, type Tunnel } from "../lib/wire.ts"
@@ -9,7 +10,7 @@ import { assertLoopback, flags, guardProcess, need, openTunnel, parseEndpoint, r
 const a = flags(process.argv.slice(2))
 const target = parseEndpoint(need(a, "target"))
 const proxy = a.has("proxy") ? parseEndpoint(a.get("proxy")!) : undefined
-const count = Number(need(a, "count"))
+let count = Number(need(a, "count"))
 const parallel = Number(a.get("parallel") ?? "200")
 guardProcess(Number(a.get("deadline-ms") ?? "180000"))
 assertLoopback(target)
@@ -52,21 +53,28 @@ const worker = async (): Promise<void> => {
   }
 }
 
-const t0 = Date.now()
-await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker))
-let closedEarly = 0
-for (const t of open) if (t.conn.socket.destroyed) closedEarly++
-report({
-  ready: true,
-  open: open.length - closedEarly,
-  failed: failed + closedEarly,
-  seconds: (Date.now() - t0) / 1000,
-  ...(firstError === undefined ? {} : { firstError }),
-})
+const openAll = async (): Promise<void> => {
+  const t0 = Date.now()
+  await Promise.all(Array.from({ length: Math.min(parallel, count - next) }, worker))
+  let closedEarly = 0
+  for (const t of open) if (t.conn.socket.destroyed) closedEarly++
+  report({
+    ready: true,
+    open: open.length - closedEarly,
+    failed: failed + closedEarly,
+    seconds: (Date.now() - t0) / 1000,
+    ...(firstError === undefined ? {} : { firstError }),
+  })
+}
+await openAll()
 
 process.stdin.setEncoding("utf8")
 process.stdin.on("data", (s: string) => {
-  if (s.includes("close")) {
+  const more = /more (\d+)/.exec(s)
+  if (more !== null) {
+    count += Number(more[1])
+    void openAll()
+  } else if (s.includes("close")) {
     let stillOpen = 0
     for (const t of open) {
       if (!t.conn.socket.destroyed) stillOpen++

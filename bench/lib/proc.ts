@@ -110,3 +110,6 @@ export const machineBusySeconds = (): number => {
   const f = line.trim().split(/\s+/).slice(1, 4).map(Number) // user nice system
   return f.reduce((a, b) => a + b, 0) / clockTicks()
 }
+
+/** The 1, 5 and 15-minute load averages, as `uptime` prints them ("1.02 0.80 0.41"). */
+export const loadAverage = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")

@@ -21,6 +21,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import type { Limits } from "../core/limits.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
+import { isExposed, isLoopbackAddress } from "../runtime/dial/DestinationPolicy.ts"
 import type { UpstreamProxy } from "../runtime/dial/Upstream.ts"
 import { bad, formatListen, ok, type Parsed, show } from "./parsers.ts"
 import { envName, type LogFormat, type LogLevel, type SettingValues, Settings, settings } from "./settings.ts"
@@ -99,10 +100,6 @@ export class StartupError extends Data.TaggedError("StartupError")<{
   readonly reason: "config-file" | "auth-file"
   readonly message: string
 }> {}
-
-const LOOPBACK_V4 = /^127\./
-export const isLoopback = (host: string): boolean =>
-  LOOPBACK_V4.test(host) || host === "::1" || host === "0:0:0:0:0:0:0:1" || /^::ffff:127\./i.test(host) || host === "localhost"
 
 const decodeSetting = (s: (typeof settings)[number], raw: unknown): Parsed<unknown> => {
   const r = Schema.decodeUnknownResult(Settings.fields[s.key as keyof typeof Settings.fields] as Schema.Codec<unknown, unknown>)(raw)
@@ -230,8 +227,7 @@ const shape = (v: SettingValues, explicit: ReadonlySet<string>, upstream: Upstre
 
 /** Safe by default: never an open proxy by accident. */
 export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfig, ConfigError> => {
-  const exposed = config.listen.filter((a) => !isLoopback(a.host))
-  if (config.admin !== undefined && !isLoopback(config.admin.host) && !config.adminAllowExplicit) {
+  if (config.admin !== undefined && !isLoopbackAddress(config.admin.host) && !config.adminAllowExplicit) {
     return Effect.fail(
       new ConfigError({
         reason: "unsafe",
@@ -243,14 +239,22 @@ export const checkSafety = (config: HctunnelConfig): Effect.Effect<HctunnelConfi
       }),
     )
   }
-  if (exposed.length === 0 || config.allowExplicit) return Effect.succeed(config)
+  // Exposed (the one definition, DestinationPolicy.ts) with the default client list, loopback only: the
+  // clients it exposes to would all be refused, and allowing everyone would make it an open proxy.
+  const exposed = isExposed({ listen: config.listen, clientAllow: config.allow, proxyProtocolFrom: config.proxyProtocolFrom })
+  if (!exposed || config.allowExplicit) return Effect.succeed(config)
   // Proxy authentication says who may use the proxy: every address may try, only users get through.
   if (config.authFile !== undefined) return Effect.succeed({ ...config, allow: ["0.0.0.0/0", "::/0"] })
+  const publicListeners = config.listen.filter((a) => !isLoopbackAddress(a.host))
+  const what =
+    publicListeners.length > 0
+      ? `to listen on ${publicListeners.map(formatListen).join(", ")} (not a loopback address)`
+      : `to trust PROXY protocol headers from ${config.proxyProtocolFrom.join(", ")} (its clients are the ones the headers name, on other machines)`
   return Effect.fail(
     new ConfigError({
       reason: "unsafe",
       problems: [
-        `refusing to listen on ${exposed.map(formatListen).join(", ")} (not a loopback address) without an explicit client allow-list. ` +
+        `refusing ${what} without an explicit client allow-list. ` +
           `By default only loopback clients (127.0.0.0/8, ::1/128) may use the proxy, which would make a public listener useless, ` +
           `and allowing everyone would make it an open proxy. Say who may connect with --allow (or ${envName("allow")} / "allow" in the config file), ` +
           `e.g. --allow 10.0.0.0/8 --allow 192.168.0.0/16; --allow 0.0.0.0/0 --allow ::/0 allows everyone; ` +

@@ -79,7 +79,11 @@ const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
     }
   })
 
-/** The command's proxy: the library's `launch` with the signal handlers, the start-up line and the log lines. */
+/**
+ * The command's proxy: the library's `launch` with the signal handlers, the start-up line and the log
+ * lines. `config` is already judged by the safety rule; `reload` builds the configuration again from the
+ * same sources (SIGHUP), not yet judged: launch applies it as a whole or refuses it (planReload).
+ */
 export const runProxy = (
   config: HctunnelConfig,
   version: string,
@@ -104,24 +108,24 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
     const env = process.env
     const configPath = Option.getOrUndefined(input.config as Option.Option<string>) ?? (env[CONFIG_FLAG.env] || undefined)
     const flags = givenFlags(input)
-    // The same sources, read again: SIGHUP re-reads the config file (flags and environment are fixed).
-    const build = Effect.suspend(() =>
+    // The configuration from its sources; SIGHUP reads them again (the config file: flags and environment are fixed).
+    const load = Effect.suspend(() =>
       Effect.gen(function* () {
         const file = configPath === undefined ? undefined : yield* readConfigFile(configPath)
-        const config = yield* loadConfig({ flags, env, file, readFile: readSecretFile }).pipe(Effect.flatMap(checkSafety))
-        if (config.authFile !== undefined) yield* checkAuthFile(config.authFile)
-        return config
+        return yield* loadConfig({ flags, env, file, readFile: readSecretFile })
       }),
     )
-    const config = yield* build
-    yield* runProxy(config, packageVersion(), () => build)
+    const checkUsers = (config: HctunnelConfig) => (config.authFile === undefined ? Effect.void : checkAuthFile(config.authFile))
+    // At start-up the safety rule judges it here; on SIGHUP, planReload judges the result of the reload.
+    const config = yield* load.pipe(Effect.flatMap(checkSafety), Effect.tap(checkUsers))
+    yield* runProxy(config, packageVersion(), () => load.pipe(Effect.tap(checkUsers)))
   }),
 ).pipe(
   Command.withDescription(
     "An HTTP/1.1 forward proxy: plain HTTP requests in absolute form (GET http://host/path) and CONNECT tunnels (HTTPS, WebSocket, any TCP). " +
       "Settings come from flags, then HCTUNNEL_* environment variables, then the --config JSON file, then the defaults. " +
       "Durations take a unit (250ms, 10s, 5m, 1h; a bare number is milliseconds); sizes take bytes or KiB/MiB. " +
-      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file; new connections use it), SIGUSR1 prints one stats line.",
+      "Signals: SIGINT/SIGTERM drain and stop (twice: stop now), SIGHUP reloads the configuration (the --config file, applied whole or not at all; new requests use it), SIGUSR1 prints one stats line.",
   ),
   Command.withExamples([
     {

@@ -220,7 +220,8 @@ const S = {
     parse: list(parseCidr, 1),
     defaultText: "127.0.0.0/8,::1/128",
     defaultValue: () => ["127.0.0.0/8", "::1/128"],
-    description: "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address",
+    description:
+      "Client networks allowed to use the proxy; repeat for several. Required when listening on a non-loopback address or trusting PROXY protocol, unless --auth-file is set",
   }),
   via: setting({
     key: "via",

@@ -42,8 +42,17 @@ export type Action =
    * `tunnel` (present only for CONNECT): the connection carries a tunnel, not an HTTP exchange: the
    * destination policy opens different ports to each, and through a parent proxy the runtime first makes
    * the parent's CONNECT (and reports Connected after its 2xx).
+   * `receivedVia` (CONNECT only, present only when the request had `Via` values): those values in
+   * order, joined with ", ". The parent's CONNECT carries them before this proxy's own hop, as a
+   * forwarded request does, so a loop through parents comes back with this proxy's pseudonym in it.
    */
-  | { readonly _tag: "Connect"; readonly host: string; readonly port: number; readonly tunnel?: true }
+  | {
+      readonly _tag: "Connect"
+      readonly host: string
+      readonly port: number
+      readonly tunnel?: true
+      readonly receivedVia?: string
+    }
   /** Write bytes to a side. */
   | { readonly _tag: "Write"; readonly side: Side; readonly bytes: Uint8Array }
   /** Half-close our sending direction to `side` (socket.end()); reading from it goes on. */

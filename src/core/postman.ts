@@ -40,7 +40,7 @@ import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
 import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
-import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose, hostPort } from "./http/serialize.ts"
+import { fieldValues, hasToken, hostPort, receivedVia, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
 import { authenticationRequired, connectEstablished, errorResponse } from "./responses.ts"
@@ -420,6 +420,7 @@ export class Postman {
           },
       closeAfter: this.draining || wantsClose(head.version, head.headers),
       retried: false,
+      receivedVia: tunnel ? receivedVia(head.headers) : undefined,
       bytesFromClient: headBytes.length,
       bytesFromOrigin: 0,
       user: undefined,
@@ -433,9 +434,11 @@ export class Postman {
   private dial(exchange: Exchange, now: number): void {
     this.current = { _tag: "Connecting", exchange, origin: { reused: false, ended: false, pause: 0 }, since: now }
     this.emit(
-      exchange.request === undefined
-        ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true }
-        : { _tag: "Connect", host: exchange.host, port: exchange.port },
+      exchange.request !== undefined
+        ? { _tag: "Connect", host: exchange.host, port: exchange.port }
+        : exchange.receivedVia === undefined
+          ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true }
+          : { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true, receivedVia: exchange.receivedVia },
     )
   }
 

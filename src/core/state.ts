@@ -52,6 +52,8 @@ export interface Exchange extends Ledger {
   closeAfter: boolean
   /** It was sent again once already (after a reused origin connection failed). */
   retried: boolean
+  /** A CONNECT's received `Via` values, joined (`receivedVia` of its Connect); undefined when none. */
+  readonly receivedVia?: string | undefined
 }
 
 /** A tunnel's record (CONNECT after its 200, or an upgrade after its 101): what it logs, and no head. */

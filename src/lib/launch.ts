@@ -15,7 +15,7 @@ import { makeConnectionLimits } from "../runtime/access/ConnectionLimits.ts"
 import { type DrainTimeout, type ListenError, type SupervisorOptions, supervise } from "../runtime/supervisor.ts"
 import type { HctunnelConfig } from "../cli/config.ts"
 import { loggerLayer } from "../cli/logging.ts"
-import { reloadPlan } from "../cli/reload-plan.ts"
+import { liveSettings, planReload } from "../cli/reload-plan.ts"
 import { statsFigures } from "../cli/wording.ts"
 
 /** What the caller adds to the configuration: its output, its signals, its reload. */
@@ -28,7 +28,7 @@ export interface LaunchOptions {
   readonly onStatsTick?: SupervisorOptions["onStatsTick"]
   readonly onStopping?: SupervisorOptions["onStopping"]
   readonly onStopped?: SupervisorOptions["onStopped"]
-  /** SIGHUP: the configuration built again from the same sources. */
+  /** SIGHUP: the configuration built again from the same sources, not yet judged (planReload applies it whole or refuses it). */
   readonly reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>
 }
 
@@ -36,27 +36,33 @@ export interface LaunchOptions {
 export const hooksUrl = (hooks: string): string => (/^[a-z][a-z0-9+.-]+:/i.test(hooks) ? hooks : pathToFileURL(resolvePath(hooks)).href)
 
 /** Runs the proxy `config` describes until it is stopped (a signal, or the control's `stop`); see supervise(). */
-export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.Effect<void, ListenError | DrainTimeout> =>
-  supervise({
+export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.Effect<void, ListenError | DrainTimeout> => {
+  // What runs now: the start-up configuration, then each one a reload applied.
+  let running = config
+  const reload = options.reload
+  const replan =
+    reload === undefined
+      ? undefined
+      : () =>
+          reload().pipe(
+            Effect.flatMap((next) => planReload(running, next)),
+            Effect.map(({ plan, config: applied }) => {
+              running = applied
+              return plan
+            }),
+          )
+  return supervise({
     init: {
+      ...liveSettings(config),
       listen: config.listen,
-      limits: config.limits,
-      via: config.via,
-      allow: config.allow,
-      logFormat: config.logFormat,
-      logLevel: config.logLevel,
       hosts: config.hosts,
       statsIntervalMs: config.statsIntervalMs,
       dnsServers: config.dnsServers,
-      allowTo: config.allowTo,
-      denyTo: config.denyTo,
       proxyProtocolFrom: config.proxyProtocolFrom,
       eventLoopDelay: config.admin !== undefined,
       connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
       ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
       noUpstream: config.noUpstream,
-      // Absolute: the workers read and watch it whatever their working directory.
-      ...(config.authFile === undefined ? {} : { authFile: resolvePath(config.authFile) }),
       ...(config.hooks === undefined ? {} : { hooks: hooksUrl(config.hooks) }),
       hookTimeoutMs: config.hookTimeoutMs,
     },
@@ -68,6 +74,7 @@ export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.E
     ...(options.onStatsTick === undefined ? {} : { onStatsTick: options.onStatsTick }),
     ...(options.onStopping === undefined ? {} : { onStopping: options.onStopping }),
     ...(options.onStopped === undefined ? {} : { onStopped: options.onStopped }),
-    ...(options.reload === undefined ? {} : { reload: () => Effect.map(options.reload!(), (next) => reloadPlan(config, next)) }),
+    ...(replan === undefined ? {} : { reload: replan }),
     admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
   }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+}

@@ -13,7 +13,7 @@ import * as Cause from "effect/Cause"
 import { checkSafety, type HctunnelConfig, loadConfig } from "../cli/config.ts"
 import { checkAuthFile, readSecretFile } from "../cli/files.ts"
 import { parseDurationMs } from "../cli/parsers.ts"
-import { reloadPlan } from "../cli/reload-plan.ts"
+import { planReload, restartOnly } from "../cli/reload-plan.ts"
 import { settings } from "../cli/settings.ts"
 import { describeListenFailure, statsFigures } from "../cli/wording.ts"
 import type { ListenAddress } from "../runtime/protocol.ts"
@@ -48,8 +48,18 @@ const layerOf = (options: Api.ProxyOptions | Api.ProxySettings): Record<string, 
   return values
 }
 
-/** Decode a layer into the configuration, or reject with the command's words. */
-const decode = async (values: Readonly<Record<string, unknown>>): Promise<HctunnelConfig> => {
+const messageOf = (error: unknown): string =>
+  error instanceof Error
+    ? error.message
+    : typeof error === "object" && error !== null && "message" in error
+      ? String(error.message)
+      : String(error)
+
+/**
+ * Decode a layer into the configuration, or reject with the command's words. At start-up the safety rule
+ * judges it here (`safety`); a reload's is judged by planReload, like SIGHUP's.
+ */
+const decode = async (values: Readonly<Record<string, unknown>>, safety = true): Promise<HctunnelConfig> => {
   const exit = await Effect.runPromiseExit(
     loadConfig({
       flags: {},
@@ -57,13 +67,12 @@ const decode = async (values: Readonly<Record<string, unknown>>): Promise<Hctunn
       values: { name: LAYER_NAME, values: { ...LIBRARY_DEFAULTS, ...values } },
       readFile: readSecretFile,
     }).pipe(
-      Effect.flatMap(checkSafety),
+      Effect.flatMap((config) => (safety ? checkSafety(config) : Effect.succeed(config))),
       Effect.tap((config) => (config.authFile === undefined ? Effect.void : checkAuthFile(config.authFile))),
     ),
   )
   if (Exit.isSuccess(exit)) return exit.value
-  const error = Cause.squash(exit.cause)
-  throw new ProxyError("ERR_HCTUNNEL_CONFIG", error instanceof Error ? error.message : String(error))
+  throw new ProxyError("ERR_HCTUNNEL_CONFIG", messageOf(Cause.squash(exit.cause)))
 }
 
 /** A URL for a listen address: a wildcard is reached through loopback, IPv6 in brackets. */
@@ -85,7 +94,8 @@ class Handle implements Api.RunningProxy {
   readonly workers: number
   readonly closed: Promise<void>
   private readonly control: SupervisorControl
-  private readonly started: HctunnelConfig
+  /** The configuration that runs: the start-up one, then each one a reload applied. */
+  private running: HctunnelConfig
   /** The options as given, with every reload merged in. */
   private layer: Record<string, unknown>
   private closing: Promise<void> | undefined = undefined
@@ -101,7 +111,7 @@ class Handle implements Api.RunningProxy {
     this.workers = ready.workers
     this.url = urlOf(ready.addresses[0] as ListenAddress)
     this.control = ready.control
-    this.started = started
+    this.running = started
     this.layer = layer
     this.closed = closed.finally(() => {
       this.isClosed = true
@@ -121,22 +131,23 @@ class Handle implements Api.RunningProxy {
   async reload(changes: Api.ProxySettings): Promise<void> {
     this.ensureOpen("reload it")
     const layer = { ...this.layer }
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === undefined) delete layer[key]
-      else layer[key] = value
-    }
-    const next = await decode(layer)
-    const plan = reloadPlan(this.started, next)
-    if (plan.needsRestart.length > 0) {
-      const names = plan.needsRestart.map(keyOfFlag)
+    for (const [key, value] of Object.entries(layerOf(changes))) layer[key] = value
+    for (const [key, value] of Object.entries(changes)) if (value === undefined) delete layer[key]
+    const next = await decode(layer, false)
+    const changed = restartOnly.filter(([, get]) => JSON.stringify(get(this.running)) !== JSON.stringify(get(next))).map(([name]) => name)
+    if (changed.length > 0) {
       throw new ProxyError(
         "ERR_HCTUNNEL_RELOAD",
-        `cannot change ${names.join(", ")} while the proxy runs (nothing was changed): close it and start another`,
+        `cannot change ${changed.map(keyOfFlag).join(", ")} while the proxy runs (nothing was changed): close it and start another`,
       )
     }
+    // As SIGHUP: the new configuration as a whole, judged by the safety rule, or nothing.
+    const planned = await Effect.runPromiseExit(planReload(this.running, next))
+    if (Exit.isFailure(planned)) throw new ProxyError("ERR_HCTUNNEL_CONFIG", messageOf(Cause.squash(planned.cause)))
     this.ensureOpen("reload it")
-    const outcome = await Effect.runPromise(this.control.reload(plan))
+    const outcome = await Effect.runPromise(this.control.reload(planned.value.plan))
     this.layer = layer
+    this.running = planned.value.config
     if (outcome.errors.length > 0) {
       throw new ProxyError("ERR_HCTUNNEL_RELOAD", `the reload reached ${outcome.applied} worker(s) only: ${outcome.errors.join("; ")}`)
     }

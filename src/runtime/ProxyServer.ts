@@ -3,7 +3,7 @@
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
  * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
+ * no Postman, judged before the client takes a connection slot); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
  * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
  * abort what is left after the grace period, then report drained).
  *
@@ -46,6 +46,11 @@ import { PortVerifier } from "./auth/VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
 const REFUSED_LINGER_MS = 2_000
+/**
+ * Refused clients whose 403 may linger at once, per worker. They hold no slot of --max-connections (the
+ * allow-list is judged first), so this bounds what a flood of them holds; beyond it they are closed at once.
+ */
+const MAX_LINGERING_REFUSALS = 1_024
 
 /** Each refused address gets at most one warn line per this interval; the others are counted (RefusalLog). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000
@@ -74,6 +79,9 @@ export interface ProxyServerOptions {
 
 /** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
 const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
+
+/** A type with its fields writable (the worker's own view of the context it shares with its Connections). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 /** The host that crashes a worker when test hooks are on. */
 export const CRASH_HOST = "crash.hctunnel.invalid"
@@ -116,16 +124,28 @@ export class ProxyServer {
   readonly deadlines = new Deadlines()
   readonly pool = new OriginPool(this.deadlines)
   readonly log: AccessLog
-  // Replaced by `reconfigure`; a Connection keeps the context it was accepted with.
+  // Replaced by `reconfigure`.
   private allow: AllowList
-  private context: ConnectionContext
+  /**
+   * The one context every Connection of this worker shares. `reconfigure` replaces its settings in place,
+   * so each exchange reads the ones in force when it starts: the destination policy at every Connect,
+   * the users at every Authenticate (issue 17 item 5).
+   */
+  private readonly context: Mutable<ConnectionContext>
   private readonly servers: Array<net.Server> = []
   private readonly connections = new Set<Connection>()
   readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
-  /** Destination rules as configured (replaced by `reconfigure`), and the addresses actually bound. */
-  private rules: { readonly allowTo: ReadonlyArray<string>; readonly denyTo: ReadonlyArray<string> }
+  /**
+   * What the destination policy is made from besides the listeners (replaced by `reconfigure`): the
+   * rules, and the client allow list (it decides whether the proxy is exposed); and the addresses bound.
+   */
+  private rules: {
+    readonly allowTo: ReadonlyArray<string>
+    readonly denyTo: ReadonlyArray<string>
+    readonly clientAllow: ReadonlyArray<string>
+  }
   private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
   private onDrained: Array<() => void> = []
@@ -138,8 +158,13 @@ export class ProxyServer {
   readonly connectionLimits: ConnectionLimits
   private resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private readonly refusals: RefusalLog
-  /** Proxy authentication (init.authFile), or undefined when it is off. */
-  readonly auth: ProxyAuth | undefined
+  /** Proxy authentication (authFile), or undefined when it is off; made, moved or closed by `reconfigure`. */
+  private auth: ProxyAuth | undefined
+  /** An embedding program's authenticate hook (Hooks.ts), instead of authFile; fixed for the worker's life. */
+  private readonly hookAuth: HookAuthenticator | undefined
+  /** The process's bcrypt verifier thread, through this worker's port (undefined: each ProxyAuth makes its own). */
+  private readonly verifier: PortVerifier | undefined
+  private readonly authFilePollMs: number | undefined
 
   constructor(init: WorkerInit, options: ProxyServerOptions = {}) {
     this.init = init
@@ -153,7 +178,7 @@ export class ProxyServer {
     this.allow = AllowList.parse(init.allow)
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
-    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [] }
+    this.rules = { allowTo: init.allowTo ?? [], denyTo: init.denyTo ?? [], clientAllow: init.allow }
     this.refusals = new RefusalLog({
       write: (line) => this.log.message("warn", line),
       arm: (entry, at) => this.deadlines.set(entry, at),
@@ -165,18 +190,10 @@ export class ProxyServer {
     }
     const problems = new HookProblems(this.log, () => this.deadlines.now())
     const timing = { deadlines: this.deadlines, timeoutMs: init.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS }
-    this.auth =
-      init.authFile === undefined
-        ? undefined
-        : new ProxyAuth({
-            path: init.authFile,
-            counters: this.stats,
-            now: () => this.deadlines.now(),
-            log: this.log,
-            // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
-            ...(init.verifierPort === undefined ? {} : { verifier: new PortVerifier(init.verifierPort) }),
-            ...(options.authFilePollMs === undefined ? {} : { pollMs: options.authFilePollMs }),
-          })
+    // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
+    this.verifier = init.verifierPort === undefined ? undefined : new PortVerifier(init.verifierPort)
+    this.authFilePollMs = options.authFilePollMs
+    this.auth = init.authFile === undefined ? undefined : this.makeAuth(init.authFile)
     const dialer = new Dialer({
       resolve: withTestHooks(options.resolve ?? makeResolve(resolverOptionsFor(init, this.stats)), options.testHooks === true, this.log),
       deadlines: this.deadlines,
@@ -190,9 +207,10 @@ export class ProxyServer {
       ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
       ...(hooks.route === undefined ? {} : { route: new RouteHook(hooks.route, timing, problems) }),
     })
-    const authenticator =
+    // An authenticate hook answers for the users file, for as long as the worker runs.
+    this.hookAuth =
       hooks.authenticate === undefined
-        ? this.auth?.authenticator
+        ? undefined
         : new HookAuthenticator({ hook: hooks.authenticate, timing, problems, counters: this.stats, now: () => this.deadlines.now() })
     this.context = {
       limits: init.limits,
@@ -204,7 +222,7 @@ export class ProxyServer {
       keepalive: this.keepalive,
       metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
-      ...(authenticator === undefined ? {} : { auth: authenticator }),
+      auth: this.hookAuth ?? this.auth?.authenticator,
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
     this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
@@ -223,27 +241,81 @@ export class ProxyServer {
   }
 
   /**
-   * Switch to new settings (SIGHUP): connections accepted from now on use them; open connections keep
-   * the limits and Via they started with, so a request in flight finishes as it began. Throws (and
-   * changes nothing) if the settings are invalid: the supervisor validated them, this is the last guard.
+   * Switch to new settings (SIGHUP). Throws (and changes nothing) if they are invalid: the supervisor
+   * validated them, this is the last guard. What applies when (issue 17 item 5; docs/configuration.md,
+   * Reload):
+   * - every request or tunnel that starts from now on is judged by the new settings; one under way
+   *   finishes under the old (a tunnel relays on; a request already being read is served);
+   * - the destination rules and the users file apply at once on the connections already open (each
+   *   exchange reads them from the shared context when it starts);
+   * - who may use a connection was fixed when it was accepted (that its client is allowed; whether its
+   *   requests must authenticate), so a connection for which the reload changes that is asked to finish:
+   *   closed once its exchange under way is done, at once when idle; the client's next request comes on a
+   *   new connection, judged by the new settings;
+   * - limits and Via are the Postman's own, set when the connection was accepted: they apply to new
+   *   connections, and open ones keep theirs (closing every kept-alive connection on each reload would
+   *   make every client race the close).
    */
   reconfigure(settings: LiveSettings): void {
     const allow = AllowList.parse(settings.allow)
     const forbidden = forbiddenResponse(settings.via)
+    const rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [], clientAllow: settings.allow }
+    const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen, rules)
+    if (this.hookAuth !== undefined && settings.authFile !== undefined) {
+      throw new Error("the hooks module exports authenticate: authFile (--auth-file) cannot be set too")
+    }
+    // Validated: from here on nothing throws.
+    const context = this.context
+    const authTurned = (settings.authFile === undefined) !== (this.auth === undefined)
     this.allow = allow
     this.forbidden = forbidden
-    this.rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [] }
-    const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen)
-    const dialer = this.context.dialer.with({ via: settings.via, limits: settings.limits, policy })
-    this.context = { ...this.context, limits: settings.limits, via: settings.via, dialer }
+    this.rules = rules
     this.log.configure(settings.logFormat, settings.logLevel)
-    // The users file is read at once too (it is also watched; a reload should not wait for the poll).
-    this.auth?.reload()
+    this.switchAuth(settings.authFile)
+    context.limits = settings.limits
+    context.via = settings.via
+    context.dialer = context.dialer.with({ via: settings.via, limits: settings.limits, policy })
+    context.auth = this.hookAuth ?? this.auth?.authenticator
+    for (const connection of [...this.connections]) {
+      if (authTurned || !allow.allows(connection.clientAddress)) connection.shutdown()
+    }
   }
 
-  /** The destination policy for these listeners (the proxy's own sockets are part of it). */
-  private destinationPolicy(listen: ReadonlyArray<ListenAddress>): DestinationPolicy {
-    return makePolicy({ ...this.rules, listen, interfaces: localAddresses() })
+  /** Proxy authentication as `path` says: turned on, off, moved to another file, or the same file read again. */
+  private switchAuth(path: string | undefined): void {
+    const auth = this.auth
+    if (path === undefined) {
+      auth?.close()
+      this.auth = undefined
+    } else if (auth === undefined) {
+      this.auth = this.makeAuth(path)
+    } else {
+      // The same file is read at once too (it is also watched; a reload should not wait for the poll).
+      auth.follow(path)
+    }
+  }
+
+  private makeAuth(path: string): ProxyAuth {
+    return new ProxyAuth({
+      path,
+      counters: this.stats,
+      now: () => this.deadlines.now(),
+      log: this.log,
+      ...(this.verifier === undefined ? {} : { verifier: this.verifier }),
+      ...(this.authFilePollMs === undefined ? {} : { pollMs: this.authFilePollMs }),
+    })
+  }
+
+  /** The destination policy for these listeners (the process's own sockets, the admin endpoint's too, are part of it). */
+  private destinationPolicy(listen: ReadonlyArray<ListenAddress>, rules = this.rules): DestinationPolicy {
+    const admin = this.init.adminAddress
+    return makePolicy({
+      ...rules,
+      listen,
+      ownSockets: admin === undefined ? [] : [admin],
+      proxyProtocolFrom: this.init.proxyProtocolFrom,
+      interfaces: localAddresses(),
+    })
   }
 
   /** Connections not yet finished (lingering ones included). */
@@ -320,12 +392,11 @@ export class ProxyServer {
       this.proxyHeaders.read(socket)
       return
     }
+    // The allow-list first: a refused client gets its 403 without taking a slot of --max-connections
+    // (issue 17 item 12), so refused clients cannot lock allowed ones out while their 403 lingers.
+    if (!this.allow.allows(socket.remoteAddress)) return this.refuse(socket)
     // Over --max-connections or --max-connections-per-client: closed at once (ConnectionLimits.ts).
-    if (!this.connectionLimits.admit(socket)) return
-    if (!this.allow.allows(socket.remoteAddress)) {
-      this.refuse(socket)
-      return
-    }
+    if (!this.connectionLimits.admit(socket, socket.remoteAddress)) return
     this.stats.connectionsLive++
     this.connections.add(new Connection(socket, this.context))
     this.keepalive.wake()
@@ -336,11 +407,12 @@ export class ProxyServer {
    * socket's own peer); `rest` is what followed the header. From here on `client` is the client's address.
    */
   private admit(socket: net.Socket, client: ClientAddress, rest: Buffer): void {
-    if (!this.connectionLimits.admitClient(socket, client.address)) return
     if (!this.allow.allows(client.address)) {
-      this.refuse(socket, client)
-      return
+      // The slot taken while the header was read is given back before the 403 (issue 17 item 12).
+      this.connectionLimits.release(socket)
+      return this.refuse(socket, client)
     }
+    if (!this.connectionLimits.admitClient(socket, client.address)) return
     this.stats.connectionsLive++
     const connection = new Connection(socket, this.context, client)
     this.connections.add(connection)
@@ -367,6 +439,12 @@ export class ProxyServer {
     this.stats.errors++
     this.metrics.count(REFUSED_NOT_ALLOWED)
     this.refusals.refused(client?.address ?? socket.remoteAddress ?? "?", client?.port ?? socket.remotePort ?? 0, this.deadlines.now())
+    if (this.refused.size >= MAX_LINGERING_REFUSALS) {
+      socket.on("error", () => {})
+      socket.destroy()
+      return
+    }
+    if (this.connectionLimits.closeIfOutOfDescriptors(socket)) return
     const r = new Refused(socket, this)
     this.refused.add(r)
     socket.on("error", () => {}) // a refused client resetting the connection is not our problem
@@ -377,7 +455,6 @@ export class ProxyServer {
   }
 
   /** @internal */ refusedClosed(r: Refused): void {
-    this.connectionLimits.release(r.socket)
     this.deadlines.cancel(r)
     r.socket.removeAllListeners()
     this.refused.delete(r)
@@ -423,6 +500,7 @@ export class ProxyServer {
     this.pool.close()
     this.keepalive.stop()
     this.auth?.close()
+    this.verifier?.close()
     this.deadlines.stop()
     this.log.flush()
   }

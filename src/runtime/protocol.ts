@@ -21,6 +21,11 @@ export interface WorkerInit {
   readonly reusePort: boolean
   readonly limits: Limits
   readonly via: string
+  /**
+   * The admin endpoint's address as bound (the supervisor's, when --admin is on): a socket of this
+   * process, so the destination policy denies it as "self", like the proxy's own listeners.
+   */
+  readonly adminAddress?: ListenAddress
   /** Client addresses allowed to use the proxy, as CIDR strings ("127.0.0.0/8", "::1/128"). */
   readonly allow: ReadonlyArray<string>
   readonly logFormat: "text" | "json"
@@ -50,9 +55,12 @@ export interface WorkerInit {
   readonly upstream?: { readonly host: string; readonly port: number; readonly authorization?: string }
   /** Destinations that skip the parent (`--no-upstream` entries, see Upstream.ts). */
   readonly noUpstream?: ReadonlyArray<string>
-  /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent: off. */
-  readonly authFile?: string
-  /** With authFile: this worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred. */
+  /** Proxy authentication: the htpasswd file (bcrypt entries) every request must match; absent or undefined: off. */
+  readonly authFile?: string | undefined
+  /**
+   * This worker's port to the process's bcrypt verifier thread (runtime/VerifierHub.ts), transferred; given
+   * with or without authFile, since a reload may turn authentication on. Absent: the worker makes its own.
+   */
   readonly verifierPort?: MessagePort
   /**
    * An embedding program's hooks (docs/library.md): the URL of the module every worker imports (Hooks.ts)
@@ -63,17 +71,20 @@ export interface WorkerInit {
 }
 
 /**
- * The settings a worker can switch to while it runs (SIGHUP): connections accepted afterwards use them,
- * connections already open finish under the settings they started with.
+ * The settings a worker can switch to while it runs (SIGHUP): each request or tunnel that starts
+ * afterwards is judged by them; exchanges under way finish under the old ones (ProxyServer.reconfigure).
  */
-export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel" | "allowTo" | "denyTo">
+export type LiveSettings = Pick<WorkerInit, "limits" | "via" | "allow" | "logFormat" | "logLevel" | "allowTo" | "denyTo"> & {
+  /** Always present, so that a reload which removes it turns authentication off. */
+  readonly authFile: string | undefined
+}
 
 export type FromWorker =
   | { readonly _tag: "Listening"; readonly id: number; readonly addresses: ReadonlyArray<ListenAddress> }
   | { readonly _tag: "ListenFailed"; readonly id: number; readonly code: string; readonly message: string }
   | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats; readonly metrics?: WorkerMetricsSnapshot }
   | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
-  /** After Reconfigure: the new settings apply to new connections (or why they could not). */
+  /** After Reconfigure: the new settings apply to every request and tunnel that starts now (or why they could not). */
   | { readonly _tag: "Reconfigured"; readonly id: number; readonly error?: string }
 
 /**
@@ -86,5 +97,5 @@ export type ToWorker =
   /** Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. */
   | { readonly _tag: "Shutdown"; readonly graceMs: number }
   | { readonly _tag: "ReportStats" }
-  /** Use these settings for connections accepted from now on (a configuration reload). */
+  /** Use these settings for every request and tunnel that starts from now on (a configuration reload). */
   | { readonly _tag: "Reconfigure"; readonly settings: LiveSettings }

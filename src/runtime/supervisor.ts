@@ -17,8 +17,8 @@
  *   start-up fails with `ListenError` (EADDRINUSE, EACCES...), which the caller words before it exits 1;
  * - stats (Figures.ts): each worker pushes `Stats` every statsInterval; the sums feed the SIGUSR1 line,
  *   the debug line each statsInterval, and the admin endpoint's /stats and /metrics;
- * - reload (Reload.ts, SIGHUP, when `options.reload` is given): validated first; then `Reconfigure` to
- *   every listening worker, later restarts start with it, settings that need a restart are named;
+ * - reload (Reload.ts, SIGHUP, when `options.reload` is given): validated first, applied as a whole or
+ *   not at all; then `Reconfigure` to every listening worker, later restarts start with it;
  * - drain (Drain.ts, the first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every worker;
  *   wait for every `Drained` (bounded by grace + margin; a second signal stops waiting); then the threads
  *   are closed. The returned effect succeeds on a clean drain and fails with `DrainTimeout` otherwise,
@@ -75,9 +75,9 @@ export interface SupervisorOptions {
   /** The worker module; default `./worker.ts` or `./worker.js` beside this file. */
   readonly workerUrl?: URL
   /**
-   * Builds the configuration again (SIGHUP): the settings workers switch to, the new grace period, and
-   * the names of changed settings that need a restart. Fails with a message when the new configuration
-   * is invalid (the running one stays). Without it, SIGHUP is ignored.
+   * Builds the configuration again (SIGHUP): the settings workers switch to and the new grace period.
+   * Fails with a message when the new configuration cannot be applied as a whole (invalid, unsafe, or it
+   * changes a setting only a restart applies): the running one stays. Without it, SIGHUP is ignored.
    */
   readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
   /**
@@ -148,7 +148,8 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     const roster = makeRoster(options.init, options.graceMs)
     const figures = new Figures(roster)
     const scope = yield* Scope.make()
-    const verifiers = options.init.authFile === undefined ? undefined : yield* startVerifierHub(scope)
+    // Always there, since a reload may turn proxy authentication on; its thread starts at the first verification.
+    const verifiers = yield* startVerifierHub(scope)
     const spawner = new Spawner(roster, figures, options.workerUrl ?? defaultWorkerUrl(), verifiers)
 
     const shutdownRequested = stop ?? (yield* Deferred.make<void>())
@@ -156,6 +157,8 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     let ready = false
     const health = (): Health => (Deferred.isDoneUnsafe(shutdownRequested) ? "draining" : ready ? "serving" : "starting")
     const adminAddress = options.admin === undefined ? undefined : yield* listenAdmin(options.admin, figures, health, scope)
+    // Every worker starts after this: each takes the admin socket for one of its own (never a destination).
+    if (adminAddress !== undefined) roster.init = { ...roster.init, adminAddress }
     const reloads = yield* makeReload(roster, options.reload)
     const requestStop = () => {
       if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)

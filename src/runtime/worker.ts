@@ -14,7 +14,8 @@
  *    worker could not be set up at all); after `ListenFailed` it accepts nothing
  *    and waits for the main thread to close it (a `Shutdown` is answered `Drained` at once).
  * 2. Every `init.statsIntervalMs` (if > 0) it sends `Stats`; `ReportStats` gets one `Stats` at once.
- * 3. `Reconfigure { settings }` (SIGHUP): new connections use the new settings; answered `Reconfigured`.
+ * 3. `Reconfigure { settings }` (SIGHUP): requests and tunnels that start afterwards use the new settings
+ *    (ProxyServer.reconfigure says what applies when); answered `Reconfigured`.
  * 4. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
  *    then send `Drained`. The thread ends when the main thread closes the runner (NodeWorker's scope).
  *

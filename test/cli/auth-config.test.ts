@@ -36,6 +36,11 @@ describe("authFile setting", () => {
     const refused = load({ flags: { listen: ["0.0.0.0:3128"] } })
     expect(Exit.isFailure(refused) && String(refused.cause)).toMatch(/--auth-file/)
   })
+  it("so does a loopback listener behind a load balancer (PROXY protocol): its clients are remote", () => {
+    expect(good({ flags: { proxyProtocolFrom: ["127.0.0.1"], authFile: "users" } }).allow).toEqual(["0.0.0.0/0", "::/0"])
+    // A loopback listener without PROXY protocol keeps the loopback default (it serves this machine only).
+    expect(good({ flags: { authFile: "users" } }).allow).toEqual(["127.0.0.0/8", "::1/128"])
+  })
 })
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)))

@@ -262,6 +262,13 @@ describe("safety: never an open proxy by accident", () => {
   it("loopback listeners need no allow", () => {
     expect(good({ flags: { listen: ["127.0.0.2:3128", "[::1]:3128"] } }).allowExplicit).toBe(false)
   })
+  it("trusting PROXY protocol exposes even a loopback listener: it needs allow or --auth-file too (issue 17, item 3)", () => {
+    const p = problems({ flags: { proxyProtocolFrom: ["127.0.0.1"] } })
+    expect(p).toHaveLength(1)
+    expect(p[0]).toMatch(/refusing to trust PROXY protocol headers from 127\.0\.0\.1\/32 .*without an explicit client allow-list/)
+    expect(p[0]).toMatch(/--allow 10\.0\.0\.0\/8/)
+    expect(good({ flags: { proxyProtocolFrom: ["127.0.0.1"], allow: ["10.0.0.0/8"] } }).allow).toEqual(["10.0.0.0/8"])
+  })
 })
 
 describe("helpers", () => {
@@ -305,12 +312,14 @@ describe("admin endpoint settings", () => {
 describe("proxyProtocolFrom (PROXY protocol sources)", () => {
   it("is off by default", () => expect(good({}).proxyProtocolFrom).toEqual([]))
   it("is read from repeated flags, a comma-separated env var and a file array", () => {
-    expect(good({ flags: { proxyProtocolFrom: ["10.0.0.5", "fd00::/8"] } }).proxyProtocolFrom).toEqual(["10.0.0.5/32", "fd00::/8"])
-    expect(good({ env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual([
+    // With PROXY protocol the clients are remote: the safety rule wants an explicit --allow (above).
+    const allow = ["10.0.0.0/8"]
+    expect(good({ flags: { proxyProtocolFrom: ["10.0.0.5", "fd00::/8"], allow } }).proxyProtocolFrom).toEqual(["10.0.0.5/32", "fd00::/8"])
+    expect(good({ flags: { allow }, env: { HCTUNNEL_PROXY_PROTOCOL_FROM: "10.0.0.0/24, 10.1.0.0/24" } }).proxyProtocolFrom).toEqual([
       "10.0.0.0/24",
       "10.1.0.0/24",
     ])
-    expect(good({ file: file({ proxyProtocolFrom: ["127.0.0.1/32"] }) }).proxyProtocolFrom).toEqual(["127.0.0.1/32"])
+    expect(good({ file: file({ proxyProtocolFrom: ["127.0.0.1/32"], allow }) }).proxyProtocolFrom).toEqual(["127.0.0.1/32"])
   })
   it("names the flag and the value when a CIDR is bad", () => {
     expect(problems({ flags: { proxyProtocolFrom: ["haproxy.internal"] } })[0]).toMatch(

@@ -218,6 +218,30 @@ describe("§6.1 the loop check", () => {
     expect(loops("1.1 hc:3128")).toBe(false)
     expect(loops("hc")).toBe(false)
   })
+  it("holds for CONNECT too (issue 17, item 11)", () => {
+    const connect = (via: string) => run([fromClient(`CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nVia: ${via}\r\n\r\n`)]).last
+    expect(show(connect("1.1 hc"))[1]).toBe("Log(client-error 508)")
+    expect(show(connect("1.1 other, 1.1 hc"))[1]).toBe("Log(client-error 508)")
+  })
+})
+
+describe("§3 a CONNECT's Connect carries the Via it came with (for a parent's CONNECT)", () => {
+  const connectOf = (fields: string) =>
+    run([fromClient(`CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n${fields}\r\n`)]).last.find((a) => a._tag === "Connect")
+  it("the received Via values, joined, empty ones skipped; absent without any", () => {
+    expect(connectOf("Via: 1.1 edge\r\nX: y\r\nvia: \r\nVia: 1.0 lb (x)\r\n")).toEqual({
+      _tag: "Connect",
+      host: "a",
+      port: 443,
+      tunnel: true,
+      receivedVia: "1.1 edge, 1.0 lb (x)",
+    })
+    expect(connectOf("")).toEqual({ _tag: "Connect", host: "a", port: 443, tunnel: true })
+  })
+  it("a plain request's Connect never has it (its forwarded head carries the Via, §6.3)", () => {
+    const plain = run([fromClient("GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: 1.1 edge\r\n\r\n")]).last.find((a) => a._tag === "Connect")
+    expect(plain).toEqual({ _tag: "Connect", host: "a", port: 80 })
+  })
 })
 
 describe("§6.4 reuse of the origin connection", () => {

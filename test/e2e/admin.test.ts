@@ -1,8 +1,11 @@
 /**
  * The admin endpoint (`--admin`) of the built proxy: /healthz through a graceful shutdown, /stats,
  * /metrics checked by the real `promtool check metrics` and moving with traffic, and the answers to
- * other paths and methods. Each test starts its own proxy with `--admin 127.0.0.1:0`.
+ * other paths and methods, who may ask (sources outside --admin-allow are closed before anything is
+ * read and cannot use up the allowed sources' slots; a Host that is not the endpoint's own address gets
+ * 421). Each test starts its own proxy with `--admin 127.0.0.1:0`.
  */
+import net from "node:net"
 import { afterAll, beforeAll, describe, it } from "vitest"
 import { refusedPort, startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { canConnect, CLI, startProxy, type Proxy, type ProxyOptions } from "./support/proxy.ts"
@@ -248,5 +251,26 @@ describe.concurrent("admin endpoint", () => {
     expect(post.allow).toBe("GET, HEAD")
     expect(await fetchText(`${admin}/healthz`, { method: "HEAD" })).toMatchObject({ status: 200, body: "" })
     expect((await fetchText(`${admin}/healthz?probe=1`)).status).toBe(200)
+  })
+
+  it("80 partial heads from outside --admin-allow are closed at once; /healthz answers the allowed source; a rebound Host gets 421", {
+    timeout: 30_000,
+  }, async ({ expect }) => {
+    const { admin } = await launch({ workers: 1, extraArgs: ["--admin-allow", "127.0.0.1/32"] })
+    const port = Number(new URL(admin).port)
+    const raw = (text: string, localAddress: string) => {
+      const socket = net.connect({ host: "127.0.0.1", port, localAddress })
+      socket.on("error", () => {})
+      let got = ""
+      socket.on("data", (d: Buffer) => (got += d.toString("latin1")))
+      socket.write(text)
+      return { socket, closed: new Promise<string>((resolve) => socket.once("close", () => resolve(got))) }
+    }
+    const refused = Array.from({ length: 80 }, () => raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", "127.0.0.2"))
+    for (const r of refused) expect(await r.closed).toBe("")
+    expect(await fetchText(`${admin}/healthz`)).toMatchObject({ status: 200, body: "ok\n" })
+    const rebound = await raw(`GET /stats HTTP/1.1\r\nHost: attacker.example:${port}\r\nConnection: close\r\n\r\n`, "127.0.0.1").closed
+    expect(rebound).toMatch(/^HTTP\/1\.1 421 /)
+    expect(rebound).not.toContain("pid")
   })
 })

@@ -1,7 +1,8 @@
 /**
  * hctunnel behind the real HAProxy (mode tcp, PROXY protocol v1 and v2, /healthz checks), all on
  * loopback: curl (bound to 127.0.0.2, so its address differs from HAProxy's 127.0.0.1) -> HAProxy ->
- * two hctunnel instances with --proxy-protocol-from 127.0.0.1 and --allow 127.0.0.2 -> loopback origins.
+ * two hctunnel instances with --proxy-protocol-from 127.0.0.1, --allow 127.0.0.2 and --allow-to 127.0.0.0/8
+ * (PROXY protocol makes a proxy exposed, whose defaults deny loopback) -> loopback origins.
  *
  * The same with HAProxy on ::1 and curl from ::1, so that HAProxy sends TCP6 headers.
  *
@@ -41,7 +42,19 @@ const startInstance = async (): Promise<Instance> => {
   const proxy = await startProxy({
     workers: 2,
     graceMs: 20_000,
-    extraArgs: ["--proxy-protocol-from", "127.0.0.1/32", "--allow", `${CLIENT}/32`, "--allow", "::1/128", "--admin", "127.0.0.1:0"],
+    // Trusting PROXY protocol makes the proxy exposed (its clients are remote): the loopback origins need an allow rule.
+    extraArgs: [
+      "--proxy-protocol-from",
+      "127.0.0.1/32",
+      "--allow",
+      `${CLIENT}/32`,
+      "--allow",
+      "::1/128",
+      "--admin",
+      "127.0.0.1:0",
+      "--allow-to",
+      "127.0.0.0/8",
+    ],
   })
   const line = await proxy.waitForLine(/listening/)
   const m = /admin endpoint on http:\/\/127\.0\.0\.1:(\d+)\//.exec(line)

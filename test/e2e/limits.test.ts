@@ -38,7 +38,7 @@ const launch = async (...args: Parameters<typeof startProxy>): Promise<Proxy> =>
  * A CONNECT to the echo origin from `localAddress`: the tunnel (after a round trip through it), or
  * "closed" when the proxy closed the connection without answering.
  */
-const tunnel = async (port: number, localAddress = "127.0.0.1"): Promise<Conn | "closed" | `status ${number}`> => {
+const tunnel = async (port: number, localAddress = "127.0.0.1", proxyHeader = ""): Promise<Conn | "closed" | `status ${number}`> => {
   const socket = net.connect({ port, host: "127.0.0.1", localAddress, allowHalfOpen: true })
   await new Promise<void>((resolve, reject) => {
     socket.once("connect", resolve)
@@ -46,7 +46,7 @@ const tunnel = async (port: number, localAddress = "127.0.0.1"): Promise<Conn | 
   })
   const c = new Conn(socket)
   try {
-    await c.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
+    await c.write(`${proxyHeader}CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
   } catch {
     // Closed before the write: the same answer as below.
   }
@@ -109,6 +109,30 @@ describe("--max-connections", () => {
   })
 })
 
+describe("refused clients and the caps (issue 17 item 12)", () => {
+  it("clients outside --allow get their 403 without taking a slot of --max-connections", async () => {
+    const p = await launch({ workers: 2, extraArgs: ["--max-connections", "2", "--allow", "127.0.0.1/32"] })
+    // Refused clients that read their 403 and keep their side open: each 403 lingers (up to 2 s) on the proxy.
+    for (let i = 0; i < 4; i++) {
+      const socket = net.connect({ port: p.port, host: "127.0.0.1", localAddress: "127.0.0.5", allowHalfOpen: true })
+      const c = new Conn(socket)
+      open.push(c)
+      await c.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`)
+      expect((await c.readHead(10_000)).status).toBe(403)
+    }
+    // Both slots are still there for allowed clients. (A "closed" can only be the launcher's readiness
+    // probe, counted until the proxy sees its close: a few retries, far within the 403s' linger.)
+    const tunnels: Conn[] = []
+    for (let i = 0; i < 10 && tunnels.length < 2; i++) {
+      const r = await tunnel(p.port)
+      if (r instanceof Conn) tunnels.push(r)
+      else await sleep(20)
+    }
+    expect(tunnels).toHaveLength(2)
+    expect(await tunnel(p.port)).toBe("closed")
+  })
+})
+
 describe("--max-connections-per-client", () => {
   it("counts each client address apart, exactly, across two workers", async () => {
     const p = await launch({ workers: 2, extraArgs: ["--max-connections-per-client", "2"] })
@@ -125,6 +149,30 @@ describe("--max-connections-per-client", () => {
     expect(b.map((r) => (r === "closed" ? "closed" : "open"))).toEqual(["open", "open", "closed"])
     // One line per worker per interval for this cap, whichever client met it.
     await p.waitForLine(/connection limit reached for client 127\.0\.0\.[23]: 2 connections open.*--max-connections-per-client/)
+  })
+
+  it("behind a load balancer counts the client the PROXY header names, not the balancer (issue 17 item 2)", async () => {
+    // The headers name documentation addresses: bytes sent to the proxy on loopback, nothing is sent there.
+    const p = await launch({
+      workers: 2,
+      extraArgs: [
+        "--max-connections-per-client",
+        "2",
+        "--proxy-protocol-from",
+        "127.0.0.1/32",
+        "--allow",
+        "192.0.2.0/24",
+        "--allow-to",
+        "127.0.0.0/8",
+      ],
+    })
+    const as = (client: string) => tunnel(p.port, "127.0.0.1", `PROXY TCP4 ${client} 127.0.0.1 40000 ${p.port}\r\n`)
+    const a = [await as("192.0.2.7"), await as("192.0.2.7"), await as("192.0.2.7")]
+    expect(a.map((r) => (r === "closed" ? "closed" : "open"))).toEqual(["open", "open", "closed"])
+    const b = [await as("192.0.2.8"), await as("192.0.2.8")]
+    expect(b.map((r) => (r === "closed" ? "closed" : "open"))).toEqual(["open", "open"])
+    await p.waitForLine(/connection limit reached for client 192\.0\.2\.7: 2 connections open/)
+    expect(p.stdout.some((l) => l.includes("limit reached for client 127.0.0.1"))).toBe(false)
   })
 
   it("is read from the environment and the config file like every setting", async () => {

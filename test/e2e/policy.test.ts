@@ -17,14 +17,16 @@ let tcp: Awaited<ReturnType<typeof startTcpServer>>
 let exposed: Proxy
 /** Listens on 0.0.0.0 and allows the web origin's port on loopback, but denies the TCP origin. */
 let opened: Proxy
-/** The default loopback listener. */
+/** The default loopback listener, with one name denied and an admin endpoint. */
 let local: Proxy
+/** A loopback listener behind a load balancer on loopback (PROXY protocol), serving 10.0.0.0/8: exposed. */
+let balanced: Proxy
 
 const EXPOSED = ["--allow", "127.0.0.0/8", "--hosts", "origin.test=127.0.0.1"]
 
 beforeAll(async () => {
   ;[web, tcp] = await Promise.all([startHttpOrigin("web"), startTcpServer("echo")])
-  ;[exposed, opened, local] = await Promise.all([
+  ;[exposed, opened, local, balanced] = await Promise.all([
     startProxy({ workers: 1, listenHost: "0.0.0.0", extraArgs: EXPOSED }),
     startProxy({
       workers: 1,
@@ -39,12 +41,25 @@ beforeAll(async () => {
         `127.0.0.1:${tcp.port}`,
       ],
     }),
-    startProxy({ workers: 1, extraArgs: ["--hosts", "origin.test=127.0.0.1"] }),
+    startProxy({
+      workers: 1,
+      extraArgs: [
+        "--hosts",
+        "origin.test=127.0.0.1",
+        "--hosts",
+        "denied.test=127.0.0.1",
+        "--deny-to",
+        "denied.test",
+        "--admin",
+        "127.0.0.1:0",
+      ],
+    }),
+    startProxy({ workers: 1, extraArgs: ["--proxy-protocol-from", "127.0.0.1", "--allow", "10.0.0.0/8"] }),
   ])
 })
 
 afterAll(async () => {
-  await Promise.all([exposed?.stop(), opened?.stop(), local?.stop()])
+  await Promise.all([exposed?.stop(), opened?.stop(), local?.stop(), balanced?.stop()])
   await Promise.all([web?.close(), tcp?.close()])
 })
 
@@ -118,6 +133,28 @@ describe("an exposed proxy (listening on 0.0.0.0) denies loopback origins by def
   })
 })
 
+describe("a loopback listener behind a load balancer is exposed (issue 17, item 3)", () => {
+  // The PROXY header names a client on 10.0.0.0/8: only a field of the header, nothing is sent there.
+  const viaBalancer = async (head: string) => {
+    const c = await Conn.open(balanced.port)
+    try {
+      await c.write(`PROXY TCP4 10.1.2.3 127.0.0.1 40000 ${balanced.port}\r\n${head}`)
+      return await c.readResponse()
+    } finally {
+      c.destroy()
+    }
+  }
+
+  it("a remote client named by the PROXY header cannot reach loopback services: 403, the origin sees nothing", async () => {
+    const before = tcp.conns.length
+    const r = await viaBalancer(connect(`127.0.0.1:${tcp.port}`))
+    expect(r.status).toBe(403)
+    expect(r.body.toString()).toContain(`destination 127.0.0.1:${tcp.port} denied: loopback`)
+    expect((await viaBalancer(get(`http://127.0.0.1:${web.port}/name`))).status).toBe(403)
+    expect(tcp.conns.length).toBe(before)
+  })
+})
+
 describe("allow and deny rules", () => {
   it("--allow-to opens a loopback port, for HTTP and for CONNECT", async () => {
     const r = await ask(opened, get(`http://127.0.0.1:${web.port}/name`))
@@ -153,6 +190,25 @@ describe("allow and deny rules", () => {
   })
 })
 
+describe("a name rule holds for every spelling of the name (issue 17, item 4)", () => {
+  it.each([["denied.test"], ["Denied.TEST"], ["denied.test."]])("%s: 403 by the rule", async (host) => {
+    const r = await ask(local, connect(`${host}:${tcp.port}`))
+    expect(r.status).toBe(403)
+    expect(r.body.toString()).toContain("rule --deny-to denied.test")
+    const g = await ask(local, get(`http://${host}:${web.port}/name`))
+    expect(g.status).toBe(403)
+  })
+
+  it.each([["denied.test.."], ["denied..test"], [".denied.test"]])("%s: 400, never resolved", async (host) => {
+    const before = tcp.conns.length
+    const r = await ask(local, connect(`${host}:${tcp.port}`))
+    expect(r.status).toBe(400)
+    expect(r.body.toString()).toContain("an empty label in the host name")
+    expect((await ask(local, get(`http://${host}:${web.port}/name`))).status).toBe(400)
+    expect(tcp.conns.length).toBe(before)
+  })
+})
+
 describe("no proxy connects to itself", () => {
   it.each([
     ["the loopback listener, CONNECT to its own address", () => local, () => connect(`127.0.0.1:${local.port}`)],
@@ -165,6 +221,21 @@ describe("no proxy connects to itself", () => {
     const r = await ask(p, head())
     expect(r.status).toBe(403)
     expect(r.body.toString()).toContain("the proxy's own listening socket")
+  })
+
+  it("the admin endpoint is the proxy itself too: CONNECT and plain HTTP to its port are 403 (issue 17, item 14)", async () => {
+    const line = await local.waitForLine(/listening/)
+    const adminPort = Number(/admin endpoint on http:\/\/127\.0\.0\.1:(\d+)\//.exec(line)?.[1])
+    expect(adminPort).toBeGreaterThan(0)
+    for (const head of [
+      connect(`127.0.0.1:${adminPort}`),
+      get(`http://127.0.0.1:${adminPort}/metrics`),
+      connect(`origin.test:${adminPort}`),
+    ]) {
+      const r = await ask(local, head)
+      expect(r.status).toBe(403)
+      expect(r.body.toString()).toContain("the proxy's own listening socket")
+    }
   })
 
   it("40 pipelined CONNECTs to itself: one 403 and a close; the proxy keeps serving", async () => {

@@ -270,3 +270,41 @@ describe.skipIf(!hasAuthFile)("credentials checked by a parent hctunnel (--auth-
     expect(origin.seen.some((s) => s.url === "/small?auth=wrong")).toBe(false)
   })
 })
+
+describe("a loop through parents (issue 17, item 11)", () => {
+  it("two proxies that are each other's parent: the first turn back is refused (508), as a 502 to the client; no socket pile-up", async () => {
+    // A listens on a second, known port, so that B can take it as its parent before A starts.
+    const aPort = await freePort()
+    // A short connect timeout bounds the pile-up should the loop ever go unseen (each turn waits for the next).
+    const b = await startProxy({
+      workers: 1,
+      connectTimeoutMs: 2000,
+      extraArgs: ["--via", "loop-b", "--upstream", `http://${LOOPBACK}:${aPort}`, ...HOSTS],
+    })
+    extra.push(b)
+    const a = await startProxy({
+      workers: 1,
+      connectTimeoutMs: 2000,
+      extraArgs: ["--via", "loop-a", "--listen", `${LOOPBACK}:${aPort}`, "--upstream", b.url, ...HOSTS],
+    })
+    extra.push(a)
+    // CONNECT: A -> B -> A, whose CONNECT from B carries "1.1 loop-a, 1.1 loop-b": 508 there.
+    const c = await Conn.open(a.port)
+    try {
+      await c.write(`CONNECT ${LOOPBACK}:${tls.port} HTTP/1.1\r\nHost: ${LOOPBACK}:${tls.port}\r\n\r\n`)
+      const r = await c.readResponse()
+      expect(r.status).toBe(502)
+      expect(r.body.toString()).toContain(`upstream proxy ${LOOPBACK}:${b.port} answered 502`)
+    } finally {
+      c.destroy()
+    }
+    await a.waitForLine((l) => l.includes(`CONNECT ${LOOPBACK}:${tls.port} 508`))
+    // Plain HTTP: the forwarded head carries the chain already; A's 508 comes back as the parent's answer.
+    const plain = await curl(a.url, ["-s", "-o", "/dev/null", "-w", "%{http_code}", o("origin.test", "/small?loop")])
+    expect(plain.stdout.toString()).toBe("508")
+    await a.waitForLine((l) => l.includes(`GET ${o("origin.test", "/small?loop")} 508`))
+    // One turn each, not a pile: A saw two CONNECTs in all (the client's and B's), B one.
+    expect(a.stdout.filter((l) => l.includes(`CONNECT ${LOOPBACK}:${tls.port} `))).toHaveLength(2)
+    expect(b.stdout.filter((l) => l.includes(`CONNECT ${LOOPBACK}:${tls.port} `))).toHaveLength(1)
+  })
+})

@@ -152,5 +152,11 @@ const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   "content-location",
 ])
 
-/** True if a trailer field named `name` (any case) must not be forwarded. */
-export const isForbiddenTrailer = (name: string): boolean => FORBIDDEN_TRAILERS.has(name.toLowerCase())
+/**
+ * True if a trailer field named `name` (any case) must not be forwarded. A name with underscores is
+ * read with hyphens too (`Transfer_Encoding`): CGI-style servers take both spellings as one field.
+ */
+export const isForbiddenTrailer = (name: string): boolean => {
+  const lower = name.toLowerCase()
+  return FORBIDDEN_TRAILERS.has(lower) || (lower.includes("_") && FORBIDDEN_TRAILERS.has(lower.replaceAll("_", "-")))
+}

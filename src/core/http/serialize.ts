@@ -11,10 +11,18 @@
  *   Connection cannot remove Content-Length or Transfer-Encoding (that would change the framing of a
  *   body we forward verbatim: a smuggling vector). With `keepUpgrade` an Upgrade field is kept and
  *   "Connection: upgrade" re-added.
- * - Content-Length is forwarded as one field with a canonical value (digits without leading zeros), in
- *   place of the first one received; later ones are dropped: a list of equal values (`3, 3`), leading
- *   zeros (`0003`) or repeated fields never reach the next hop as received (RFC 9110 §8.6). A first one
- *   that is invalid but unused by the framing (HEAD, 1xx, 204, 304 responses) goes as received.
+ * - The framing fields are written in one canonical form, so the next hop cannot read them otherwise
+ *   than we did: Content-Length as one `Content-Length` field with digits without leading zeros, in
+ *   place of the first one received (a list of equal values `3, 3`, `0003` or repeated fields never
+ *   reach the next hop as received, RFC 9110 §8.6; a first one that is invalid but unused by the
+ *   framing, in a HEAD, 1xx, 204 or 304 response, keeps its value); Transfer-Encoding as one
+ *   `Transfer-Encoding` field listing the codings of all of them, lower-cased, joined with ", ", in
+ *   place of the first one.
+ * - A field whose name has an underscore and would be one of the fields above or a hop-by-hop field if
+ *   the underscores were hyphens (`Transfer_Encoding`, `Content_Length`) is dropped: CGI-style servers
+ *   read both spellings as the same variable (HTTP_TRANSFER_ENCODING), so forwarding it would hand the
+ *   origin a framing we never judged. nginx drops every name with an underscore by default; only the
+ *   names we interpret are dropped here, so that application fields (`X_Api_Key`) still pass.
  * - Request: `METHOD SP path SP HTTP/1.1` (HTTP/1.0 for an HTTP/1.0 client, so that the origin cannot
  *   answer with chunked coding the client could not decode), then `Host: host[:port]` from the target
  *   (port omitted when 80, IPv6 in brackets; the received Host is dropped), the other fields in received
@@ -46,6 +54,25 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Fields that Connection cannot remove: the body framing must reach the next hop as it was received. */
 const FRAMING: ReadonlySet<string> = new Set(["content-length", "transfer-encoding"])
 
+/** The names whose meaning the proxy decides (lower-case): their underscore spellings are dropped. */
+const INTERPRETED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...FRAMING, "host", "via"])
+
+/** `Transfer_Encoding`, `proxy_connection`: a name the proxy interprets, spelled with underscores. */
+export const isUnderscoreSpelling = (lowerName: string): boolean =>
+  lowerName.includes("_") && INTERPRETED.has(lowerName.replaceAll("_", "-"))
+
+/** The codings of a Transfer-Encoding value, lower-cased, in order, empty elements dropped (as message-length.ts reads them). */
+const codings = (value: string, into: Array<string>): void => {
+  if (value === "chunked") {
+    into.push(value) // the common case, already canonical
+    return
+  }
+  for (const element of value.split(",")) {
+    const trimmed = element.replace(/^[ \t]+|[ \t]+$/g, "")
+    if (trimmed.length > 0) into.push(trimmed.toLowerCase())
+  }
+}
+
 const DEFAULT_HTTP_PORT = 80
 
 /** The fields to forward (hop-by-hop and Via removed), and the Via value to send, and the Connection value. */
@@ -61,6 +88,9 @@ const forwardFields = (
   const vias: Array<string> = []
   let upgrade = false
   let lengthSent = false
+  /** Where the one Transfer-Encoding field goes (the place of the first), and the codings of all of them. */
+  let codingsAt = -1
+  const allCodings: Array<string> = []
   for (const field of headers) {
     const lower = field[0].toLowerCase()
     if (lower === "content-length") {
@@ -68,25 +98,46 @@ const forwardFields = (
       if (lengthSent) continue
       lengthSent = true
       if (isCanonicalLength(field[1])) {
-        fields.push(field) // the common case: one plain number, no second pass over the fields
+        // The common case: one plain number, no second pass over the fields.
+        fields.push(field[0] === "Content-Length" ? field : ["Content-Length", field[1]])
         continue
       }
       const length = contentLength(headers)
-      // Invalid but unused (a HEAD, 1xx, 204 or 304 response, whose framing ignores it): as received.
-      fields.push(length.kind === "length" ? ["Content-Length", String(length.length)] : field)
+      // Invalid but unused (a HEAD, 1xx, 204 or 304 response, whose framing ignores it): its value as received.
+      fields.push(["Content-Length", length.kind === "length" ? String(length.length) : field[1]])
+    } else if (lower === "transfer-encoding") {
+      if (codingsAt === -1) {
+        codingsAt = fields.length
+        fields.push(field) // replaced below when it is not already the one canonical field
+      }
+      codings(field[1], allCodings)
     } else if (lower === "via") {
       if (field[1].length > 0) vias.push(field[1])
     } else if (lower === "upgrade" && keepUpgrade) {
       fields.push(field)
       upgrade = true
-    } else if (lower === alsoDrop || HOP_BY_HOP.has(lower) || (named.has(lower) && !FRAMING.has(lower))) {
+    } else if (lower === alsoDrop || HOP_BY_HOP.has(lower) || (named.has(lower) && !FRAMING.has(lower)) || isUnderscoreSpelling(lower)) {
       // dropped
     } else {
       fields.push(field)
     }
   }
+  if (codingsAt !== -1) {
+    const value = allCodings.join(", ")
+    const first = fields[codingsAt] as Field
+    if (first[0] !== "Transfer-Encoding" || first[1] !== value) fields[codingsAt] = ["Transfer-Encoding", value]
+  }
   vias.push(`${version} ${via}`)
   return { fields, via: vias.join(", "), upgrade }
+}
+
+/**
+ * The values of the `Via` fields of a message in order (empty ones skipped), joined with ", ": the hops
+ * before this one, as a forwarded head writes them before its own. Undefined when there are none.
+ */
+export const receivedVia = (headers: ReadonlyArray<Field>): string | undefined => {
+  const values = fieldValues(headers, "via").filter((v) => v.length > 0)
+  return values.length === 0 ? undefined : values.join(", ")
 }
 
 /** 1*DIGIT without a leading zero (or "0"): a Content-Length value already in canonical form. */

@@ -1,8 +1,9 @@
 /**
  * target: decodes a request-target (RFC 9112 §3.2) into where a proxy must go.
  *
- * Owns: authority-form (CONNECT host:port) and absolute-form with scheme http. Host names come out
- * lower-cased, IPv6 literals without brackets. Never: opens anything or resolves names.
+ * Owns: authority-form (CONNECT host:port) and absolute-form with scheme http, and the one spelling of a
+ * host name (`canonicalName`) that every name rule compares, here and in the runtime. Host names come out
+ * lower-cased without a trailing dot, IPv6 literals without brackets. Never: opens anything or resolves names.
  *
  * Rules:
  * - CONNECT: authority-form only, host ":" port, host = reg-name / IPv4 / "[" IPv6 "]", port 1..65535
@@ -13,6 +14,10 @@
  *   and "*": 400, this is a proxy and needs an absolute URI.
  * - Bytes outside VCHAR (controls, SP, DEL, non-ASCII) anywhere in the target: 400 (checked by the
  *   request-line parser before this module sees the target).
+ * - A host name loses one trailing dot (the DNS root: `a.test.` is `a.test`) and is lower-cased, so
+ *   every rule that compares names sees one spelling. A name with an empty label (`a..test`, `.a.test`,
+ *   `a.test..`) is 400: resolvers read such names in their own ways, and a rule on `a.test` must not be
+ *   passed by spelling it `a.test..`.
  * - A host that reads as an IPv4 number (`2130706433`, `0x7f.1`, `127.1`) comes out as a dotted quad; one
  *   that ends in a number but is no valid IPv4 address, or is percent-encoded: 400 (numeric-host.ts).
  */
@@ -96,6 +101,25 @@ export const isIPv6 = (s: string): boolean => {
   return halves.length === 2 ? units <= 7 : units === 8
 }
 
+const DOT = 0x2e
+
+/**
+ * A host name as every name rule compares it (destination rules, parent routing, static names): one
+ * trailing dot (the DNS root) removed, lower-cased. Undefined when a label is empty: `a..test`,
+ * `.a.test`, `a.test..`, `.` or the empty string. For names only, not IPv6 literals.
+ */
+export const canonicalName = (host: string): string | undefined => {
+  const end = host.charCodeAt(host.length - 1) === DOT ? host.length - 1 : host.length
+  let label = 0 // the length of the label read so far
+  for (let i = 0; i < end; i++) {
+    if (host.charCodeAt(i) !== DOT) label++
+    else if (label === 0) return undefined
+    else label = 0
+  }
+  if (label === 0) return undefined
+  return (end === host.length ? host : host.slice(0, end)).toLowerCase()
+}
+
 /** authority = host [ ":" port ]; userinfo is refused. */
 const parseAuthority = (s: string): Authority => {
   if (s.includes("@")) return { error: "userinfo (user@) in the request-target is not allowed" }
@@ -113,8 +137,10 @@ const parseAuthority = (s: string): Authority => {
     rest = colon === -1 ? "" : s.slice(colon)
     if (host.length === 0) return { error: "empty host in the request-target" }
     if (!isRegName(host)) return { error: "invalid host in the request-target" }
+    const name = canonicalName(host)
+    if (name === undefined) return { error: "an empty label in the host name of the request-target (a..b, .a or a..)" }
     // 2130706433, 0x7f.1, 127.1: one dotted spelling (or 400) before anyone compares or resolves it.
-    const numeric = normalizeNumericHost(host.toLowerCase())
+    const numeric = normalizeNumericHost(name)
     if (!numeric.ok) return { error: numeric.reason }
     host = numeric.host
   }

@@ -13,10 +13,13 @@
  *   below it are in use; that connection is closed and accepting pauses, which keeps the last descriptors
  *   for the origin connections of the clients already served. EMFILE/ENFILE on an origin connect pauses too.
  *
+ * A client the allow-list refuses is never counted (the caller judges it first; its 403 may linger for
+ * a moment and must not hold a slot that an allowed client needs): only `closeIfOutOfDescriptors` applies.
+ *
  * The caller (ProxyServer) calls `admit` once per accepted socket and `release` once when it is gone;
  * `admit` marks the socket, so `release` is idempotent and knows what to give back. With the PROXY protocol
- * the client address is known only after the header: call `admitTotal` at accept and `admitClient` with
- * the real address then (both mark the same socket).
+ * the client address is known only after the header: call `admit` with no address at accept and
+ * `admitClient` with the header's client then (both mark the same socket).
  *
  * It never reads or writes client bytes and never touches the listeners itself.
  */
@@ -166,17 +169,27 @@ export class ConnectionLimits {
   }
 
   /**
-   * A socket was accepted from `address`: count it, or close it at once and return false when a cap is
-   * reached. (The accept path: one Atomics add, plus a table update under a short lock for the client.)
+   * A socket was accepted from client `address`: count it, or close it at once and return false when a cap
+   * is reached. (The accept path: one Atomics add, plus a table update under a short lock for the client.)
+   * `undefined`: the client is not known yet (a PROXY protocol header will name it): only the process-wide
+   * cap now, and `admitClient` once it is known. (Never the socket's peer by default: behind a load
+   * balancer that is the balancer, and counting it would lock every client out at once; issue 17 item 2.)
    */
-  admit(socket: net.Socket, address: string | undefined = socket.remoteAddress): boolean {
-    if (descriptorOf(socket) >= this.descriptorCeiling) {
-      this.closedForDescriptors++
-      this.outOfDescriptors(`fewer than ${this.descriptorLimit - this.descriptorCeiling} of ${this.descriptorLimit} left`)
-      socket.destroy()
-      return false
-    }
-    return this.admitTotal(socket) && (!this.perClient || this.admitClient(socket, address))
+  admit(socket: net.Socket, address: string | undefined): boolean {
+    if (this.closeIfOutOfDescriptors(socket)) return false
+    return this.admitTotal(socket) && (address === undefined || this.admitClient(socket, address))
+  }
+
+  /**
+   * The descriptor look-ahead alone, for a socket that is not counted (a refused client, whose 403 may
+   * linger): true when it was closed because the process is nearly out of descriptors (accepting pauses).
+   */
+  closeIfOutOfDescriptors(socket: net.Socket): boolean {
+    if (descriptorOf(socket) < this.descriptorCeiling) return false
+    this.closedForDescriptors++
+    this.outOfDescriptors(`fewer than ${this.descriptorLimit - this.descriptorCeiling} of ${this.descriptorLimit} left`)
+    socket.destroy()
+    return true
   }
 
   /** The process-wide cap alone (for a caller that learns the client address later). */

@@ -15,6 +15,10 @@
  * GONE_WARN_INTERVAL_MS (the ones in between counted in the next). A file that cannot be read at start
  * leaves no user: every request gets 407 (fail closed) and an error is logged.
  *
+ * A reload may name another file (`follow`): the watch moves to it and its users replace the old ones
+ * (the CLI checked it before the reload). The verifier it is given (the worker's port to the process's
+ * verifier thread) outlives it: `close` closes only a verifier it made itself.
+ *
  * It must never throw into the worker: every problem becomes a log line.
  */
 import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs"
@@ -77,7 +81,7 @@ const fileVersion = (path: string): string => {
 
 export class ProxyAuth {
   readonly authenticator: Authenticator
-  private readonly path: string
+  private currentPath: string
   private readonly log: AccessLog
   private readonly verifier: Verifier
   private readonly now: () => number
@@ -87,15 +91,20 @@ export class ProxyAuth {
   private goneUnlogged = 0
   /** Users in force now (for the warnings). */
   private userCount: number
+  /** The verifier was made here (no shared one was given): `close` closes it. */
+  private readonly ownsVerifier: boolean
+  private readonly pollMs: number
   private readonly onChange: (current: Stats, previous: Stats) => void
   /** The version of the file last read (mtime, size, inode), so a change is read once, by whichever comes first. */
   private version: string
 
   constructor(options: ProxyAuthOptions) {
-    this.path = options.path
+    this.currentPath = options.path
     this.log = options.log
     this.now = options.now
     this.goneWarnIntervalMs = options.goneWarnIntervalMs ?? GONE_WARN_INTERVAL_MS
+    this.pollMs = options.pollMs ?? AUTH_FILE_POLL_MS
+    this.ownsVerifier = options.verifier === undefined
     this.verifier =
       options.verifier ?? new FairVerifier({ onError: (error) => options.log.message("error", `proxy authentication: ${error.message}`) })
     this.version = fileVersion(options.path)
@@ -115,7 +124,21 @@ export class ProxyAuth {
       if (versionOf(current) === this.version) return
       this.reload()
     }
-    watchFile(this.path, { interval: options.pollMs ?? AUTH_FILE_POLL_MS, persistent: false }, this.onChange)
+    watchFile(this.path, { interval: this.pollMs, persistent: false }, this.onChange)
+  }
+
+  /** The users file it reads and watches. */
+  get path(): string {
+    return this.currentPath
+  }
+
+  /** A reload named another users file: watch that one instead, and take its users now. */
+  follow(path: string): void {
+    if (path === this.currentPath) return this.reload()
+    unwatchFile(this.currentPath, this.onChange)
+    this.currentPath = path
+    watchFile(path, { interval: this.pollMs, persistent: false }, this.onChange)
+    this.reload()
   }
 
   /** Read the file again (it changed, or a reload asks). */
@@ -162,7 +185,7 @@ export class ProxyAuth {
   }
 
   close(): void {
-    unwatchFile(this.path, this.onChange)
-    this.verifier.close()
+    unwatchFile(this.currentPath, this.onChange)
+    if (this.ownsVerifier) this.verifier.close()
   }
 }

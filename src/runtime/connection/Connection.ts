@@ -69,10 +69,12 @@ export const LINGER_MS = 5_000
 export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
-export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state"> &
-  Partial<Pick<Postman, "exchange">>
+export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state" | "exchange">
 
-/** What every Connection of a worker shares. */
+/**
+ * What every Connection of a worker shares: one object, whose settings (limits, via, policy, auth) the
+ * worker replaces in place on a reload, so they are read when an exchange needs them, never kept.
+ */
 export interface ConnectionContext {
   readonly limits: Limits
   readonly via: string
@@ -92,7 +94,7 @@ export interface ConnectionContext {
   /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
   readonly metrics?: WorkerMetrics
   /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
-  readonly auth?: ProxyAuthenticator
+  readonly auth?: ProxyAuthenticator | undefined
 }
 
 /** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
@@ -326,7 +328,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
           if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
           break
         case "Connect":
-          this.connect(a.host, a.port, a.tunnel === true)
+          this.connect(a.host, a.port, a.tunnel === true, a.receivedVia)
           break
         case "Log":
           countExchange(this.ctx.stats, this.ctx.metrics, a.record, this.originMark)
@@ -410,10 +412,10 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     return socket
   }
 
-  private connect(host: string, port: number, tunnel: boolean): void {
+  private connect(host: string, port: number, tunnel: boolean, receivedVia: string | undefined): void {
     this.abandonOrigin()
     this.originState = CONNECTING
-    const attempt = this.ctx.dialer.connect(host, port, tunnel, this)
+    const attempt = this.ctx.dialer.connect(host, port, tunnel, this, receivedVia)
     // Undefined: answered already (a pooled origin, a denial...), and the answer is queued behind this action list.
     if (attempt === undefined) return
     this.attempt = attempt

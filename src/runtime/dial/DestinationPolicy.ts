@@ -9,14 +9,17 @@
  * Theory of operation. A destination is the host as the client asked for it, the address that will be
  * dialled (absent when a parent proxy resolves it), the port, and the kind (`connect` for a CONNECT
  * tunnel, `http` for a forwarded request). `check` goes through four steps, first verdict wins:
- *   1. self: the proxy's own listening sockets (and, when it listens on 0.0.0.0 / [::], every local
- *      address on its ports, plus the unspecified address) are denied, whatever the rules say;
+ *   1. self: every socket the process listens on, the proxy's listeners and the admin endpoint (and,
+ *      for one on 0.0.0.0 / [::], every local address on its port, plus the unspecified address), is
+ *      denied, whatever the rules say;
  *   2. deny rules: any `--deny-to` rule that matches denies (deny wins over allow);
- *   3. when every listen address is loopback ("private" proxy): everything else is allowed;
- *   4. when some listen address is not loopback ("exposed" proxy), two defaults apply:
- *      - an address in a special range (loopback, link-local, unspecified, multicast, broadcast,
- *        reserved, private; also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied unless an
- *        `--allow-to` rule with an explicit address (not `*`) matches;
+ *   3. a proxy that is not exposed (`isExposed`: only this machine's users can reach it): everything
+ *      else is allowed;
+ *   4. an exposed proxy (some listen address is not loopback, or PROXY protocol is trusted, or the
+ *      client allow list admits a non-loopback client), two defaults apply:
+ *      - an address in a special range (SpecialRanges.ts: the IANA special-purpose registries, multicast,
+ *        cloud metadata; an IPv4 address also as IPv4-mapped, IPv4-compatible or NAT64 IPv6) is denied
+ *        unless an `--allow-to` rule with an explicit address (not `*`) matches;
  *      - CONNECT only to 443, plain HTTP only to Squid's Safe_ports, unless an `--allow-to` rule
  *        (`*` included) matches the destination with its port (a rule without ports matches every port).
  *
@@ -26,7 +29,8 @@
  */
 import { type Cidr, matches, parseAddress, parseCidr } from "../access/Allow.ts"
 import { hostPort } from "../access/Peer.ts"
-import { addressBytes, inPorts, isZero, mappedV4, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+import { addressBytes, inPorts, isZero, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
+import { specialRange } from "./SpecialRanges.ts"
 
 export type DestinationKind = "connect" | "http"
 
@@ -59,7 +63,7 @@ export interface SelfSocket {
 export interface DestinationPolicy {
   readonly allow: ReadonlyArray<Rule>
   readonly deny: ReadonlyArray<Rule>
-  /** Some listen address is not loopback: the defaults of step 4 apply. */
+  /** Clients from elsewhere than this machine can reach it (`isExposed`): the defaults of step 4 apply. */
   readonly exposed: boolean
   readonly self: ReadonlyArray<SelfSocket>
   /** The ports of `self`, to skip parsing the address of the many destinations that are not on them. */
@@ -70,34 +74,6 @@ export interface DestinationPolicy {
 
 // ---------------------------------------------------------------------------------------------
 // Ranges and ports of an exposed proxy
-
-interface Range {
-  readonly name: string
-  readonly text: string
-  readonly cidr: Cidr
-}
-
-const range = (name: string, text: string): Range => ({ name, text, cidr: parseCidr(text) })
-
-/** Denied by default on an exposed proxy; the first range that contains an address names it. */
-export const specialRanges: ReadonlyArray<Range> = [
-  range("unspecified", "0.0.0.0/8"),
-  range("private", "10.0.0.0/8"),
-  range("private", "100.64.0.0/10"),
-  range("loopback", "127.0.0.0/8"),
-  range("link-local", "169.254.0.0/16"),
-  range("private", "172.16.0.0/12"),
-  range("private", "192.168.0.0/16"),
-  range("multicast", "224.0.0.0/4"),
-  range("broadcast", "255.255.255.255/32"),
-  range("reserved", "240.0.0.0/4"),
-  range("unspecified", "::/128"),
-  range("loopback", "::1/128"),
-  range("private", "fc00::/7"),
-  range("link-local", "fe80::/10"),
-  range("private", "fec0::/10"), // site-local, deprecated (RFC 3879) but still routed by some
-  range("multicast", "ff00::/8"),
-]
 
 /** CONNECT ports open by default on an exposed proxy (Squid's SSL_ports). */
 const CONNECT_PORTS: ReadonlyArray<readonly [number, number]> = [[443, 443]]
@@ -119,17 +95,6 @@ const HTTP_PORTS: ReadonlyArray<readonly [number, number]> = [
 export const defaultPortOpen = (kind: DestinationKind, port: number): boolean =>
   inPorts(kind === "connect" ? CONNECT_PORTS : HTTP_PORTS, port)
 
-/** 64:ff9b::/96 (RFC 6052): a NAT64 gateway dials the IPv4 address in the last 32 bits. */
-const NAT64 = parseCidr("64:ff9b::/96")
-
-/** The special range `b` is in (for NAT64 addresses, the range of the IPv4 address they lead to). */
-const specialRange = (b: Uint8Array): { readonly range: Range; readonly nat64: boolean } | undefined => {
-  const nat64 = matches(NAT64, b)
-  const v = nat64 ? mappedV4(b) : b
-  for (const r of specialRanges) if (matches(r.cidr, v)) return { range: r, nat64 }
-  return undefined
-}
-
 const isLocalhostName = (host: string): boolean => host === "localhost" || host.endsWith(".localhost")
 
 const LOCALHOST = parseAddress("127.0.0.1") as Uint8Array
@@ -140,16 +105,21 @@ const ruleText = (network: string, port: number): string => hostPort(network, po
 // ---------------------------------------------------------------------------------------------
 // Building a policy
 
-export interface PolicyOptions {
+export interface PolicyOptions extends Exposure {
   readonly allowTo?: ReadonlyArray<string>
   readonly denyTo?: ReadonlyArray<string>
-  /** The proxy's listen addresses, ports as bound (port 0 is skipped: nothing can be dialled there). */
-  readonly listen: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /**
+   * Other sockets the process listens on (the admin endpoint), ports as bound: the proxy must not dial
+   * them either, but they do not make it exposed (they serve no proxying).
+   */
+  readonly ownSockets?: ReadonlyArray<{ readonly host: string; readonly port: number }>
   /** Every address of the machine's interfaces (os.networkInterfaces()); used for wildcard listeners. */
   readonly interfaces?: ReadonlyArray<string>
 }
 
-const isLoopbackBytes = (b: Uint8Array): boolean => matches(specialRanges[3]!.cidr, b) || matches(specialRanges[11]!.cidr, b)
+const LOOPBACK_V4 = parseCidr("127.0.0.0/8")
+const LOOPBACK_V6 = parseCidr("::1/128")
+const isLoopbackBytes = (b: Uint8Array): boolean => matches(LOOPBACK_V4, b) || matches(LOOPBACK_V6, b)
 
 /** True if `host` (a listen address) is loopback: 127.0.0.0/8, ::1 or their mapped forms. */
 export const isLoopbackAddress = (host: string): boolean => {
@@ -157,6 +127,44 @@ export const isLoopbackAddress = (host: string): boolean => {
   const b = addressBytes(host)
   return b !== undefined && isLoopbackBytes(b)
 }
+
+/** What decides whether a proxy is exposed. */
+export interface Exposure {
+  /** The proxy's listen addresses, ports as bound (port 0 is skipped for self: nothing can be dialled there). */
+  readonly listen: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** The client allow list (`--allow`, CIDRs as WorkerInit.allow carries them). */
+  readonly clientAllow: ReadonlyArray<string>
+  /** The load balancers trusted to send a PROXY protocol header (CIDRs); absent or empty: none. */
+  readonly proxyProtocolFrom?: ReadonlyArray<string> | undefined
+}
+
+const isLoopbackNetwork = (text: string): boolean => {
+  try {
+    const cidr = parseCidr(text)
+    // Inside 127.0.0.0/8 (held as ::ffff:127.0.0.0/104) or ::1/128 itself.
+    return (
+      (cidr.prefix >= LOOPBACK_V4.prefix && matches(LOOPBACK_V4, cidr.bytes)) || (cidr.prefix === 128 && matches(LOOPBACK_V6, cidr.bytes))
+    )
+  } catch {
+    return false // not ours to judge (the configuration check refuses it): assume the worst
+  }
+}
+
+/**
+ * Whether someone other than this machine's own users can make the proxy dial, so that the defaults of
+ * an exposed proxy (special ranges denied, usual ports only) apply. Any one of these exposes it:
+ * - a listen address that is not loopback (`0.0.0.0`, a LAN address): other machines connect;
+ * - PROXY protocol trusted from anyone (`--proxy-protocol-from`): the client is whoever the header
+ *   names, so a loopback listener behind a load balancer serves remote clients;
+ * - a client allow list that admits a non-loopback address (`--allow 10.0.0.0/8`, or everyone, as
+ *   with `--auth-file`): it was written to let other machines in, through whatever path reaches the
+ *   listener (a port forward, a load balancer, a container's published port).
+ * Only a proxy with loopback listeners, no PROXY protocol and loopback clients only is not exposed.
+ */
+export const isExposed = (exposure: Exposure): boolean =>
+  exposure.listen.some((a) => !isLoopbackAddress(a.host)) ||
+  (exposure.proxyProtocolFrom ?? []).length > 0 ||
+  exposure.clientAllow.some((cidr) => !isLoopbackNetwork(cidr))
 
 const UNSPECIFIED_V4 = "0.0.0.0"
 const UNSPECIFIED_V6 = "::"
@@ -194,11 +202,11 @@ export const selfSockets = (listen: PolicyOptions["listen"], interfaces: Readonl
 export const makePolicy = (options: PolicyOptions): DestinationPolicy => {
   const allow = (options.allowTo ?? []).map(parseRule)
   const deny = (options.denyTo ?? []).map(parseRule)
-  const self = selfSockets(options.listen, options.interfaces)
+  const self = selfSockets([...options.listen, ...(options.ownSockets ?? [])], options.interfaces)
   return {
     allow,
     deny,
-    exposed: options.listen.some((a) => !isLoopbackAddress(a.host)),
+    exposed: isExposed(options),
     self,
     selfPorts: new Set(self.map((s) => s.port)),
     denyByName: deny.filter((r) => r.address._tag !== "Network"),
@@ -218,6 +226,13 @@ const ruleDenial = (rule: Rule, where: string): Denial =>
   denial("rule", rule.text, where, `rule --deny-to ${rule.text}`, "deny rules win over --allow-to rules")
 
 /**
+ * A name with an empty label (`a..test`): the core refuses it with 400, so only another driver could ask.
+ * No rule judges it, since `--deny-to a.test` must not be passed by spelling it `a.test..`.
+ */
+const malformedName = (host: string, port: number): Denial =>
+  denial("rule", "malformed name", hostPort(host, port), "a host name with an empty label", "no rule can allow it")
+
+/**
  * The part of the verdict that needs no address: deny rules on the name, `*` deny rules. Run before
  * resolving, so that a denied name is never looked up. Undefined: nothing against it yet (call `check`
  * on every address it resolves to).
@@ -225,6 +240,7 @@ const ruleDenial = (rule: Rule, where: string): Denial =>
 export const checkName = (policy: DestinationPolicy, destination: Omit<Destination, "address">): Denial | undefined => {
   if (policy.denyByName.length === 0) return undefined
   const host = normalHost(destination.host)
+  if (host === undefined) return malformedName(destination.host, destination.port)
   for (const rule of policy.denyByName) {
     if (ruleMatches(rule, host, undefined, destination.port)) return ruleDenial(rule, hostPort(host, destination.port))
   }
@@ -241,13 +257,12 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   // Fast path of the default set-up (loopback listener, no rules): only the proxy's own ports matter.
   if (!policy.exposed && policy.deny.length === 0 && !policy.selfPorts.has(port)) return undefined
   const host = normalHost(destination.host)
-  const dialled = destination.address ?? host
+  if (host === undefined) return malformedName(destination.host, port)
+  const address = destination.address === undefined ? undefined : (normalHost(destination.address) ?? destination.address)
+  const dialled = address ?? host
   let bytes = addressBytes(dialled)
-  if (bytes === undefined && destination.address === undefined && isLocalhostName(host)) bytes = LOCALHOST
-  const where =
-    destination.address !== undefined && normalHost(destination.address) !== host
-      ? `${hostPort(host, port)} (${normalHost(destination.address)})`
-      : hostPort(normalHost(dialled), port)
+  if (bytes === undefined && address === undefined && isLocalhostName(host)) bytes = LOCALHOST
+  const where = address !== undefined && address !== host ? `${hostPort(host, port)} (${address})` : hostPort(dialled, port)
 
   // 1. The proxy itself.
   if (bytes !== undefined && policy.selfPorts.has(port)) {
@@ -276,7 +291,7 @@ export const check = (policy: DestinationPolicy, destination: Destination): Deni
   if (!addressAllowed && special !== undefined) {
     const { range: r, nat64 } = special
     // The hint names the range (the rule an operator most likely wants); a NAT64 address is not in it.
-    const hint = nat64 ? ruleText(normalHost(dialled), port) : ruleText(r.text, port)
+    const hint = nat64 ? ruleText(dialled, port) : ruleText(r.text, port)
     return denial("range", r.name, where, nat64 ? `${r.name} (through NAT64)` : r.name, `allow it with --allow-to ${hint}`)
   }
   if (!portAllowed) {

@@ -2,13 +2,14 @@
  * DestinationRules: the language of `--allow-to` / `--deny-to`, and how a rule meets a destination.
  *
  * Owns the rule syntax, `ADDRESS[:PORTS]`: ADDRESS is `*`, a CIDR, an IP, a host name or `*.suffix`
- * (names match the host as asked, lower-case, without a trailing dot; `*.example.com` matches its
+ * (names match the host as asked, in the core's one spelling: lower-case, one trailing dot removed; `*.example.com` matches its
  * subdomains, not `example.com`); PORTS is `*`, `N`, `N-M` or a comma list of those (none: every port);
  * IPv6 takes brackets when ports follow. Also the one spelling addresses are compared in: 16 bytes, IPv4
  * as IPv4-mapped (as Allow.ts holds it, whose CIDR parser it reuses), the IPv4-compatible form as the
  * IPv4 address it embeds. It decides nothing: DestinationPolicy.ts says which rules apply when.
  */
 import * as Data from "effect/Data"
+import { canonicalName } from "../../core/http/target.ts"
 import { type Cidr, matches, parseAddress, parseCidr } from "../access/Allow.ts"
 
 /** Port ranges, inclusive; undefined is every port. */
@@ -69,9 +70,9 @@ const parseRuleAddress = (input: string, text: string): RuleAddress => {
       throw new RuleError({ input, reason: e instanceof Error ? e.message : String(e) })
     }
   }
-  const name = text.toLowerCase().replace(/\.$/, "")
-  const wildcard = name.startsWith("*.")
-  const bare = wildcard ? name.slice(2) : name
+  const wildcard = text.startsWith("*.")
+  // The spelling the core gives hosts (one trailing dot removed, lower-case), so that they can be equal.
+  const bare = canonicalName(wildcard ? text.slice(2) : text) ?? ""
   if (!NAME.test(bare))
     throw new RuleError({ input, reason: `${JSON.stringify(text)} is not an IP, a CIDR, a host name, *.suffix or *; ${RULE_HELP}` })
   if (!wildcard && NUMERIC_LABEL.test(bare)) {
@@ -174,10 +175,14 @@ const canonicalCidr = (cidr: Cidr): Cidr =>
     ? { bytes: mappedV4(cidr.bytes), prefix: cidr.prefix }
     : cidr
 
-/** Host as rules compare it: lower-case, no brackets, no trailing dot. */
-export const normalHost = (host: string): string => {
+/**
+ * Host as rules compare it: no brackets, an IPv6 literal lower-cased, a name as the core spells it
+ * (canonicalName: lower-case, one trailing dot removed). Undefined for a name with an empty label
+ * (`a..test`), which the core refuses with 400 and no rule may judge by another spelling.
+ */
+export const normalHost = (host: string): string | undefined => {
   const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
-  return h.toLowerCase().replace(/\.$/, "")
+  return h.includes(":") ? h.toLowerCase() : canonicalName(h)
 }
 
 /** Whether `rule` matches the destination: its host as asked (normalHost), its address bytes if known, its port. */

@@ -170,11 +170,13 @@ export class Dialer {
 
   /**
    * Find an origin for `host`:`port` (a tunnel's when `tunnel`) and answer `client` once (see the module
-   * comment). Undefined when the answer was given already, before returning; else the attempt in progress.
+   * comment). `receivedVia`: the Via values the client's request came with (the core's `Connect`), which a
+   * CONNECT to a parent carries before our hop, so a loop through parents meets our pseudonym.
+   * Undefined when the answer was given already, before returning; else the attempt in progress.
    */
-  connect(host: string, port: number, tunnel: boolean, client: DialClient): DialAttempt | undefined {
+  connect(host: string, port: number, tunnel: boolean, client: DialClient, receivedVia?: string): DialAttempt | undefined {
     const route = this.options.route
-    if (route === undefined) return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port))
+    if (route === undefined) return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
     const exchange = client.exchange
     const request = {
       method: exchange?.method ?? (tunnel ? "CONNECT" : "GET"),
@@ -188,8 +190,8 @@ export class Dialer {
     let routing: Routing | undefined
     let answered: DialAttempt | undefined
     const pending = route.ask(request, (decision) => {
-      if (routing === undefined) answered = this.routed(decision, host, port, tunnel, client)
-      else routing.decided(this.routed(decision, host, port, tunnel, client))
+      if (routing === undefined) answered = this.routed(decision, host, port, tunnel, client, receivedVia)
+      else routing.decided(this.routed(decision, host, port, tunnel, client, receivedVia))
     })
     if (pending === undefined) return answered
     routing = new Routing(pending)
@@ -197,14 +199,21 @@ export class Dialer {
   }
 
   /** Act on the route hook's decision: refuse, or dial the way it chose (the policy still judges it). */
-  private routed(route: Route, host: string, port: number, tunnel: boolean, client: DialClient): DialAttempt | undefined {
+  private routed(
+    route: Route,
+    host: string,
+    port: number,
+    tunnel: boolean,
+    client: DialClient,
+    receivedVia: string | undefined,
+  ): DialAttempt | undefined {
     switch (route._tag) {
       case "Configured":
-        return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port))
+        return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
       case "Direct":
-        return this.connectVia(host, port, tunnel, client, undefined)
+        return this.connectVia(host, port, tunnel, client, undefined, receivedVia)
       case "Through":
-        return this.connectVia(host, port, tunnel, client, route.parent)
+        return this.connectVia(host, port, tunnel, client, route.parent, receivedVia)
       case "Deny":
         client.originFailed({ _tag: "ConnectFailed", reason: "denied", message: route.message })
         return undefined
@@ -215,7 +224,14 @@ export class Dialer {
   }
 
   /** Steps 2-7 of the module comment, through `parent` (undefined: direct). */
-  private connectVia(host: string, port: number, tunnel: boolean, client: DialClient, parent: Parent | undefined): DialAttempt | undefined {
+  private connectVia(
+    host: string,
+    port: number,
+    tunnel: boolean,
+    client: DialClient,
+    parent: Parent | undefined,
+    receivedVia: string | undefined,
+  ): DialAttempt | undefined {
     const { pool, metrics } = this.options
     const policy = this.policy
     if (policy !== undefined) {
@@ -244,7 +260,7 @@ export class Dialer {
       client.originConnected(pooled, connected, tunnel ? undefined : key, undefined)
       return undefined
     }
-    const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key)
+    const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key, receivedVia)
     attempt.start()
     return attempt.over ? undefined : attempt
   }
@@ -324,6 +340,7 @@ class Attempt implements DialAttempt {
   private readonly tunnel: boolean
   private readonly parent: Parent | undefined
   private readonly poolKey: string | undefined
+  private readonly receivedVia: string | undefined
   /** When the dial started (core clock), for the connect-duration histogram; 0 when not measured. */
   private startedAt = 0
   private race: Dialing | undefined = undefined
@@ -340,6 +357,7 @@ class Attempt implements DialAttempt {
     tunnel: boolean,
     parent: Parent | undefined,
     poolKey: string | undefined,
+    receivedVia: string | undefined,
   ) {
     this.dialer = dialer
     this.client = client
@@ -348,6 +366,7 @@ class Attempt implements DialAttempt {
     this.tunnel = tunnel
     this.parent = parent
     this.poolKey = poolKey
+    this.receivedVia = receivedVia
   }
 
   start(): void {
@@ -358,7 +377,7 @@ class Attempt implements DialAttempt {
       options.resolve(this.host, (error, addresses) => this.resolved(error, addresses))
       return
     }
-    if (this.tunnel) this.handshake = new UpstreamHandshake(this.host, this.port, parent, options.via, options.limits)
+    if (this.tunnel) this.handshake = new UpstreamHandshake(this.host, this.port, parent, options.via, options.limits, this.receivedVia)
     options.resolve(parent.host, (error, addresses) => {
       if (this.over) return
       if (error !== undefined || addresses.length === 0) this.parentGone(`could not be resolved: ${error?.message ?? "no address"}`)

@@ -3,6 +3,8 @@
  *
  * Owns the naming rules that must hold before any query leaves the machine, in this order:
  * - IP literals (IPv6 with or without brackets) pass through;
+ * - names are looked up in the core's spelling (`canonicalName`: lower-case, one trailing dot removed);
+ *   a name with an empty label (`a..test`) fails at once, no query;
  * - names in the static `hosts` map (WorkerInit.hosts, `--hosts`) resolve locally, before anything else;
  * - `invalid` and `*.invalid` fail at once (RFC 6761 §6.4), no query;
  * - `localhost` and `*.localhost` are the loopback address (RFC 6761 §6.3), no query;
@@ -28,6 +30,7 @@ import { Resolver as CaresResolver } from "node:dns"
 import { readFileSync } from "node:fs"
 import { isIP } from "node:net"
 import * as Context from "effect/Context"
+import { canonicalName } from "../../core/http/target.ts"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -101,8 +104,6 @@ const literal = (address: string): Resolved | undefined => {
   return family === 4 || family === 6 ? { address, family } : undefined
 }
 
-const canonical = (name: string): string => name.toLowerCase().replace(/\.$/, "")
-
 /** Parse hosts-file text: `ADDRESS NAME [ALIAS...]` lines, `#` comments. A name keeps every address listed for it, in order. */
 export const parseHostsFile = (text: string): Map<string, ReadonlyArray<Resolved>> => {
   const out = new Map<string, Array<Resolved>>()
@@ -112,7 +113,8 @@ export const parseHostsFile = (text: string): Map<string, ReadonlyArray<Resolved
     const ip = literal(fields[0] ?? "")
     if (ip === undefined) continue
     for (const name of fields.slice(1)) {
-      const key = canonical(name)
+      const key = canonicalName(name)
+      if (key === undefined) continue
       const list = out.get(key)
       if (list === undefined) out.set(key, [ip])
       else if (!list.some((r) => r.address === ip.address)) list.push(ip)
@@ -162,7 +164,9 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
   for (const [name, address] of Object.entries(options.hosts ?? {})) {
     const ip = literal(address)
     if (ip === undefined) throw new Error(`hosts: ${JSON.stringify(name)} maps to ${JSON.stringify(address)}, not an IP address`)
-    hosts.set(canonical(name), [ip])
+    const key = canonicalName(name)
+    if (key === undefined) throw new Error(`hosts: ${JSON.stringify(name)} is not a host name (it has an empty label)`)
+    hosts.set(key, [ip])
   }
   const hostsFile =
     options.hostsFile === false ? new Map<string, ReadonlyArray<Resolved>>() : readHostsFile(options.hostsFile ?? "/etc/hosts")
@@ -278,10 +282,12 @@ export const makeResolve = (options: ResolverOptions = {}): ResolveFn => {
     const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
     const ip = literal(bare)
     if (ip !== undefined) return cb(undefined, [ip])
-    const name = canonical(bare)
+    // The core's spelling (one trailing dot removed, lower-case), as the destination rules compare it.
+    const name = canonicalName(bare)
+    if (name === undefined) return fail(host, "invalid", "ENOTFOUND", `${host}: a host name with an empty label never resolves`, cb)
     const mapped = hosts.get(name)
     if (mapped !== undefined) return cb(undefined, mapped)
-    if (name === "" || name === "invalid" || name.endsWith(".invalid")) {
+    if (name === "invalid" || name.endsWith(".invalid")) {
       return fail(host, "invalid", "ENOTFOUND", `${host}: reserved name, never resolves`, cb)
     }
     if (name === "localhost" || name.endsWith(".localhost")) return cb(undefined, loopback)

@@ -17,6 +17,7 @@
  */
 import { isIP } from "node:net"
 import type { UpstreamHop } from "../../core/events.ts"
+import { canonicalName } from "../../core/http/target.ts"
 import { AllowList, CidrError, parseCidr } from "../access/Allow.ts"
 import { hostPort } from "../access/Peer.ts"
 
@@ -102,7 +103,7 @@ export const parseNoUpstreamEntry = (input: string): ParsedEntry => {
     }
     return { ok: true, value: { kind: "network", cidr: text, port } }
   }
-  const name = text.replace(/^\*?\./, "").replace(/\.$/, "")
+  const name = canonicalName(text.replace(/^\*?\./, "")) ?? ""
   if (!NAME.test(name)) return bad(expected)
   return { ok: true, value: { kind: "name", name, port } }
 }
@@ -145,7 +146,9 @@ export class UpstreamRoutes {
 
   /** The parent to go through for `host`:`port` (as the core asked for it), or undefined to go direct. */
   parentFor(host: string, port: number): Parent | undefined {
-    const bare = host.endsWith(".") ? host.slice(0, -1).toLowerCase() : host.toLowerCase()
+    // The core's spelling (one trailing dot removed, lower-case); a name with an empty label, which the
+    // core refuses, matches no entry and goes to the parent, where the policy has denied it already.
+    const bare = host.includes(":") ? host.toLowerCase() : (canonicalName(host) ?? host)
     for (const rule of this.rules) {
       if ((rule.port === undefined || rule.port === port) && rule.matches(bare)) return undefined
     }

@@ -29,11 +29,17 @@ const shortText = (s: string): string => {
   return clean.length > 120 ? `${clean.slice(0, 120)}...` : clean
 }
 
-/** `CONNECT host:port HTTP/1.1` with Host, our Proxy-Authorization (if any) and Via (loop detection at the parent). */
-export const connectRequest = (host: string, port: number, parent: Parent, via: string): Uint8Array => {
+/**
+ * `CONNECT host:port HTTP/1.1` with Host, our Proxy-Authorization (if any) and Via: the hops the client's
+ * CONNECT came through (`receivedVia`, the core's Connect.receivedVia), then ours, as a forwarded request
+ * carries them. So a loop through parents (A's parent is B, B's parent is A) comes back to A with A's
+ * pseudonym in it and is refused (508) at the first turn, instead of opening sockets until one side runs out.
+ */
+export const connectRequest = (host: string, port: number, parent: Parent, via: string, receivedVia?: string): Uint8Array => {
   const authority = hostPort(host, port)
   const auth = parent.authorization === undefined ? "" : `Proxy-Authorization: ${parent.authorization}\r\n`
-  return encoder.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth}Via: 1.1 ${via}\r\n\r\n`)
+  const hops = receivedVia === undefined ? `1.1 ${via}` : `${receivedVia}, 1.1 ${via}`
+  return encoder.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth}Via: ${hops}\r\n\r\n`)
 }
 
 /** Reads the parent's answer to our CONNECT, in as many chunks as it comes. */
@@ -49,9 +55,11 @@ export class UpstreamHandshake {
     parent: Parent,
     via: string,
     limits: { readonly maxHeadBytes: number; readonly maxHeaders: number },
+    /** The Via values of the client's CONNECT (Connect.receivedVia), sent before our own hop. */
+    receivedVia?: string,
   ) {
     this.parent = parent
-    this.request = connectRequest(host, port, parent, via)
+    this.request = connectRequest(host, port, parent, via, receivedVia)
     this.reader = new HeadReader(limits.maxHeadBytes)
     this.maxHeaders = limits.maxHeaders
   }

@@ -7,8 +7,17 @@
  *                 ones finish (the server keeps answering through the whole grace period);
  *   GET /stats    the stats line's figures as JSON;
  *   GET /metrics  Prometheus text exposition (see Metrics.ts / Exposition.ts);
- * HEAD is answered like GET without the body; other methods get 405, other paths 404, and a client
- * outside the admin allow-list gets 403.
+ * HEAD is answered like GET without the body; other methods get 405, other paths 404.
+ *
+ * Who gets an answer (issue 17 items 8 and 15):
+ * - a connection from outside the admin allow-list is destroyed when it is accepted, before a byte is
+ *   read: it holds nothing, so such clients cannot take the slots of the allowed ones, which have
+ *   MAX_ADMIN_CONNECTIONS of their own (one more from an allowed source is destroyed the same way);
+ * - a request whose `Host` names anything but this endpoint's own address is answered 421 (the
+ *   DNS-rebinding guard: a page a browser loaded from a name that now resolves to this address sends
+ *   that name). Accepted: the IP literal the connection arrived on with the endpoint's port, and
+ *   `localhost:PORT` when that address is loopback; an HTTP/1.0 request without `Host` (a load
+ *   balancer's check) too, since no browser sends one.
  *
  * It never touches the proxy's listeners or client sockets, and never computes a figure itself: the
  * supervisor hands it the three sources. A failing source is a 500 with a one-line reason, never a
@@ -16,6 +25,7 @@
  */
 import * as Data from "effect/Data"
 import type * as Http from "node:http"
+import type * as Net from "node:net"
 
 /**
  * node:http as `require` loads it (~1.3 MB of RSS). An ESM `import` of it builds the module namespace,
@@ -65,6 +75,40 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
 
 const ROUTES = new Set(["/healthz", "/stats", "/metrics"])
 
+/** Connections from allowed sources at once: a scraper or two and a load balancer's checks need a few. */
+export const MAX_ADMIN_CONNECTIONS = 64
+
+/** The text `Host` would carry for `address` (IPv6 in brackets, an IPv4-mapped IPv6 address as IPv4), canonical as URLs write it. */
+const hostText = (address: string): string | undefined => {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  const literal = mapped !== null ? mapped[1]! : address.includes(":") ? `[${address}]` : address
+  try {
+    return new URL(`http://${literal}/`).hostname
+  } catch {
+    return undefined // a scoped IPv6 address (fe80::1%eth0): no Host names it
+  }
+}
+
+const isLoopback = (address: string): boolean => /^(127\.|::ffff:127\.)/i.test(address) || address === "::1"
+
+/**
+ * Whether a request's `Host` names this endpoint: the address the connection arrived on (`localAddress`,
+ * compared in canonical form) or `localhost` when that is loopback, with the endpoint's port (or none when
+ * it is 80). Undefined (HTTP/1.0 without Host) is accepted: a browser always sends one.
+ */
+export const hostNamesEndpoint = (host: string | undefined, localAddress: string | undefined, localPort: number | undefined): boolean => {
+  if (host === undefined) return true
+  if (localAddress === undefined || localPort === undefined || !/^[A-Za-z0-9.:[\]-]+$/.test(host)) return false
+  let url: URL
+  try {
+    url = new URL(`http://${host}/`)
+  } catch {
+    return false
+  }
+  if ((url.port === "" ? 80 : Number(url.port)) !== localPort) return false
+  return url.hostname === hostText(localAddress) || (url.hostname === "localhost" && isLoopback(localAddress))
+}
+
 export class AdminServer {
   private readonly server: Http.Server
   private readonly allow: AdminClients
@@ -85,8 +129,21 @@ export class AdminServer {
       },
       (req, res) => this.handle(req, res),
     )
-    // A scraper or two and a load balancer's checks: a few connections at most.
-    this.server.maxConnections = 64
+    // Before node:http's own listener: a refused connection is gone before anything reads from it.
+    this.server.prependListener("connection", (socket: Net.Socket) => this.accept(socket))
+  }
+
+  /** Connections from allowed sources now. */
+  private live = 0
+
+  /** The gate of every accepted connection: its source, then the allowed sources' capacity. */
+  private accept(socket: Net.Socket): void {
+    if (!this.allow.allows(socket.remoteAddress) || this.live >= MAX_ADMIN_CONNECTIONS) {
+      socket.destroy()
+      return
+    }
+    this.live++
+    socket.once("close", () => this.live--)
   }
 
   /** Listen; resolves with the bound address (port 0 resolved). */
@@ -112,8 +169,18 @@ export class AdminServer {
   }
 
   private handle(req: Http.IncomingMessage, res: Http.ServerResponse): void {
-    if (!this.allow.allows(req.socket.remoteAddress)) {
-      return send(res, 403, "text/plain; charset=utf-8", "403 Forbidden: client address not allowed\n", { Connection: "close" })
+    const { localAddress, localPort } = req.socket
+    if (!hostNamesEndpoint(req.headers.host, localAddress, localPort)) {
+      const own = `${hostText(localAddress ?? "") ?? "?"}:${localPort}`
+      return send(
+        res,
+        421,
+        "text/plain; charset=utf-8",
+        `421 Misdirected Request: this endpoint answers to its own address (Host: ${own})\n`,
+        {
+          Connection: "close",
+        },
+      )
     }
     const url = req.url ?? "/"
     const q = url.indexOf("?")

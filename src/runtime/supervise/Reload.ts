@@ -1,8 +1,10 @@
 /**
- * Reload (SIGHUP): the new configuration is built and validated first; if that fails, the error is
- * logged and nothing changes. Otherwise every listening worker gets `Reconfigure` (new connections use
- * the new settings, open ones finish under the old) and is waited for, later restarts start with it
- * (the roster's init), and settings that only a restart can change are named in a warning.
+ * Reload (SIGHUP): the new configuration is built and validated first, as a whole (the caller refuses a
+ * file that changes a setting only a restart can apply, and judges the result by the start-up safety
+ * rule); if that fails, the one reason is logged and nothing changes. Otherwise every listening worker
+ * gets `Reconfigure` (each request or tunnel that starts afterwards is judged by the new settings, those
+ * under way finish under the old: ProxyServer.reconfigure) and is waited for, and later restarts start
+ * with it (the roster's init).
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -10,15 +12,13 @@ import * as Semaphore from "effect/Semaphore"
 import type { LiveSettings } from "../protocol.ts"
 import { isListening, type Roster } from "./Roster.ts"
 
-/** What a reload changes. */
+/** What a reload changes: everything it changes (a reload is never applied in part). */
 export interface ReloadPlan {
   readonly settings: LiveSettings
   readonly graceMs: number
-  /** Settings that changed but cannot change while running (listen, workers...), by flag name. */
-  readonly needsRestart: ReadonlyArray<string>
 }
 
-/** Builds the configuration again, or says why the new one is invalid. */
+/** Builds the configuration again, or says why it cannot be applied (invalid, unsafe, or needing a restart). */
 export type Replan = () => Effect.Effect<ReloadPlan, { readonly message: string }>
 
 /** How long a worker may take to answer `Reconfigure` before the reload reports it as not answering. */
@@ -53,18 +53,15 @@ export const makeReload = (roster: Roster, replan: Replan | undefined): Effect.E
     apply: (plan) => applyPlan(roster, plan).pipe(lock.withPermits(1)),
   }))
 
-/** The new settings to the roster (for later restarts) and to every listening worker; the restart-only ones named. */
+/** The new settings to the roster (for later restarts) and to every listening worker. */
 const applyPlan = (roster: Roster, plan: ReloadPlan): Effect.Effect<ReloadOutcome> =>
   Effect.gen(function* () {
-    for (const name of plan.needsRestart) {
-      yield* Effect.logWarning(`reload: ${name} changed, but it only takes effect after a restart`)
-    }
     roster.init = { ...roster.init, ...plan.settings }
     roster.graceMs = plan.graceMs
     const outcome = yield* reconfigureWorkers(roster, plan.settings)
     if (outcome.errors.length > 0) yield* Effect.logError(`reload incomplete: ${outcome.errors.join("; ")}`)
     yield* Effect.logInfo(
-      `configuration reloaded: ${outcome.applied} worker${outcome.applied === 1 ? "" : "s"} use the new settings for new connections`,
+      `configuration reloaded: ${outcome.applied} worker${outcome.applied === 1 ? "" : "s"} use the new settings for new requests`,
     )
     return outcome
   })

@@ -97,6 +97,11 @@ const chunkedCases: ReadonlyArray<readonly [string, string, Outcome]> = [
     "0\r\nContent-Length: 5\r\nX: 1\r\nhost: e\r\nTE: a\r\nCookie: c\r\nY: 2\r\n\r\n",
     { body: "0\r\nX: 1\r\nY: 2\r\n\r\n", rest: "", done: true },
   ],
+  [
+    "their underscore spellings are dropped too (CGI reads Transfer_Encoding as Transfer-Encoding)",
+    "0\r\nTransfer_Encoding: chunked\r\nX_Sum: 1\r\ncontent_length: 5\r\n\r\n",
+    { body: "0\r\nX_Sum: 1\r\n\r\n", rest: "", done: true },
+  ],
   ["an incomplete body is not done", "5\r\nhel", { body: "5\r\nhel", rest: "", done: false }],
   ["the largest chunk size", "1fffffffffffff\r\nab", { body: "1fffffffffffff\r\nab", rest: "", done: false }],
   ["an empty chunk size", "\r\nhello\r\n", { error: "missing or invalid chunk size" }],

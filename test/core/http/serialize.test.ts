@@ -73,6 +73,31 @@ const requests: ReadonlyArray<readonly [string, string, boolean, string]> = [
     false,
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nVia: 1.1 hct\r\n\r\n",
   ],
+  // Framing fields in one canonical spelling; their underscore spellings dropped (issue 17, item 15).
+  [
+    "Transfer-Encoding is written canonically, name and codings",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\ntransfer-ENCODING: Chunked\r\nX: y\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX: y\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "several Transfer-Encoding fields become one, in place of the first",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nX: y\r\nTRANSFER-ENCODING: ,chunked\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX: y\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "a canonical Content-Length keeps its value but gets the canonical name",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\ncontent-length: 3\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "underscore spellings of the fields the proxy interprets are dropped; other underscores pass",
+    "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\ncontent_length: 99\r\nProxy_Connection: x\r\nVIA_: z\r\nX_Api_Key: k\r\n\r\n",
+    false,
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nVIA_: z\r\nX_Api_Key: k\r\nVia: 1.1 hct\r\n\r\n",
+  ],
   [
     "Via is appended to the received Via values",
     "GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: 1.1 first\r\nX: y\r\nVia: 1.0 second\r\n\r\n",
@@ -180,6 +205,25 @@ const responses: ReadonlyArray<readonly [string, ResponseHead, { close: boolean;
     response(304, [["Content-Length", "x"]]),
     { close: false, keepUpgrade: false },
     "HTTP/1.1 304 OK\r\nContent-Length: x\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "a response's Transfer-Encoding fields become one canonical field, codings in order",
+    response(200, [
+      ["transfer-encoding", "GZIP"],
+      ["X", "1"],
+      ["Transfer-Encoding", "Chunked"],
+    ]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nX: 1\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "a response's underscore spelling of a framing field is dropped",
+    response(200, [
+      ["Content-Length", "2"],
+      ["Transfer_Encoding", "chunked"],
+    ]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 hct\r\n\r\n",
   ],
   [
     "Via appended to the origin's Via",

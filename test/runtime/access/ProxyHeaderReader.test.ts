@@ -20,10 +20,16 @@ const get = (): string => `GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHo
 const v2Header = (command: number, family: number, block: ReadonlyArray<number>): Buffer =>
   Buffer.from([...V2_SIGNATURE, command, family, block.length >> 8, block.length & 0xff, ...block])
 
-/** A proxy that takes PROXY headers from 127.0.0.1 (where the test's clients come from). */
+/**
+ * A proxy that takes PROXY headers from 127.0.0.1 (where the test's clients come from). Trusting PROXY
+ * protocol makes it exposed, whose defaults deny loopback: the loopback origin needs an allow rule.
+ */
 const withProxy = async (overrides: Partial<WorkerInit>, body: (proxy: RunningProxy) => Promise<void>, headTimeout?: number) => {
   const proxy = await startProxy(
-    baseInit({ proxyProtocolFrom: ["127.0.0.1/32"], ...overrides }, headTimeout === undefined ? {} : { headTimeout }),
+    baseInit(
+      { proxyProtocolFrom: ["127.0.0.1/32"], allowTo: [`127.0.0.1:${origin.port}`], ...overrides },
+      headTimeout === undefined ? {} : { headTimeout },
+    ),
   )
   try {
     await body(proxy)

@@ -4,6 +4,7 @@
  * Nothing here dials anything: these addresses are only ever handed to `check`.
  */
 import * as fc from "fast-check"
+import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import {
   check,
@@ -13,19 +14,45 @@ import {
   defaultPortOpen,
   type DestinationKind,
   type DestinationPolicy,
+  isExposed,
   isLoopbackAddress,
   makePolicy,
 } from "../../../src/runtime/dial/DestinationPolicy.ts"
 import { parseRule, RuleError, splitRules } from "../../../src/runtime/dial/DestinationRules.ts"
+import { specialRanges } from "../../../src/runtime/dial/SpecialRanges.ts"
 
 const LOOPBACK_LISTEN = [{ host: "127.0.0.1", port: 8888 }]
 const EXPOSED_LISTEN = [{ host: "0.0.0.0", port: 3128 }]
-const INTERFACES = ["127.0.0.1", "::1", "192.168.1.20", "fe80::1234", "2001:db8::20"]
+const INTERFACES = ["127.0.0.1", "::1", "192.168.1.20", "fe80::1234", "2606:4700::20"]
+
+/** The default client allow list (loopback only). */
+const LOOPBACK_CLIENTS = ["127.0.0.0/8", "::1/128"]
 
 const exposed = (allowTo: Array<string> = [], denyTo: Array<string> = []): DestinationPolicy =>
-  makePolicy({ allowTo, denyTo, listen: EXPOSED_LISTEN, interfaces: INTERFACES })
+  makePolicy({ allowTo, denyTo, listen: EXPOSED_LISTEN, clientAllow: ["10.0.0.0/8"], interfaces: INTERFACES })
 const local = (allowTo: Array<string> = [], denyTo: Array<string> = []): DestinationPolicy =>
-  makePolicy({ allowTo, denyTo, listen: LOOPBACK_LISTEN, interfaces: INTERFACES })
+  makePolicy({ allowTo, denyTo, listen: LOOPBACK_LISTEN, clientAllow: LOOPBACK_CLIENTS, interfaces: INTERFACES })
+
+/** 16 address bytes as text: dotted IPv4 for the mapped form, else eight hex groups. */
+const addressText = (b: Uint8Array): string => {
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return Array.from(b.subarray(12)).join(".")
+  const groups: Array<string> = []
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16))
+  return groups.join(":")
+}
+
+/** The name of the first table entry that holds `b` (the table's own order, v4 entries for mapped addresses). */
+const nameAt = (b: Uint8Array): string | undefined => {
+  const v4 = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff
+  return specialRanges.find((r) => r.text.includes(":") !== v4 && inCidr(r.cidr, b))?.name
+}
+const inCidr = (cidr: { readonly bytes: Uint8Array; readonly prefix: number }, b: Uint8Array): boolean => {
+  for (let bit = 0; bit < cidr.prefix; bit++) {
+    const m = 0x80 >> (bit & 7)
+    if ((cidr.bytes[bit >> 3]! & m) !== (b[bit >> 3]! & m)) return false
+  }
+  return true
+}
 
 /** The verdict as "allowed" or "<kind>:<rule>" for compact tables. */
 const verdict = (policy: DestinationPolicy, address: string, port: number, kind: DestinationKind = "connect", host = address): string => {
@@ -220,6 +247,57 @@ describe("an exposed proxy: default ranges", () => {
     expect(verdict(policy, address, 80, "http")).toBe(`range:${range}`)
   })
 
+  // Issue 17, item 13: the entries the audit found missing, with the word each denial gives.
+  it.each([
+    ["64:ff9b:1::1", "nat64-local"],
+    ["64:ff9b:1:ffff::a00:1", "nat64-local"],
+    ["::ffff:0:a00:1", "ipv4-translated"],
+    ["::ffff:0:808:808", "ipv4-translated"],
+    ["2002:c0a8:101::1", "6to4"],
+    ["2002::", "6to4"],
+    ["198.18.0.1", "benchmarking"],
+    ["198.19.255.255", "benchmarking"],
+    ["::ffff:198.18.0.1", "benchmarking"],
+    ["192.0.0.1", "ietf-protocol"],
+    ["192.0.0.170", "ietf-protocol"],
+    ["192.0.0.255", "ietf-protocol"],
+    ["100::1", "discard"],
+    ["2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo"],
+    ["2001:db8::1", "documentation"],
+    ["3fff::1", "documentation"],
+    ["192.0.2.1", "documentation"],
+    ["203.0.113.255", "documentation"],
+    ["2001:2::1", "benchmarking"],
+    ["2001:1::1", "ietf-protocol"],
+    ["2001:1ff::1", "ietf-protocol"],
+    ["5f00::1", "srv6-sid"],
+    ["192.88.99.1", "6to4-relay"],
+    ["168.63.129.16", "cloud-metadata"],
+    ["::ffff:168.63.129.16", "cloud-metadata"],
+  ])("denies %s (%s)", (address, range) => {
+    expect(verdict(policy, address, 443)).toBe(`range:${range}`)
+    expect(verdict(policy, address, 80, "http")).toBe(`range:${range}`)
+  })
+
+  it("a NAT64 address leading into a new range is denied like the IPv4 address", () => {
+    expect(verdict(policy, "64:ff9b::c612:1", 443)).toBe("range:benchmarking") // 198.18.0.1
+    expect(verdict(policy, "64:ff9b::a83f:8110", 443)).toBe("range:cloud-metadata") // 168.63.129.16
+    expect(verdict(policy, "64:ff9b::c000:201", 443)).toBe("range:documentation") // 192.0.2.1
+  })
+
+  it("every entry of the table is denied at its first and its last address, in the range it names or one inside it", () => {
+    for (const r of specialRanges) {
+      const lo = Uint8Array.from(r.cidr.bytes)
+      const hi = Uint8Array.from(r.cidr.bytes)
+      for (let bit = r.cidr.prefix; bit < 128; bit++) hi[bit >> 3]! |= 0x80 >> (bit & 7)
+      for (const b of [lo, hi]) {
+        const v = verdict(policy, addressText(b), 443)
+        expect(v, `${r.text} at ${addressText(b)}`).toMatch(/^range:/)
+      }
+      expect(verdict(policy, addressText(lo), 443), r.text).toBe(`range:${nameAt(lo)}`)
+    }
+  })
+
   it.each([
     ["93.184.216.34"],
     ["9.255.255.255"],
@@ -233,8 +311,17 @@ describe("an exposed proxy: default ranges", () => {
     ["172.32.0.0"],
     ["192.167.255.255"],
     ["223.255.255.255"],
-    ["2001:db8::1"],
     ["2606:4700::1111"],
+    ["2a00:1450:4001:82a::200e"],
+    ["2001:200::1"],
+    ["2003::1"],
+    ["64:ff9b:2::1"],
+    ["192.0.1.255"],
+    ["192.0.3.0"],
+    ["198.17.255.255"],
+    ["198.20.0.0"],
+    ["168.63.129.15"],
+    ["168.63.129.17"],
     ["::ffff:93.184.216.34"],
     ["64:ff9b::93.184.216.34"],
     ["fbff::1"],
@@ -281,7 +368,9 @@ describe("an exposed proxy: default ranges", () => {
       ["::127.0.0.1", "::127.0.0.1", 443, "connect"],
       ["example.com", "93.184.216.34", 22, "connect"],
       ["93.184.216.34", "93.184.216.34", 25, "http"],
-      ["2001:db8::1", "2001:db8::1", 22, "connect"],
+      ["2606:4700::1", "2606:4700::1", 22, "connect"],
+      ["2001:db8::1", "2001:db8::1", 443, "connect"],
+      ["168.63.129.16", "168.63.129.16", 80, "http"],
       ["169.254.169.254", "169.254.169.254", 80, "http"],
     ]
     for (const [host, address, port, kind] of cases) {
@@ -365,13 +454,43 @@ describe("an exposed proxy: allow rules", () => {
       expect(verdict(p, address, 3128, "http"), address).toBe("self:self")
     }
     // 0.0.0.0 is IPv4 only: the IPv6 interface addresses are not its
-    expect(verdict(p, "2001:db8::20", 3128)).toBe("allowed")
+    expect(verdict(p, "2606:4700::20", 3128)).toBe("allowed")
     expect(verdict(p, "192.168.1.21", 3128)).toBe("allowed")
     expect(verdict(p, "192.168.1.20", 3129)).toBe("allowed")
-    const dual = makePolicy({ listen: [{ host: "::", port: 3128 }], interfaces: INTERFACES })
-    for (const address of ["2001:db8::20", "fe80::1234", "::1", "192.168.1.20", "127.0.0.1"]) {
+    const dual = makePolicy({ listen: [{ host: "::", port: 3128 }], clientAllow: LOOPBACK_CLIENTS, interfaces: INTERFACES })
+    for (const address of ["2606:4700::20", "fe80::1234", "::1", "192.168.1.20", "127.0.0.1"]) {
       expect(verdict(dual, address, 3128, "http"), address).toBe("self:self")
     }
+  })
+})
+
+describe("every socket the process listens on is self (issue 17, item 14)", () => {
+  const admin = [{ host: "127.0.0.1", port: 9090 }]
+  it("the admin endpoint is denied as self, even with everything on loopback allowed", () => {
+    for (const p of [
+      makePolicy({ listen: LOOPBACK_LISTEN, ownSockets: admin, clientAllow: LOOPBACK_CLIENTS, allowTo: ["127.0.0.0/8"] }),
+      makePolicy({ listen: EXPOSED_LISTEN, ownSockets: admin, clientAllow: ["10.0.0.0/8"], allowTo: ["127.0.0.0/8", "*"] }),
+    ]) {
+      expect(verdict(p, "127.0.0.1", 9090)).toBe("self:self")
+      expect(verdict(p, "127.0.0.1", 9090, "http", "origin.test")).toBe("self:self")
+      expect(check(p, { host: "127.0.0.1", port: 9090, kind: "connect" })?.kind).toBe("self") // through a parent too
+      expect(verdict(p, "0.0.0.0", 9090)).toBe("self:self")
+      expect(verdict(p, "127.0.0.1", 9091)).toBe("allowed")
+    }
+  })
+  it("an admin endpoint on a wildcard address is every local address on its port", () => {
+    const p = makePolicy({
+      listen: LOOPBACK_LISTEN,
+      ownSockets: [{ host: "0.0.0.0", port: 9090 }],
+      clientAllow: LOOPBACK_CLIENTS,
+      interfaces: INTERFACES,
+    })
+    for (const address of ["127.0.0.1", "127.0.0.2", "192.168.1.20"]) expect(verdict(p, address, 9090), address).toBe("self:self")
+  })
+  it("it does not make the proxy exposed: it serves no proxying", () => {
+    expect(
+      makePolicy({ listen: LOOPBACK_LISTEN, ownSockets: [{ host: "0.0.0.0", port: 9090 }], clientAllow: LOOPBACK_CLIENTS }).exposed,
+    ).toBe(false)
   })
 })
 
@@ -386,6 +505,29 @@ describe("checkName: before resolving", () => {
     expect(checkName(p, { host: "db.example", port: 5433, kind: "connect" })).toBeUndefined()
     expect(checkName(p, { host: "10.1.1.1", port: 443, kind: "connect" })).toBeUndefined() // an address rule: check
     expect(checkName(local(), { host: "anything", port: 25, kind: "http" })).toBeUndefined()
+  })
+})
+
+describe("names in one spelling (issue 17, item 4)", () => {
+  const p = local([], ["internal.test", "*.corp.test"])
+  it("a name rule matches whatever the case and one trailing dot, before and after resolving", () => {
+    for (const host of ["internal.test", "Internal.TEST", "internal.test.", "a.corp.test", "A.Corp.Test."]) {
+      expect(checkName(p, { host, port: 443, kind: "connect" })?.kind, host).toBe("rule")
+      expect(check(p, { host, address: "93.184.216.34", port: 443, kind: "connect" })?.kind, host).toBe("rule")
+      expect(checkUnresolved(p, { host, port: 443, kind: "connect" })?.kind, host).toBe("rule")
+    }
+  })
+  it("a name with an empty label is denied wherever a rule or a default is judged (the core answers it 400)", () => {
+    for (const policy of [p, exposed(), exposed(["*"])]) {
+      for (const host of ["internal.test..", "internal..test", ".internal.test", "."]) {
+        const destination = { host, port: 443, kind: "connect" as const }
+        expect(check(policy, { ...destination, address: "93.184.216.34" })?.rule, host).toBe("malformed name")
+        expect(checkUnresolved(policy, destination)?.rule, host).toBe("malformed name")
+      }
+    }
+    expect(checkName(p, { host: "internal.test..", port: 443, kind: "connect" })?.message).toBe(
+      "destination internal.test..:443 denied: a host name with an empty label (no rule can allow it)",
+    )
   })
 })
 
@@ -417,7 +559,7 @@ describe("listen addresses", () => {
     ["192.168.1.20", false],
   ])("%s is loopback: %s", (host, loopback) => {
     expect(isLoopbackAddress(host)).toBe(loopback)
-    expect(makePolicy({ listen: [{ host, port: 1 }] }).exposed).toBe(!loopback)
+    expect(makePolicy({ listen: [{ host, port: 1 }], clientAllow: LOOPBACK_CLIENTS }).exposed).toBe(!loopback)
   })
   it("one non-loopback listen address makes the proxy exposed", () => {
     expect(
@@ -426,8 +568,40 @@ describe("listen addresses", () => {
           { host: "127.0.0.1", port: 1 },
           { host: "10.0.0.1", port: 1 },
         ],
+        clientAllow: LOOPBACK_CLIENTS,
       }).exposed,
     ).toBe(true)
+  })
+})
+
+describe("isExposed: who can make the proxy dial (issue 17, item 3)", () => {
+  const loopback = [{ host: "127.0.0.1", port: 3128 }]
+  it.each([
+    ["loopback listener, loopback clients, no PROXY protocol", loopback, LOOPBACK_CLIENTS, [], false],
+    ["a narrower loopback client list", loopback, ["127.0.0.1/32", "::1"], [], false],
+    ["loopback written as IPv4-mapped IPv6", loopback, ["::ffff:127.0.0.0/104"], [], false],
+    ["no client at all", loopback, [], [], false],
+    ["a non-loopback listener", [{ host: "0.0.0.0", port: 3128 }], LOOPBACK_CLIENTS, [], true],
+    ["a LAN listener beside a loopback one", [...loopback, { host: "10.0.0.1", port: 3128 }], LOOPBACK_CLIENTS, [], true],
+    ["PROXY protocol trusted, even from loopback", loopback, LOOPBACK_CLIENTS, ["127.0.0.1"], true],
+    ["the audit's set-up: loopback listener, PROXY from loopback, --allow 10.0.0.0/8", loopback, ["10.0.0.0/8"], ["127.0.0.1"], true],
+    ["a client allow list with a LAN network", loopback, ["127.0.0.0/8", "10.0.0.0/8"], [], true],
+    ["every client (--auth-file without --allow)", loopback, ["0.0.0.0/0", "::/0"], [], true],
+    ["all of 127/7 is more than loopback", loopback, ["126.0.0.0/7"], [], true],
+    ["the IPv6 loopback's neighbours", loopback, ["::/127"], [], true],
+    ["an IPv4-compatible spelling of loopback is not taken for loopback", loopback, ["::127.0.0.1/128"], [], true],
+    ["an entry that does not parse counts as exposing", loopback, ["not a network"], [], true],
+  ] as const)("%s: %s", (_name, listen, clientAllow, proxyProtocolFrom, expected) => {
+    expect(isExposed({ listen, clientAllow, proxyProtocolFrom })).toBe(expected)
+    expect(makePolicy({ listen, clientAllow, proxyProtocolFrom }).exposed).toBe(expected)
+  })
+
+  it("an exposed proxy behind a load balancer on loopback denies loopback, private ranges and the metadata service", () => {
+    const p = makePolicy({ listen: loopback, clientAllow: ["10.0.0.0/8"], proxyProtocolFrom: ["127.0.0.1"] })
+    expect(verdict(p, "127.0.0.1", 22)).toBe("range:loopback")
+    expect(verdict(p, "169.254.169.254", 80, "http")).toBe("range:link-local")
+    expect(verdict(p, "10.1.2.3", 443)).toBe("range:private")
+    expect(verdict(p, "93.184.216.34", 443)).toBe("allowed")
   })
 })
 
@@ -459,8 +633,10 @@ describe("properties", () => {
 
   it("an exposed proxy without rules allows no IPv4 address in a special range, whatever the port", () => {
     // An oracle written independently of the range table: 0/8, 10/8, 100.64/10, 127/8, 169.254/16,
-    // 172.16/12, 192.168/16, and everything from 224 up (multicast, reserved, broadcast).
-    const inRange = (a: number, b: number): boolean =>
+    // 172.16/12, 192.168/16, everything from 224 up (multicast, reserved, broadcast), the /24s of the
+    // IANA registry, 198.18/15 and Azure's 168.63.129.16.
+    const slash24 = new Set(["192.0.0", "192.0.2", "192.31.196", "192.52.193", "192.88.99", "192.175.48", "198.51.100", "203.0.113"])
+    const inRange = (a: number, b: number, c: number, d: number): boolean =>
       a === 0 ||
       a === 10 ||
       (a === 100 && b >= 64 && b <= 127) ||
@@ -468,11 +644,14 @@ describe("properties", () => {
       (a === 169 && b === 254) ||
       (a === 172 && b >= 16 && b <= 31) ||
       (a === 192 && b === 168) ||
+      (a === 198 && (b === 18 || b === 19)) ||
+      slash24.has(`${a}.${b}.${c}`) ||
+      (a === 168 && b === 63 && c === 129 && d === 16) ||
       a >= 224
     fc.assert(
       fc.property(octets, fc.integer({ min: 1, max: 65535 }), ([a, b, c, d], port) => {
         const v = verdict(exposed(), `${a}.${b}.${c}.${d}`, port, "http")
-        if (inRange(a, b)) expect(v.startsWith("range:")).toBe(true)
+        if (inRange(a, b, c, d)) expect(v.startsWith("range:")).toBe(true)
         else expect(v === "allowed" || v === "port:port").toBe(true)
       }),
       { numRuns: 2000 },
@@ -485,12 +664,12 @@ describe("allowedAddresses: several answers for one name (Happy Eyeballs)", () =
     const p = exposed()
     const answers = [
       { address: "10.0.0.1", family: 4 },
-      { address: "2001:db8::1", family: 6 },
+      { address: "2606:4700::1", family: 6 },
       { address: "127.0.0.1", family: 4 },
       { address: "93.184.216.34", family: 4 },
     ]
     const r = allowedAddresses(p, { host: "mixed.example", port: 443, kind: "connect" }, answers)
-    expect(r.allowed.map((a) => a.address)).toEqual(["2001:db8::1", "93.184.216.34"])
+    expect(r.allowed.map((a) => a.address)).toEqual(["2606:4700::1", "93.184.216.34"])
     expect(r.denial).toBeUndefined()
     const none = allowedAddresses(p, { host: "inside.example", port: 443, kind: "connect" }, [
       { address: "fd00::1" },
@@ -498,5 +677,17 @@ describe("allowedAddresses: several answers for one name (Happy Eyeballs)", () =
     ])
     expect(none.allowed).toEqual([])
     expect(none.denial?.message).toBe("destination inside.example:443 (fd00::1) denied: private (allow it with --allow-to [fc00::/7]:443)")
+  })
+})
+
+describe("docs/security.md's table of special ranges", () => {
+  it("is the code's table, entry for entry, in order", () => {
+    const doc = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8")
+    const block = doc.slice(doc.indexOf("<!-- special-ranges:begin -->"), doc.indexOf("<!-- special-ranges:end -->"))
+    const rows = block
+      .split("\n")
+      .filter((l) => l.startsWith("| `"))
+      .map((l) => l.split(" | ").map((cell) => cell.replace(/^\| |`| \|$/g, "")))
+    expect(rows).toEqual(specialRanges.map((r) => [r.text, r.name, r.reason]))
   })
 })

@@ -186,7 +186,7 @@ describe("Dialer", () => {
 
   it("denies a name a deny rule names before resolving it, and counts the denial", () => {
     const { resolve, lookups } = scriptedResolve({ "origin.test": LOOPBACK })
-    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], denyTo: ["origin.test"] })
+    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], clientAllow: ["127.0.0.0/8"], denyTo: ["origin.test"] })
     const { dialer, stats } = dialerWith({ resolve, policy })
     const c = recordingClient()
     expect(dialer.connect("origin.test", 80, false, c.client)).toBeUndefined()
@@ -199,7 +199,7 @@ describe("Dialer", () => {
 
   it("denies on the resolved address, without dialling it", () => {
     const { resolve, lookups } = scriptedResolve({ "origin.test": LOOPBACK })
-    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], denyTo: ["127.0.0.0/8"] })
+    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], clientAllow: ["127.0.0.0/8"], denyTo: ["127.0.0.0/8"] })
     const { dialer, stats } = dialerWith({ resolve, policy })
     const c = recordingClient()
     expect(dialer.connect("origin.test", 80, false, c.client)).toBeUndefined()
@@ -211,7 +211,7 @@ describe("Dialer", () => {
 
   it("the policy set on the Dialer later (the worker's bound ports) is the one applied", () => {
     const { dialer, stats } = dialerWith({ resolve: scriptedResolve({ "origin.test": LOOPBACK }).resolve })
-    dialer.policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }] })
+    dialer.policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], clientAllow: ["127.0.0.0/8"] })
     const c = recordingClient()
     dialer.connect("origin.test", 3128, false, c.client) // the proxy's own socket
     expect(c.answers.map((a) => a.failed?.reason)).toEqual(["denied"])

@@ -63,6 +63,18 @@ describe("makeResolve: names answered without DNS", () => {
     assert.deepStrictEqual(r.dns.questions, [])
   })
 
+  it("looks names up in the core's spelling; a name with an empty label fails at once, no query", async () => {
+    const r = await setup({ "internal.test": { addresses: ["127.0.0.3"] } }, { hosts: { "Origin.Test.": "127.0.0.1" } })
+    assert.deepStrictEqual((await r.run("origin.test")).addresses, [v4("127.0.0.1")])
+    assert.deepStrictEqual((await r.run("ORIGIN.test.")).addresses, [v4("127.0.0.1")])
+    for (const name of ["origin.test..", "internal.test..", "internal..test", ".internal.test", "."]) {
+      const { error } = await r.run(name)
+      assert.strictEqual(error?.reason, "invalid", name)
+    }
+    assert.deepStrictEqual(r.dns.questions, [])
+    assert.throws(() => makeResolve({ hosts: { "a..b": "127.0.0.1" }, hostsFile: false }))
+  })
+
   it("resolves localhost and *.localhost to loopback without a query", async () => {
     const r = await setup({})
     for (const name of ["localhost", "LocalHost", "app.localhost", "localhost."]) {

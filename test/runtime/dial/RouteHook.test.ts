@@ -143,7 +143,7 @@ describe("the route hook in the Dialer", () => {
   })
 
   it("the destination policy judges what the hook chose", () => {
-    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], denyTo: ["origin.test"] })
+    const policy = makePolicy({ listen: [{ host: "127.0.0.1", port: 3128 }], clientAllow: ["127.0.0.0/8"], denyTo: ["origin.test"] })
     const s = setup(() => ({ upstream: null }), { policy })
     s.dialer.connect("origin.test", 80, false, s.client)
     expect(s.answers[0]?.failed).toMatchObject({ reason: "denied", message: expect.stringContaining("--deny-to origin.test") })

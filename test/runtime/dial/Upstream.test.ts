@@ -29,6 +29,13 @@ describe("--no-upstream matching", () => {
     }
   })
 
+  it("a destination is matched in the core's spelling: case and one trailing dot do not matter", () => {
+    expect(direct(["internal.test"], "Internal.TEST.")).toBe(true)
+    expect(direct(["INTERNAL.test."], "internal.test")).toBe(true)
+    // More trailing dots are another name (the core refuses it with 400): it never matches an entry.
+    expect(direct(["internal.test"], "internal.test..")).toBe(false)
+  })
+
   it("addresses and networks match destinations written as addresses; names are not resolved", () => {
     expect(direct(["10.0.0.0/8"], "10.20.30.40")).toBe(true)
     expect(direct(["10.0.0.0/8"], "11.0.0.1")).toBe(false)
@@ -65,6 +72,14 @@ describe("the parent's CONNECT handshake", () => {
     expect(text(connectRequest("::1", 8443, p, "child"))).toBe(
       "CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\nProxy-Authorization: Basic dTpw\r\nVia: 1.1 child\r\n\r\n",
     )
+  })
+
+  it("carries the Via of the client's CONNECT before its own hop, so a loop through parents is seen (issue 17, item 11)", () => {
+    expect(text(connectRequest("a.example", 443, p, "child", "1.1 edge, 1.0 other"))).toBe(
+      "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nProxy-Authorization: Basic dTpw\r\nVia: 1.1 edge, 1.0 other, 1.1 child\r\n\r\n",
+    )
+    const h = new UpstreamHandshake("a.example", 443, p, "child", { maxHeadBytes: 1024, maxHeaders: 10 }, "1.1 edge")
+    expect(text(h.request)).toContain("\r\nVia: 1.1 edge, 1.1 child\r\n")
   })
 
   it("a 2xx in pieces opens the tunnel and hands back the origin's first bytes", () => {
