@@ -29,7 +29,7 @@ afterAll(async () => {
 })
 
 describe("a program that embeds hctunnel", () => {
-  it("exits by itself after close(), with nothing left running and no signal handler installed", async () => {
+  it("exits by itself after close(), with nothing left running and no signal handler installed", { timeout: 180_000 }, async () => {
     const script = join(dir, "program.mjs")
     writeFileSync(script, embeddingProgram(pathToFileURL(join(ROOT, "src/index.ts")).href))
     const r = await runProgram(script, [String(origin.port)], dir)

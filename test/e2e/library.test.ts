@@ -10,12 +10,15 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { anonymizeProxy, closeAnonymizedProxy, ProxyError, startProxy } from "../../src/index.ts"
 import type { RunningProxy } from "../../src/lib/api.ts"
 import { type HttpOrigin, startHttpOrigin, startTcpServer } from "./support/origins.ts"
 import { canConnect } from "./support/proxy.ts"
 import { Conn, get, type Response, until } from "./support/wire.ts"
+
+// Each start of a proxy spawns worker threads: on a busy machine a test may take a while.
+vi.setConfig({ testTimeout: 90_000 })
 
 const basic = (user: string, password: string) => `Proxy-Authorization: Basic ${Buffer.from(`${user}:${password}`).toString("base64")}\r\n`
 

@@ -167,7 +167,7 @@ describe("the installed hctunnel, run with Node 24", () => {
 })
 
 describe("hctunnel, imported from the installed package", () => {
-  it("runs two proxies against a loopback origin, and the program exits by itself after close()", async () => {
+  it("runs two proxies against a loopback origin, and the program exits by itself after close()", { timeout: 180_000 }, async () => {
     const libraryOrigin = await startHttpOrigin("exit")
     try {
       writeFileSync(join(project, "library.mjs"), embeddingProgram("hctunnel"))
