@@ -14,13 +14,13 @@ import type { Event } from "../src/core/events.ts"
 import { parseRequestHead } from "../src/core/http/request-head.ts"
 import { defaultLimits } from "../src/core/limits.ts"
 import { Postman } from "../src/core/postman.ts"
-import { AccessLog } from "../src/runtime/AccessLog.ts"
-import { AllowList } from "../src/runtime/Allow.ts"
-import { ConnectionLimits, makeConnectionLimits } from "../src/runtime/ConnectionLimits.ts"
-import { Deadlines, type Timed } from "../src/runtime/Deadlines.ts"
-import { check, checkName, makePolicy } from "../src/runtime/DestinationPolicy.ts"
-import { counterSlot, outcomeSlot, requestSlot, WorkerMetrics } from "../src/runtime/Metrics.ts"
-import { makeResolve } from "../src/runtime/Resolver.ts"
+import { AccessLog } from "../src/runtime/observe/AccessLog.ts"
+import { AllowList } from "../src/runtime/access/Allow.ts"
+import { ConnectionLimits, makeConnectionLimits } from "../src/runtime/access/ConnectionLimits.ts"
+import { Deadlines, type Timed } from "../src/runtime/timers/Deadlines.ts"
+import { check, checkName, makePolicy } from "../src/runtime/dial/DestinationPolicy.ts"
+import { counterSlot, outcomeSlot, requestSlot, WorkerMetrics } from "../src/runtime/observe/Metrics.ts"
+import { makeResolve } from "../src/runtime/dial/Resolver.ts"
 
 const { values: opt } = parseArgs({ options: { rounds: { type: "string", default: "5" }, tunnels: { type: "string", default: "200000" } } })
 const N = Number(opt.tunnels)
@@ -97,7 +97,7 @@ const steps: ReadonlyArray<readonly [string, (n: number) => void]> = [
       const socket = { remoteAddress: "127.0.0.1", _handle: { fd: 40 }, destroy: () => {} } as unknown as import("node:net").Socket
       return (n: number) => {
         for (let i = 0; i < n; i++) {
-          sink += limits.admit(socket) ? 1 : 0
+          sink += limits.admit(socket, "127.0.0.1") ? 1 : 0
           limits.release(socket)
         }
       }
@@ -106,7 +106,7 @@ const steps: ReadonlyArray<readonly [string, (n: number) => void]> = [
   [
     "destination policy: checkName + check (loopback listener, no rules)",
     (() => {
-      const policy = makePolicy({ allowTo: [], denyTo: [], listen: [{ host: "127.0.0.1", port: 8888 }], interfaces: ["127.0.0.1", "::1"] })
+      const policy = makePolicy({ allowTo: [], denyTo: [], clientAllow: ["127.0.0.0/8"], listen: [{ host: "127.0.0.1", port: 8888 }], interfaces: ["127.0.0.1", "::1"] })
       return (n: number) => {
         for (let i = 0; i < n; i++) {
           const d = { host: "127.0.0.1", port: 43210, kind: "connect" as const }
