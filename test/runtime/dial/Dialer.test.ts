@@ -107,6 +107,8 @@ const closed = (socket: net.Socket) => new Promise<void>((resolve) => (socket.cl
 
 /** A few turns of the event loop, for late callbacks that must not come. */
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50))
+/** The next turn of the event loop: a connection put in the pool can be taken from then on. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe("connectFailure", () => {
   it.each([
@@ -233,6 +235,7 @@ describe("Dialer", () => {
     const socket = first.answers[0]!.socket!
     dialer.keepIdle(first.answers[0]!.key!, socket)
     expect(pool.size).toBe(1)
+    await nextTurn()
 
     const second = recordingClient()
     expect(dialer.connect("origin.test", echo.port, false, second.client)).toBeUndefined()
