@@ -14,9 +14,12 @@
  *      never resolved); a destination that goes upstream in full (`checkUnresolved`: the parent resolves
  *      the name, so this is the only verdict it gets);
  *   3. reuse: an idle pooled connection to the same host:port (to the parent, for a plain request through
- *      it) is answered `Connected { reused }` at once: no DNS, no handshake. Pooled connections were dialled
- *      for plain requests; a tunnel that takes one judges its address again, as a tunnel's, and leaves a
- *      denied one in the pool. A tunnel through the parent needs a CONNECT of its own: never pooled;
+ *      it) is answered `Connected { reused }` at once: no DNS, no handshake. A direct
+ *      connection is judged again, its address by the policy in force now and for what it will carry now,
+ *      as a fresh dial would be: a reload may have added a rule since it was dialled. A denied one is not
+ *      used, and the Connect goes on as if there were none (a tunnel leaves it in the pool: it was dialled
+ *      for plain requests, which may still go there). A tunnel through the parent needs a CONNECT of its
+ *      own: never pooled;
  *   4. resolve the origin's name (or the parent's);
  *   5. judge the resolved addresses (direct only; the parent's address is not the destination): the
  *      verdict is on the very addresses dialled next, with no second lookup in between;
@@ -178,25 +181,47 @@ export class Dialer {
     }
     // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
     const key = pool === undefined ? undefined : parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
-    const pooled = key === undefined ? undefined : pool?.take(key)
-    metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
-    if (pooled !== undefined) {
-      const denial =
-        tunnel && parent === undefined && policy !== undefined
-          ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" })
-          : undefined
-      if (denial !== undefined) {
-        pool?.put(key as string, pooled)
-        client.originFailed(this.denied(denial))
+    if (pool !== undefined && key !== undefined) {
+      const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined)
+      metrics?.count(reused !== undefined ? POOL_HIT : POOL_MISS)
+      if (reused !== undefined) {
+        const connected = parent === undefined ? REUSED : { _tag: "Connected" as const, reused: true, upstream: parent.hop }
+        client.originConnected(reused.socket, connected, tunnel ? undefined : reused.key, undefined)
         return undefined
       }
-      const connected = parent === undefined ? REUSED : { _tag: "Connected" as const, reused: true, upstream: parent.hop }
-      client.originConnected(pooled, connected, tunnel ? undefined : key, undefined)
-      return undefined
-    }
+    } else metrics?.count(POOL_MISS)
     const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key, receivedVia)
     attempt.start()
     return attempt.over ? undefined : attempt
+  }
+
+  /**
+   * An idle connection for `key` that may serve this Connect, taken from the pool (step 3), with the key
+   * it goes back under; undefined when there is none. `policy`: the destination policy to judge it by
+   * (undefined through a parent: its address is the parent's, not the destination).
+   */
+  private reuse(
+    pool: OriginPool,
+    key: string,
+    host: string,
+    port: number,
+    tunnel: boolean,
+    policy: DestinationPolicy | undefined,
+  ): { readonly socket: net.Socket; readonly key: string } | undefined {
+    const from = key
+    const socket = pool.take(from)
+    if (socket === undefined) return undefined
+    if (policy === undefined) return { socket, key: from }
+    const address = socket.remoteAddress
+    if (address === undefined) {
+      socket.destroy() // no address to judge: not a connection to use
+      return undefined
+    }
+    if (check(policy, { host, address, port, kind: tunnel ? "connect" : "http" }) === undefined) return { socket, key: from }
+    // Dialled for plain requests, which may still go there: a tunnel's denial leaves it in the pool.
+    if (tunnel) pool.put(from, socket)
+    else socket.destroy()
+    return undefined
   }
 
   /** Keep `socket` idle under `poolKey` (from `originConnected`) for a later Connect; it has no owner's listeners left. */

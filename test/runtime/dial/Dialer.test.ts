@@ -247,6 +247,57 @@ describe("Dialer", () => {
     expect(pool.size).toBe(0)
   })
 
+  /** A Dialer with a pool, and one connection to `origin.test` on the echo server kept idle in it by a first client. */
+  const withPooled = async (policy?: Parameters<typeof makePolicy>[0]) => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    cleanups.push(() => pool.close())
+    const { resolve, lookups } = scriptedResolve({ "origin.test": LOOPBACK })
+    const { dialer, stats } = dialerWith({ resolve, pool, ...(policy === undefined ? {} : { policy: makePolicy(policy) }) })
+    const first = recordingClient()
+    dialer.connect("origin.test", echo.port, false, first.client)
+    await first.answered()
+    return { echo, pool, dialer, stats, lookups, first, socket: first.answers[0]!.socket!, key: first.answers[0]!.key! }
+  }
+  const loopbackPolicy = (denyTo: ReadonlyArray<string> = []) => ({
+    listen: [{ host: "127.0.0.1", port: 3128 }],
+    clientAllow: ["127.0.0.0/8"],
+    denyTo,
+  })
+
+  it("judges a pooled connection again by the policy in force: after a reload denies its address, a plain request does not reuse it (issue 17 item 5)", async () => {
+    const { echo, pool, dialer, lookups, socket, key } = await withPooled(loopbackPolicy())
+    dialer.keepIdle(key, socket)
+    await nextTurn()
+    const reloaded = dialer.with({ policy: makePolicy(loopbackPolicy([`127.0.0.1:${echo.port}`])) })
+    const c = recordingClient()
+    expect(reloaded.connect("origin.test", echo.port, false, c.client)).toBeUndefined()
+    // Answered as a fresh dial is: the name resolved, the address judged, nothing dialled.
+    expect(c.answers.map((a) => a.failed?.reason)).toEqual(["denied"])
+    expect(c.answers[0]?.failed?.message).toContain(`--deny-to 127.0.0.1:${echo.port}`)
+    expect(c.opened).toEqual([])
+    expect(lookups).toEqual(["origin.test", "origin.test"])
+    expect(reloaded.options.stats.deniedRule).toBe(1)
+    // Useless to plain requests now: destroyed, not left for the next one.
+    expect(pool.size).toBe(0)
+    await closed(socket)
+  })
+
+  it("a tunnel denied a pooled connection's address leaves it in the pool (it was dialled for plain requests)", async () => {
+    const { echo, pool, dialer, socket, key } = await withPooled(loopbackPolicy())
+    dialer.keepIdle(key, socket)
+    await nextTurn()
+    dialer.policy = makePolicy(loopbackPolicy([`127.0.0.1:${echo.port}`]))
+    const tunnel = recordingClient()
+    dialer.connect("origin.test", echo.port, true, tunnel.client)
+    expect(tunnel.answers.map((a) => a.failed?.reason)).toEqual(["denied"])
+    expect(pool.size).toBe(1)
+    expect(socket.destroyed).toBe(false)
+  })
+
   it("cancel while resolving: the late answer of the resolver is dropped, nothing is dialled or answered", async () => {
     const held = heldResolve()
     const { dialer } = dialerWith({ resolve: held.resolve })
