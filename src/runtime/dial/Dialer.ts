@@ -14,7 +14,9 @@
  *      never resolved); a destination that goes upstream in full (`checkUnresolved`: the parent resolves
  *      the name, so this is the only verdict it gets);
  *   3. reuse: an idle pooled connection to the same host:port (to the parent, for a plain request through
- *      it) is answered `Connected { reused }` at once: no DNS, no handshake. A direct
+ *      it) is answered `Connected { reused }` at once: no DNS, no handshake. For a plain request, the
+ *      client's own pinned connection comes first (one the core released `pinned`: NTLM or Negotiate
+ *      authenticated it; `keepPinned`), kept in the pool under a key only this client asks for. A direct
  *      connection is judged again, its address by the policy in force now and for what it will carry now,
  *      as a fresh dial would be: a reload may have added a rule since it was dialled. A denied one is not
  *      used, and the Connect goes on as if there were none (a tunnel leaves it in the pool: it was dialled
@@ -64,14 +66,20 @@ export interface DialClient {
   /** The client's address (the PROXY header's, else the socket's peer): who asks, for rules about clients. */
   readonly clientAddress: string
   /**
+   * Set by the Dialer the first time it keeps a connection pinned to this client (`keepPinned`): the
+   * mark of this client's keys in the pool. Undefined until then.
+   */
+  pinTag: string | undefined
+  /**
    * Start a TCP connection to `address`:`port` with the client's own socket options and read buffers.
    * May throw (invalid options): that address failed. The socket is the Dialer's until it is handed back.
    */
   openOrigin(address: Resolved, port: number): net.Socket
   /**
    * The answer when there is an origin: `socket` is connected and carries none of the Dialer's listeners.
-   * `poolKey`: where the socket may be kept idle once the core releases it as reusable (`keepIdle`);
-   * undefined when it must not be kept (a tunnel's, or no pool). `rest`: bytes a parent relayed from the
+   * `poolKey`: where the socket may be kept idle once the core releases it as reusable (`keepIdle`; a
+   * pinned connection's key is this client's own, so it stays pinned); undefined when it must not be
+   * kept (a tunnel's, or no pool). `rest`: bytes a parent relayed from the
    * origin right after its answer to our CONNECT, already read from the socket.
    */
   originConnected(socket: net.Socket, connected: Connected, poolKey: string | undefined, rest: Uint8Array | undefined): void
@@ -142,6 +150,15 @@ const REUSED: Connected = { _tag: "Connected", reused: true }
 /** Where the pool keeps idle connections to `host`:`port` (as the core asked for them). */
 const poolKey = (host: string, port: number): string => `${host}:${port}`
 
+/** Marks of the clients that pinned a connection, unique in this worker (its pool). */
+let pinTags = 0
+const PINNED = "pinned to "
+/**
+ * Where the pool keeps a connection pinned to one client: a key no other client asks for (a host has no
+ * space, and a parent's key starts with "upstream "). A pinned key stays the same when pinned again.
+ */
+const pinnedKey = (key: string, tag: string): string => (key.startsWith(PINNED) ? key : `${PINNED}${tag}: ${key}`)
+
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
@@ -182,7 +199,7 @@ export class Dialer {
     // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
     const key = pool === undefined ? undefined : parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
     if (pool !== undefined && key !== undefined) {
-      const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined)
+      const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined, client)
       metrics?.count(reused !== undefined ? POOL_HIT : POOL_MISS)
       if (reused !== undefined) {
         const connected = parent === undefined ? REUSED : { _tag: "Connected" as const, reused: true, upstream: parent.hop }
@@ -207,9 +224,13 @@ export class Dialer {
     port: number,
     tunnel: boolean,
     policy: DestinationPolicy | undefined,
+    client: DialClient,
   ): { readonly socket: net.Socket; readonly key: string } | undefined {
-    const from = key
-    const socket = pool.take(from)
+    const tag = client.pinTag
+    const pinned = tag === undefined || tunnel ? undefined : pinnedKey(key, tag)
+    let from = pinned ?? key
+    let socket = pool.take(from)
+    if (socket === undefined && pinned !== undefined) socket = pool.take((from = key))
     if (socket === undefined) return undefined
     if (policy === undefined) return { socket, key: from }
     const address = socket.remoteAddress
@@ -229,6 +250,15 @@ export class Dialer {
     const pool = this.options.pool
     if (pool === undefined) socket.destroy()
     else pool.put(poolKey, socket)
+  }
+
+  /**
+   * Keep `socket`, which the core released `pinned` (NTLM or Negotiate authenticated it), for `client`'s
+   * later requests only: under a key of its own (the pool's idle rules apply to it as to any other).
+   */
+  keepPinned(poolKey: string, socket: net.Socket, client: DialClient): void {
+    client.pinTag ??= `#${++pinTags}`
+    this.keepIdle(pinnedKey(poolKey, client.pinTag), socket)
   }
 
   /** The policy said no: nothing is dialled; the core answers 403 with the reason. */

@@ -56,6 +56,7 @@ const recordingClient = () => {
   const opened: Array<net.Socket> = []
   const client: DialClient = {
     clientAddress: "127.0.0.1",
+    pinTag: undefined,
     openOrigin(address: Resolved, port: number): net.Socket {
       const socket = net.connect({
         host: address.address,
@@ -296,6 +297,41 @@ describe("Dialer", () => {
     expect(tunnel.answers.map((a) => a.failed?.reason)).toEqual(["denied"])
     expect(pool.size).toBe(1)
     expect(socket.destroyed).toBe(false)
+  })
+
+  it("keeps a pinned connection for its client only, and pinned when that client releases it again (issue 17 item 7)", async () => {
+    const { echo, pool, dialer, first, socket, key } = await withPooled()
+    dialer.keepPinned(key, socket, first.client)
+    expect(first.client.pinTag).toBeDefined()
+    await nextTurn()
+    // Another client does not get it: it dials its own.
+    const other = recordingClient()
+    dialer.connect("origin.test", echo.port, false, other.client)
+    await other.answered()
+    expect(other.answers[0]?.connected?.reused).toBeUndefined()
+    expect(other.answers[0]?.socket).not.toBe(socket)
+    expect(pool.size).toBe(1)
+    // Nor does a tunnel of the same client.
+    const firstAgain = first.answers.length
+    dialer.connect("origin.test", echo.port, true, first.client)
+    await vi.waitFor(() => expect(first.answers.length).toBe(firstAgain + 1), { timeout: 5_000, interval: 5 })
+    expect(first.answers.at(-1)?.socket).not.toBe(socket)
+    // Its client's next plain request gets it, under a key of its own.
+    expect(dialer.connect("origin.test", echo.port, false, first.client)).toBeUndefined()
+    const again = first.answers.at(-1)!
+    expect(again).toMatchObject({ connected: { _tag: "Connected", reused: true } })
+    expect(again.socket).toBe(socket)
+    expect(again.key).not.toBe(key)
+    // Released reusable after a request without credentials, it is still the client's only.
+    dialer.keepIdle(again.key!, socket)
+    await nextTurn()
+    const third = recordingClient()
+    dialer.connect("origin.test", echo.port, false, third.client)
+    await third.answered()
+    expect(third.answers[0]?.socket).not.toBe(socket)
+    expect(pool.size).toBeGreaterThanOrEqual(1)
+    expect(dialer.connect("origin.test", echo.port, false, first.client)).toBeUndefined()
+    expect(first.answers.at(-1)?.socket).toBe(socket)
   })
 
   it("cancel while resolving: the late answer of the resolver is dropped, nothing is dialled or answered", async () => {
