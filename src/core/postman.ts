@@ -39,7 +39,8 @@ import { type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
-import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
+import { requestAuthenticatesConnection, responseAuthenticatesConnection } from "./http/connection-auth.ts"
+import { cannotHaveBody, MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, hostPort, receivedVia, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
@@ -614,7 +615,10 @@ export class Postman {
       _tag: "Body",
       body,
       status: head.status,
-      originReusable: !untilClose && !wantsClose(head.version, head.headers),
+      // After a response that cannot have a body, an origin that thinks otherwise sends one, maybe a
+      // moment later: on a reused connection those bytes would be the next request's response (§6.4).
+      originReusable: !untilClose && !wantsClose(head.version, head.headers) && !cannotHaveBody(head.status, exchange.method),
+      originPinned: requestAuthenticatesConnection(request.head.headers) || responseAuthenticatesConnection(head.headers),
     }
     state.response = response
     this.emit({
@@ -703,10 +707,14 @@ export class Postman {
   private exchangeDone(state: Forwarding, response: Body, extra: Uint8Array, now: number): void {
     const exchange = state.exchange
     // Bytes after a complete response are not ours to interpret: that origin connection is spoiled.
-    const reusable = response.originReusable && extra.length === 0 && state.request.body.done && !state.origin.ended
+    const clean = response.originReusable && extra.length === 0 && state.request.body.done && !state.origin.ended
     this.log("http", exchange, response.status, "ok", undefined, now)
     if (exchange.closeAfter) this.clientPause = 0 // released right below: no ResumeReading(client) first
-    this.closeOrigin(reusable)
+    if (!clean) this.closeOrigin(false)
+    // A connection authenticated by NTLM or Negotiate is this client's: kept for its next request, never
+    // pooled for another; pointless when the client connection closes now.
+    else if (response.originPinned) this.closeOrigin(false, true, !exchange.closeAfter)
+    else this.closeOrigin(true)
     if (exchange.closeAfter) {
       this.closeClient(true)
       return
@@ -997,12 +1005,17 @@ export class Postman {
 
   /**
    * Release the origin of the current state: to the pool when `reusable`, else flushed and closed
-   * (`graceful`) or destroyed. Every caller leaves that state right after (next request, a new dial, or
+   * (`graceful`) or destroyed; `pinned`: kept for this client connection only (graceful for a runtime
+   * that does not keep it). Every caller leaves that state right after (next request, a new dial, or
    * Closed), so each origin socket gets exactly one Close(origin).
    */
-  private closeOrigin(reusable: boolean, graceful = !reusable): void {
+  private closeOrigin(reusable: boolean, graceful = !reusable, pinned = false): void {
     if (originOf(this.current) === undefined) return
-    this.emit({ _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable })
+    this.emit(
+      pinned
+        ? { _tag: "Close", side: "origin", graceful: true, reusable: false, pinned: true }
+        : { _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable },
+    )
     // Nothing can be blocked on a socket that is gone.
     this.resume("client", PEER_BLOCKED)
   }

@@ -39,7 +39,7 @@ export const describe = (a: Action): string => {
     case "ResumeReading":
       return `${a._tag}(${a.side})`
     case "Close":
-      return `Close(${a.side}${a.reusable ? " reusable" : ""})`
+      return `Close(${a.side}${a.reusable ? " reusable" : a.pinned === true ? " pinned" : ""})`
     default:
       return a._tag
   }

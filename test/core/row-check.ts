@@ -12,11 +12,11 @@ import { describe } from "./harness.ts"
 
 /** "Write(client 414)" -> "Write(client)", "SetDeadline(head)" -> "SetDeadline": the table's notes are for readers. */
 export const normalize = (spec: string): string => {
-  const m = /^(\w+)(?:\((\w+)( reusable)?[^)]*\))?$/.exec(spec)
+  const m = /^(\w+)(?:\((\w+)( reusable| pinned)?[^)]*\))?$/.exec(spec)
   if (m === null) return spec
-  const [, tag, side, reusable] = m
+  const [, tag, side, kept] = m
   if (tag === "SetDeadline" || side === undefined) return tag!
-  return `${tag}(${side}${reusable ?? ""})`
+  return `${tag}(${side}${kept ?? ""})`
 }
 
 /** The table's name for what happened: `Received(client)`, `Timeout`, `shutdown()`. */
@@ -32,7 +32,8 @@ const tags = (described: ReadonlyArray<string>, withDeadlines: boolean): string 
     .filter((a, i, all) => !(a.startsWith("Write(") && all[i - 1] === a))
     .join(", ")
 
-const closeKind = (a: Extract<Action, { _tag: "Close" }>) => (a.reusable ? "reusable" : a.graceful ? "graceful" : "abrupt")
+const closeKind = (a: Extract<Action, { _tag: "Close" }>) =>
+  a.reusable ? "reusable" : a.pinned === true ? "pinned" : a.graceful ? "graceful" : "abrupt"
 
 /** Why the step does not match the row, or undefined when it does. */
 export const mismatch = (

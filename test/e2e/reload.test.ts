@@ -231,8 +231,7 @@ describe("reload on SIGHUP", () => {
     await other.write(get(url))
     expect((await other.readResponse({ timeoutMs: 5000 })).status).toBe(200)
 
-    // (A name rule: a rule on the address would not yet reach the origin connection pooled by the first
-    // request, which is reused without a new check; that is the pool's part of item 5, not done here.)
+    // (A name rule; one on the address is the next test's: it must reach the pooled origin connection.)
     writeFileSync(file, JSON.stringify({ allow: ["127.0.0.1/32"], denyTo: ["origin.test"] }))
     expect(await reload(p, 1)).toMatch(/configuration reloaded/)
     // The same connection: its next request is judged by the new rule.
@@ -242,5 +241,29 @@ describe("reload on SIGHUP", () => {
     expect((await other.readToEnd()).length).toBe(0)
     kept.destroy()
     other.destroy()
+  })
+
+  it("reaches pooled origin connections: a deny rule on the origin's address answers the next plain request, which does not reuse one (issue 17 item 5)", {
+    timeout: 40_000,
+  }, async ({ expect }) => {
+    const file = join(dir, "pooled.json")
+    writeFileSync(file, JSON.stringify({ allow: ["127.0.0.0/8"] }))
+    const p = await startProxy({ workers: 1, extraArgs: ["--config", file, "--hosts", "origin.test=127.0.0.1"] })
+    proxies.push(p)
+    const url = `http://origin.test:${origin.port}/small`
+    // A kept-alive client connection, and an origin connection left idle in the worker's pool by its request.
+    const kept = await Conn.open(p.port)
+    await kept.write(get(url))
+    expect((await kept.readResponse({ timeoutMs: 5000 })).status).toBe(200)
+
+    writeFileSync(file, JSON.stringify({ allow: ["127.0.0.0/8"], denyTo: [`127.0.0.1:${origin.port}`] }))
+    expect(await reload(p, 1)).toMatch(/configuration reloaded/)
+    // The address is judged at reuse as at a dial: denied on the same client connection and on a new one.
+    await kept.write(get(url))
+    const again = await kept.readResponse({ timeoutMs: 5000 })
+    expect(again.status).toBe(403)
+    expect(again.body.toString()).toContain(`--deny-to 127.0.0.1:${origin.port}`)
+    expect(await status(p.port, url)).toBe(403)
+    kept.destroy()
   })
 })

@@ -25,7 +25,8 @@
  *   a client's listeners are removed on 'close'. When the client socket is gone (and an origin the core
  *   released gracefully has flushed, bounded by LINGER_MS) the Connection is finished: anything left is
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
- * - An origin the core releases as reusable goes back to the Dialer (its pool), not destroyed.
+ * - An origin the core releases as reusable goes back to the Dialer (its pool), not destroyed; one it
+ *   releases pinned (NTLM or Negotiate authenticated it) goes back to the Dialer for this client only.
  * - `Authenticate` goes to the worker's Authenticator (proxy authentication on): a verdict known at once
  *   (cached credentials, none, rate limit) is queued like any event an action gives rise to; a later one
  *   (after bcrypt, off the event loop) is fed when it comes, and dropped once the client is gone.
@@ -123,6 +124,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   private attempt: DialAttempt | undefined = undefined
   /** Where the Dialer keeps the current origin once the core releases it as reusable; undefined: not kept. */
   private originKey: string | undefined = undefined
+  /** DialClient: the mark of the origin connections pinned to this client (the Dialer sets it when it first keeps one). */
+  pinTag: string | undefined = undefined
   /** The client's "address:port" once something was logged (see `peer`). */
   private peerText: string | undefined = undefined
   private originPaused = false
@@ -308,7 +311,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
         case "Close":
           this.uncorkAll() // nothing leaves our hands corked (the pool, a lingering close)
           if (a.side === "client") this.closeClient(a.graceful)
-          else this.closeOrigin(a.graceful, a.reusable)
+          else this.closeOrigin(a.graceful, a.reusable, a.pinned === true)
           break
         case "PauseReading":
           if (a.side === "origin") this.originPaused = true
@@ -374,7 +377,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
   }
 
-  private closeOrigin(graceful: boolean, reusable: boolean): void {
+  private closeOrigin(graceful: boolean, reusable: boolean, pinned: boolean): void {
     const socket = this.origin
     if (this.originState === CONNECTING) {
       // The core gave up on this attempt (timeout, client gone): the Dialer drops it and never answers.
@@ -383,10 +386,12 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     }
     if (this.originState !== OPEN || socket === undefined) return
     const key = this.originKey
-    if (reusable && key !== undefined && !socket.destroyed) {
+    if ((reusable || pinned) && key !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the Dialer (the worker's pool) instead of closing it.
       detachOrigin(socket)
-      this.ctx.dialer.keepIdle(key, this.releaseOrigin()!)
+      const idle = this.releaseOrigin()!
+      if (pinned) this.ctx.dialer.keepPinned(key, idle, this)
+      else this.ctx.dialer.keepIdle(key, idle)
       return
     }
     if (!graceful || socket.destroyed) {

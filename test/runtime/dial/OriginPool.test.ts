@@ -54,6 +54,8 @@ const get = (proxyPort: number, url: string): Promise<string> =>
   })
 
 const settle = () => new Promise((r) => setTimeout(r, 50))
+/** The next turn of the event loop: a connection put in the pool can be taken from then on. */
+const nextTurn = () => new Promise((r) => setImmediate(r))
 
 describe("origin connection reuse", () => {
   it("serves sequential requests from different clients over one origin connection", async () => {
@@ -130,6 +132,7 @@ describe("OriginPool", () => {
     for (const { client } of sockets) pool.put("o:80", client)
     expect(pool.size).toBe(2)
     expect(sockets[0]!.client.destroyed).toBe(true)
+    await nextTurn()
     expect(pool.take("o:80")).toBe(sockets[2]!.client)
     pool.close()
     expect(pool.size).toBe(0)
@@ -147,11 +150,13 @@ describe("OriginPool", () => {
     pool.put("o:80", client)
     const once = counts()
     for (let i = 0; i < 5; i++) {
+      await nextTurn()
       expect(pool.take("o:80")).toBe(client)
       expect(client.isPaused()).toBe(false) // the taker decides whether it flows
       pool.put("o:80", client)
     }
     expect(counts()).toEqual(once)
+    await nextTurn()
     expect(pool.take("o:80")).toBe(client)
     accepted[0]!.write("a response") // while taken, bytes are the taker's business: the pool leaves it alone
     await settle()
@@ -162,6 +167,25 @@ describe("OriginPool", () => {
     await settle()
     expect(pool.size).toBe(0)
     expect(client.destroyed).toBe(true)
+  })
+
+  it("hands out no connection in the turn of the event loop it was put in: bytes already sent are read first (issue 17 item 6)", async () => {
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    const [older, newer] = await Promise.all([pair(), pair()])
+    pool.put("o:80", older.client)
+    await nextTurn()
+    // The origin's stray bytes are on their way when the connection comes back, not yet read.
+    newer.accepted[0]!.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+    expect(newer.client.readableLength).toBe(0)
+    pool.put("o:80", newer.client)
+    expect(pool.take("o:80")).toBe(older.client) // the older one, whose turn has passed
+    expect(pool.take("o:80")).toBeUndefined() // the newer one waits for the loop to look at it
+    expect(pool.size).toBe(1)
+    await settle()
+    expect(newer.client.destroyed).toBe(true)
+    expect(pool.size).toBe(0)
   })
 
   it("drops a connection on which the idle origin sends bytes", async () => {
