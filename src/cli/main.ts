@@ -5,9 +5,9 @@
  * (src/runtime/worker.ts).
  *
  * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
- * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
- * --help/--version; 1 for a configuration or listen error, or when workers did not report drained within
- * the grace period plus a margin.
+ * still open at the end of the grace period, or at a second signal, are cut, and that is still a clean
+ * shutdown), and for --help/--version; 1 for a configuration or listen error, or when workers did not
+ * report drained within the grace period plus a margin (after a second signal: within the margin).
  */
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeStdio from "@effect/platform-node/NodeStdio"

@@ -140,7 +140,7 @@ export class Spawner {
       const platform = yield* WorkerPlatform
       const worker = yield* platform.spawn<FromWorker, ToWorker>(slot.id)
       slot.handle = worker
-      slot.drained = Deferred.makeUnsafe<void>()
+      slot.drained = Deferred.makeUnsafe<number>()
       yield* worker.run((msg) => handleMessage(slot, first, figures, msg))
     }).pipe(
       Effect.ensuring(
@@ -150,7 +150,7 @@ export class Spawner {
           if (roster.init.connectionLimits !== undefined) releaseWorker(roster.init.connectionLimits, slot.id)
           slot.listening = false
           slot.handle = undefined
-          Deferred.doneUnsafe(slot.drained, Exit.void)
+          Deferred.doneUnsafe(slot.drained, Exit.succeed(0))
         }),
       ),
     )
@@ -179,7 +179,7 @@ const handleMessage = (
       figures.record(slot, msg)
       return Effect.void
     case "Drained":
-      return Deferred.succeed(slot.drained, undefined).pipe(Effect.asVoid)
+      return Deferred.succeed(slot.drained, msg.cut ?? 0).pipe(Effect.asVoid)
     case "Reconfigured": {
       const waiting = slot.reconfigured
       slot.reconfigured = undefined
