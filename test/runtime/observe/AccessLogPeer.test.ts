@@ -19,7 +19,7 @@ describe("access log client address", () => {
     const proxy = await startProxy(baseInit({ listen: [{ host, port: 0 }] }))
     try {
       await oneBadRequest(host, proxy.port)
-      await waitForLine(proxy, line)
+      expect(await waitForLine(proxy, / GET \/ 400 /)).toMatch(line)
     } finally {
       await proxy.stop()
     }
