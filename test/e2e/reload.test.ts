@@ -40,6 +40,17 @@ const status = async (port: number, url: string): Promise<number> => {
   }
 }
 
+/** One GET with `extra` head fields on a fresh connection: the status. */
+const statusWith = async (port: number, url: string, extra: string): Promise<number> => {
+  const c = await Conn.open(port)
+  try {
+    await c.write(get(url, `${extra}Connection: close\r\n`))
+    return (await c.readResponse({ timeoutMs: 5000 })).status
+  } finally {
+    c.destroy()
+  }
+}
+
 /** One GET with proxy credentials (or none): the status. */
 const statusAs = async (port: number, url: string, user?: string): Promise<number> => {
   const c = await Conn.open(port)
@@ -107,16 +118,33 @@ describe("reload on SIGHUP", () => {
     tunnel.destroy()
   })
 
-  it("applies new limits to new requests only", { timeout: 30_000 }, async ({ expect }) => {
+  it("applies new limits to new requests only: one under way finishes under the old", { timeout: 30_000 }, async ({ expect }) => {
     const file = join(dir, "limits.json")
-    writeFileSync(file, JSON.stringify({ maxRequestLine: "8KiB" }))
+    writeFileSync(file, JSON.stringify({ maxRequestLine: "8KiB", maxHeadBytes: "64KiB" }))
     const p = await startProxy({ workers: 1, extraArgs: ["--config", file] })
     proxies.push(p)
     const long = `http://127.0.0.1:${origin.port}/small?${"q".repeat(2000)}`
+    const pad = `X-Pad: ${"p".repeat(6000)}\r\n` // a head of ~8 KB: within 64 KiB, beyond 4 KiB
     expect(await status(p.port, long)).toBe(200)
-    writeFileSync(file, JSON.stringify({ maxRequestLine: "1KiB" }))
+    // A request under way at the reload: its head has started to arrive (the request line; the proxy read it
+    // long before the reload's round trip through the main thread), the rest comes after the reload.
+    const underWay = await Conn.open(p.port)
+    const head = get(long, pad)
+    const lineEnd = head.indexOf("\r\n") + 2
+    await underWay.write(head.slice(0, lineEnd))
+    writeFileSync(file, JSON.stringify({ maxRequestLine: "1KiB", maxHeadBytes: "4KiB" }))
     expect(await reload(p, 1)).toMatch(/configuration reloaded: 1 worker /)
+    await underWay.write(head.slice(lineEnd))
+    // Served under the limits it started with: the new 4 KiB head limit would have answered 431.
+    const r = await underWay.readResponse({ timeoutMs: 5000 })
+    expect(r.status).toBe(200)
+    // Its connection was accepted under the old limits: it ends after that exchange, so the client's next
+    // request comes on a new connection, read under the new ones.
+    expect(r.headers["connection"]).toBe("close")
+    await underWay.waitEnd()
+    underWay.destroy()
     expect(await status(p.port, long)).toBe(414)
+    expect(await statusWith(p.port, `http://127.0.0.1:${origin.port}/small`, pad)).toBe(431)
   })
 
   it("switches the users of --auth-file; a config change that breaks the users file changes nothing", { timeout: 40_000 }, async ({
