@@ -1,7 +1,7 @@
 /** Running real clients (curl, python3) as child processes, with a clean environment and a time bound. */
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { cleanEnv } from "./proxy.ts"
+import { cleanEnv } from "./env.ts"
 
 export interface RunResult {
   readonly code: number | null
