@@ -147,6 +147,39 @@ describe("reload on SIGHUP", () => {
     expect(await statusWith(p.port, `http://127.0.0.1:${origin.port}/small`, pad)).toBe(431)
   })
 
+  it("a new log format and level apply at once to the main thread's lines too: reloads, stats, shutdown", { timeout: 30_000 }, async ({
+    expect,
+  }) => {
+    const file = join(dir, "log.json")
+    writeFileSync(file, JSON.stringify({ logFormat: "json", logLevel: "warn" }))
+    const p = await startProxy({ workers: 1, logFormat: "config", extraArgs: ["--config", file] })
+    proxies.push(p)
+    const url = `http://127.0.0.1:${origin.port}/small`
+    // To text and info: the confirmation, an info line of the main thread, is there and in text.
+    writeFileSync(file, JSON.stringify({ logFormat: "text", logLevel: "info" }))
+    expect(await reload(p, 1)).toMatch(/^INFO configuration reloaded: 1 worker /)
+    expect(await status(p.port, `${url}?text`)).toBe(200)
+    expect(await p.waitForLine((l) => l.includes("/small?text"))).toMatch(/^127\.0\.0\.1:\d+ GET /)
+    // Back to JSON: from the confirmation on, every line is a JSON object, the main thread's as well.
+    writeFileSync(file, JSON.stringify({ logFormat: "json", logLevel: "info" }))
+    const confirmation = await reload(p, 2)
+    const from = p.stdout.indexOf(confirmation)
+    expect(JSON.parse(confirmation)).toMatchObject({ level: "info", message: expect.stringMatching(/^configuration reloaded/) })
+    expect(await status(p.port, `${url}?json`)).toBe(200)
+    await p.waitForLine((l) => l.includes("/small?json"))
+    process.kill(p.pid, "SIGUSR1")
+    await p.waitForLine((l) => l.includes('"message":"stats"'))
+    expect(await p.stop()).toEqual({ code: 0, signal: null })
+    const after = p.stdout.slice(from).map((l) => JSON.parse(l) as { message?: string; target?: string })
+    expect(after.map((o) => o.message ?? o.target)).toEqual([
+      expect.stringMatching(/^configuration reloaded/),
+      `${url}?json`,
+      "stats",
+      expect.stringMatching(/^shutting down/),
+      expect.stringMatching(/^stopped: stats/),
+    ])
+  })
+
   it("switches the users of --auth-file; a config change that breaks the users file changes nothing", { timeout: 40_000 }, async ({
     expect,
   }) => {

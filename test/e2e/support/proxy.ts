@@ -30,8 +30,8 @@ export interface ProxyOptions {
   readonly graceMs?: number
   readonly maxHeadBytes?: number
   readonly maxRequestLine?: number
-  /** Access log format; "text" unless told. */
-  readonly logFormat?: "text" | "json"
+  /** Log format: "text" unless told; "config" passes no --log-format, so that the config file decides. */
+  readonly logFormat?: "text" | "json" | "config"
   /** Extra raw flags. */
   readonly extraArgs?: ReadonlyArray<string>
   /** Extra environment (e.g. HCTUNNEL_TEST_HOOKS=1). */
@@ -49,14 +49,8 @@ export interface ProxyOptions {
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
 export const flagsFor = (port: number, o: ProxyOptions): string[] => {
-  const args = [
-    "--listen",
-    `${o.listenHost ?? LOOPBACK}:${port}`,
-    "--workers",
-    String(o.workers ?? 2),
-    "--log-format",
-    o.logFormat ?? "text",
-  ]
+  const args = ["--listen", `${o.listenHost ?? LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2)]
+  if (o.logFormat !== "config") args.push("--log-format", o.logFormat ?? "text")
   const ms = (flag: string, v: number | undefined): void => {
     if (v !== undefined) args.push(flag, `${v}ms`)
   }
