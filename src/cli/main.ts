@@ -233,7 +233,8 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
  * What `Command.run` asks for. effect/cli reads files (Flag.file, Prompt.file) and spawns processes only for
  * flag kinds and prompts hctunnel does not use: its flags are strings and it reads --config itself. So the
  * file system and the process spawner are stand-ins that fail, and Node's (NodeServices.layer) are not
- * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (~2 MB of RSS).
+ * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (docs/
+ * performance.md, "RSS at start").
  */
 const cliServices = Layer.mergeAll(
   NodeStdio.layer,

@@ -44,7 +44,7 @@ export interface WorkerInit {
    * empty: no PROXY protocol. When set, connections from any other source are closed.
    */
   readonly proxyProtocolFrom?: ReadonlyArray<string>
-  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs ~1 MB of RSS per thread). */
+  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs RSS in every thread). */
   readonly eventLoopDelay?: boolean
   /**
    * --max-connections and --max-connections-per-client, and the SharedArrayBuffer that holds the counts

@@ -199,8 +199,8 @@ const listenAdmin = (
   scope: Scope.Closeable,
 ): Effect.Effect<ListenAddress, ListenError> =>
   Effect.gen(function* () {
-    // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
-    // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
+    // Loaded only when asked for (chunks of their own in dist/): node:http, and even the /metrics formatter's
+    // few KB inside main.js, make the main thread's RSS larger (docs/performance.md, "The admin endpoint's cost").
     const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
       Promise.all([import("./observe/AdminServer.ts"), import("./observe/MetricsText.ts")]),
     )

@@ -73,7 +73,7 @@ const program = Effect.gen(function* () {
     yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
   }
 
-  // Event-loop delay for /metrics (only with --admin: node:perf_hooks is ~1 MB of RSS per thread), sampled
+  // Event-loop delay for /metrics (only with --admin: node:perf_hooks costs RSS in every thread), sampled
   // every 10 ms; reset at every report, so each report covers the time since the previous one.
   const loop =
     init.eventLoopDelay === true ? process.getBuiltinModule("node:perf_hooks").monitorEventLoopDelay({ resolution: 10 }) : undefined

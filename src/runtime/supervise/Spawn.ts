@@ -25,15 +25,10 @@ import type { Figures } from "./Figures.ts"
 import type { Roster, Slot } from "./Roster.ts"
 
 /**
- * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
- * grow to 32 MB). A burst of new connections (each leaves a few KB of long-lived objects, copied through
- * the young generation) grows it as far as it may, and the RSS stays. Measured with the bundled build
- * (docs/performance.md), RSS per idle tunnel in the 10k-tunnel bench: 9.9 KB at 48 MB, 7.3 at 24, 6.05–6.4
- * at 8, 5.8–5.9 at 4. Its price is more, smaller collections where requests allocate: with --trace-gc
- * over the quick small-request and new-tunnel workloads, 4 MB spent 1,095 ms in scavenges and 56 ms in
- * mark-compacts against 966 and 32 ms at 24 MB, ~1 % of the ~15 CPU-s the proxy used; bulk transfers
- * allocate nothing per chunk and showed no difference (alternating A/B runs). The 4 MB trial that once cost
- * ~45 % more CPU per byte was made while every read still allocated a Node Buffer.
+ * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may grow
+ * to 32 MB): a burst of new connections, whose long-lived objects are copied through the young generation,
+ * grows it as far as it may and the RSS stays, so a small one keeps idle tunnels cheap, for slightly more
+ * time in collections (the figures, per size tried: docs/performance.md, "RSS per idle tunnel").
  */
 export const WORKER_YOUNG_GENERATION_MB = 4
 
