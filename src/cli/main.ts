@@ -5,9 +5,9 @@
  * (src/runtime/worker.ts).
  *
  * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
- * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
- * --help/--version; 1 for a configuration or listen error, or when workers did not report drained within
- * the grace period plus a margin.
+ * still open at the end of the grace period, or at a second signal, are cut, and that is still a clean
+ * shutdown), and for --help/--version; 1 for a configuration or listen error, or when workers did not
+ * report drained within the grace period plus a margin (after a second signal: within the margin).
  */
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeStdio from "@effect/platform-node/NodeStdio"
@@ -30,7 +30,7 @@ import type { StatsSnapshot } from "../runtime/observe/Stats.ts"
 import { supervise } from "../runtime/supervisor.ts"
 import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
-import { formatLine, loggerLayer, writeLine } from "./logging.ts"
+import { formatLine, type LogSettings, loggerLayer, writeLine } from "./logging.ts"
 import type { Parsed } from "./parsers.ts"
 import { liveSettings, planReload } from "./reload-plan.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
@@ -124,9 +124,9 @@ const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, st
   return out
 }
 
-const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
+const printStats = (log: LogSettings) => (s: StatsSnapshot) =>
   Effect.sync(() => {
-    if (config.logFormat === "json") {
+    if (log.format === "json") {
       process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...statsFigures(s) }) + "\n")
     } else {
       process.stdout.write(formatLine("text", "info", formatStatsText(s)))
@@ -142,8 +142,10 @@ export const runProxy = (
   version: string,
   reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
 ) => {
-  // What runs now: the start-up configuration, then each one a reload applied.
+  // What runs now: the start-up configuration, then each one a reload applied. The main thread's own lines
+  // (lifecycle, stats, reloads) follow its log format and level, as the workers' lines do.
   let running = config
+  const log: LogSettings = { format: config.logFormat, level: config.logLevel }
   const replan =
     reload === undefined
       ? undefined
@@ -152,6 +154,8 @@ export const runProxy = (
             Effect.flatMap((next) => planReload(running, next)),
             Effect.map(({ plan, config: applied }) => {
               running = applied
+              log.format = applied.logFormat
+              log.level = applied.logLevel
               return plan
             }),
           )
@@ -174,14 +178,14 @@ export const runProxy = (
       Effect.sync(() => {
         const line = startupLine(version, addresses, workers, admin)
         // The one line everybody reads: plain in text mode, a log object in JSON mode.
-        if (config.logFormat === "json") writeLine("json", "info", line)
+        if (log.format === "json") writeLine("json", "info", line)
         else process.stdout.write(`${line}\n`)
       }),
-    printStats: printStats(config),
+    printStats: printStats(log),
     ...lifecycleLog,
     ...(replan === undefined ? {} : { reload: replan }),
     admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
-  }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+  }).pipe(Effect.provide(loggerLayer(log)))
 }
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
@@ -229,7 +233,8 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
  * What `Command.run` asks for. effect/cli reads files (Flag.file, Prompt.file) and spawns processes only for
  * flag kinds and prompts hctunnel does not use: its flags are strings and it reads --config itself. So the
  * file system and the process spawner are stand-ins that fail, and Node's (NodeServices.layer) are not
- * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (~2 MB of RSS).
+ * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (docs/
+ * performance.md, "RSS at start").
  */
 const cliServices = Layer.mergeAll(
   NodeStdio.layer,

@@ -61,6 +61,8 @@ export interface ProxyServerOptions {
   readonly resolve?: ResolveFn
   /** The worker's counters (worker.ts shares them with its Resolver service); default: new ones. */
   readonly stats?: MutableStats
+  /** The worker's clock, monotonic milliseconds (default `performance.now()`); tests drive it by hand. */
+  readonly clock?: () => number
   /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
   readonly authFilePollMs?: number
   /**
@@ -114,8 +116,8 @@ export class ProxyServer {
   readonly stats: MutableStats
   /** Figures for /metrics (Metrics.ts), shipped with every Stats message. */
   readonly metrics = new WorkerMetrics()
-  readonly deadlines = new Deadlines()
-  readonly pool = new OriginPool(this.deadlines)
+  readonly deadlines: Deadlines
+  readonly pool: OriginPool
   readonly log: AccessLog
   // Replaced by `reconfigure`.
   private allow: AllowList
@@ -127,7 +129,7 @@ export class ProxyServer {
   private readonly context: Mutable<ConnectionContext>
   private readonly servers: Array<net.Server> = []
   private readonly connections = new Set<Connection>()
-  readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
+  readonly keepalive: KeepaliveArmer
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
   /**
@@ -141,8 +143,15 @@ export class ProxyServer {
   }
   private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
-  private onDrained: Array<() => void> = []
-  private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private onDrained: Array<(cut: number) => void> = []
+  /** The end of a graceful shutdown's grace period: what is still open then is aborted. */
+  private readonly graceEnd: Timed = {
+    deadlineIndex: -1,
+    deadlineAt: 0,
+    onDeadline: () => this.cut("shutdown: grace period over"),
+  }
+  /** Connections a shutdown aborted (still open when its grace period ended, or when it was cut short). */
+  private cutByShutdown = 0
   private draining = false
   /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
   private readonly proxyFrom: AllowList | undefined
@@ -166,6 +175,16 @@ export class ProxyServer {
       worker: init.id,
       ...(options.write === undefined ? {} : { write: options.write }),
     })
+    this.deadlines = new Deadlines({
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      // A deadline callback that throws is a bug like an engine that throws: logged and counted, the rest served.
+      onError: (e) => {
+        this.stats.errors++
+        this.log.message("error", `internal error in a deadline: ${String(e)}`)
+      },
+    })
+    this.pool = new OriginPool(this.deadlines)
+    this.keepalive = new KeepaliveArmer(this.deadlines, this.connections)
     this.allow = AllowList.parse(init.allow)
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
@@ -446,25 +465,27 @@ export class ProxyServer {
 
   /**
    * Graceful shutdown: stop accepting, ask every connection to finish, abort the rest after `graceMs`;
-   * `done` runs once no connection is left. Calling it again only adds `done` (and never extends the grace).
+   * `done` runs once no connection is left, with how many connections were aborted. Calling it again adds
+   * `done`, and may shorten the grace period (a second signal: 0 aborts what is open now), never extend it.
    */
-  shutdown(graceMs: number, done: () => void): void {
+  shutdown(graceMs: number, done: (cut: number) => void): void {
     this.onDrained.push(done)
-    if (this.draining) return this.checkDrained()
+    const now = this.deadlines.now()
+    const end = now + Math.max(0, graceMs)
+    if (this.draining) {
+      if (this.graceEnd.deadlineIndex >= 0 && end < this.graceEnd.deadlineAt) {
+        if (end <= now) {
+          this.deadlines.cancel(this.graceEnd)
+          this.cut("shutdown: grace period cut short")
+        } else this.deadlines.set(this.graceEnd, end)
+      }
+      return this.checkDrained()
+    }
     this.draining = true
     this.stopAccepting()
     this.pool.close()
-    const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
-    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
-      this.graceTimer = setTimeout(
-        () => {
-          this.graceTimer = undefined
-          this.abortAll("shutdown: grace period over")
-        },
-        Math.max(0, graceMs),
-      )
-    }
+    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) this.deadlines.set(this.graceEnd, end)
     this.checkDrained()
   }
 
@@ -530,6 +551,12 @@ export class ProxyServer {
     }
   }
 
+  /** A shutdown aborts what is still open: counted first, since the last one to finish reports drained. */
+  private cut(detail: string): void {
+    this.cutByShutdown += this.connections.size
+    this.abortAll(detail)
+  }
+
   private abortAll(detail: string): void {
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.abort(detail, now)
@@ -540,14 +567,11 @@ export class ProxyServer {
   private checkDrained(): void {
     if (!this.draining || this.connections.size > 0 || this.refused.size > 0 || this.onDrained.length === 0) return
     if (this.proxyHeaders.size > 0) return // PROXY protocol (issue 10 §2): sockets still reading a header
-    if (this.graceTimer !== undefined) {
-      clearTimeout(this.graceTimer)
-      this.graceTimer = undefined
-    }
+    this.deadlines.cancel(this.graceEnd)
     this.deadlines.stop()
     this.log.flush()
     const callbacks = this.onDrained
     this.onDrained = []
-    for (const f of callbacks) f()
+    for (const f of callbacks) f(this.cutByShutdown)
   }
 }

@@ -480,8 +480,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   /** @internal */ clientData(chunk: Buffer): void {
     if (this.clientState !== OPEN) return // lingering: discard
     // A full 64 KiB read means the client is streaming (an upload): from now on its reads go into our
-    // buffers (ReadArena.ts). Done lazily because user-buffer mode costs idle sockets ~5 KB
-    // of RSS each (measured), and they gain nothing from it.
+    // buffers (ReadArena.ts). Done lazily because user-buffer mode costs every idle socket RSS, and they
+    // gain nothing from it (docs/performance.md, "RSS per idle tunnel").
     if (chunk.length === SHARED_READ_BYTES && !this.clientStreaming && streamClient(this.client)) {
       this.clientStreaming = true
     }

@@ -10,7 +10,7 @@ import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeConnectionLimits } from "../../../src/runtime/access/ConnectionLimits.ts"
 import type { WorkerInit } from "../../../src/runtime/protocol.ts"
-import { baseInit, httpServer, type RunningProxy, startProxy } from "../loopback.ts"
+import { baseInit, httpServer, type RunningProxy, startProxy, waitForLine } from "../loopback.ts"
 
 let origin: Awaited<ReturnType<typeof httpServer>>
 
@@ -57,15 +57,6 @@ const client = async (port: number, localAddress: string) => {
 
 const get = (): string => `GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`
 
-const waitForLine = async (proxy: RunningProxy, pattern: RegExp): Promise<string> => {
-  for (let i = 0; i < 300; i++) {
-    const line = proxy.lines.find((l) => pattern.test(l))
-    if (line !== undefined) return line
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  throw new Error(`no log line matching ${String(pattern)}:\n${proxy.lines.join("\n")}`)
-}
-
 describe("the allow-list is judged before a connection slot is taken (issue 17 item 12)", () => {
   it("a refused client whose 403 lingers holds no slot; allowed clients get every slot", () =>
     withProxy({ allow: ["127.0.0.1/32"], connectionLimits: makeConnectionLimits(2, 2, 1) }, async (proxy) => {
@@ -87,7 +78,12 @@ describe("the allow-list is judged before a connection slot is taken (issue 17 i
 
   it("with PROXY protocol, the slot taken while the header is read is given back before the 403", () =>
     withProxy(
-      { allow: ["192.0.2.0/24"], proxyProtocolFrom: ["127.0.0.1/32"], allowTo: ["127.0.0.0/8"], connectionLimits: makeConnectionLimits(2, 2, 1) },
+      {
+        allow: ["192.0.2.0/24"],
+        proxyProtocolFrom: ["127.0.0.1/32"],
+        allowTo: ["127.0.0.0/8"],
+        connectionLimits: makeConnectionLimits(2, 2, 1),
+      },
       async (proxy) => {
         const refused = await Promise.all([1, 2, 3].map(() => client(proxy.port, "127.0.0.1")))
         for (const r of refused) r.socket.write(`PROXY TCP4 198.51.100.1 127.0.0.1 5555 ${proxy.port}\r\n${get()}`)

@@ -106,8 +106,11 @@ const dialerWith = (options: Partial<DialerOptions> & Pick<DialerOptions, "resol
 /** Resolves once `socket` has closed (at once if it has). */
 const closed = (socket: net.Socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once("close", () => resolve())))
 
-/** A few turns of the event loop, for late callbacks that must not come. */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50))
+/**
+ * The rest of this turn of the event loop and the next one: a late callback that must not come would be
+ * queued by then (the events that could cause one, a socket's connect or close, have been awaited).
+ */
+const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)))
 /** The next turn of the event loop: a connection put in the pool can be taken from then on. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 

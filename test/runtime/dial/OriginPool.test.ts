@@ -8,7 +8,7 @@ import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { Deadlines } from "../../../src/runtime/timers/Deadlines.ts"
 import { OriginPool } from "../../../src/runtime/dial/OriginPool.ts"
-import { baseInit, closeServer, listen, startProxy } from "../loopback.ts"
+import { baseInit, closeServer, listen, startProxy, until } from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -53,7 +53,6 @@ const get = (proxyPort: number, url: string): Promise<string> =>
     req.end()
   })
 
-const settle = () => new Promise((r) => setTimeout(r, 50))
 /** The next turn of the event loop: a connection put in the pool can be taken from then on. */
 const nextTurn = () => new Promise((r) => setImmediate(r))
 
@@ -64,7 +63,7 @@ describe("origin connection reuse", () => {
     cleanups.push(() => proxy.stop())
     for (const path of ["/a", "/b", "/c"]) {
       expect(await get(proxy.port, `http://127.0.0.1:${origin.port}${path}`)).toBe(`200 ${path}`)
-      await settle()
+      await until("the origin connection back in the pool", () => proxy.server.pool.size === 1)
     }
     expect(origin.connections()).toBe(1)
     expect(proxy.server.pool.hits).toBe(2)
@@ -75,11 +74,9 @@ describe("origin connection reuse", () => {
     const proxy = await startProxy(baseInit())
     cleanups.push(() => proxy.stop())
     expect(await get(proxy.port, `http://127.0.0.1:${origin.port}/one`)).toBe("200 /one")
-    await settle()
-    expect(proxy.server.pool.size).toBe(1)
+    await until("the origin connection in the pool", () => proxy.server.pool.size === 1)
     origin.dropAll()
-    await settle()
-    expect(proxy.server.pool.size).toBe(0)
+    await until("the closed connection out of the pool", () => proxy.server.pool.size === 0)
     expect(await get(proxy.port, `http://127.0.0.1:${origin.port}/two`)).toBe("200 /two")
     expect(origin.connections()).toBe(2)
   })
@@ -90,7 +87,7 @@ describe("origin connection reuse", () => {
     const proxy = await startProxy(baseInit())
     cleanups.push(() => proxy.stop())
     expect(await get(proxy.port, `http://127.0.0.1:${a.port}/x`)).toBe("200 /x")
-    await settle()
+    await until("a's connection in the pool", () => proxy.server.pool.size === 1)
     expect(await get(proxy.port, `http://127.0.0.1:${b.port}/y`)).toBe("200 /y")
     expect([a.connections(), b.connections()]).toEqual([1, 1])
   })
@@ -112,13 +109,19 @@ describe("OriginPool", () => {
   }
 
   it("expires idle connections at the idle deadline and destroys them", async () => {
-    const deadlines = new Deadlines()
+    let now = 1_000
+    const deadlines = new Deadlines({ clock: () => now })
     cleanups.push(() => deadlines.stop())
     const pool = new OriginPool(deadlines, { idleMs: 30, maxPerOrigin: 4, maxTotal: 8 })
     const { client } = await pair()
     pool.put("o:80", client)
     expect(pool.size).toBe(1)
-    await new Promise((r) => setTimeout(r, 120))
+    now = 1_029
+    deadlines.fire()
+    expect(pool.size).toBe(1)
+    expect(client.destroyed).toBe(false)
+    now = 1_030
+    deadlines.fire()
     expect(pool.size).toBe(0)
     expect(client.destroyed).toBe(true)
     expect(pool.take("o:80")).toBeUndefined()
@@ -158,14 +161,16 @@ describe("OriginPool", () => {
     expect(counts()).toEqual(once)
     await nextTurn()
     expect(pool.take("o:80")).toBe(client)
-    accepted[0]!.write("a response") // while taken, bytes are the taker's business: the pool leaves it alone
-    await settle()
+    // While taken, bytes are the taker's business: the pool leaves it alone. (Our listener comes after the
+    // pool's, so when it runs the pool has seen the bytes.)
+    const read = new Promise((r) => client.once("data", r))
+    accepted[0]!.write("a response")
+    await read
     expect(client.destroyed).toBe(false)
     pool.put("o:80", client)
     expect(pool.size).toBe(1)
     accepted[0]!.end() // while pooled again, the origin's FIN drops it
-    await settle()
-    expect(pool.size).toBe(0)
+    await until("the connection out of the pool", () => pool.size === 0)
     expect(client.destroyed).toBe(true)
   })
 
@@ -183,8 +188,7 @@ describe("OriginPool", () => {
     expect(pool.take("o:80")).toBe(older.client) // the older one, whose turn has passed
     expect(pool.take("o:80")).toBeUndefined() // the newer one waits for the loop to look at it
     expect(pool.size).toBe(1)
-    await settle()
-    expect(newer.client.destroyed).toBe(true)
+    await until("the newer connection dropped for its stray bytes", () => newer.client.destroyed)
     expect(pool.size).toBe(0)
   })
 
@@ -194,10 +198,8 @@ describe("OriginPool", () => {
     const pool = new OriginPool(deadlines)
     const { client, accepted } = await pair()
     pool.put("o:80", client)
-    await settle()
     accepted[0]!.write("unsolicited")
-    await settle()
-    expect(pool.size).toBe(0)
+    await until("the connection out of the pool", () => pool.size === 0)
     expect(client.destroyed).toBe(true)
   })
 })
