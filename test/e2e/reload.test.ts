@@ -138,11 +138,13 @@ describe("reload on SIGHUP", () => {
     // Served under the limits it started with: the new 4 KiB head limit would have answered 431.
     const r = await underWay.readResponse({ timeoutMs: 5000 })
     expect(r.status).toBe(200)
-    // Its connection was accepted under the old limits: it ends after that exchange, so the client's next
-    // request comes on a new connection, read under the new ones.
-    expect(r.headers["connection"]).toBe("close")
-    await underWay.waitEnd()
+    // Its connection was accepted under the old limits and keeps them: it stays open (a reload closes no
+    // connection for a limit), and its next request is read under those limits still.
+    expect(r.headers["connection"]).not.toBe("close")
+    await underWay.write(get(long, pad))
+    expect((await underWay.readResponse({ timeoutMs: 5000 })).status).toBe(200)
     underWay.destroy()
+    // A new connection is read under the new ones.
     expect(await status(p.port, long)).toBe(414)
     expect(await statusWith(p.port, `http://127.0.0.1:${origin.port}/small`, pad)).toBe(431)
   })
