@@ -15,7 +15,7 @@
  *   request, or another client's request read in the same batch of events): the loop must look at it
  *   in between, so that bytes the origin sent after its response, and that already wait in the kernel,
  *   are read while it idles, and spoil it, instead of being read as the next request's response. One
- *   turn is enough for bytes that arrived before the request that takes the connection: the poller reports
+ *   turn is enough for bytes that arrived before the request that takes the connection: epoll reports
  *   sockets in the order they became readable. Bytes that arrive after it was handed out cannot be told
  *   from a response: the rule of the core that keeps no connection after a response that cannot have a
  *   body (docs/design.md §6.4) is what guards the common case of them.
