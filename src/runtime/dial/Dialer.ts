@@ -177,8 +177,15 @@ export class Dialer {
       }
     }
     // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
-    const key = pool === undefined ? undefined : parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
-    const pooled = key === undefined ? undefined : pool?.take(key)
+    // A tunnel's key serves only to search the pool (its origin is never kept), so with the pool empty
+    // (every tunnel of a CONNECT-only workload) neither the key text is made nor the pool searched.
+    const key =
+      pool === undefined || (tunnel && (parent !== undefined || pool.size === 0))
+        ? undefined
+        : parent === undefined
+          ? poolKey(host, port)
+          : parent.poolKey
+    const pooled = key === undefined || pool === undefined || pool.size === 0 ? undefined : pool.take(key)
     metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
     if (pooled !== undefined) {
       const denial =
