@@ -337,7 +337,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
         case "Log":
           countExchange(this.ctx.stats, this.ctx.metrics, a.record, this.originMark)
           this.originMark = 0
-          this.ctx.log.access(this.peer, a.record)
+          // The client's "address:port" text is made only for a line that is written (not at --log-level none).
+          if (this.ctx.log.accessEnabled) this.ctx.log.access(this.peer, a.record)
           break
         case "Authenticate": {
           // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.
