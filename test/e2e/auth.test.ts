@@ -315,7 +315,16 @@ describe("rate limiting and reloading (a proxy of their own)", () => {
       workers: 1,
       graceMs: 2000,
       // The PROXY headers name documentation addresses (2001:db8::/32): only bytes on loopback, nothing is sent there.
-      extraArgs: ["--auth-file", usersFile, "--proxy-protocol-from", "127.0.0.1/32", "--allow", "2001:db8::/32", "--allow-to", "127.0.0.0/8"],
+      extraArgs: [
+        "--auth-file",
+        usersFile,
+        "--proxy-protocol-from",
+        "127.0.0.1/32",
+        "--allow",
+        "2001:db8::/32",
+        "--allow-to",
+        "127.0.0.0/8",
+      ],
     })
     try {
       const via = async (client: string, user: string): Promise<number> => {

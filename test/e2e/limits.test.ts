@@ -155,7 +155,16 @@ describe("--max-connections-per-client", () => {
     // The headers name documentation addresses: bytes sent to the proxy on loopback, nothing is sent there.
     const p = await launch({
       workers: 2,
-      extraArgs: ["--max-connections-per-client", "2", "--proxy-protocol-from", "127.0.0.1/32", "--allow", "192.0.2.0/24", "--allow-to", "127.0.0.0/8"],
+      extraArgs: [
+        "--max-connections-per-client",
+        "2",
+        "--proxy-protocol-from",
+        "127.0.0.1/32",
+        "--allow",
+        "192.0.2.0/24",
+        "--allow-to",
+        "127.0.0.0/8",
+      ],
     })
     const as = (client: string) => tunnel(p.port, "127.0.0.1", `PROXY TCP4 ${client} 127.0.0.1 40000 ${p.port}\r\n`)
     const a = [await as("192.0.2.7"), await as("192.0.2.7"), await as("192.0.2.7")]

@@ -87,7 +87,12 @@ describe("the allow-list is judged before a connection slot is taken (issue 17 i
 
   it("with PROXY protocol, the slot taken while the header is read is given back before the 403", () =>
     withProxy(
-      { allow: ["192.0.2.0/24"], proxyProtocolFrom: ["127.0.0.1/32"], allowTo: ["127.0.0.0/8"], connectionLimits: makeConnectionLimits(2, 2, 1) },
+      {
+        allow: ["192.0.2.0/24"],
+        proxyProtocolFrom: ["127.0.0.1/32"],
+        allowTo: ["127.0.0.0/8"],
+        connectionLimits: makeConnectionLimits(2, 2, 1),
+      },
       async (proxy) => {
         const refused = await Promise.all([1, 2, 3].map(() => client(proxy.port, "127.0.0.1")))
         for (const r of refused) r.socket.write(`PROXY TCP4 198.51.100.1 127.0.0.1 5555 ${proxy.port}\r\n${get()}`)
