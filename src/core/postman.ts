@@ -33,7 +33,7 @@
  *   own buffers (queued client bytes) are bounded by `limits.maxBufferedBytes`, beyond which the client
  *   is paused too. So memory per connection is bounded whatever the peers do.
  */
-import type { Action, Outcome } from "./actions.ts"
+import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { AuthFailure, ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
 import { type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
@@ -59,6 +59,12 @@ export interface PostmanOptions {
 
 /** `out` between calls: frozen, so an action emitted outside a call would throw instead of being lost. */
 const noActions: Action[] = Object.freeze([]) as unknown as Action[]
+/**
+ * `out` inside a call until its first action: the list is made by `emit`, sized to what it holds, so a
+ * call with no action allocates none and one with a single action a list of one (an empty `[]` grown
+ * by a push reserves room for 17). Frozen and distinct from `noActions`, which still means "outside a call".
+ */
+const nothingYet: Action[] = Object.freeze([]) as unknown as Action[]
 
 /** Why reading from a side is paused; reading resumes when no reason is left. */
 const PEER_BLOCKED = 1 // the other side's write buffer is full
@@ -177,7 +183,7 @@ export class Postman {
 
   /** Call once right after accept; returns the first deadline (head timeout). */
   start(now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     this.current = this.awaiting(now, true)
     this.lastActivity = now
     this.ensureDeadline()
@@ -186,7 +192,7 @@ export class Postman {
 
   /** Feed one event; returns the actions to carry out, in order. Events after `closed` are ignored. */
   handle(event: Event, now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     const state = this.current
     const tag = state._tag
     if (tag === "Closed") return this.handOver()
@@ -253,7 +259,7 @@ export class Postman {
 
   /** Graceful stop: an idle connection closes at once; an exchange in flight finishes, then closes. */
   shutdown(now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     const state = this.current
     if (state._tag === "Closed") return this.handOver()
     this.draining = true
@@ -266,7 +272,7 @@ export class Postman {
 
   /** Stop now (grace period over): release every socket, log what was in flight. */
   abort(now: number, detail: string): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     if (this.current._tag === "Closed") return this.handOver()
     this.finish("shutdown", detail, now, false)
     return this.handOver()
@@ -977,22 +983,22 @@ export class Postman {
     detail: string | undefined,
     now: number,
   ): void {
-    this.emit({
-      _tag: "Log",
-      record: {
-        kind,
-        method: ledger.method,
-        target: ledger.target,
-        status,
-        bytesFromClient: ledger.bytesFromClient,
-        bytesFromOrigin: ledger.bytesFromOrigin,
-        startedAt: ledger.startedAt,
-        endedAt: now,
-        outcome,
-        ...(detail === undefined ? {} : { detail }),
-        ...(ledger.user === undefined ? {} : { user: ledger.user }),
-      },
-    })
+    // The optional fields are added only when present (a record has no `detail: undefined`), by
+    // assignment rather than by spreading `{}` or `{ detail }`: one object per record, not three.
+    const record: Mutable<AccessRecord> = {
+      kind,
+      method: ledger.method,
+      target: ledger.target,
+      status,
+      bytesFromClient: ledger.bytesFromClient,
+      bytesFromOrigin: ledger.bytesFromOrigin,
+      startedAt: ledger.startedAt,
+      endedAt: now,
+      outcome,
+    }
+    if (detail !== undefined) record.detail = detail
+    if (ledger.user !== undefined) record.user = ledger.user
+    this.emit({ _tag: "Log", record })
   }
 
   private closeAll(graceful: boolean, originGraceful = graceful, originGone = false): void {
@@ -1063,7 +1069,9 @@ export class Postman {
   }
 
   private emit(action: Action): void {
-    this.out.push(action)
+    const out = this.out
+    if (out === nothingYet) this.out = [action]
+    else out.push(action) // throws between calls (noActions is frozen)
   }
 
   /** The actions of the call that is returning: not kept, so an idle connection holds none of its last bytes. */
@@ -1073,6 +1081,9 @@ export class Postman {
     return out
   }
 }
+
+/** A record being built (`log`): its optional fields are set after the object literal. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const other = (side: Side): Side => (side === "client" ? "origin" : "client")
 const exchangeKind = (exchange: Exchange): "http" | "tunnel" => (exchange.request === undefined ? "tunnel" : "http")

@@ -100,6 +100,12 @@ export interface ConnectionContext {
 /** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
 const noAuthenticator: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "no user file is loaded" }
 
+/** The engine calls `guard` makes (other than `handle`, which `feed` makes). */
+const START = 0
+const SHUTDOWN = 1
+const ABORT = 2
+type GuardedCall = typeof START | typeof SHUTDOWN | typeof ABORT
+
 /** Where a socket slot stands, as far as this adapter is concerned. */
 const IDLE = 0 // no socket (origin only)
 const CONNECTING = 1 // origin: the Dialer is at work (no socket of ours yet)
@@ -163,7 +169,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via, auth: ctx.auth !== undefined })
     if (ctx.keepalive === undefined) client.setKeepAlive(true, KEEPALIVE_DELAY_MS)
     listenClient(client, this)
-    this.guard(() => this.postman.start(ctx.deadlines.now()))
+    this.guard(START, ctx.deadlines.now())
   }
 
   /** The client's IP address (for per-client limits and rate limits): the PROXY header's, else the socket's peer. */
@@ -207,12 +213,12 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   /** Graceful stop (worker shutdown): idle connections close now, exchanges in flight finish first. */
   shutdown(now: number = this.ctx.deadlines.now()): void {
     if (this.postman.closed) return
-    this.guard(() => this.postman.shutdown(now))
+    this.guard(SHUTDOWN, now)
   }
 
   /** Stop now (grace period over): the core logs what was in flight, then every socket is destroyed. */
   abort(detail: string, now: number = this.ctx.deadlines.now()): void {
-    if (!this.postman.closed) this.guard(() => this.postman.abort(now, detail))
+    if (!this.postman.closed) this.guard(ABORT, now, detail)
     this.destroyAll()
   }
 
@@ -242,16 +248,20 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     }
   }
 
-  /** Carry out `make()`'s actions (start, shutdown, abort), then feed what was queued meanwhile. */
-  private guard(make: () => ReadonlyArray<Action>): void {
+  /**
+   * Carry out the actions of the engine's `start`, `shutdown` or `abort`, then feed what was queued
+   * meanwhile. Named by a constant, not passed as a closure: `start` runs for every connection.
+   */
+  private guard(call: GuardedCall, now: number, detail = ""): void {
     if (this.busy) {
       // Called from inside an action (not done today): run after the current action list, never in its middle.
-      queueMicrotask(() => this.guard(make))
+      queueMicrotask(() => this.guard(call, now, detail))
       return
     }
     this.busy = true
     try {
-      this.execute(make())
+      const postman = this.postman
+      this.execute(call === START ? postman.start(now) : call === SHUTDOWN ? postman.shutdown(now) : postman.abort(now, detail))
       this.drainQueue()
     } catch (e) {
       this.failed(e)
@@ -330,7 +340,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
         case "Log":
           countExchange(this.ctx.stats, this.ctx.metrics, a.record, this.originMark)
           this.originMark = 0
-          this.ctx.log.access(this.peer, a.record)
+          // The client's "address:port" text is made only for a line that is written (not at --log-level none).
+          if (this.ctx.log.accessEnabled) this.ctx.log.access(this.peer, a.record)
           break
         case "Authenticate": {
           // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.

@@ -197,7 +197,14 @@ export class Dialer {
       }
     }
     // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
-    const key = pool === undefined ? undefined : parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
+    // A tunnel's key serves only to search the pool (its origin is never kept), so with the pool empty
+    // (every tunnel of a CONNECT-only workload) neither the key text is made nor the pool searched.
+    const key =
+      pool === undefined || (tunnel && (parent !== undefined || pool.size === 0))
+        ? undefined
+        : parent === undefined
+          ? poolKey(host, port)
+          : parent.poolKey
     if (pool !== undefined && key !== undefined) {
       const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined, client)
       metrics?.count(reused !== undefined ? POOL_HIT : POOL_MISS)
