@@ -97,23 +97,26 @@ describe("src/core is free of IO", () => {
 })
 
 describe("the purity checker objects to each forbidden line", () => {
-  const copies: string[] = []
-  afterAll(() => {
-    for (const dir of copies) rmSync(dir, { recursive: true, force: true })
-  })
-  /** A copy of src/core (as src/core of a temporary tree) with `line` put first in `file`. */
-  const copyWith = (file: string, line: string): string => {
-    const tree = mkdtempSync(join(tmpdir(), "hctunnel-purity-"))
-    copies.push(tree)
-    const root = join(tree, "src", "core")
-    cpSync(coreRoot, root, { recursive: true })
-    const path = join(root, file)
-    writeFileSync(path, `${line}\n${readFileSync(path, "utf8")}`)
-    return root
+  // One temporary copy of src/core (as src/core of a temporary tree); each case edits one file and puts it back.
+  const tree = mkdtempSync(join(tmpdir(), "hctunnel-purity-"))
+  const copyRoot = join(tree, "src", "core")
+  cpSync(coreRoot, copyRoot, { recursive: true })
+  afterAll(() => rmSync(tree, { recursive: true, force: true }))
+
+  /** The checker's findings over the copy with `line` put first in `file`. */
+  const findingsWith = (file: string, line: string): string[] => {
+    const path = join(copyRoot, file)
+    const original = readFileSync(path, "utf8")
+    writeFileSync(path, `${line}\n${original}`)
+    try {
+      return treeViolations(copyRoot)
+    } finally {
+      writeFileSync(path, original)
+    }
   }
 
   it("finds nothing in an untouched copy", () => {
-    expect(treeViolations(copyWith("limits.ts", ""))).toEqual([])
+    expect(treeViolations(copyRoot)).toEqual([])
   })
 
   const injections: ReadonlyArray<readonly [string, string, string]> = [
@@ -138,7 +141,7 @@ describe("the purity checker objects to each forbidden line", () => {
   ]
   for (const [file, line, what] of injections) {
     it(`${file}: ${line.replace(/\n\s*/g, " ")}`, () => {
-      const found = treeViolations(copyWith(file, line))
+      const found = findingsWith(file, line)
       expect(found.length, `no objection to ${JSON.stringify(line)}`).toBe(1)
       expect(found[0]).toContain(file)
       expect(found[0]).toContain(what)
