@@ -26,6 +26,9 @@ describe("normalizeNumericHost", () => {
     ["10.0.0.010", "10.0.0.8"],
     ["4294967295", "255.255.255.255"],
     ["1.2.3.0x4", "1.2.3.4"],
+    // the hex prefix in either case (WHATWG), though the target parser lower-cases hosts first
+    ["0X7f.1", "127.0.0.1"],
+    ["0X7F000001", "127.0.0.1"],
     // the canonical dotted quad (checked without splitting) and its near misses
     ["255.255.255.255", "255.255.255.255"],
     ["0.0.0.0", "0.0.0.0"],
