@@ -33,6 +33,11 @@ const cases: ReadonlyArray<readonly [string, string, Expect]> = [
   ["space before colon", "HTTP/1.1 200 OK\r\nA : b\r\n\r\n", { error: /colon/ }],
   ["as many fields as the limit", "HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nA: 3\r\n\r\n", { ok: { status: 200 } }],
   ["more fields than the limit", "HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nA: 3\r\nA: 4\r\n\r\n", { error: /more than 3/ }],
+  ["no line end at all", "HTTP/1.1 200 OK", { error: /^the response head does not end with an empty line$/ }],
+  ["a status line too short for a status", "HTTP/1.1 20\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no SP after the version", "HTTP/1.1-200 OK\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no SP after the status", "HTTP/1.1 200-OK\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no empty line after the fields", "HTTP/1.1 200 OK\r\nA: b\r\n", { error: /^the head does not end with an empty line$/ }],
 ]
 
 describe("parseResponseHead: rules", () => {
