@@ -75,6 +75,10 @@ const framings: ReadonlyArray<readonly [string, string, string, string, FramingE
   ["205 is not exempt", "GET", "HTTP/1.1 205 Reset Content", "Content-Length: 0\r\n", { kind: "none" }],
   ["2xx to CONNECT: none", "CONNECT", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", { kind: "none" }],
   ["non-2xx to CONNECT has a body", "CONNECT", "HTTP/1.1 407 Auth", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
+  ["299 to CONNECT: none", "CONNECT", "HTTP/1.1 299 X", "Content-Length: 5\r\n", { kind: "none" }],
+  ["300 to CONNECT has a body", "CONNECT", "HTTP/1.1 300 Multiple Choices", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
+  ["199: none", "GET", "HTTP/1.1 199 X", "Content-Length: 5\r\n", { kind: "none" }],
+  ["200 has its body", "GET", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
 ]
 
 describe("responseFraming: rules", () => {
