@@ -216,7 +216,7 @@ describe("serializeResponseHead", () => {
 })
 
 describe("serializeRequestHead: targets", () => {
-  const head = (target: RequestHead["target"]): RequestHead => ({ method: "CONNECT", target, version: "1.1", headers: [] })
+  const head = (target: RequestHead["target"]): RequestHead => ({ method: "CONNECT", rawTarget: "x", target, version: "1.1", headers: [] })
   it.each([
     // CONNECT never reaches serializeRequestHead in the Postman; if it did, authority-form keeps its port.
     [{ form: "authority", host: "a.test", port: 80 }, undefined, "CONNECT a.test:80 HTTP/1.1\r\nHost: a.test:80\r\n"],
