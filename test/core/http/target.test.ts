@@ -56,6 +56,9 @@ describe("parseAuthorityForm (CONNECT)", () => {
     ["a.test:65535", "a.test", 65535],
     ["[::1]:8443", "::1", 8443],
     ["[ABCD::1]:443", "abcd::1", 443],
+    // numeric hosts are normalised after lower-casing: a hex letter in upper case still counts
+    ["1.2.3.0XA:443", "1.2.3.10", 443],
+    ["0x7F.1:22", "127.0.0.1", 22],
   ] as const)("%s -> %s port %i", (raw, host, port) => {
     expect(parseAuthorityForm(raw)).toEqual({ ok: true, value: { form: "authority", host, port } })
   })
