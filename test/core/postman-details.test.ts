@@ -1,0 +1,124 @@
+/**
+ * What the Postman reports beyond its actions' tags, table-driven: the exact bytes it holds in each state
+ * (`bufferedBytes`), the details its logs and error responses carry, and the limits of a chunked body.
+ */
+import { describe, expect, it } from "vitest"
+import { connect, Harness } from "./harness.ts"
+
+const logOf = (h: Harness) => h.logs.at(-1)
+const body = (h: Harness) => h.clientText().split("\r\n\r\n").slice(1).join("\r\n\r\n")
+
+describe("bufferedBytes: exactly the bytes the core holds", () => {
+  it.each<[string, (h: Harness) => void, number]>([
+    ["a new connection", () => {}, 0],
+    ["part of a head", (h) => h.client("GET http://a/ HT"), 16],
+    ["a whole head and a pipelined part", (h) => h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\nGET http://a/x"), 14],
+    ["Connecting with body bytes queued", (h) => h.client("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel"), 3],
+    [
+      "Forwarding with part of the response head",
+      (h) => {
+        h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        connect(h)
+        h.fromOrigin("HTTP/1.1 200 OK\r\nContent-")
+      },
+      25,
+    ],
+    [
+      "Forwarding with a pipelined request held",
+      (h) => {
+        h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        connect(h)
+        h.client("GET http://a/2 HTTP/1.1\r\n")
+      },
+      25,
+    ],
+    [
+      "a tunnel",
+      (h) => {
+        h.client("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+        connect(h)
+        h.client("abc")
+        h.fromOrigin("defg")
+      },
+      0,
+    ],
+    [
+      "Closed, then bytes that are ignored",
+      (h) => {
+        h.send({ _tag: "Errored", side: "client", message: "reset" })
+        h.client("late bytes")
+      },
+      0,
+    ],
+  ])("%s", (_what, drive, expected) => {
+    const h = new Harness()
+    drive(h)
+    expect(h.postman.bufferedBytes).toBe(expected)
+  })
+
+  it("Authorizing with body bytes queued", () => {
+    const h = new Harness({}, "hctunnel", true)
+    h.client("POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhe")
+    expect(h.postman.state).toBe("Authorizing")
+    expect(h.postman.bufferedBytes).toBe(2)
+  })
+})
+
+describe("details in logs and error responses", () => {
+  it("an errored client socket: the runtime's message", () => {
+    const h = new Harness()
+    h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    h.send({ _tag: "Errored", side: "client", message: "ECONNRESET" })
+    expect(logOf(h)?.detail).toBe("client: ECONNRESET")
+  })
+  it.each([
+    ["", "403 Forbidden: destination a:81 denied\n"],
+    ["10.0.0.0/8 is not allowed", "403 Forbidden: 10.0.0.0/8 is not allowed\n"],
+  ])("a denied destination, message %j", (message, expected) => {
+    const h = new Harness()
+    h.client("GET http://a:81/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    h.markOrigin("closed")
+    h.send({ _tag: "ConnectFailed", reason: "denied", message })
+    expect(body(h)).toBe(expected)
+    expect(logOf(h)?.outcome).toBe("denied")
+  })
+})
+
+describe("a chunked request body's limits", () => {
+  const post = (h: Harness) => {
+    h.client("POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    connect(h)
+  }
+  it.each([
+    ["a chunk-size line of 4096 bytes is read", `1;${"x".repeat(4092)}\r\na\r\n0\r\n\r\n`, true],
+    ["a chunk-size line longer than 4096 bytes is refused", `1;${"x".repeat(4093)}\r\na\r\n0\r\n\r\n`, false],
+  ])("%s", (_what, chunks, ok) => {
+    const h = new Harness()
+    post(h)
+    h.client(chunks)
+    expect(h.postman.closed).toBe(!ok)
+    if (!ok) expect(logOf(h)?.detail).toMatch(/chunk size line longer than 4096 bytes/)
+  })
+  it.each([
+    ["trailers up to maxHeadBytes are read", 1024 - 4, true],
+    ["trailers larger than maxHeadBytes are refused", 1024 + 10, false],
+  ])("%s", (_what, size, ok) => {
+    const h = new Harness({ maxHeadBytes: 1024 })
+    post(h)
+    h.client(`1\r\na\r\n0\r\nX: ${"t".repeat(size - 5)}\r\n\r\n`)
+    expect(h.postman.closed).toBe(!ok)
+    if (!ok) expect(logOf(h)?.detail).toMatch(/trailer section larger than 1024 bytes/)
+  })
+})
+
+describe("bytes after the client's FIN", () => {
+  it("are not queued for the origin while connecting", () => {
+    const h = new Harness()
+    h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    h.send({ _tag: "Ended", side: "client" })
+    h.client("late")
+    expect(h.postman.bufferedBytes).toBe(0)
+    connect(h)
+    expect(h.originText()).not.toContain("late")
+  })
+})
