@@ -307,11 +307,8 @@ export class Postman {
       case "Forwarding":
         this.forwardRequestBody(state, bytes, now)
         return
-      case "Tunnel":
-        state.relay.bytesFromClient += bytes.length
-        this.emit({ _tag: "Write", side: "origin", bytes })
-        return
-      case "Closed":
+      case "Tunnel": // never here: handle() gives a tunnel's bytes to relay()
+      case "Closed": // never here: handle() reads nothing after Closed
         return
     }
   }
