@@ -122,3 +122,38 @@ describe("bytes after the client's FIN", () => {
     expect(h.originText()).not.toContain("late")
   })
 })
+
+describe("a forwarding loop (Via names us)", () => {
+  it.each([
+    "Via: 1.1 hctunnel",
+    "Via: 1.0 other, 1.1 hctunnel",
+    "Via: 1.1  hctunnel",
+    "Via: 1.1\thctunnel (comment)",
+    "Via: 1.1 a,1.1 hctunnel",
+  ])("%s: 508", (via) => {
+    const h = new Harness()
+    h.client(`GET http://a/ HTTP/1.1\r\nHost: a\r\n${via}\r\n\r\n`)
+    expect(body(h)).toBe("508 Loop Detected: the request already passed through this proxy (Via)\n")
+  })
+  it.each(["Via: 1.1 hctunnel2", "Via: hctunnel", "Via: 1.1 other hctunnel"])("%s: forwarded", (via) => {
+    const h = new Harness()
+    h.client(`GET http://a/ HTTP/1.1\r\nHost: a\r\n${via}\r\n\r\n`)
+    expect(h.connects).toHaveLength(1)
+  })
+})
+
+describe("an upgrade needs both Connection: upgrade and Upgrade", () => {
+  const switching = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+  it.each([
+    ["Connection: upgrade\r\nUpgrade: websocket\r\n", "Tunnel"],
+    ["Upgrade: websocket\r\n", "Closed"],
+    ["Connection: upgrade\r\n", "Closed"],
+  ])("%j: a 101 leads to %s", (fields, state) => {
+    const h = new Harness()
+    h.client(`GET http://a/ HTTP/1.1\r\nHost: a\r\n${fields}\r\n`)
+    connect(h)
+    h.fromOrigin(switching)
+    expect(h.postman.state).toBe(state)
+    if (state === "Closed") expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 /)
+  })
+})
