@@ -157,3 +157,25 @@ describe("an upgrade needs both Connection: upgrade and Upgrade", () => {
     if (state === "Closed") expect(h.clientText()).toMatch(/^HTTP\/1\.1 502 /)
   })
 })
+
+describe("proxy authentication", () => {
+  it("asks for every Proxy-Authorization value, joined", () => {
+    const h = new Harness({}, "hctunnel", true)
+    h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic a\r\nProxy-Authorization: Basic b\r\n\r\n")
+    expect(h.authentications).toEqual(["Basic a, Basic b"])
+  })
+  it.each([
+    ["a GET: nothing left to read, the connection stays", "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", "AwaitingHead"],
+    ["a POST whose body has not arrived", "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "Closed"],
+    ["a POST whose body arrived too (still unread)", "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", "Closed"],
+    ["a POST with an empty body", "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "AwaitingHead"],
+    ["a CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "AwaitingHead"],
+    ["a CONNECT with early tunnel bytes", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nearly", "Closed"],
+  ])("a 407 after %s: %s", (_what, request, state) => {
+    const h = new Harness({}, "hctunnel", true)
+    h.client(request)
+    h.send({ _tag: "AuthenticationFailed", reason: "invalid", message: "wrong password" })
+    expect(h.clientText()).toMatch(/^HTTP\/1\.1 407 /)
+    expect(h.postman.state).toBe(state)
+  })
+})
