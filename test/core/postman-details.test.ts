@@ -179,3 +179,40 @@ describe("proxy authentication", () => {
     expect(h.postman.state).toBe(state)
   })
 })
+
+describe("origin answers", () => {
+  const get = (h: Harness, upstream?: { proxy: string }) => {
+    h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+    h.markOrigin("open")
+    h.send(upstream === undefined ? { _tag: "Connected" } : { _tag: "Connected", upstream })
+  }
+  it.each([
+    ["HTTP/1.1 407 Proxy Authentication Required\r\n\r\n", "upstream proxy p:3128 answered 407 Proxy Authentication Required"],
+    ["HTTP/1.1 407\r\n\r\n", "upstream proxy p:3128 answered 407"],
+    ["HTTP/1.1 407 \r\n\r\n", "upstream proxy p:3128 answered 407"],
+  ])("a parent proxy's %j is our 502: %s", (answer, detail) => {
+    const h = new Harness()
+    get(h, { proxy: "p:3128" })
+    h.fromOrigin(answer)
+    expect(body(h)).toBe(`502 Bad Gateway: ${detail}\n`)
+  })
+  it("a response with both framings is a 502 that says why", () => {
+    const h = new Harness()
+    get(h)
+    h.fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
+    expect(body(h)).toBe("502 Bad Gateway: malformed response from the origin: both Transfer-Encoding and Content-Length in the response\n")
+  })
+  it("bytes after a 101 in the same read are the new protocol's, relayed and counted", () => {
+    const h = new Harness()
+    get(h)
+    h.client("client-early")
+    h.fromOrigin("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nserver-first")
+    expect(h.postman.state).toBe("Tunnel")
+    expect(h.clientText().endsWith("\r\n\r\nserver-first")).toBe(true)
+    expect(h.originText().endsWith("\r\n\r\nclient-early")).toBe(true)
+    h.send({ _tag: "Ended", side: "client" })
+    h.send({ _tag: "Ended", side: "origin" })
+    const log = logOf(h)
+    expect([log?.status, log?.bytesFromOrigin]).toEqual([101, 89])
+  })
+})
