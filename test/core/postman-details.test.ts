@@ -216,3 +216,60 @@ describe("origin answers", () => {
     expect([log?.status, log?.bytesFromOrigin]).toEqual([101, 89])
   })
 })
+
+describe("response heads forwarded", () => {
+  const request = (h: Harness, head: string) => {
+    h.client(head)
+    connect(h)
+  }
+  it("a final response's Upgrade is dropped (only a 101 keeps it)", () => {
+    const h = new Harness()
+    request(h, "GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n")
+    h.fromOrigin("HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n")
+    expect(h.clientText()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nVia: 1.1 hctunnel\r\n\r\n")
+  })
+  it("an interim response's Upgrade is dropped too", () => {
+    const h = new Harness()
+    request(h, "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    h.fromOrigin("HTTP/1.1 103 Early Hints\r\nUpgrade: h2c\r\nLink: </a>\r\n\r\n")
+    expect(h.clientText()).toBe("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nVia: 1.1 hctunnel\r\n\r\n")
+  })
+  it("an HTTP/1.0 client gets no interim response", () => {
+    const h = new Harness()
+    request(h, "GET http://a/ HTTP/1.0\r\nHost: a\r\n\r\n")
+    h.fromOrigin("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    expect(h.clientText()).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+  })
+  it("a malformed response body: the log says why", () => {
+    const h = new Harness()
+    request(h, "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    h.fromOrigin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    expect(logOf(h)?.detail).toMatch(/^malformed response body from the origin: /)
+  })
+  it("an upgrade: its log is an upgrade's, with the bytes both ways", () => {
+    const head = "GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+    const switching = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+    const h = new Harness()
+    request(h, head)
+    h.client("early")
+    h.fromOrigin(switching)
+    h.client("up")
+    h.fromOrigin("down")
+    h.send({ _tag: "Ended", side: "client" })
+    h.send({ _tag: "Ended", side: "origin" })
+    const log = logOf(h)
+    expect([log?.kind, log?.status, log?.bytesFromClient, log?.bytesFromOrigin]).toEqual([
+      "upgrade",
+      101,
+      head.length + "early".length + "up".length,
+      switching.length + "down".length,
+    ])
+  })
+  it("a client that half-closed before the 101: the origin is half-closed at once", () => {
+    const h = new Harness()
+    request(h, "GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+    h.send({ _tag: "Ended", side: "client" })
+    const actions = h.fromOrigin("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+    expect(actions.filter((a) => a._tag === "HalfClose").map((a) => (a._tag === "HalfClose" ? a.side : ""))).toEqual(["origin"])
+  })
+})
