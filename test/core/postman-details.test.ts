@@ -345,3 +345,32 @@ describe("ends and failures", () => {
     expect(h.clientText()).toMatch(/HTTP\/1\.1 408 /)
   })
 })
+
+describe("log records", () => {
+  it("an idle tunnel: timeout, and the log says why", () => {
+    const h = new Harness({ idleTimeout: 1000 })
+    h.client("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+    connect(h)
+    h.fireDeadline()
+    expect([logOf(h)?.outcome, logOf(h)?.detail]).toEqual(["timeout", "the tunnel was idle for too long"])
+  })
+  it("a completed exchange: no detail, and the user once authenticated", () => {
+    const h = new Harness({}, "hctunnel", true)
+    h.client("GET http://a/ HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic x\r\n\r\n")
+    h.send({ _tag: "Authenticated", user: "alice" })
+    connect(h)
+    h.fromOrigin("HTTP/1.1 204 No Content\r\n\r\n")
+    expect(logOf(h)).toEqual({
+      kind: "http",
+      method: "GET",
+      target: "http://a/",
+      status: 204,
+      bytesFromClient: 65,
+      bytesFromOrigin: 27,
+      startedAt: 0,
+      endedAt: 0,
+      outcome: "ok",
+      user: "alice",
+    })
+  })
+})
