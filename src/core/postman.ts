@@ -209,7 +209,8 @@ export class Postman {
           if (this.clientEnded) break
           this.lastActivity = now
           this.fromClient(event.bytes, now)
-        } else if (state._tag === "Forwarding" || state._tag === "Tunnel") {
+        } else if (state._tag === "Forwarding") {
+          // (A tunnel's bytes went to relay() above.)
           if (state.origin.ended) break
           this.lastActivity = now
           this.fromOrigin(state, event.bytes, now)
@@ -314,11 +315,8 @@ export class Postman {
       case "Forwarding":
         this.forwardRequestBody(state, bytes, now)
         return
-      case "Tunnel":
-        state.relay.bytesFromClient += bytes.length
-        this.emit({ _tag: "Write", side: "origin", bytes })
-        return
-      case "Closed":
+      case "Tunnel": // never here: handle() gives a tunnel's bytes to relay()
+      case "Closed": // never here: handle() reads nothing after Closed
         return
     }
   }
@@ -563,12 +561,7 @@ export class Postman {
   // ---------------------------------------------------------------------------------------------
   // Origin bytes
 
-  private fromOrigin(state: Forwarding | Tunnel, bytes: Uint8Array, now: number): void {
-    if (state._tag === "Tunnel") {
-      state.relay.bytesFromOrigin += bytes.length
-      this.emit({ _tag: "Write", side: "client", bytes })
-      return
-    }
+  private fromOrigin(state: Forwarding, bytes: Uint8Array, now: number): void {
     // In Forwarding the bytes are counted as they are used (a head, a body): bytes after the point where
     // the exchange ended or failed are not, so the log is the same however the bytes were split (§7.2).
     const response = state.response

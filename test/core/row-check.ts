@@ -8,7 +8,7 @@ import type { Action } from "../../src/core/actions.ts"
 import type { Event } from "../../src/core/events.ts"
 import type { PostmanState } from "../../src/core/postman.ts"
 import { type Transition, triggersOf } from "../../src/core/transitions.ts"
-import { describe } from "./harness.ts"
+import { describe, triggerName } from "./harness.ts"
 
 /** "Write(client 414)" -> "Write(client)", "SetDeadline(head)" -> "SetDeadline": the table's notes are for readers. */
 export const normalize = (spec: string): string => {
@@ -20,10 +20,7 @@ export const normalize = (spec: string): string => {
 }
 
 /** The table's name for what happened: `Received(client)`, `Timeout`, `shutdown()`. */
-export const triggerOf = (what: Event | "start" | "shutdown" | "abort"): string => {
-  if (typeof what === "string") return `${what}()`
-  return "side" in what ? `${what._tag}(${what.side})` : what._tag
-}
+export const triggerOf = (what: Event | "start" | "shutdown" | "abort"): string => (what === "start" ? "start()" : triggerName(what))
 
 /** Action tags as the table compares them: consecutive writes to one side are one entry, deadlines only when asked. */
 const tags = (described: ReadonlyArray<string>, withDeadlines: boolean): string =>
