@@ -1,6 +1,9 @@
 // Builds dist/ with rolldown: the TypeScript sources bundled, tree-shaken and minified:
 //   dist/cli.js      the `hctunnel` command: the Node.js version check, then `import("./main.js")`
 //   dist/main.js     the main thread (src/cli/main.ts: flags, configuration, the supervisor)
+//   dist/index.js    the library (`import { startProxy } from "hctunnel"`, src/index.ts): built with the command, so
+//                    the two share their chunks (the supervisor, the configuration, Effect); its type
+//                    declarations are dist/types/api.d.ts (src/lib/api.ts, tsc -p tsconfig.lib.json)
 //   dist/worker.js   one worker thread (src/runtime/worker.ts), loaded by the supervisor by URL
 //   dist/verifier.js the bcrypt verifier thread (src/runtime/auth/verifier-thread.ts), one per process, started by the main
 //                    thread on the first verification when --auth-file is set
@@ -54,7 +57,7 @@ const bundle = (input: Record<string, string>): BuildOptions => ({
 rmSync(outDir, { recursive: true, force: true })
 // src/cli.ts imports src/cli/main.ts dynamically, so rolldown writes it as its own chunk, dist/main.js:
 // dist/cli.js stays small enough for an old Node to parse and print the version message.
-await build(bundle({ cli: "src/cli.ts" }))
+await build(bundle({ cli: "src/cli.ts", index: "src/index.ts" }))
 await build(bundle({ worker: "src/runtime/worker.ts" }))
 // dist/cli.js is the package's bin: npm makes it executable when it installs the package, but a rebuild in a
 // checkout (npm test, npm run build) writes a new file, and `npx hctunnel` would then fail with EACCES.
@@ -80,6 +83,8 @@ const rewrite = (dir: string): void => {
   }
 }
 rewrite(`${outDir}/core`)
+// The library's declarations: one file that imports nothing (src/lib/api.ts).
+execFileSync(`${root}node_modules/.bin/tsc`, ["-p", `${root}tsconfig.lib.json`], { stdio: "inherit" })
 // The bcrypt verifier thread (src/runtime/auth/verifier-thread.ts -> dist/verifier.js), started by a worker
 // when proxy authentication is on. hash-wasm's "module" build is taken: its "main" is a UMD file that
 // bundles every hash of the library (~220 KB); the ESM one is tree-shaken to bcrypt alone (~27 KB).

@@ -55,6 +55,9 @@ export interface HctunnelConfig {
   readonly noUpstream: ReadonlyArray<string>
   /** The htpasswd file of proxy authentication; absent: authentication off. */
   readonly authFile?: string
+  /** The hooks module (a path or a file:/data: URL, as written); absent: no hooks. */
+  readonly hooks?: string
+  readonly hookTimeoutMs: number
   readonly limits: Limits
   readonly proxyProtocolFrom: ReadonlyArray<string>
   readonly maxConnections: number
@@ -71,6 +74,11 @@ export interface ConfigInputs {
   readonly env: Readonly<Record<string, string | undefined>>
   /** The config file, if any: its name (for messages) and its text. */
   readonly file?: { readonly name: string; readonly text: string } | undefined
+  /**
+   * The same layer as an object already parsed (the library's `startProxy` options): its name for
+   * messages, and the values by setting key, with the config file's value syntax. Instead of `file`.
+   */
+  readonly values?: { readonly name: string; readonly values: Readonly<Record<string, unknown>> } | undefined
   /** Reads a file a setting names (the parent's credentials file); default: files cannot be read. */
   readonly readFile?: (path: string) => Parsed<string>
 }
@@ -99,6 +107,17 @@ const decodeSetting = (s: (typeof settings)[number], raw: unknown): Parsed<unkno
   return bad(SchemaIssue.makeFormatterDefault()(r.failure.issue))
 }
 
+/** A sentence for every key of a layer that names no setting, with the nearest one when it is a matter of spelling. */
+const unknownKeys = (name: string, values: Readonly<Record<string, unknown>>): Array<string> => {
+  const known = new Set(settings.map((s) => s.key))
+  return Object.keys(values)
+    .filter((k) => !known.has(k))
+    .map((k) => {
+      const near = settings.find((s) => s.key.toLowerCase() === k.toLowerCase().replace(/[-_]/g, ""))
+      return `${name}: unknown key ${JSON.stringify(k)}${near ? ` (did you mean "${near.key}"?)` : ""}; known keys: ${[...known].join(", ")}`
+    })
+}
+
 /**
  * Layers the inputs per key and decodes them. Fails with every problem found, each naming its source.
  * Does not apply the safety rule; see `checkSafety`.
@@ -107,8 +126,11 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
   Effect.suspend(() => {
     const problems: Array<string> = []
     let fileValues: Record<string, unknown> = {}
-    const file = inputs.file
-    if (file !== undefined) {
+    const file = inputs.file ?? (inputs.values === undefined ? undefined : { name: inputs.values.name, text: "" })
+    if (inputs.values !== undefined) {
+      fileValues = { ...inputs.values.values }
+      problems.push(...unknownKeys(inputs.values.name, fileValues))
+    } else if (file !== undefined) {
       let parsed: unknown
       try {
         parsed = JSON.parse(file.text)
@@ -120,15 +142,7 @@ export const loadConfig = (inputs: ConfigInputs): Effect.Effect<HctunnelConfig, 
           problems.push(`${file.name} must hold a JSON object such as {"listen": ["127.0.0.1:8888"]}`)
         } else {
           fileValues = parsed as Record<string, unknown>
-          const known = new Set(settings.map((s) => s.key))
-          for (const k of Object.keys(fileValues)) {
-            if (!known.has(k)) {
-              const near = settings.find((s) => s.key.toLowerCase() === k.toLowerCase().replace(/[-_]/g, ""))
-              problems.push(
-                `${file.name}: unknown key ${JSON.stringify(k)}${near ? ` (did you mean "${near.key}"?)` : ""}; known keys: ${[...known].join(", ")}`,
-              )
-            }
-          }
+          problems.push(...unknownKeys(file.name, fileValues))
         }
       }
     }
@@ -193,6 +207,8 @@ const shape = (v: SettingValues, explicit: ReadonlySet<string>, upstream: Upstre
     ...(upstream === undefined ? {} : { upstream }),
     noUpstream: v.noUpstream,
     ...(v.authFile === undefined ? {} : { authFile: v.authFile }),
+    ...(v.hooks === undefined ? {} : { hooks: v.hooks }),
+    hookTimeoutMs: v.hookTimeout,
     limits: {
       maxRequestLine: v.maxRequestLine,
       maxHeaders: v.maxHeaders,

@@ -5,9 +5,9 @@
  * (src/runtime/worker.ts).
  *
  * Exit codes: 0 after a shutdown on SIGINT/SIGTERM in which every worker reported drained (connections
- * still open at the end of the grace period, or at a second signal, are cut, and that is still a clean
- * shutdown), and for --help/--version; 1 for a configuration or listen error, or when workers did not
- * report drained within the grace period plus a margin (after a second signal: within the margin).
+ * still open at the end of the grace period are cut, and that is still a clean shutdown), and for
+ * --help/--version; 1 for a configuration or listen error, or when workers did not report drained within
+ * the grace period plus a margin.
  */
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeStdio from "@effect/platform-node/NodeStdio"
@@ -22,17 +22,13 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { ChildProcessSpawner } from "effect/process"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
-import { readFileSync } from "node:fs"
-import { parseHtpasswd } from "../runtime/auth/Htpasswd.ts"
 import pkg from "../../package.json" with { type: "json" }
-import { makeConnectionLimits } from "../runtime/access/ConnectionLimits.ts"
 import type { StatsSnapshot } from "../runtime/observe/Stats.ts"
-import { supervise } from "../runtime/supervisor.ts"
-import { checkSafety, type HctunnelConfig, loadConfig, StartupError } from "./config.ts"
+import { launch } from "../lib/launch.ts"
+import { checkSafety, type HctunnelConfig, loadConfig } from "./config.ts"
+import { checkAuthFile, readConfigFile, readSecretFile } from "./files.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
-import { formatLine, type LogSettings, loggerLayer, writeLine } from "./logging.ts"
-import type { Parsed } from "./parsers.ts"
-import { liveSettings, planReload } from "./reload-plan.ts"
+import { formatLine, type LogSettings, writeLine } from "./logging.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
@@ -60,56 +56,6 @@ const configFlag = Flag.String(CONFIG_FLAG.flag).pipe(
   Flag.optional,
 )
 
-/** Why a file named by the configuration cannot be read, in a few words (`noSuchFile`: what to say for ENOENT). */
-const whyUnreadable = (e: unknown, noSuchFile = "no such file"): string => {
-  const code = (e as NodeJS.ErrnoException).code
-  return code === "ENOENT"
-    ? noSuchFile
-    : code === "EACCES"
-      ? "permission denied"
-      : code === "EISDIR"
-        ? "it is a directory"
-        : String((e as Error).message)
-}
-
-const readConfigFile = (path: string): Effect.Effect<{ name: string; text: string }, StartupError> =>
-  Effect.try({
-    try: () => ({ name: path, text: readFileSync(path, "utf8") }),
-    catch: (e) => new StartupError({ reason: "config-file", message: `cannot read the config file ${path}: ${whyUnreadable(e)}` }),
-  })
-
-/** Reads a file a setting names (the parent's credentials); the message names the file, never its text. */
-const readSecretFile = (path: string): Parsed<string> => {
-  try {
-    return { ok: true, value: readFileSync(path, "utf8") }
-  } catch (e) {
-    return { ok: false, message: `--upstream-credentials-file ${path}: cannot read it: ${whyUnreadable(e)}` }
-  }
-}
-/**
- * `--auth-file`: readable, and every entry a bcrypt hash (a refused line is named, with the htpasswd
- * command that makes a bcrypt entry). Checked here so that a bad file stops the start, with the reason.
- */
-const checkAuthFile = (path: string): Effect.Effect<void, StartupError> =>
-  Effect.suspend(() => {
-    let text: string
-    try {
-      text = readFileSync(path, "utf8")
-    } catch (e) {
-      const why = whyUnreadable(e, `no such file (create it with: htpasswd -B -c ${path} USER)`)
-      return Effect.fail(new StartupError({ reason: "auth-file", message: `cannot read the auth file ${path} (--auth-file): ${why}` }))
-    }
-    const parsed = parseHtpasswd(text, path)
-    if (parsed.ok) return Effect.void
-    const problems = parsed.problems
-    return Effect.fail(
-      new StartupError({
-        reason: "auth-file",
-        message: `invalid auth file (--auth-file): ${problems.length === 1 ? problems[0] : `\n  - ${problems.join("\n  - ")}`}`,
-      }),
-    )
-  })
-
 /** The flags the user actually gave, by setting key (the top configuration layer). */
 const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, string | ReadonlyArray<string>> => {
   const out: Record<string, string | ReadonlyArray<string>> = {}
@@ -134,46 +80,21 @@ const printStats = (log: LogSettings) => (s: StatsSnapshot) =>
   })
 
 /**
- * Runs the proxy with `config` (already judged by the safety rule). `reload` builds the configuration
- * again from the same sources (SIGHUP), not yet judged: `planReload` applies it as a whole or refuses it.
+ * The command's proxy: the library's `launch` with the signal handlers, the start-up line and the log
+ * lines. `config` is already judged by the safety rule; `reload` builds the configuration again from the
+ * same sources (SIGHUP), not yet judged: launch applies it as a whole or refuses it (planReload).
  */
 export const runProxy = (
   config: HctunnelConfig,
   version: string,
   reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
 ) => {
-  // What runs now: the start-up configuration, then each one a reload applied. The main thread's own lines
-  // (lifecycle, stats, reloads) follow its log format and level, as the workers' lines do.
-  let running = config
+  // The main thread's own lines (lifecycle, stats, reloads) follow the log format and level in force, as the
+  // workers' lines do: launch updates this object with each reload it applies.
   const log: LogSettings = { format: config.logFormat, level: config.logLevel }
-  const replan =
-    reload === undefined
-      ? undefined
-      : () =>
-          reload().pipe(
-            Effect.flatMap((next) => planReload(running, next)),
-            Effect.map(({ plan, config: applied }) => {
-              running = applied
-              log.format = applied.logFormat
-              log.level = applied.logLevel
-              return plan
-            }),
-          )
-  return supervise({
-    init: {
-      ...liveSettings(config),
-      listen: config.listen,
-      hosts: config.hosts,
-      statsIntervalMs: config.statsIntervalMs,
-      dnsServers: config.dnsServers,
-      proxyProtocolFrom: config.proxyProtocolFrom,
-      eventLoopDelay: config.admin !== undefined,
-      connectionLimits: makeConnectionLimits(config.maxConnections, config.maxConnectionsPerClient, config.workers),
-      ...(config.upstream === undefined ? {} : { upstream: config.upstream }),
-      noUpstream: config.noUpstream,
-    },
-    workers: config.workers,
-    graceMs: config.graceMs,
+  return launch(config, {
+    signals: true,
+    log,
     onReady: (addresses, workers, admin) =>
       Effect.sync(() => {
         const line = startupLine(version, addresses, workers, admin)
@@ -183,9 +104,8 @@ export const runProxy = (
       }),
     printStats: printStats(log),
     ...lifecycleLog,
-    ...(replan === undefined ? {} : { reload: replan }),
-    admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
-  }).pipe(Effect.provide(loggerLayer(log)))
+    ...(reload === undefined ? {} : { reload }),
+  })
 }
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
@@ -233,8 +153,7 @@ export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settin
  * What `Command.run` asks for. effect/cli reads files (Flag.file, Prompt.file) and spawns processes only for
  * flag kinds and prompts hctunnel does not use: its flags are strings and it reads --config itself. So the
  * file system and the process spawner are stand-ins that fail, and Node's (NodeServices.layer) are not
- * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (docs/
- * performance.md, "RSS at start").
+ * loaded: they pull node:child_process, node:crypto and Effect's streams into the main thread (~2 MB of RSS).
  */
 const cliServices = Layer.mergeAll(
   NodeStdio.layer,

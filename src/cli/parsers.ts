@@ -171,6 +171,27 @@ export const viaToken = (u: unknown): Parsed<string> =>
 export const filePath = (u: unknown): Parsed<string> =>
   typeof u === "string" && u.trim() !== "" ? ok(u.trim()) : bad(`${show(u)} is not a file path: expected a non-empty string`)
 
+/**
+ * A module to import: a file path (relative paths are resolved against the working directory when the
+ * proxy starts) or a `file:` or `data:` URL. Kept as written.
+ */
+export const moduleSpecifier = (u: unknown): Parsed<string> => {
+  if (typeof u !== "string" || u.trim() === "") return bad(`${show(u)} is not a module: expected a file path or a file: URL`)
+  const text = u.trim()
+  // A scheme of two letters or more (a Windows drive letter, C:\, is a path).
+  if (/^[a-z][a-z0-9+.-]+:/i.test(text)) {
+    let url: URL
+    try {
+      url = new URL(text)
+    } catch {
+      return bad(`${show(u)} is not a valid URL`)
+    }
+    if (url.protocol !== "file:" && url.protocol !== "data:")
+      return bad(`${show(u)}: only file: and data: URLs can be imported by the workers`)
+  }
+  return ok(text)
+}
+
 /** A list from a JSON array, or from a comma-separated string (env var / flag). */
 export const list =
   <T>(item: (u: unknown) => Parsed<T>, min: number) =>

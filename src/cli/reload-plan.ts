@@ -27,6 +27,8 @@ export const restartOnly: ReadonlyArray<readonly [string, (c: HctunnelConfig) =>
   ["--proxy-protocol-from", (c) => c.proxyProtocolFrom],
   ["--max-connections", (c) => c.maxConnections],
   ["--max-connections-per-client", (c) => c.maxConnectionsPerClient],
+  ["--hooks", (c) => c.hooks],
+  ["--hook-timeout", (c) => c.hookTimeoutMs],
   ["--upstream", (c) => c.upstream],
   ["--no-upstream", (c) => c.noUpstream],
 ]

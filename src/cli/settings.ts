@@ -27,6 +27,7 @@ import {
   hostMap,
   integer,
   list,
+  moduleSpecifier,
   ok,
   parseCidr,
   parseDnsServer,
@@ -37,6 +38,7 @@ import {
   viaToken,
 } from "./parsers.ts"
 import { parseNoUpstream, parseUpstreamUrl, redactUrl } from "./upstream-config.ts"
+import { DEFAULT_HOOK_TIMEOUT_MS } from "../runtime/timers/HookCall.ts"
 
 const fromInput = <T>(to: Schema.Codec<T>, parse: (u: unknown) => Parsed<T>) =>
   Schema.Unknown.pipe(
@@ -460,6 +462,29 @@ const S = {
     defaultValue: undefined,
     description:
       "Require proxy authentication (Basic) against this htpasswd file of bcrypt entries (htpasswd -B -c FILE USER); reloaded when it changes. With it, a non-loopback listener needs no --allow",
+  }),
+  hooks: setting({
+    key: "hooks",
+    flag: "hooks",
+    metavar: "<module>",
+    env: envName("hooks"),
+    to: Schema.String,
+    parse: moduleSpecifier,
+    defaultText: "none",
+    defaultValue: undefined,
+    description:
+      "A JavaScript module every worker imports, exporting authenticate({ user, password, client }) and/or route({ method, host, port, tunnel, user, client }): per-request authentication and parent proxies (docs/library.md); a file path or a file: URL",
+  }),
+  hookTimeout: setting({
+    key: "hookTimeout",
+    flag: "hook-timeout",
+    metavar: "<duration>",
+    env: envName("hookTimeout"),
+    to: Schema.Number,
+    parse: duration(1, HOUR),
+    defaultText: formatDurationMs(DEFAULT_HOOK_TIMEOUT_MS),
+    defaultValue: () => DEFAULT_HOOK_TIMEOUT_MS,
+    description: "How long a call of a hook may take; a hook that takes longer fails its request with 503",
   }),
 }
 

@@ -18,6 +18,7 @@ export type ConnectFailure =
   | "error" // anything else
   | "denied" // the destination policy forbids it (runtime/DestinationPolicy.ts); nothing was dialled; the message says why
   | "upstream" // the parent proxy could not be reached or did not open the tunnel: `message` names it and its answer
+  | "unrouted" // the runtime could not decide how to reach it (an embedding program's route hook failed): `message` says why
 
 /**
  * The origin connection of a plain HTTP request goes through a parent (upstream) proxy: the request head

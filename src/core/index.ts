@@ -6,7 +6,7 @@
  * actions out, no IO, no clock), the event and action records, and the limits with their defaults.
  * It must only re-export: the engine lives in the modules beside it, and nothing here may import `node:*`.
  */
-export { Postman, type PostmanOptions, type PostmanState } from "./postman.ts"
+export { type ExchangeInfo, Postman, type PostmanOptions, type PostmanState } from "./postman.ts"
 export type { ConnectFailure, Event, Side } from "./events.ts"
 export type { AccessRecord, Action, Outcome } from "./actions.ts"
 export { defaultLimits, type Limits } from "./limits.ts"

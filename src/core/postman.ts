@@ -78,6 +78,7 @@ const statusForConnectFailure: Readonly<Record<ConnectFailure, number>> = {
   error: 502,
   denied: 403,
   upstream: 502,
+  unrouted: 503,
 }
 
 const describeConnectFailure = (reason: ConnectFailure, host: string, port: number, message: string): string => {
@@ -85,6 +86,9 @@ const describeConnectFailure = (reason: ConnectFailure, host: string, port: numb
     case "upstream":
       // The runtime's text names the parent proxy and its answer ("upstream proxy 10.0.0.1:3128 answered 407 ...").
       return message
+    case "unrouted":
+      // The runtime's text says what failed ("the route hook did not answer within 5000 ms").
+      return message === "" ? `no route to ${hostPort(host, port)}` : message
     case "unresolved":
       return `could not resolve host ${host}`
     case "refused":
@@ -112,6 +116,15 @@ type Forwarding = Extract<State, { _tag: "Forwarding" }>
 type Tunnel = Extract<State, { _tag: "Tunnel" }>
 type Body = Extract<Response, { _tag: "Body" }>
 type RequestLine = { readonly method: string; readonly target: string }
+
+/** What `Postman.exchange` tells of the exchange in flight. */
+export interface ExchangeInfo {
+  readonly method: string
+  /** The request target as the client wrote it. */
+  readonly target: string
+  /** Who the runtime's `Authenticated` named (proxy authentication on); undefined before it or without it. */
+  readonly user: string | undefined
+}
 
 const closedState: State = Object.freeze({ _tag: "Closed" })
 const empty = new Uint8Array(0)
@@ -155,6 +168,16 @@ export class Postman {
 
   get closed(): boolean {
     return this.current._tag === "Closed"
+  }
+
+  /**
+   * The exchange whose head was accepted and whose origin is being asked for or used (Authorizing,
+   * Connecting, Forwarding): its method, target and authenticated user, for a runtime that decides per
+   * request how to reach the origin (a route hook). Undefined in the other states. A read, never a change.
+   */
+  get exchange(): ExchangeInfo | undefined {
+    const state = this.current
+    return state._tag === "Authorizing" || state._tag === "Connecting" || state._tag === "Forwarding" ? state.exchange : undefined
   }
 
   /** The deadline currently asked for, or -1 when none (only after Closed). */

@@ -568,6 +568,15 @@ export const transitions: ReadonlyArray<Transition> = [
     ["Write(client 502 naming the parent)", "Log", "Close(origin)", "Close(client)"],
     { origin: "abrupt", client: "graceful", log: "origin-error" },
   ),
+  row(
+    "UP4",
+    "Connecting",
+    "ConnectFailed",
+    "unrouted: the runtime could not decide how to reach the destination (a route hook failed or timed out)",
+    "Closed",
+    ["Write(client 503)", "Log", "Close(client)"],
+    { client: "graceful", log: "origin-error" },
+  ),
   // Proxy authentication (PostmanOptions.auth): a valid head is checked before anything is dialled.
   row("U1", "AwaitingHead", "Received(client)", "CONNECT or absolute-form head complete, authentication required", "Authorizing", [
     "Authenticate",

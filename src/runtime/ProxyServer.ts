@@ -37,6 +37,11 @@ const REFUSED_SHUTTING_DOWN = counterSlot("connectionsRefused", { reason: "shutt
 const REFUSED_NOT_PROXY_SOURCE = counterSlot("connectionsRefused", { reason: "not_proxy_source" })
 const REFUSED_PROXY_HEADER = counterSlot("connectionsRefused", { reason: "proxy_header" })
 import { ProxyAuth } from "./auth/ProxyAuth.ts"
+import { HookAuthenticator } from "./auth/HookAuthenticator.ts"
+import { RouteHook } from "./dial/RouteHook.ts"
+import { HookProblems } from "./observe/HookProblems.ts"
+import { DEFAULT_HOOK_TIMEOUT_MS } from "./timers/HookCall.ts"
+import type { Hooks } from "./Hooks.ts"
 import { PortVerifier } from "./auth/VerifierHub.ts"
 
 /** How long a refused client may take to read its 403 before its socket is destroyed. */
@@ -65,6 +70,8 @@ export interface ProxyServerOptions {
   readonly clock?: () => number
   /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
   readonly authFilePollMs?: number
+  /** An embedding program's hooks (Hooks.ts, loaded by worker.ts from `init.hooks`); absent: none. */
+  readonly hooks?: Hooks
   /**
    * Test hooks (worker.ts turns them on when HCTUNNEL_TEST_HOOKS=1): a Connect to `crash.hctunnel.invalid`
    * ends the worker thread with exit code 70, so the supervisor's restart can be tested end to end.
@@ -162,6 +169,8 @@ export class ProxyServer {
   private readonly refusals: RefusalLog
   /** Proxy authentication (authFile), or undefined when it is off; made, moved or closed by `reconfigure`. */
   private auth: ProxyAuth | undefined
+  /** An embedding program's authenticate hook (Hooks.ts), instead of authFile; fixed for the worker's life. */
+  private readonly hookAuth: HookAuthenticator | undefined
   /** The process's bcrypt verifier thread, through this worker's port (undefined: each ProxyAuth makes its own). */
   private readonly verifier: PortVerifier | undefined
   private readonly authFilePollMs: number | undefined
@@ -194,6 +203,12 @@ export class ProxyServer {
       arm: (entry, at) => this.deadlines.set(entry, at),
       intervalMs: REFUSAL_LOG_INTERVAL_MS,
     })
+    const hooks = options.hooks ?? {}
+    if (hooks.authenticate !== undefined && init.authFile !== undefined) {
+      throw new Error("the hooks module exports authenticate and authFile (--auth-file) is set too: keep one of them")
+    }
+    const problems = new HookProblems(this.log, () => this.deadlines.now())
+    const timing = { deadlines: this.deadlines, timeoutMs: init.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS }
     // The process's shared verifier thread (supervisor); without a port (in-process tests) a thread of its own.
     this.verifier = init.verifierPort === undefined ? undefined : new PortVerifier(init.verifierPort)
     this.authFilePollMs = options.authFilePollMs
@@ -209,7 +224,13 @@ export class ProxyServer {
       metrics: this.metrics,
       onConnectError: (code) => void this.connectionLimits.socketError(code, "connect"),
       ...(init.upstream === undefined ? {} : { upstream: new UpstreamRoutes(init.upstream, init.noUpstream ?? []) }),
+      ...(hooks.route === undefined ? {} : { route: new RouteHook(hooks.route, timing, problems) }),
     })
+    // An authenticate hook answers for the users file, for as long as the worker runs.
+    this.hookAuth =
+      hooks.authenticate === undefined
+        ? undefined
+        : new HookAuthenticator({ hook: hooks.authenticate, timing, problems, counters: this.stats, now: () => this.deadlines.now() })
     this.context = {
       limits: init.limits,
       via: init.via,
@@ -220,7 +241,7 @@ export class ProxyServer {
       keepalive: this.keepalive,
       metrics: this.metrics,
       onFinished: (connection) => this.connectionFinished(connection),
-      auth: this.auth?.authenticator,
+      auth: this.hookAuth ?? this.auth?.authenticator,
     }
     const proxyFrom = init.proxyProtocolFrom ?? []
     this.proxyFrom = proxyFrom.length === 0 ? undefined : AllowList.parse(proxyFrom)
@@ -259,6 +280,9 @@ export class ProxyServer {
     const forbidden = forbiddenResponse(settings.via)
     const rules = { allowTo: settings.allowTo ?? [], denyTo: settings.denyTo ?? [], clientAllow: settings.allow }
     const policy = this.destinationPolicy(this.bound.length > 0 ? this.bound : this.init.listen, rules)
+    if (this.hookAuth !== undefined && settings.authFile !== undefined) {
+      throw new Error("the hooks module exports authenticate: authFile (--auth-file) cannot be set too")
+    }
     // Validated: from here on nothing throws.
     const context = this.context
     const authTurned = (settings.authFile === undefined) !== (this.auth === undefined)
@@ -270,7 +294,7 @@ export class ProxyServer {
     context.limits = settings.limits
     context.via = settings.via
     context.dialer = context.dialer.with({ via: settings.via, limits: settings.limits, policy })
-    context.auth = this.auth?.authenticator
+    context.auth = this.hookAuth ?? this.auth?.authenticator
     for (const connection of [...this.connections]) {
       if (authTurned || !allow.allows(connection.clientAddress)) connection.shutdown()
     }

@@ -62,6 +62,12 @@ export interface WorkerInit {
    * with or without authFile, since a reload may turn authentication on. Absent: the worker makes its own.
    */
   readonly verifierPort?: MessagePort
+  /**
+   * An embedding program's hooks (docs/library.md): the URL of the module every worker imports (Hooks.ts)
+   * before it listens, and how long each call may take. Absent: no hooks.
+   */
+  readonly hooks?: string
+  readonly hookTimeoutMs?: number
 }
 
 /**

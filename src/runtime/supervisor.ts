@@ -8,7 +8,9 @@
  * - the admin endpoint (`options.admin`, observe/AdminServer.ts) listens before the workers start, and
  *   closes with the scope, after the drain; /healthz is "starting" until every worker listens, "draining"
  *   from the first SIGINT/SIGTERM;
- * - the signals are installed, before any worker starts;
+ * - the signals are installed, before any worker starts (unless `options.signals` is false: a library
+ *   proxy, src/lib/startProxy.ts, installs nothing process-wide, and is driven through the
+ *   `SupervisorControl` that `onReady` gets: stats, reload, stop);
  * - spawn (Spawn.ts): each worker slot runs a thread, replaced with backoff when it dies;
  * - the first-listen decision (FirstListen.ts): worker 0's first message decides whether every worker
  *   shares the ports with SO_REUSEPORT, exactly one runs without it (ENOTSUP: one notice line), or
@@ -41,11 +43,11 @@ import type { ListenAddress, WorkerInit } from "./protocol.ts"
 import { DRAIN_MARGIN_MS, drain } from "./supervise/Drain.ts"
 import { Figures, printStats, tickStats } from "./supervise/Figures.ts"
 import { startWorkers } from "./supervise/FirstListen.ts"
-import { makeReload, type ReloadPlan } from "./supervise/Reload.ts"
+import { makeReload, type ReloadOutcome, type ReloadPlan } from "./supervise/Reload.ts"
 import { makeRoster } from "./supervise/Roster.ts"
 import { Spawner } from "./supervise/Spawn.ts"
 
-export type { ReloadPlan }
+export type { ReloadOutcome, ReloadPlan }
 
 /** What the supervisor needs; a subset of the CLI configuration, plus the output hooks. */
 export interface SupervisorOptions {
@@ -57,7 +59,12 @@ export interface SupervisorOptions {
    * Called once when every worker listens, with the bound addresses, the number of workers, and the admin
    * endpoint's bound address (port 0 resolved) when it is on.
    */
-  readonly onReady: (addresses: ReadonlyArray<ListenAddress>, workers: number, admin: ListenAddress | undefined) => Effect.Effect<void>
+  readonly onReady: (
+    addresses: ReadonlyArray<ListenAddress>,
+    workers: number,
+    admin: ListenAddress | undefined,
+    control: SupervisorControl,
+  ) => Effect.Effect<void>
   /** Prints the SIGUSR1 stats line (always shown, whatever the log level). */
   readonly printStats: (line: StatsSnapshot) => Effect.Effect<void>
   /** Every statsInterval: the current figures (the CLI logs them at debug level). */
@@ -79,7 +86,10 @@ export interface SupervisorOptions {
    * changes a setting only a restart applies): the running one stays. Without it, SIGHUP is ignored.
    */
   readonly reload?: () => Effect.Effect<ReloadPlan, { readonly message: string }>
-  /** Install SIGHUP/SIGUSR1/SIGINT/SIGTERM handlers (default true; tests pass false and use `stop`). */
+  /**
+   * Install SIGHUP/SIGUSR1/SIGINT/SIGTERM handlers (default true). The library passes false: a program may
+   * run several proxies and owns its signals; it drives each one through its `SupervisorControl`.
+   */
   readonly signals?: boolean
   /**
    * The admin endpoint (AdminServer.ts), when `--admin` is given: its address, who may use it, and how
@@ -92,6 +102,22 @@ export interface SupervisorOptions {
         readonly statsFigures: (stats: StatsSnapshot) => Record<string, number>
       }
     | undefined
+}
+
+/**
+ * What a program may do to a running proxy without signals (given to `onReady`; the library's handle,
+ * src/lib/startProxy.ts, is made of it). Each does what its signal does.
+ */
+export interface SupervisorControl {
+  /** SIGUSR1's figures: every worker asked for fresh counters (briefly waited for), then summed. */
+  readonly stats: Effect.Effect<StatsSnapshot>
+  /** SIGHUP's steps with a plan the caller built and validated; one reload at a time. */
+  readonly reload: (plan: ReloadPlan) => Effect.Effect<ReloadOutcome>
+  /**
+   * SIGTERM: start the drain, live connections getting `graceMs` (default: the configured grace) to
+   * finish; a second call is the second signal (stop waiting). `supervise` then returns.
+   */
+  readonly stop: (graceMs?: number) => Effect.Effect<void>
 }
 
 /**
@@ -144,9 +170,27 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     const adminAddress = options.admin === undefined ? undefined : yield* listenAdmin(options.admin, figures, health, scope)
     // Every worker starts after this: each takes the admin socket for one of its own (never a destination).
     if (adminAddress !== undefined) roster.init = { ...roster.init, adminAddress }
+    const reloads = yield* makeReload(roster, options.reload)
+    const requestStop = () => {
+      if (Deferred.isDoneUnsafe(shutdownRequested)) Deferred.doneUnsafe(forceStop, Exit.void)
+      else Deferred.doneUnsafe(shutdownRequested, Exit.void)
+    }
     if (options.signals !== false) {
-      const reload = yield* makeReload(roster, options.reload)
-      yield* installSignals({ hup: reload, usr1: printStats(figures, options.printStats), shutdownRequested, forceStop }, scope)
+      yield* installSignals({ hup: reloads.onSignal, usr1: printStats(figures, options.printStats), stop: requestStop }, scope)
+    }
+    // The control's effects run where the caller runs them, with this supervisor's services (its logger).
+    const context = yield* Effect.context<never>()
+    const control: SupervisorControl = {
+      stats: figures.refresh().pipe(
+        Effect.map(() => figures.snapshot()),
+        Effect.provideContext(context),
+      ),
+      reload: (plan) => reloads.apply(plan).pipe(Effect.provideContext(context)),
+      stop: (graceMs) =>
+        Effect.sync(() => {
+          if (graceMs !== undefined && !Deferred.isDoneUnsafe(shutdownRequested)) roster.graceMs = graceMs
+          requestStop()
+        }),
     }
 
     const count = yield* startWorkers(roster, spawner, scope, options.workers).pipe(
@@ -159,7 +203,7 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     // Wait (briefly) until every worker listens, so the start-up line is true when printed.
     yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: () => roster.slots.every((s) => s.listening), times: 500 }))
     ready = true
-    yield* options.onReady(roster.listen, count, adminAddress)
+    yield* options.onReady(roster.listen, count, adminAddress, control)
     if (options.onStatsTick !== undefined) yield* tickStats(figures, options.init.statsIntervalMs, options.onStatsTick, scope)
 
     yield* Deferred.await(shutdownRequested)
@@ -238,12 +282,7 @@ const listenAdmin = (
  * cuts it short.
  */
 const installSignals = (
-  on: {
-    readonly hup: Effect.Effect<void>
-    readonly usr1: Effect.Effect<void>
-    readonly shutdownRequested: Deferred.Deferred<void>
-    readonly forceStop: Deferred.Deferred<void>
-  },
+  on: { readonly hup: Effect.Effect<void>; readonly usr1: Effect.Effect<void>; readonly stop: () => void },
   scope: Scope.Scope,
 ): Effect.Effect<void> =>
   Effect.gen(function* () {
@@ -254,10 +293,7 @@ const installSignals = (
     const onUsr1 = () => {
       runFork(on.usr1)
     }
-    const onStop = () => {
-      if (Deferred.isDoneUnsafe(on.shutdownRequested)) Deferred.doneUnsafe(on.forceStop, Exit.void)
-      else Deferred.doneUnsafe(on.shutdownRequested, Exit.void)
-    }
+    const onStop = on.stop
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         process.on("SIGHUP", onHup)

@@ -7,7 +7,8 @@
  * the runner's framing and handshake.
  *
  * Sequence:
- * 1. `workerData` is the `WorkerInit`. The worker listens on every `init.listen` address
+ * 1. `workerData` is the `WorkerInit`. With `init.hooks`, the worker first imports the embedding program's
+ *    hooks module (Hooks.ts; one that cannot be loaded is a START_FAILED). The worker listens on every `init.listen` address
  *    (`reusePort: init.reusePort`) and sends `Listening` with the bound addresses (port 0 resolved),
  *    or `ListenFailed` with the error code (e.g. "EADDRINUSE", or START_FAILED with the reason when the
  *    worker could not be set up at all); after `ListenFailed` it accepts nothing
@@ -36,8 +37,11 @@ import { type FromWorker, START_FAILED, type ToWorker, type WorkerInit } from ".
 import { AccessLog } from "./observe/AccessLog.ts"
 import { emptyStats } from "./observe/Stats.ts"
 import { Resolver, resolverOptionsFor } from "./dial/Resolver.ts"
+import { loadHooks } from "./Hooks.ts"
 
 const init = workerData as WorkerInit
+const ok = <T>(value: T) => ({ ok: true as const, value })
+const failed = (error: unknown) => ({ ok: false as const, error })
 /** The worker's counters: the Resolver service counts DNS into them, the ProxyServer everything else. */
 const stats = emptyStats()
 
@@ -47,12 +51,16 @@ const program = Effect.gen(function* () {
   const resolver = yield* Resolver
   // A worker that cannot even be set up (a setting the configuration check let through) reports why in
   // the ListenFailed slot, code START_FAILED, so the supervisor prints this message, not a listen failure.
+  // The same for an embedding program's hooks module that cannot be loaded (Hooks.ts says why).
   let server: ProxyServer
   try {
+    const hooks = init.hooks === undefined ? undefined : yield* Effect.promise(() => loadHooks(init.hooks as string).then(ok, failed))
+    if (hooks !== undefined && !hooks.ok) throw hooks.error
     server = new ProxyServer(init, {
       resolve: resolver.resolveCallback,
       stats,
       testHooks: process.env["HCTUNNEL_TEST_HOOKS"] === "1",
+      ...(hooks === undefined ? {} : { hooks: hooks.value }),
     })
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)

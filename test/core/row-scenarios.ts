@@ -593,6 +593,19 @@ export const scenarios: Record<string, Scenario> = {
       expect(h.clientText()).not.toMatch(/Proxy-Authenticate/i)
     },
   },
+  UP4: {
+    run: () => {
+      const h = connecting()
+      h.markOrigin("closed")
+      const message = "the proxy's route hook did not answer within 5000 ms"
+      return { h, step: h.send({ _tag: "ConnectFailed", reason: "unrouted", message }) }
+    },
+    check: (h) => {
+      expect(h.clientText()).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/)
+      expect(h.clientText()).toMatch(/\r\n\r\n503 Service Unavailable: the proxy's route hook did not answer within 5000 ms\n$/)
+      expect(h.logs.map((r) => [r.kind, r.status, r.outcome])).toEqual([["http", 503, "origin-error"]])
+    },
+  },
   U1: {
     run: () => {
       const h = new Harness({}, "hctunnel", true)

@@ -5,9 +5,11 @@
  * request and one CONNECT tunnel through it to loopback origins.
  *
  * Also checks what the tarball holds (the bundle and nothing else: no sources, tests or source maps), that
- * every import of the installed bundle is a `node:*` module or one of its own files, and that the engine
- * is a library: `import { Postman } from "hctunnel/core"` runs in the installed project, and its type
- * declarations type-check a consumer (tsc, strict, no skipLibCheck).
+ * every import of the installed bundle is a `node:*` module or one of its own files, and that both
+ * entries are libraries: `import { Postman } from "hctunnel/core"` runs in the installed project, a program
+ * that uses `import { startProxy, anonymizeProxy, closeAnonymizedProxy } from "hctunnel"` against loopback
+ * origins exits by itself after close(), and the declarations of both type-check a consumer (tsc, strict,
+ * no skipLibCheck).
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -16,6 +18,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
 import { cleanEnv } from "./support/env.ts"
+import { embeddingProgram, expectedReport, reportOf, runProgram } from "./support/embedding-program.ts"
 import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
 import { Conn, get, openTunnel } from "./support/wire.ts"
 
@@ -67,13 +70,34 @@ afterAll(async () => {
   if (work !== undefined) rmSync(work, { recursive: true, force: true })
 })
 
+/** A strict consumer project, without @types/node and without skipLibCheck: the declarations stand alone. */
+const consumerTsconfig = (files: ReadonlyArray<string>) => ({
+  compilerOptions: {
+    target: "es2024",
+    lib: ["es2024"],
+    module: "nodenext",
+    moduleResolution: "nodenext",
+    strict: true,
+    exactOptionalPropertyTypes: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: [],
+  },
+  files,
+})
+
 const installedBin = () => join(project, "node_modules/.bin/hctunnel")
 const installedDir = () => join(project, "node_modules", pkg.name)
 
 describe("the packed package", () => {
-  it("holds the bundle, the core's declarations, package.json and README, and nothing else", () => {
+  it("holds the bundle, the declarations of both entries, package.json and README, and nothing else", () => {
     const unexpected = files.filter(
-      (f) => !/^dist\/[\w-]+\.js$/.test(f) && !/^dist\/core\/[\w/-]+\.d\.ts$/.test(f) && f !== "package.json" && f !== "README.md",
+      (f) =>
+        !/^dist\/[\w-]+\.js$/.test(f) &&
+        !/^dist\/core\/[\w/-]+\.d\.ts$/.test(f) &&
+        f !== "dist/types/api.d.ts" &&
+        f !== "package.json" &&
+        f !== "README.md",
     )
     expect(unexpected).toEqual([])
     expect(files).toContain("dist/cli.js")
@@ -81,6 +105,8 @@ describe("the packed package", () => {
     expect(files).toContain("dist/worker.js")
     expect(files).toContain("dist/core.js")
     expect(files).toContain("dist/core/index.d.ts")
+    expect(files).toContain("dist/index.js")
+    expect(files).toContain("dist/types/api.d.ts")
   })
 
   it("declares no runtime dependency", () => {
@@ -141,6 +167,55 @@ describe("the installed hctunnel, run with Node 24", () => {
   })
 })
 
+describe("hctunnel, imported from the installed package", () => {
+  it("runs two proxies against a loopback origin, and the program exits by itself after close()", { timeout: 180_000 }, async () => {
+    const libraryOrigin = await startHttpOrigin("exit")
+    try {
+      writeFileSync(join(project, "library.mjs"), embeddingProgram("hctunnel"))
+      const r = await runProgram(join(project, "library.mjs"), [String(libraryOrigin.port)], project)
+      expect(r.killed, `the program did not exit by itself\n${r.stdout}\n${r.stderr}`).toBe(false)
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
+      expect(reportOf(r.stdout)).toEqual(expectedReport)
+    } finally {
+      await libraryOrigin.close()
+    }
+  })
+
+  it("type-checks a consumer against its declarations", () => {
+    writeFileSync(
+      join(project, "library-consumer.ts"),
+      [
+        'import { type Hooks, type ProxyStats, type RouteHook, type RunningProxy, ProxyError, anonymizeProxy, closeAnonymizedProxy, startProxy } from "hctunnel"',
+        "export const route: RouteHook = async ({ host, tunnel, user }) =>",
+        '  host === "blocked.test" ? { deny: "not for " + (user ?? "anyone") } : tunnel ? { upstream: "http://127.0.0.1:3128" } : undefined',
+        'export const hooks: Hooks = { route, authenticate: ({ user, password }) => user === "u" && password === "p" }',
+        "export async function main(): Promise<number> {",
+        '  const proxy: RunningProxy = await startProxy({ listen: ["127.0.0.1:0"], workers: 1, idleTimeout: "2m", hooks: { href: "file:///hooks.js" } })',
+        '  await proxy.reload({ denyTo: ["example.org"], logLevel: "info" })',
+        "  const stats: ProxyStats = await proxy.stats()",
+        '  const local: string = await anonymizeProxy("http://user:pass@127.0.0.1:3128")',
+        "  const closed: boolean = await closeAnonymizedProxy(local, true)",
+        '  await proxy.close("5s")',
+        "  // @ts-expect-error: not a setting",
+        "  await startProxy({ workerz: 2 })",
+        "  // @ts-expect-error: a log level that does not exist",
+        '  await startProxy({ logLevel: "loud" })',
+        '  return stats.requests + (closed ? 1 : 0) + (new ProxyError("ERR_HCTUNNEL_CONFIG", "x").code === "ERR_HCTUNNEL_CONFIG" ? 1 : 0)',
+        "}",
+        "",
+      ].join("\n"),
+    )
+    writeFileSync(join(project, "tsconfig.library.json"), JSON.stringify(consumerTsconfig(["library-consumer.ts"])))
+    const r = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(project, "tsconfig.library.json")], {
+      cwd: project,
+      env: cleanEnv(),
+      encoding: "utf8",
+      timeout: 60_000,
+    })
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0)
+  })
+})
+
 describe("hctunnel/core, imported from the installed package", () => {
   it("runs: a Postman answers a CONNECT head with a Connect action", () => {
     const script = `
@@ -175,23 +250,7 @@ describe("hctunnel/core, imported from the installed package", () => {
         "",
       ].join("\n"),
     )
-    writeFileSync(
-      join(project, "tsconfig.json"),
-      JSON.stringify({
-        compilerOptions: {
-          target: "es2024",
-          lib: ["es2024"],
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          noEmit: true,
-          skipLibCheck: false,
-          types: [],
-        },
-        files: ["consumer.ts"],
-      }),
-    )
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify(consumerTsconfig(["consumer.ts"])))
     const r = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(project, "tsconfig.json")], {
       cwd: project,
       env: cleanEnv(),

@@ -47,12 +47,13 @@ import type * as net from "node:net"
 import type { Action } from "../../core/actions.ts"
 import type { Event, Side } from "../../core/events.ts"
 import type { Limits } from "../../core/limits.ts"
-import { Postman } from "../../core/postman.ts"
+import { type ExchangeInfo, Postman } from "../../core/postman.ts"
 import type { AccessLog } from "../observe/AccessLog.ts"
 import type { Deadlines, Timed } from "../timers/Deadlines.ts"
 import type { MutableStats } from "../observe/Stats.ts"
 import { counterSlot, type WorkerMetrics } from "../observe/Metrics.ts"
-import type { Authenticator, AuthVerdict, AuthWaiter } from "../auth/Authenticator.ts"
+import type { AuthVerdict, AuthWaiter } from "../auth/Authenticator.ts"
+import type { ProxyAuthenticator } from "../auth/HookAuthenticator.ts"
 import { hostPort, peerOf } from "../access/Peer.ts"
 import type { Connected, ConnectFailed, DialAttempt, DialClient, Dialer } from "../dial/Dialer.ts"
 import type { Resolved } from "../dial/Resolver.ts"
@@ -69,7 +70,7 @@ export const LINGER_MS = 5_000
 export const KEEPALIVE_DELAY_MS = defaultKeepalive.delayMs
 
 /** The part of the Postman API the adapter drives (a test may drive the adapter with a scripted double). */
-export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state">
+export type Engine = Pick<Postman, "start" | "handle" | "shutdown" | "abort" | "closed" | "bufferedBytes" | "state" | "exchange">
 
 /**
  * What every Connection of a worker shares: one object, whose settings (limits, via, policy, auth) the
@@ -94,7 +95,7 @@ export interface ConnectionContext {
   /** The worker's figures for /metrics (Metrics.ts); without it, nothing is measured. */
   readonly metrics?: WorkerMetrics
   /** Proxy authentication: when present, every request's credentials are checked (the core's `Authenticate`). */
-  readonly auth?: Authenticator | undefined
+  readonly auth?: ProxyAuthenticator | undefined
 }
 
 /** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
@@ -175,6 +176,11 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   /** The client's IP address (for per-client limits and rate limits): the PROXY header's, else the socket's peer. */
   get clientAddress(): string {
     return this.proxiedAddress ?? this.client.remoteAddress ?? "?"
+  }
+
+  /** DialClient: the exchange a Connect is for (its method and user, for a route hook). */
+  get exchange(): ExchangeInfo | undefined {
+    return this.postman.exchange
   }
 
   /** "address:port" of the client, for the log; made when first needed, so an idle tunnel keeps no text. */

@@ -9,7 +9,9 @@
  * May import: timers/, observe/, access/, src/core.
  *
  * Theory of operation. `connect(host, port, tunnel, client)` goes through these steps, the first answer wins:
- *   1. route: the parent proxy for this destination (Upstream.ts), or none (direct);
+ *   1. route: the parent proxy for this destination (Upstream.ts), or none (direct); with an embedding
+ *      program's route hook (RouteHook.ts), its decision first: it may refuse (403), choose a parent or
+ *      none, or leave it to the configuration; a hook that fails is answered `unrouted` (503);
  *   2. judge before any lookup: a direct destination's name (`checkName`: a name a deny rule names is
  *      never resolved); a destination that goes upstream in full (`checkUnresolved`: the parent resolves
  *      the name, so this is the only verdict it gets);
@@ -32,9 +34,10 @@
  * The answer is one call of `client.originConnected` or `client.originFailed`: at once when it is known
  * at once (a pooled connection, a denied name, a resolver that answers from its cache), else later. A
  * `ConnectFailed` says why: `denied` (the policy; counted per kind in the worker's stats), `upstream`
- * (naming the parent, never its credentials), or what the socket error means (`connectFailure`).
+ * (naming the parent, never its credentials), `unrouted` (the route hook failed), or what the socket error
+ * means (`connectFailure`).
  *
- * It must never: answer twice, answer after `cancel()`, leave a socket it dialled alive once the attempt
+ * It must never: answer twice, answer after `cancel()` (a route hook's late decision included), leave a socket it dialled alive once the attempt
  * failed or was cancelled, resolve a name the policy denies, or dial an address the policy denies.
  */
 import type * as net from "node:net"
@@ -56,6 +59,9 @@ import { dial, type Dialing } from "./HappyEyeballs.ts"
 import { noticePooledData, type OriginPool } from "./OriginPool.ts"
 import type { ResolveError, ResolveFn, Resolved } from "./Resolver.ts"
 import type { Parent, UpstreamRoutes } from "./Upstream.ts"
+import type { Route, RouteHook } from "./RouteHook.ts"
+import type { PendingHook } from "../timers/HookCall.ts"
+import type { ExchangeInfo } from "../../core/postman.ts"
 import { describeParentError, parentFailed, UpstreamHandshake } from "./UpstreamConnect.ts"
 
 export type Connected = Extract<Event, { _tag: "Connected" }>
@@ -65,6 +71,8 @@ export type ConnectFailed = Extract<Event, { _tag: "ConnectFailed" }>
 export interface DialClient {
   /** The client's address (the PROXY header's, else the socket's peer): who asks, for rules about clients. */
   readonly clientAddress: string
+  /** The exchange the Connect is for (its method and authenticated user), told to a route hook. */
+  readonly exchange?: ExchangeInfo | undefined
   /**
    * Set by the Dialer the first time it keeps a connection pinned to this client (`keepPinned`): the
    * mark of this client's keys in the pool. Undefined until then.
@@ -110,6 +118,8 @@ export interface DialerOptions {
   readonly policy?: DestinationPolicy | undefined
   /** The parent proxy and the destinations that skip it; without it, every Connect goes direct. */
   readonly upstream?: UpstreamRoutes
+  /** An embedding program's route hook (RouteHook.ts), asked before each Connect is dialled; without it, `upstream` decides. */
+  readonly route?: RouteHook
   /** The worker's figures for /metrics; without it, nothing is measured. */
   readonly metrics?: WorkerMetrics
   /** Told the error code of every failed connect (EMFILE/ENFILE pause accepting: ConnectionLimits.ts). */
@@ -185,8 +195,64 @@ export class Dialer {
    * Undefined when the answer was given already, before returning; else the attempt in progress.
    */
   connect(host: string, port: number, tunnel: boolean, client: DialClient, receivedVia?: string): DialAttempt | undefined {
+    const route = this.options.route
+    if (route === undefined) return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
+    const exchange = client.exchange
+    const request = {
+      method: exchange?.method ?? (tunnel ? "CONNECT" : "GET"),
+      host,
+      port,
+      tunnel,
+      user: exchange?.user,
+      client: client.clientAddress,
+    }
+    // The hook may answer during the call (a plain function): then this is the Connect's answer at once.
+    let routing: Routing | undefined
+    let answered: DialAttempt | undefined
+    const pending = route.ask(request, (decision) => {
+      if (routing === undefined) answered = this.routed(decision, host, port, tunnel, client, receivedVia)
+      else routing.decided(this.routed(decision, host, port, tunnel, client, receivedVia))
+    })
+    if (pending === undefined) return answered
+    routing = new Routing(pending)
+    return routing
+  }
+
+  /** Act on the route hook's decision: refuse, or dial the way it chose (the policy still judges it). */
+  private routed(
+    route: Route,
+    host: string,
+    port: number,
+    tunnel: boolean,
+    client: DialClient,
+    receivedVia: string | undefined,
+  ): DialAttempt | undefined {
+    switch (route._tag) {
+      case "Configured":
+        return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
+      case "Direct":
+        return this.connectVia(host, port, tunnel, client, undefined, receivedVia)
+      case "Through":
+        return this.connectVia(host, port, tunnel, client, route.parent, receivedVia)
+      case "Deny":
+        client.originFailed({ _tag: "ConnectFailed", reason: "denied", message: route.message })
+        return undefined
+      case "Unrouted":
+        client.originFailed({ _tag: "ConnectFailed", reason: "unrouted", message: route.message })
+        return undefined
+    }
+  }
+
+  /** Steps 2-7 of the module comment, through `parent` (undefined: direct). */
+  private connectVia(
+    host: string,
+    port: number,
+    tunnel: boolean,
+    client: DialClient,
+    parent: Parent | undefined,
+    receivedVia: string | undefined,
+  ): DialAttempt | undefined {
     const { pool, metrics } = this.options
-    const parent = this.options.upstream?.parentFor(host, port)
     const policy = this.policy
     if (policy !== undefined) {
       const destination = { host, port, kind: tunnel ? ("connect" as const) : ("http" as const) }
@@ -272,6 +338,30 @@ export class Dialer {
   denied(denial: Denial): ConnectFailed {
     this.options.stats[denialCounter[denial.kind]]++
     return { _tag: "ConnectFailed", reason: "denied", message: denial.message }
+  }
+}
+
+/** A Connect waiting for the route hook's decision, then for the attempt that decision started. */
+class Routing implements DialAttempt {
+  private pending: PendingHook | undefined
+  private attempt: DialAttempt | undefined = undefined
+  private cancelled = false
+
+  constructor(pending: PendingHook) {
+    this.pending = pending
+  }
+
+  /** The hook decided: `attempt` is what the decision started (undefined: answered already). */
+  decided(attempt: DialAttempt | undefined): void {
+    this.pending = undefined
+    this.attempt = attempt
+  }
+
+  cancel(): void {
+    if (this.cancelled) return
+    this.cancelled = true
+    this.pending?.cancel()
+    this.attempt?.cancel()
   }
 }
 

@@ -42,6 +42,17 @@ export interface Parent {
   readonly hop: UpstreamHop
 }
 
+/**
+ * The `Parent` of a parent proxy. Its pool key holds the credentials too: connections opened with one
+ * user's credentials are never lent to a request that a route hook sends with another's.
+ */
+export const parentOf = (proxy: UpstreamProxy): Parent => {
+  const name = hostPort(proxy.host, proxy.port)
+  const hop: UpstreamHop = proxy.authorization === undefined ? { proxy: name } : { proxy: name, authorization: proxy.authorization }
+  const poolKey = proxy.authorization === undefined ? `upstream ${name}` : `upstream ${name} ${proxy.authorization}`
+  return { host: proxy.host, port: proxy.port, name, authorization: proxy.authorization, poolKey, hop }
+}
+
 /** One parsed `--no-upstream` entry. */
 export type NoUpstreamEntry =
   | { readonly kind: "all" }
@@ -125,9 +136,7 @@ export class UpstreamRoutes {
 
   /** Throws on an entry that does not parse (the CLI has checked them already). */
   constructor(proxy: UpstreamProxy, noUpstream: ReadonlyArray<string>) {
-    const name = hostPort(proxy.host, proxy.port)
-    const hop: UpstreamHop = proxy.authorization === undefined ? { proxy: name } : { proxy: name, authorization: proxy.authorization }
-    this.parent = { host: proxy.host, port: proxy.port, name, authorization: proxy.authorization, poolKey: `upstream ${name}`, hop }
+    this.parent = parentOf(proxy)
     this.rules = noUpstream.map((text) => {
       const parsed = parseNoUpstreamEntry(text)
       if (!parsed.ok) throw new Error(parsed.message)

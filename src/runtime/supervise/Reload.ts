@@ -24,24 +24,47 @@ export type Replan = () => Effect.Effect<ReloadPlan, { readonly message: string 
 /** How long a worker may take to answer `Reconfigure` before the reload reports it as not answering. */
 const ANSWER_TIMEOUT = "5 seconds"
 
-/** The SIGHUP handler: one reload at a time (a SIGHUP during a reload waits for it). Without `replan`, SIGHUP is ignored. */
-export const makeReload = (roster: Roster, replan: Replan | undefined): Effect.Effect<Effect.Effect<void>> =>
-  Effect.map(Semaphore.make(1), (lock) =>
-    Effect.gen(function* () {
+/** What a reload did: how many workers use the new settings, and what the others said. */
+export interface ReloadOutcome {
+  readonly applied: number
+  readonly errors: ReadonlyArray<string>
+}
+
+/** A reload, two ways in: SIGHUP (the configuration built again by `replan`), or a program's plan (the library's `reload`). */
+export interface Reloads {
+  /** SIGHUP: replan, then apply; every outcome is a log line. Without `replan`, SIGHUP is ignored. */
+  readonly onSignal: Effect.Effect<void>
+  /** Apply `plan` (validated by the caller); one reload at a time, with SIGHUP's too. */
+  readonly apply: (plan: ReloadPlan) => Effect.Effect<ReloadOutcome>
+}
+
+/** One reload at a time (a SIGHUP during a reload waits for it). */
+export const makeReload = (roster: Roster, replan: Replan | undefined): Effect.Effect<Reloads> =>
+  Effect.map(Semaphore.make(1), (lock) => ({
+    onSignal: Effect.gen(function* () {
       if (replan === undefined) return yield* Effect.logInfo("SIGHUP: nothing to reload")
       if (roster.shuttingDown) return yield* Effect.logInfo("SIGHUP ignored: shutting down")
       const planned = yield* Effect.result(replan())
       if (planned._tag === "Failure") {
         return yield* Effect.logError(`reload rejected, the running configuration stays: ${planned.failure.message}`)
       }
-      const plan = planned.success
-      roster.init = { ...roster.init, ...plan.settings }
-      roster.graceMs = plan.graceMs
-      const { applied, errors } = yield* reconfigureWorkers(roster, plan.settings)
-      if (errors.length > 0) yield* Effect.logError(`reload incomplete: ${errors.join("; ")}`)
-      yield* Effect.logInfo(`configuration reloaded: ${applied} worker${applied === 1 ? "" : "s"} use the new settings for new requests`)
+      yield* applyPlan(roster, planned.success)
     }).pipe(lock.withPermits(1)),
-  )
+    apply: (plan) => applyPlan(roster, plan).pipe(lock.withPermits(1)),
+  }))
+
+/** The new settings to the roster (for later restarts) and to every listening worker. */
+const applyPlan = (roster: Roster, plan: ReloadPlan): Effect.Effect<ReloadOutcome> =>
+  Effect.gen(function* () {
+    roster.init = { ...roster.init, ...plan.settings }
+    roster.graceMs = plan.graceMs
+    const outcome = yield* reconfigureWorkers(roster, plan.settings)
+    if (outcome.errors.length > 0) yield* Effect.logError(`reload incomplete: ${outcome.errors.join("; ")}`)
+    yield* Effect.logInfo(
+      `configuration reloaded: ${outcome.applied} worker${outcome.applied === 1 ? "" : "s"} use the new settings for new requests`,
+    )
+    return outcome
+  })
 
 /** `Reconfigure` to each listening worker in turn, and its answer: how many applied it, and what the others said. */
 const reconfigureWorkers = (roster: Roster, settings: LiveSettings) =>

@@ -22,6 +22,8 @@ class ScriptedEngine implements Engine {
   closed = false
   readonly state = "AwaitingHead" as const
   readonly bufferedBytes = 0
+  /** No exchange is read by a script: the route hook would see none. */
+  readonly exchange = undefined
   readonly events: Array<Event> = []
   private inside = false
   private readonly script: Script
