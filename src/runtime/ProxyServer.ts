@@ -2,19 +2,19 @@
  * ProxyServer: everything one worker thread runs, without the thread.
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
- * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman, judged before the client takes a connection slot); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
- * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
- * abort what is left after the grace period, then report drained).
+ * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close, no
+ * Postman, judged before the client takes a connection slot); builds the destination policy the Dialer
+ * checks (the rules, and the sockets it is bound to, so that it never proxies into itself); and carries
+ * out the graceful shutdown (stop accepting, `shutdown` every connection, abort what is left after the
+ * grace period, then report drained).
  *
- * With `proxyProtocolFrom` (issue 10 §2) every connection first reads its PROXY protocol header
- * (ProxyHeaderReader) and is then admitted under the client address the header names.
+ * With `proxyProtocolFrom` every connection first reads its PROXY protocol header (ProxyHeaderReader) and
+ * is then admitted under the client address the header names.
  *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
 import * as net from "node:net"
-import { networkInterfaces } from "node:os"
 import type { ListenAddress, LiveSettings, WorkerInit } from "./protocol.ts"
 import { emptyStats, type MutableStats, type WorkerStats } from "./observe/Stats.ts"
 import { AccessLog } from "./observe/AccessLog.ts"
@@ -26,7 +26,7 @@ import { Deadlines, type Timed } from "./timers/Deadlines.ts"
 import { OriginPool } from "./dial/OriginPool.ts"
 import { Dialer } from "./dial/Dialer.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "./dial/Resolver.ts"
-import { type DestinationPolicy, makePolicy } from "./dial/DestinationPolicy.ts"
+import { type DestinationPolicy, makePolicy, localAddresses } from "./dial/DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./access/ProxyHeaderReader.ts"
 import { UpstreamRoutes } from "./dial/Upstream.ts"
 import { RefusalLog } from "./access/RefusalLog.ts"
@@ -78,9 +78,6 @@ export interface ProxyServerOptions {
    */
   readonly testHooks?: boolean
 }
-
-/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
-const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 
 /** A type with its fields writable (the worker's own view of the context it shares with its Connections). */
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }

@@ -506,16 +506,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.feed({ _tag: "Received", side: "client", bytes: chunk })
   }
 
-  /** @internal */ clientEnd(): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Ended", side: "client" })
-  }
-
-  /** @internal */ clientDrain(): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Drained", side: "client" })
-  }
-
-  /** @internal */ clientError(error: Error): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Errored", side: "client", message: error.message })
+  /** @internal */ clientEvent(event: Event): void {
+    if (this.clientState === OPEN) this.feed(event)
   }
 
   /** @internal */ clientClose(): void {
@@ -570,17 +562,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     if (this.busy || (to !== undefined && to.writableLength > 0) || this.postman.bufferedBytes > 0) giveUpBulk(this, side)
   }
 
-  /** @internal */ originEnd(socket: net.Socket): void {
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Ended", side: "origin" })
-  }
-
-  /** @internal */ originDrain(socket: net.Socket): void {
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Drained", side: "origin" })
-  }
-
-  /** @internal */ originError(socket: net.Socket, error: Error): void {
-    // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Errored", side: "origin", message: error.message })
+  /** @internal */ originEvent(socket: net.Socket, event: Event): void {
+    if (socket === this.origin && this.originState === OPEN) this.feed(event)
   }
 
   /** @internal */ originClose(socket: net.Socket): void {
