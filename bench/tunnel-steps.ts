@@ -106,7 +106,13 @@ const steps: ReadonlyArray<readonly [string, (n: number) => void]> = [
   [
     "destination policy: checkName + check (loopback listener, no rules)",
     (() => {
-      const policy = makePolicy({ allowTo: [], denyTo: [], clientAllow: ["127.0.0.0/8"], listen: [{ host: "127.0.0.1", port: 8888 }], interfaces: ["127.0.0.1", "::1"] })
+      const policy = makePolicy({
+        allowTo: [],
+        denyTo: [],
+        clientAllow: ["127.0.0.0/8"],
+        listen: [{ host: "127.0.0.1", port: 8888 }],
+        interfaces: ["127.0.0.1", "::1"],
+      })
       return (n: number) => {
         for (let i = 0; i < n; i++) {
           const d = { host: "127.0.0.1", port: 43210, kind: "connect" as const }

@@ -28,6 +28,8 @@ export interface LaunchOptions {
   readonly onStatsTick?: SupervisorOptions["onStatsTick"]
   readonly onStopping?: SupervisorOptions["onStopping"]
   readonly onStopped?: SupervisorOptions["onStopped"]
+  /** Connections closed at once, at a second signal or at the end of the grace period. */
+  readonly onCut?: SupervisorOptions["onCut"]
   /** SIGHUP: the configuration built again from the same sources, not yet judged (planReload applies it whole or refuses it). */
   readonly reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>
   /**
@@ -82,6 +84,7 @@ export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.E
     ...(options.onStatsTick === undefined ? {} : { onStatsTick: options.onStatsTick }),
     ...(options.onStopping === undefined ? {} : { onStopping: options.onStopping }),
     ...(options.onStopped === undefined ? {} : { onStopped: options.onStopped }),
+    ...(options.onCut === undefined ? {} : { onCut: options.onCut }),
     ...(replan === undefined ? {} : { reload: replan }),
     admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
   }).pipe(Effect.provide(loggerLayer(log)))
