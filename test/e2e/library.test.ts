@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { anonymizeProxy, closeAnonymizedProxy, ProxyError, startProxy } from "../../src/index.ts"
 import type { RunningProxy } from "../../src/lib/api.ts"
 import { type HttpOrigin, startHttpOrigin, startTcpServer } from "./support/origins.ts"
-import { canConnect } from "./support/proxy.ts"
+import { canConnect, startProxy as startCommand } from "./support/proxy.ts"
 import { Conn, get, type Response, until } from "./support/wire.ts"
 
 // Each start of a proxy spawns worker threads: on a busy machine a test may take a while.
@@ -292,5 +292,27 @@ describe("start-up failures and close()", () => {
     expect(await canConnect(port)).toBe(false)
     const after = await proxy.stats().catch((x: unknown) => x)
     expect((after as ProxyError).code).toBe("ERR_HCTUNNEL_CLOSED")
+  })
+})
+
+describe("the command with --hooks", () => {
+  it("imports the module a relative path names, and its route hook decides", async () => {
+    writeFileSync(
+      join(dir, "command-hooks.mjs"),
+      'export const route = ({ host }) => (host === "deny.test" ? { deny: "not from the command" } : undefined)\n',
+    )
+    const command = await startCommand({
+      workers: 1,
+      cwd: dir,
+      extraArgs: ["--hooks", "./command-hooks.mjs", "--hosts", "origin.test=127.0.0.1"],
+    })
+    try {
+      const denied = await through(command.url, `http://deny.test:${origin.port}/small`)
+      expect(denied.status).toBe(403)
+      expect(denied.body.toString()).toBe("403 Forbidden: not from the command\n")
+      expect((await through(command.url, `http://origin.test:${origin.port}/small`)).status).toBe(200)
+    } finally {
+      await command.stop()
+    }
   })
 })
