@@ -81,10 +81,10 @@ const scenarios: Array<{
   },
   {
     file: "get-keep-alive-two-origins",
-    rows: { 1: "A6", 2: "C20", 3: "F6+F9", 4: "A6", 5: "C20", 6: "F9", 7: "A7" },
+    rows: { 1: "A6", 2: "C20", 3: "F6+F9", 4: "A6", 5: "C20", 6: "F40", 7: "A7" },
     name: "Two requests on one client connection to different origins",
     description:
-      "Absolute-form is rewritten to origin-form with Host from the target, hop-by-hop fields removed, Via added; the first origin connection is released as reusable.",
+      "Absolute-form is rewritten to origin-form with Host from the target, hop-by-hop fields removed, Via added; the first origin connection is released as reusable, the second is not: a 204 cannot have a body, and bytes its origin might send after it must never answer another request.",
     script: [
       [0, "start"],
       [
@@ -371,7 +371,7 @@ const scenarios: Array<{
   },
   {
     file: "chunk-extensions-dropped",
-    rows: { 1: "A6", 2: "C20", 3: "F1", 4: "F35", 5: "F1", 6: "F9" },
+    rows: { 1: "A6", 2: "C20", 3: "F1", 4: "F35", 5: "F1", 6: "F40" },
     name: "Chunk extensions are validated, then dropped",
     description:
       "Extensions follow the RFC 9112 §7.1.1 grammar (token names, token or quoted-string values); valid ones are dropped with the BWS before them, so the origin gets `size CRLF`. A size line split across reads is held back until its CRLF and then sent as one piece.",

@@ -1,13 +1,21 @@
 /**
  * The main thread's log lines, in the same two formats as the workers' diagnostics (AccessLog):
  * text `LEVEL message` and JSON `{"time", "level", "message"}`, one line each, on stdout.
- * Effect's `Effect.log*` calls go through `loggerLayer`; the level filter is References.MinimumLogLevel.
+ * Effect's `Effect.log*` calls go through `loggerLayer`, whose logger reads the format and the level from
+ * a `LogSettings` at every line: a reload that changes them changes the main thread's lines at once, like
+ * the workers' (References.MinimumLogLevel lets everything through to it).
  */
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as References from "effect/References"
-import type { LogLevel as EffectLogLevel } from "effect/LogLevel"
+import { isGreaterThanOrEqualTo, type LogLevel as EffectLogLevel } from "effect/LogLevel"
 import type { LogFormat, LogLevel } from "./settings.ts"
+
+/** What the main thread's lines look like now: the start-up configuration's, then each reload's. */
+export interface LogSettings {
+  format: LogFormat
+  level: LogLevel
+}
 
 const toEffectLevel: Readonly<Record<LogLevel, EffectLogLevel>> = {
   debug: "Debug",
@@ -39,11 +47,14 @@ export const writeLine = (format: LogFormat, level: string, text: string): void 
   }
 }
 
-export const makeLogger = (format: LogFormat) =>
+/** Writes each message at or above `settings.level` in `settings.format`, as they are when it is written. */
+export const makeLogger = (settings: LogSettings) =>
   Logger.make<unknown, void>((o) => {
-    writeLine(format, levelName(o.logLevel), messageText(o.message))
+    const min = toEffectLevel[settings.level]
+    if (min === "None" || !isGreaterThanOrEqualTo(o.logLevel, min)) return
+    writeLine(settings.format, levelName(o.logLevel), messageText(o.message))
   })
 
-/** Replaces Effect's default logger and sets the minimum level. */
-export const loggerLayer = (format: LogFormat, level: LogLevel) =>
-  Layer.mergeAll(Logger.layer([makeLogger(format)]), Layer.succeed(References.MinimumLogLevel, toEffectLevel[level]))
+/** Replaces Effect's default logger; the level is filtered by the logger, from `settings`. */
+export const loggerLayer = (settings: LogSettings) =>
+  Layer.mergeAll(Logger.layer([makeLogger(settings)]), Layer.succeed(References.MinimumLogLevel, "All"))

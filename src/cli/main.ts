@@ -28,7 +28,7 @@ import { launch } from "../lib/launch.ts"
 import { checkSafety, type HctunnelConfig, loadConfig } from "./config.ts"
 import { checkAuthFile, readConfigFile, readSecretFile } from "./files.ts"
 import { CONFIG_FLAG, settings } from "./settings.ts"
-import { formatLine, writeLine } from "./logging.ts"
+import { formatLine, type LogSettings, writeLine } from "./logging.ts"
 import { describeDrainTimeout, describeListenFailure, formatStatsText, lifecycleLog, startupLine, statsFigures } from "./wording.ts"
 
 /** package.json's version, inlined into dist/main.js by the build (no file to find at run time). */
@@ -70,9 +70,9 @@ const givenFlags = (input: Readonly<Record<string, unknown>>): Record<string, st
   return out
 }
 
-const printStats = (config: HctunnelConfig) => (s: StatsSnapshot) =>
+const printStats = (log: LogSettings) => (s: StatsSnapshot) =>
   Effect.sync(() => {
-    if (config.logFormat === "json") {
+    if (log.format === "json") {
       process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", message: "stats", ...statsFigures(s) }) + "\n")
     } else {
       process.stdout.write(formatLine("text", "info", formatStatsText(s)))
@@ -88,20 +88,25 @@ export const runProxy = (
   config: HctunnelConfig,
   version: string,
   reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>,
-) =>
-  launch(config, {
+) => {
+  // The main thread's own lines (lifecycle, stats, reloads) follow the log format and level in force, as the
+  // workers' lines do: launch updates this object with each reload it applies.
+  const log: LogSettings = { format: config.logFormat, level: config.logLevel }
+  return launch(config, {
     signals: true,
+    log,
     onReady: (addresses, workers, admin) =>
       Effect.sync(() => {
         const line = startupLine(version, addresses, workers, admin)
         // The one line everybody reads: plain in text mode, a log object in JSON mode.
-        if (config.logFormat === "json") writeLine("json", "info", line)
+        if (log.format === "json") writeLine("json", "info", line)
         else process.stdout.write(`${line}\n`)
       }),
-    printStats: printStats(config),
+    printStats: printStats(log),
     ...lifecycleLog,
     ...(reload === undefined ? {} : { reload }),
   })
+}
 
 export const hctunnel = Command.make("hctunnel", { config: configFlag, ...settingFlags }, (input) =>
   Effect.gen(function* () {

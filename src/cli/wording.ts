@@ -58,7 +58,15 @@ export const describeListenFailure = (error: ListenError): string => {
 }
 
 export const describeDrainTimeout = (error: DrainTimeout): string =>
-  `some connections did not finish within the grace period of ${error.graceMs} ms; they were closed`
+  error.afterSecondSignal
+    ? `the workers did not close their connections within ${error.marginMs} ms of the second signal; they were stopped with them`
+    : `the workers did not finish within the grace period of ${error.graceMs} ms plus ${error.marginMs} ms; they were stopped with their connections`
+
+const connections = (n: number): string => `${n} connection${n === 1 ? "" : "s"}`
+
+/** What the workers closed at the end of a shutdown (SupervisorOptions.onCut). */
+export const describeCut = (cut: number, signal: boolean): string =>
+  signal ? `second signal: closed ${connections(cut)} at once` : `grace period over: closed ${connections(cut)} still open`
 
 const mib = (n: number): string =>
   n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)}MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)}KiB` : `${n}B`
@@ -90,8 +98,10 @@ export const statsFigures = (s: StatsSnapshot): Record<string, number> => {
 }
 
 /** The supervisor's lifecycle, in the log: the periodic stats (debug), the start and the end of a shutdown. */
-export const lifecycleLog: Pick<SupervisorOptions, "onStatsTick" | "onStopping" | "onStopped"> = {
+export const lifecycleLog: Pick<SupervisorOptions, "onStatsTick" | "onStopping" | "onCut" | "onStopped"> = {
   onStatsTick: (s) => Effect.logDebug(formatStatsText(s)),
-  onStopping: (graceMs) => Effect.logInfo(`shutting down: letting live connections finish for up to ${graceMs} ms`),
+  onStopping: (graceMs) =>
+    Effect.logInfo(`shutting down: letting live connections finish for up to ${graceMs} ms (a second signal closes them at once)`),
+  onCut: (cut, signal) => Effect.logWarning(describeCut(cut, signal)),
   onStopped: (s) => Effect.logInfo(`stopped: ${formatStatsText(s)}`),
 }

@@ -61,8 +61,12 @@ export type Action =
    * Release the socket of `side` (destroy it; flush pending writes first if `graceful`).
    * Emitted exactly once per socket: once for the client, once per successful `Connect` for the origin.
    * `reusable` (origin only) says the origin connection is idle at a message boundary and may be pooled.
+   * `pinned` (origin only, present only when true, with `reusable: false, graceful: true`): it is idle at
+   * a message boundary but authenticated by NTLM or Negotiate, so it may serve this client connection's
+   * later requests and no other's; a runtime that does not keep such connections closes it, as the other
+   * flags say.
    */
-  | { readonly _tag: "Close"; readonly side: Side; readonly graceful: boolean; readonly reusable: boolean }
+  | { readonly _tag: "Close"; readonly side: Side; readonly graceful: boolean; readonly reusable: boolean; readonly pinned?: true }
   /** Stop / start reading from a side (backpressure, or nothing to do with its bytes yet). */
   | { readonly _tag: "PauseReading"; readonly side: Side }
   | { readonly _tag: "ResumeReading"; readonly side: Side }

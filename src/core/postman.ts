@@ -33,13 +33,14 @@
  *   own buffers (queued client bytes) are bounded by `limits.maxBufferedBytes`, beyond which the client
  *   is paused too. So memory per connection is bounded whatever the peers do.
  */
-import type { Action, Outcome } from "./actions.ts"
+import type { AccessRecord, Action, Outcome } from "./actions.ts"
 import type { AuthFailure, ConnectFailure, Event, Side, UpstreamHop } from "./events.ts"
 import { type FeedResult, makeFramer } from "./http/body.ts"
 import { HeadReader } from "./http/head-reader.ts"
 import { parseRequestHead, requestFraming, requestLineParts } from "./http/request-head.ts"
 import { RequestLineScan } from "./http/request-line-scan.ts"
-import { MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
+import { requestAuthenticatesConnection, responseAuthenticatesConnection } from "./http/connection-auth.ts"
+import { cannotHaveBody, MAX_INTERIM_RESPONSES, parseResponseHead, responseFraming } from "./http/response-head.ts"
 import { fieldValues, hasToken, hostPort, receivedVia, serializeRequestHead, serializeResponseHead, wantsClose } from "./http/serialize.ts"
 import type { RequestHead, ResponseHead } from "./http/types.ts"
 import type { Limits } from "./limits.ts"
@@ -58,6 +59,12 @@ export interface PostmanOptions {
 
 /** `out` between calls: frozen, so an action emitted outside a call would throw instead of being lost. */
 const noActions: Action[] = Object.freeze([]) as unknown as Action[]
+/**
+ * `out` inside a call until its first action: the list is made by `emit`, sized to what it holds, so a
+ * call with no action allocates none and one with a single action a list of one (an empty `[]` grown
+ * by a push reserves room for 17). Frozen and distinct from `noActions`, which still means "outside a call".
+ */
+const nothingYet: Action[] = Object.freeze([]) as unknown as Action[]
 
 /** Why reading from a side is paused; reading resumes when no reason is left. */
 const PEER_BLOCKED = 1 // the other side's write buffer is full
@@ -199,7 +206,7 @@ export class Postman {
 
   /** Call once right after accept; returns the first deadline (head timeout). */
   start(now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     this.current = this.awaiting(now, true)
     this.lastActivity = now
     this.ensureDeadline()
@@ -208,7 +215,7 @@ export class Postman {
 
   /** Feed one event; returns the actions to carry out, in order. Events after `closed` are ignored. */
   handle(event: Event, now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     const state = this.current
     const tag = state._tag
     if (tag === "Closed") return this.handOver()
@@ -225,7 +232,8 @@ export class Postman {
           if (this.clientEnded) break
           this.lastActivity = now
           this.fromClient(event.bytes, now)
-        } else if (state._tag === "Forwarding" || state._tag === "Tunnel") {
+        } else if (state._tag === "Forwarding") {
+          // (A tunnel's bytes went to relay() above.)
           if (state.origin.ended) break
           this.lastActivity = now
           this.fromOrigin(state, event.bytes, now)
@@ -275,7 +283,7 @@ export class Postman {
 
   /** Graceful stop: an idle connection closes at once; an exchange in flight finishes, then closes. */
   shutdown(now: number): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     const state = this.current
     if (state._tag === "Closed") return this.handOver()
     this.draining = true
@@ -288,7 +296,7 @@ export class Postman {
 
   /** Stop now (grace period over): release every socket, log what was in flight. */
   abort(now: number, detail: string): ReadonlyArray<Action> {
-    this.out = []
+    this.out = nothingYet
     if (this.current._tag === "Closed") return this.handOver()
     this.finish("shutdown", detail, now, false)
     return this.handOver()
@@ -330,11 +338,8 @@ export class Postman {
       case "Forwarding":
         this.forwardRequestBody(state, bytes, now)
         return
-      case "Tunnel":
-        state.relay.bytesFromClient += bytes.length
-        this.emit({ _tag: "Write", side: "origin", bytes })
-        return
-      case "Closed":
+      case "Tunnel": // never here: handle() gives a tunnel's bytes to relay()
+      case "Closed": // never here: handle() reads nothing after Closed
         return
     }
   }
@@ -579,12 +584,7 @@ export class Postman {
   // ---------------------------------------------------------------------------------------------
   // Origin bytes
 
-  private fromOrigin(state: Forwarding | Tunnel, bytes: Uint8Array, now: number): void {
-    if (state._tag === "Tunnel") {
-      state.relay.bytesFromOrigin += bytes.length
-      this.emit({ _tag: "Write", side: "client", bytes })
-      return
-    }
+  private fromOrigin(state: Forwarding, bytes: Uint8Array, now: number): void {
     // In Forwarding the bytes are counted as they are used (a head, a body): bytes after the point where
     // the exchange ended or failed are not, so the log is the same however the bytes were split (§7.2).
     const response = state.response
@@ -637,7 +637,10 @@ export class Postman {
       _tag: "Body",
       body,
       status: head.status,
-      originReusable: !untilClose && !wantsClose(head.version, head.headers),
+      // After a response that cannot have a body, an origin that thinks otherwise sends one, maybe a
+      // moment later: on a reused connection those bytes would be the next request's response (§6.4).
+      originReusable: !untilClose && !wantsClose(head.version, head.headers) && !cannotHaveBody(head.status, exchange.method),
+      originPinned: requestAuthenticatesConnection(request.head.headers) || responseAuthenticatesConnection(head.headers),
     }
     state.response = response
     this.emit({
@@ -726,10 +729,14 @@ export class Postman {
   private exchangeDone(state: Forwarding, response: Body, extra: Uint8Array, now: number): void {
     const exchange = state.exchange
     // Bytes after a complete response are not ours to interpret: that origin connection is spoiled.
-    const reusable = response.originReusable && extra.length === 0 && state.request.body.done && !state.origin.ended
+    const clean = response.originReusable && extra.length === 0 && state.request.body.done && !state.origin.ended
     this.log("http", exchange, response.status, "ok", undefined, now)
     if (exchange.closeAfter) this.clientPause = 0 // released right below: no ResumeReading(client) first
-    this.closeOrigin(reusable)
+    if (!clean) this.closeOrigin(false)
+    // A connection authenticated by NTLM or Negotiate is this client's: kept for its next request, never
+    // pooled for another; pointless when the client connection closes now.
+    else if (response.originPinned) this.closeOrigin(false, true, !exchange.closeAfter)
+    else this.closeOrigin(true)
     if (exchange.closeAfter) {
       this.closeClient(true)
       return
@@ -992,22 +999,22 @@ export class Postman {
     detail: string | undefined,
     now: number,
   ): void {
-    this.emit({
-      _tag: "Log",
-      record: {
-        kind,
-        method: ledger.method,
-        target: ledger.target,
-        status,
-        bytesFromClient: ledger.bytesFromClient,
-        bytesFromOrigin: ledger.bytesFromOrigin,
-        startedAt: ledger.startedAt,
-        endedAt: now,
-        outcome,
-        ...(detail === undefined ? {} : { detail }),
-        ...(ledger.user === undefined ? {} : { user: ledger.user }),
-      },
-    })
+    // The optional fields are added only when present (a record has no `detail: undefined`), by
+    // assignment rather than by spreading `{}` or `{ detail }`: one object per record, not three.
+    const record: Mutable<AccessRecord> = {
+      kind,
+      method: ledger.method,
+      target: ledger.target,
+      status,
+      bytesFromClient: ledger.bytesFromClient,
+      bytesFromOrigin: ledger.bytesFromOrigin,
+      startedAt: ledger.startedAt,
+      endedAt: now,
+      outcome,
+    }
+    if (detail !== undefined) record.detail = detail
+    if (ledger.user !== undefined) record.user = ledger.user
+    this.emit({ _tag: "Log", record })
   }
 
   private closeAll(graceful: boolean, originGraceful = graceful, originGone = false): void {
@@ -1020,12 +1027,17 @@ export class Postman {
 
   /**
    * Release the origin of the current state: to the pool when `reusable`, else flushed and closed
-   * (`graceful`) or destroyed. Every caller leaves that state right after (next request, a new dial, or
+   * (`graceful`) or destroyed; `pinned`: kept for this client connection only (graceful for a runtime
+   * that does not keep it). Every caller leaves that state right after (next request, a new dial, or
    * Closed), so each origin socket gets exactly one Close(origin).
    */
-  private closeOrigin(reusable: boolean, graceful = !reusable): void {
+  private closeOrigin(reusable: boolean, graceful = !reusable, pinned = false): void {
     if (originOf(this.current) === undefined) return
-    this.emit({ _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable })
+    this.emit(
+      pinned
+        ? { _tag: "Close", side: "origin", graceful: true, reusable: false, pinned: true }
+        : { _tag: "Close", side: "origin", graceful: !reusable && graceful, reusable },
+    )
     // Nothing can be blocked on a socket that is gone.
     this.resume("client", PEER_BLOCKED)
   }
@@ -1073,7 +1085,9 @@ export class Postman {
   }
 
   private emit(action: Action): void {
-    this.out.push(action)
+    const out = this.out
+    if (out === nothingYet) this.out = [action]
+    else out.push(action) // throws between calls (noActions is frozen)
   }
 
   /** The actions of the call that is returning: not kept, so an idle connection holds none of its last bytes. */
@@ -1083,6 +1097,9 @@ export class Postman {
     return out
   }
 }
+
+/** A record being built (`log`): its optional fields are set after the object literal. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const other = (side: Side): Side => (side === "client" ? "origin" : "client")
 const exchangeKind = (exchange: Exchange): "http" | "tunnel" => (exchange.request === undefined ? "tunnel" : "http")

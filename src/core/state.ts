@@ -85,8 +85,13 @@ export type Response =
       readonly body: BodyFramer
       /** The final status, sent to the client: from here on no error response is possible. */
       readonly status: number
-      /** The origin connection may be pooled after this body (delimited, no `Connection: close`). */
+      /**
+       * The origin connection may be kept after this body: delimited, no `Connection: close`, and not a
+       * response that cannot have a body (bytes an origin sends after one are not ours to interpret).
+       */
       readonly originReusable: boolean
+      /** The request or the response authenticated the connection (NTLM, Negotiate): kept for this client only. */
+      readonly originPinned: boolean
     }
 
 export type State =

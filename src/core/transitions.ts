@@ -46,8 +46,11 @@ export const triggers: ReadonlyArray<string> = [
   "abort()",
 ]
 
-/** How a `Close` releases its socket: flushed (`graceful: true`), destroyed, or handed to the pool (`reusable: true`). */
-export type CloseKind = "graceful" | "abrupt" | "reusable"
+/**
+ * How a `Close` releases its socket: flushed (`graceful: true`), destroyed, handed to the pool
+ * (`reusable: true`), or kept for this client connection only (`pinned: true`).
+ */
+export type CloseKind = "graceful" | "abrupt" | "reusable" | "pinned"
 
 export interface Transition {
   readonly id: string
@@ -448,7 +451,7 @@ export const transitions: ReadonlyArray<Transition> = [
     "F40",
     "Forwarding",
     "Received(origin)",
-    "body complete, connection kept alive, origin not reusable (its `Connection: close`, an HTTP/1.0 origin without keep-alive, bytes after the response, or a request body not complete)",
+    "body complete, connection kept alive, origin not reusable (its `Connection: close`, an HTTP/1.0 origin without keep-alive, a response that cannot have a body (to HEAD, 204, 304), bytes after the response, or a request body not complete)",
     "AwaitingHead",
     ["Write(client)", "Log", "Close(origin)"],
     { origin: "graceful", log: "ok" },
@@ -457,10 +460,19 @@ export const transitions: ReadonlyArray<Transition> = [
     "F41",
     "Forwarding",
     "Received(origin)",
-    "body complete, client connection to close, origin not reusable",
+    "body complete, client connection to close, origin not reusable (or pinned, F42: nobody is left to keep it for)",
     "Closed",
     ["Write(client)", "Log", "Close(origin)", "Close(client)"],
     { origin: "graceful", client: "graceful", log: "ok" },
+  ),
+  row(
+    "F42",
+    "Forwarding",
+    "Received(origin)",
+    "body complete, connection kept alive, origin reusable but authenticated: the request's `Authorization` or the response's `WWW-Authenticate` names NTLM or Negotiate",
+    "AwaitingHead",
+    ["Write(client)", "Log", "Close(origin pinned)"],
+    { origin: "pinned", log: "ok" },
   ),
 
   row("T1", "Tunnel", "Received(client)", "", "Tunnel", ["Write(origin)"]),

@@ -14,7 +14,7 @@ import { pathToFileURL } from "node:url"
 import { makeConnectionLimits } from "../runtime/access/ConnectionLimits.ts"
 import { type DrainTimeout, type ListenError, type SupervisorOptions, supervise } from "../runtime/supervisor.ts"
 import type { HctunnelConfig } from "../cli/config.ts"
-import { loggerLayer } from "../cli/logging.ts"
+import { type LogSettings, loggerLayer } from "../cli/logging.ts"
 import { liveSettings, planReload } from "../cli/reload-plan.ts"
 import { statsFigures } from "../cli/wording.ts"
 
@@ -28,8 +28,15 @@ export interface LaunchOptions {
   readonly onStatsTick?: SupervisorOptions["onStatsTick"]
   readonly onStopping?: SupervisorOptions["onStopping"]
   readonly onStopped?: SupervisorOptions["onStopped"]
+  /** Connections closed at once, at a second signal or at the end of the grace period. */
+  readonly onCut?: SupervisorOptions["onCut"]
   /** SIGHUP: the configuration built again from the same sources, not yet judged (planReload applies it whole or refuses it). */
   readonly reload?: () => Effect.Effect<HctunnelConfig, { readonly message: string }>
+  /**
+   * The main thread's log format and level, which each applied reload updates in place, so the caller's own
+   * lines (the start-up line, the stats line) follow them as the workers' lines do. Default: a fresh one.
+   */
+  readonly log?: LogSettings
 }
 
 /** The hooks setting as the workers import it: a URL as written, a path made absolute (against the working directory now). */
@@ -39,6 +46,7 @@ export const hooksUrl = (hooks: string): string => (/^[a-z][a-z0-9+.-]+:/i.test(
 export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.Effect<void, ListenError | DrainTimeout> => {
   // What runs now: the start-up configuration, then each one a reload applied.
   let running = config
+  const log: LogSettings = options.log ?? { format: config.logFormat, level: config.logLevel }
   const reload = options.reload
   const replan =
     reload === undefined
@@ -48,6 +56,8 @@ export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.E
             Effect.flatMap((next) => planReload(running, next)),
             Effect.map(({ plan, config: applied }) => {
               running = applied
+              log.format = applied.logFormat
+              log.level = applied.logLevel
               return plan
             }),
           )
@@ -74,7 +84,8 @@ export const launch = (config: HctunnelConfig, options: LaunchOptions): Effect.E
     ...(options.onStatsTick === undefined ? {} : { onStatsTick: options.onStatsTick }),
     ...(options.onStopping === undefined ? {} : { onStopping: options.onStopping }),
     ...(options.onStopped === undefined ? {} : { onStopped: options.onStopped }),
+    ...(options.onCut === undefined ? {} : { onCut: options.onCut }),
     ...(replan === undefined ? {} : { reload: replan }),
     admin: config.admin === undefined ? undefined : { address: config.admin, allow: config.adminAllow, statsFigures },
-  }).pipe(Effect.provide(loggerLayer(config.logFormat, config.logLevel)))
+  }).pipe(Effect.provide(loggerLayer(log)))
 }

@@ -2,19 +2,19 @@
  * ProxyServer: everything one worker thread runs, without the thread.
  *
  * Owns the listening sockets of a worker, the set of live Connections, the worker's single Deadlines
- * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close,
- * no Postman, judged before the client takes a connection slot); builds the destination policy its Connections check (DestinationPolicy.ts: the rules, and
- * the sockets it is bound to, so that it never proxies into itself); and carries out the graceful shutdown (stop accepting, `shutdown` every connection,
- * abort what is left after the grace period, then report drained).
+ * structure, its AccessLog and its counters; refuses clients outside the allow-list (403 and close, no
+ * Postman, judged before the client takes a connection slot); builds the destination policy the Dialer
+ * checks (the rules, and the sockets it is bound to, so that it never proxies into itself); and carries
+ * out the graceful shutdown (stop accepting, `shutdown` every connection, abort what is left after the
+ * grace period, then report drained).
  *
- * With `proxyProtocolFrom` (issue 10 §2) every connection first reads its PROXY protocol header
- * (ProxyHeaderReader) and is then admitted under the client address the header names.
+ * With `proxyProtocolFrom` every connection first reads its PROXY protocol header (ProxyHeaderReader) and
+ * is then admitted under the client address the header names.
  *
  * It is plain callback code so that tests can run it in-process over loopback; `worker.ts` wraps it
  * for the worker thread and the main-thread protocol. It must never touch the worker messaging itself.
  */
 import * as net from "node:net"
-import { networkInterfaces } from "node:os"
 import type { ListenAddress, LiveSettings, WorkerInit } from "./protocol.ts"
 import { emptyStats, type MutableStats, type WorkerStats } from "./observe/Stats.ts"
 import { AccessLog } from "./observe/AccessLog.ts"
@@ -26,7 +26,7 @@ import { Deadlines, type Timed } from "./timers/Deadlines.ts"
 import { OriginPool } from "./dial/OriginPool.ts"
 import { Dialer } from "./dial/Dialer.ts"
 import { makeResolve, type ResolveFn, resolverOptionsFor } from "./dial/Resolver.ts"
-import { type DestinationPolicy, makePolicy } from "./dial/DestinationPolicy.ts"
+import { type DestinationPolicy, makePolicy, localAddresses } from "./dial/DestinationPolicy.ts"
 import { type ClientAddress, ProxyHeaderReader } from "./access/ProxyHeaderReader.ts"
 import { UpstreamRoutes } from "./dial/Upstream.ts"
 import { RefusalLog } from "./access/RefusalLog.ts"
@@ -66,6 +66,8 @@ export interface ProxyServerOptions {
   readonly resolve?: ResolveFn
   /** The worker's counters (worker.ts shares them with its Resolver service); default: new ones. */
   readonly stats?: MutableStats
+  /** The worker's clock, monotonic milliseconds (default `performance.now()`); tests drive it by hand. */
+  readonly clock?: () => number
   /** How often the auth file is checked for changes (default ProxyAuth's; tests make it short). */
   readonly authFilePollMs?: number
   /** An embedding program's hooks (Hooks.ts, loaded by worker.ts from `init.hooks`); absent: none. */
@@ -76,9 +78,6 @@ export interface ProxyServerOptions {
    */
   readonly testHooks?: boolean
 }
-
-/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them). */
-const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 
 /** A type with its fields writable (the worker's own view of the context it shares with its Connections). */
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -121,8 +120,8 @@ export class ProxyServer {
   readonly stats: MutableStats
   /** Figures for /metrics (Metrics.ts), shipped with every Stats message. */
   readonly metrics = new WorkerMetrics()
-  readonly deadlines = new Deadlines()
-  readonly pool = new OriginPool(this.deadlines)
+  readonly deadlines: Deadlines
+  readonly pool: OriginPool
   readonly log: AccessLog
   // Replaced by `reconfigure`.
   private allow: AllowList
@@ -134,7 +133,7 @@ export class ProxyServer {
   private readonly context: Mutable<ConnectionContext>
   private readonly servers: Array<net.Server> = []
   private readonly connections = new Set<Connection>()
-  readonly keepalive = new KeepaliveArmer(this.deadlines, this.connections)
+  readonly keepalive: KeepaliveArmer
   private readonly refused = new Set<Refused>()
   private forbidden: Uint8Array
   /**
@@ -148,8 +147,15 @@ export class ProxyServer {
   }
   private bound: ReadonlyArray<ListenAddress> = []
   private accepting = false
-  private onDrained: Array<() => void> = []
-  private graceTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private onDrained: Array<(cut: number) => void> = []
+  /** The end of a graceful shutdown's grace period: what is still open then is aborted. */
+  private readonly graceEnd: Timed = {
+    deadlineIndex: -1,
+    deadlineAt: 0,
+    onDeadline: () => this.cut("shutdown: grace period over"),
+  }
+  /** Connections a shutdown aborted (still open when its grace period ended, or when it was cut short). */
+  private cutByShutdown = 0
   private draining = false
   /** PROXY protocol (issue 10 §2): the load balancers that send a header, and the sockets reading one. */
   private readonly proxyFrom: AllowList | undefined
@@ -175,6 +181,16 @@ export class ProxyServer {
       worker: init.id,
       ...(options.write === undefined ? {} : { write: options.write }),
     })
+    this.deadlines = new Deadlines({
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      // A deadline callback that throws is a bug like an engine that throws: logged and counted, the rest served.
+      onError: (e) => {
+        this.stats.errors++
+        this.log.message("error", `internal error in a deadline: ${String(e)}`)
+      },
+    })
+    this.pool = new OriginPool(this.deadlines)
+    this.keepalive = new KeepaliveArmer(this.deadlines, this.connections)
     this.allow = AllowList.parse(init.allow)
     this.connectionLimits = new ConnectionLimits(init.connectionLimits, init.id, this.log, () => this.pauseAccepting())
     this.forbidden = forbiddenResponse(init.via)
@@ -470,25 +486,27 @@ export class ProxyServer {
 
   /**
    * Graceful shutdown: stop accepting, ask every connection to finish, abort the rest after `graceMs`;
-   * `done` runs once no connection is left. Calling it again only adds `done` (and never extends the grace).
+   * `done` runs once no connection is left, with how many connections were aborted. Calling it again adds
+   * `done`, and may shorten the grace period (a second signal: 0 aborts what is open now), never extend it.
    */
-  shutdown(graceMs: number, done: () => void): void {
+  shutdown(graceMs: number, done: (cut: number) => void): void {
     this.onDrained.push(done)
-    if (this.draining) return this.checkDrained()
+    const now = this.deadlines.now()
+    const end = now + Math.max(0, graceMs)
+    if (this.draining) {
+      if (this.graceEnd.deadlineIndex >= 0 && end < this.graceEnd.deadlineAt) {
+        if (end <= now) {
+          this.deadlines.cancel(this.graceEnd)
+          this.cut("shutdown: grace period cut short")
+        } else this.deadlines.set(this.graceEnd, end)
+      }
+      return this.checkDrained()
+    }
     this.draining = true
     this.stopAccepting()
     this.pool.close()
-    const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.shutdown(now)
-    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) {
-      this.graceTimer = setTimeout(
-        () => {
-          this.graceTimer = undefined
-          this.abortAll("shutdown: grace period over")
-        },
-        Math.max(0, graceMs),
-      )
-    }
+    if (this.connections.size > 0 || this.refused.size > 0 || this.proxyHeaders.size > 0) this.deadlines.set(this.graceEnd, end)
     this.checkDrained()
   }
 
@@ -554,6 +572,12 @@ export class ProxyServer {
     }
   }
 
+  /** A shutdown aborts what is still open: counted first, since the last one to finish reports drained. */
+  private cut(detail: string): void {
+    this.cutByShutdown += this.connections.size
+    this.abortAll(detail)
+  }
+
   private abortAll(detail: string): void {
     const now = this.deadlines.now()
     for (const connection of [...this.connections]) connection.abort(detail, now)
@@ -564,14 +588,11 @@ export class ProxyServer {
   private checkDrained(): void {
     if (!this.draining || this.connections.size > 0 || this.refused.size > 0 || this.onDrained.length === 0) return
     if (this.proxyHeaders.size > 0) return // PROXY protocol (issue 10 §2): sockets still reading a header
-    if (this.graceTimer !== undefined) {
-      clearTimeout(this.graceTimer)
-      this.graceTimer = undefined
-    }
+    this.deadlines.cancel(this.graceEnd)
     this.deadlines.stop()
     this.log.flush()
     const callbacks = this.onDrained
     this.onDrained = []
-    for (const f of callbacks) f()
+    for (const f of callbacks) f(this.cutByShutdown)
   }
 }

@@ -44,7 +44,7 @@ export interface WorkerInit {
    * empty: no PROXY protocol. When set, connections from any other source are closed.
    */
   readonly proxyProtocolFrom?: ReadonlyArray<string>
-  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs ~1 MB of RSS per thread). */
+  /** Measure the event-loop delay for /metrics (on with --admin; perf_hooks costs RSS in every thread). */
   readonly eventLoopDelay?: boolean
   /**
    * --max-connections and --max-connections-per-client, and the SharedArrayBuffer that holds the counts
@@ -83,7 +83,8 @@ export type FromWorker =
   | { readonly _tag: "Listening"; readonly id: number; readonly addresses: ReadonlyArray<ListenAddress> }
   | { readonly _tag: "ListenFailed"; readonly id: number; readonly code: string; readonly message: string }
   | { readonly _tag: "Stats"; readonly id: number; readonly stats: WorkerStats; readonly metrics?: WorkerMetricsSnapshot }
-  | { readonly _tag: "Drained"; readonly id: number } // after Shutdown: every connection is closed
+  /** After Shutdown: every connection is closed; `cut` of them were aborted (open at the end of the grace period). */
+  | { readonly _tag: "Drained"; readonly id: number; readonly cut?: number }
   /** After Reconfigure: the new settings apply to every request and tunnel that starts now (or why they could not). */
   | { readonly _tag: "Reconfigured"; readonly id: number; readonly error?: string }
 
@@ -94,7 +95,10 @@ export type FromWorker =
 export const START_FAILED = "ESTARTFAILED"
 
 export type ToWorker =
-  /** Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. */
+  /**
+   * Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. A second
+   * Shutdown may shorten the grace period (graceMs 0: close the rest now), never extend it.
+   */
   | { readonly _tag: "Shutdown"; readonly graceMs: number }
   | { readonly _tag: "ReportStats" }
   /** Use these settings for every request and tunnel that starts from now on (a configuration reload). */

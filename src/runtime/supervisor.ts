@@ -20,9 +20,10 @@
  * - reload (Reload.ts, SIGHUP, when `options.reload` is given): validated first, applied as a whole or
  *   not at all; then `Reconfigure` to every listening worker, later restarts start with it;
  * - drain (Drain.ts, the first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every worker;
- *   wait for every `Drained` (bounded by grace + margin; a second signal stops waiting); then the threads
- *   are closed. The returned effect succeeds on a clean drain and fails with `DrainTimeout` otherwise,
- *   so the caller can choose the exit code.
+ *   wait for every `Drained` (bounded by grace + margin; a second signal has every worker close what is
+ *   still open at once); then the threads are closed. The returned effect succeeds when every worker
+ *   reported Drained (`onCut` says how many connections they had to close) and fails with `DrainTimeout`
+ *   when one did not in time, so the caller can choose the exit code.
  *
  * It never touches client sockets: the byte path lives entirely in the workers. It reports data
  * (addresses, `StatsSnapshot`s, tagged errors) through the hooks of `SupervisorOptions`; the CLI
@@ -39,7 +40,7 @@ import { VerifierHub } from "./auth/VerifierHub.ts"
 import type { Health } from "./observe/AdminServer.ts"
 import type { StatsSnapshot } from "./observe/Stats.ts"
 import type { ListenAddress, WorkerInit } from "./protocol.ts"
-import { drain } from "./supervise/Drain.ts"
+import { DRAIN_MARGIN_MS, drain } from "./supervise/Drain.ts"
 import { Figures, printStats, tickStats } from "./supervise/Figures.ts"
 import { startWorkers } from "./supervise/FirstListen.ts"
 import { makeReload, type ReloadOutcome, type ReloadPlan } from "./supervise/Reload.ts"
@@ -70,6 +71,11 @@ export interface SupervisorOptions {
   readonly onStatsTick?: (stats: StatsSnapshot) => Effect.Effect<void>
   /** The first SIGINT/SIGTERM: live connections get `graceMs` to finish. */
   readonly onStopping?: (graceMs: number) => Effect.Effect<void>
+  /**
+   * The workers closed connections that were still open: at the end of the grace period (`signal` false,
+   * called only when `cut` > 0), or at once on a second SIGINT/SIGTERM (`signal` true, always called).
+   */
+  readonly onCut?: (cut: number, signal: boolean) => Effect.Effect<void>
   /** Every worker is closed: the final figures. */
   readonly onStopped?: (final: StatsSnapshot) => Effect.Effect<void>
   /** The worker module; default `./worker.ts` or `./worker.js` beside this file. */
@@ -128,9 +134,14 @@ export class ListenError extends Data.TaggedError("ListenError")<{
   readonly addresses: ReadonlyArray<ListenAddress>
 }> {}
 
-/** Some workers did not report Drained within grace + margin; their connections were closed. */
+/**
+ * Some workers did not report Drained within grace + margin (or within the margin after a second signal):
+ * their threads were stopped, and their connections with them.
+ */
 export class DrainTimeout extends Data.TaggedError("DrainTimeout")<{
   readonly graceMs: number
+  readonly marginMs: number
+  readonly afterSecondSignal: boolean
 }> {}
 
 /** Where worker.ts is: `.ts` beside this file in development (`node src/cli.ts`), `.js` in dist. */
@@ -196,11 +207,17 @@ export const supervise = (options: SupervisorOptions, stop?: Deferred.Deferred<v
     if (options.onStatsTick !== undefined) yield* tickStats(figures, options.init.statsIntervalMs, options.onStatsTick, scope)
 
     yield* Deferred.await(shutdownRequested)
-    const drained = yield* drain(roster, forceStop, options.onStopping)
+    const outcome = yield* drain(roster, forceStop, options.onStopping)
     const final = figures.snapshot()
     yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(CLOSE_TIMEOUT_MS))
+    if (options.onCut !== undefined && outcome._tag !== "Overran" && (outcome._tag === "CutShort" || outcome.cut > 0))
+      yield* options.onCut(outcome.cut, outcome._tag === "CutShort")
     if (options.onStopped !== undefined) yield* options.onStopped(final)
-    if (!drained) return yield* Effect.fail(new DrainTimeout({ graceMs: roster.graceMs }))
+    if (outcome._tag === "Overran") {
+      return yield* Effect.fail(
+        new DrainTimeout({ graceMs: roster.graceMs, marginMs: DRAIN_MARGIN_MS, afterSecondSignal: outcome.afterSecondSignal }),
+      )
+    }
   })
 
 /** Proxy authentication: one bcrypt verifier thread for the process (each worker gets a port to it), closed with the scope. */
@@ -226,8 +243,8 @@ const listenAdmin = (
   scope: Scope.Closeable,
 ): Effect.Effect<ListenAddress, ListenError> =>
   Effect.gen(function* () {
-    // Loaded only when asked for (chunks of their own in dist/): node:http adds ~1.3 MB to the main thread's
-    // RSS, and even the /metrics formatter's few KB in main.js left it ~0.8 MB larger (measured).
+    // Loaded only when asked for (chunks of their own in dist/): node:http, and even the /metrics formatter's
+    // few KB inside main.js, make the main thread's RSS larger (docs/performance.md, "The admin endpoint's cost").
     const [{ AdminListenError, AdminServer }, { formatMetrics }] = yield* Effect.promise(() =>
       Promise.all([import("./observe/AdminServer.ts"), import("./observe/MetricsText.ts")]),
     )

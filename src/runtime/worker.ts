@@ -17,7 +17,8 @@
  * 3. `Reconfigure { settings }` (SIGHUP): requests and tunnels that start afterwards use the new settings
  *    (ProxyServer.reconfigure says what applies when); answered `Reconfigured`.
  * 4. `Shutdown { graceMs }`: stop accepting, let connections finish, abort the rest after graceMs,
- *    then send `Drained`. The thread ends when the main thread closes the runner (NodeWorker's scope).
+ *    then send `Drained` with how many were aborted. A second `Shutdown` (a second signal) may shorten the
+ *    grace period. The thread ends when the main thread closes the runner (NodeWorker's scope).
  *
  * Test hook: with HCTUNNEL_TEST_HOOKS=1 in the environment, a request for `crash.hctunnel.invalid`
  * ends this thread with exit code 70 (see ProxyServer), to test the supervisor's restart.
@@ -80,7 +81,7 @@ const program = Effect.gen(function* () {
     yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
   }
 
-  // Event-loop delay for /metrics (only with --admin: node:perf_hooks is ~1 MB of RSS per thread), sampled
+  // Event-loop delay for /metrics (only with --admin: node:perf_hooks costs RSS in every thread), sampled
   // every 10 ms; reset at every report, so each report covers the time since the previous one.
   const loop =
     init.eventLoopDelay === true ? process.getBuiltinModule("node:perf_hooks").monitorEventLoopDelay({ resolution: 10 }) : undefined
@@ -104,9 +105,12 @@ const program = Effect.gen(function* () {
   yield* runner.run((_port, message) => {
     switch (message._tag) {
       case "Shutdown":
-        return Effect.callback<void>((resume) => {
-          server.shutdown(message.graceMs, () => resume(Effect.void))
-        }).pipe(Effect.andThen(sendStats), Effect.andThen(runner.send(0, { _tag: "Drained", id: init.id })))
+        return Effect.callback<number>((resume) => {
+          server.shutdown(message.graceMs, (cut) => resume(Effect.succeed(cut)))
+        }).pipe(
+          Effect.tap(() => sendStats),
+          Effect.flatMap((cut) => runner.send(0, { _tag: "Drained", id: init.id, cut })),
+        )
       case "ReportStats":
         return sendStats
       case "Reconfigure": {

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { CONFIG_FLAG, settings } from "../../src/cli/settings.ts"
-import { CLI, cleanEnv, cli, requireBuild, ROOT } from "./support/run-cli.ts"
+import { cleanEnv } from "../e2e/support/env.ts"
+import { CLI, cli, requireBuild, ROOT } from "./support/run-cli.ts"
 
 const pkg = JSON.parse(readFileSync(resolve(ROOT, "package.json"), "utf8")) as { version: string }
 

@@ -68,7 +68,11 @@ describe("supervisor", () => {
     Deferred.doneUnsafe(h.stop, Exit.void)
     const exit = await done
     expect(Exit.isSuccess(exit), String(exit)).toBe(true)
-    expect(h.logs.join("\n")).toMatch(/stopped: stats pid=\d+ .*workers=2\/2/)
+    // The final figures are the two workers' last Stats summed: accepted 1 + 2, and 10/1/100 B/1000 B from each.
+    const stopped = h.logs.find((l) => l.startsWith("stopped: "))
+    expect(stopped).toMatch(
+      /^stopped: stats pid=\d+ .* workers=2\/2 restarts=0 live=0 accepted=3 requests=20 tunnels=2 from_clients=200B from_origins=2\.0KiB errors=0 denied=0$/,
+    )
   })
 
   it("without SO_REUSEPORT (ENOTSUP): a one-line notice and exactly one worker", { timeout: 60_000 }, async () => {

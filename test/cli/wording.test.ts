@@ -5,7 +5,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { checkSafety, ConfigError, loadConfig } from "../../src/cli/config.ts"
-import { describeDrainTimeout, describeListenFailure, statsFigures } from "../../src/cli/wording.ts"
+import { describeCut, describeDrainTimeout, describeListenFailure, statsFigures } from "../../src/cli/wording.ts"
 import { zeroStats } from "../../src/runtime/observe/Stats.ts"
 import { START_FAILED } from "../../src/runtime/protocol.ts"
 import { DrainTimeout, ListenError } from "../../src/runtime/supervisor.ts"
@@ -33,10 +33,19 @@ describe("listen failures", () => {
 })
 
 describe("the rest of what the supervisor reports", () => {
-  it("a drain overrun names the grace period", () => {
-    expect(describeDrainTimeout(new DrainTimeout({ graceMs: 1500 }))).toBe(
-      "some connections did not finish within the grace period of 1500 ms; they were closed",
+  it("a drain overrun names the grace period, or the second signal it came after", () => {
+    expect(describeDrainTimeout(new DrainTimeout({ graceMs: 1500, marginMs: 3000, afterSecondSignal: false }))).toBe(
+      "the workers did not finish within the grace period of 1500 ms plus 3000 ms; they were stopped with their connections",
     )
+    expect(describeDrainTimeout(new DrainTimeout({ graceMs: 20_000, marginMs: 3000, afterSecondSignal: true }))).toBe(
+      "the workers did not close their connections within 3000 ms of the second signal; they were stopped with them",
+    )
+  })
+
+  it("what a shutdown had to close: at the end of the grace period, or at once on a second signal", () => {
+    expect(describeCut(2, false)).toBe("grace period over: closed 2 connections still open")
+    expect(describeCut(1, true)).toBe("second signal: closed 1 connection at once")
+    expect(describeCut(0, true)).toBe("second signal: closed 0 connections at once")
   })
 
   it("the /stats figures are the snapshot, flat", () => {

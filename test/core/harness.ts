@@ -6,7 +6,7 @@
 import type { Action } from "../../src/core/actions.ts"
 import type { Event, Side } from "../../src/core/events.ts"
 import { defaultLimits, type Limits } from "../../src/core/limits.ts"
-import { Postman } from "../../src/core/postman.ts"
+import { Postman, type PostmanState } from "../../src/core/postman.ts"
 
 export const latin1 = (text: string): Uint8Array => {
   const bytes = new Uint8Array(text.length)
@@ -39,13 +39,25 @@ export const describe = (a: Action): string => {
     case "ResumeReading":
       return `${a._tag}(${a.side})`
     case "Close":
-      return `Close(${a.side}${a.reusable ? " reusable" : ""})`
+      return `Close(${a.side}${a.reusable ? " reusable" : a.pinned === true ? " pinned" : ""})`
     default:
       return a._tag
   }
 }
 
 export class InvariantViolation extends Error {}
+
+/** The transition table's name for a call: `Received(client)`, `Timeout`, `shutdown()`. */
+export const triggerName = (what: Event | "shutdown" | "abort"): string => {
+  if (typeof what === "string") return `${what}()`
+  return "side" in what ? `${what._tag}(${what.side})` : what._tag
+}
+
+/**
+ * Set by `npm run fuzz -- --coverage` (test/property/coverage.ts): told the state and trigger of every call a
+ * harness makes, to count how often the property tests exercise each pair of the transition table.
+ */
+export const callObserver: { current: ((state: PostmanState, trigger: string) => void) | undefined } = { current: undefined }
 
 /** "errored": the runtime reported Errored(origin); the core still owes its one Close(origin) (§7.3). */
 type OriginSocket = "connecting" | "open" | "errored" | "closed"
@@ -87,6 +99,7 @@ export class Harness {
   send(event: Event, advance = 0): ReadonlyArray<Action> {
     this.now += advance
     this.script.push({ now: this.now, what: event })
+    callObserver.current?.(this.postman.state, triggerName(event))
     return this.record(this.postman.handle(event, this.now))
   }
 
@@ -108,10 +121,12 @@ export class Harness {
   }
   shutdown() {
     this.script.push({ now: this.now, what: "shutdown" })
+    callObserver.current?.(this.postman.state, "shutdown()")
     return this.record(this.postman.shutdown(this.now))
   }
   abort() {
     this.script.push({ now: this.now, what: "abort" })
+    callObserver.current?.(this.postman.state, "abort()")
     return this.record(this.postman.abort(this.now, "test"))
   }
 

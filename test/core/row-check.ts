@@ -8,22 +8,19 @@ import type { Action } from "../../src/core/actions.ts"
 import type { Event } from "../../src/core/events.ts"
 import type { PostmanState } from "../../src/core/postman.ts"
 import { type Transition, triggersOf } from "../../src/core/transitions.ts"
-import { describe } from "./harness.ts"
+import { describe, triggerName } from "./harness.ts"
 
 /** "Write(client 414)" -> "Write(client)", "SetDeadline(head)" -> "SetDeadline": the table's notes are for readers. */
 export const normalize = (spec: string): string => {
-  const m = /^(\w+)(?:\((\w+)( reusable)?[^)]*\))?$/.exec(spec)
+  const m = /^(\w+)(?:\((\w+)( reusable| pinned)?[^)]*\))?$/.exec(spec)
   if (m === null) return spec
-  const [, tag, side, reusable] = m
+  const [, tag, side, kept] = m
   if (tag === "SetDeadline" || side === undefined) return tag!
-  return `${tag}(${side}${reusable ?? ""})`
+  return `${tag}(${side}${kept ?? ""})`
 }
 
 /** The table's name for what happened: `Received(client)`, `Timeout`, `shutdown()`. */
-export const triggerOf = (what: Event | "start" | "shutdown" | "abort"): string => {
-  if (typeof what === "string") return `${what}()`
-  return "side" in what ? `${what._tag}(${what.side})` : what._tag
-}
+export const triggerOf = (what: Event | "start" | "shutdown" | "abort"): string => (what === "start" ? "start()" : triggerName(what))
 
 /** Action tags as the table compares them: consecutive writes to one side are one entry, deadlines only when asked. */
 const tags = (described: ReadonlyArray<string>, withDeadlines: boolean): string =>
@@ -32,7 +29,8 @@ const tags = (described: ReadonlyArray<string>, withDeadlines: boolean): string 
     .filter((a, i, all) => !(a.startsWith("Write(") && all[i - 1] === a))
     .join(", ")
 
-const closeKind = (a: Extract<Action, { _tag: "Close" }>) => (a.reusable ? "reusable" : a.graceful ? "graceful" : "abrupt")
+const closeKind = (a: Extract<Action, { _tag: "Close" }>) =>
+  a.reusable ? "reusable" : a.pinned === true ? "pinned" : a.graceful ? "graceful" : "abrupt"
 
 /** Why the step does not match the row, or undefined when it does. */
 export const mismatch = (

@@ -926,6 +926,20 @@ export const scenarios: Record<string, Scenario> = {
       return { h, step: h.fromOrigin("ok") }
     },
   },
+  F42: {
+    run: () => {
+      const h = forwarding("GET http://example.com/private HTTP/1.1\r\nHost: example.com\r\nAuthorization: NTLM TlRMTVNTUAABAAAA\r\n\r\n")
+      h.fromOrigin("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM TlRMTVNTUAACAAAA\r\nContent-Length: 2\r\n\r\n")
+      return { h, step: h.fromOrigin("no") }
+    },
+    check: (h) => {
+      expect(h.actions.filter((a) => a._tag === "Close")).toEqual([
+        { _tag: "Close", side: "origin", graceful: true, reusable: false, pinned: true },
+      ])
+      // The client's next request asks for an origin as any request does: the runtime answers with the pinned one.
+      expect(h.client(getHead).map((a) => a._tag)).toContain("Connect")
+    },
+  },
   F36: {
     run: () => {
       const h = new Harness({ maxHeadBytes: 256, maxBufferedBytes: 16 })

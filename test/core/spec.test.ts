@@ -35,7 +35,7 @@ const show = (actions: ReadonlyArray<Action>): string[] =>
       case "Write":
         return `Write(${a.side} ${JSON.stringify(text(a.bytes))})`
       case "Close":
-        return `Close(${a.side} ${a.graceful}${a.reusable ? " reusable" : ""})`
+        return `Close(${a.side} ${a.graceful}${a.reusable ? " reusable" : ""}${a.pinned === true ? " pinned" : ""})`
       case "Log":
         return `Log(${a.record.outcome} ${a.record.status})`
       case "SetDeadline":
@@ -256,6 +256,36 @@ describe("§6.4 reuse of the origin connection", () => {
     expect(closeOf("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx")).toBe("Close(origin true)")
     expect(closeOf("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy")).toBe("Close(origin true)")
   })
+  it("not reusable after a response that cannot have a body, even a clean one (issue 17 item 6)", () => {
+    const HEAD = "HEAD http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"
+    expect(closeOf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", HEAD)).toBe("Close(origin true)")
+    expect(closeOf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray", HEAD)).toBe("Close(origin true)")
+    expect(closeOf("HTTP/1.1 204 No Content\r\n\r\n")).toBe("Close(origin true)")
+    expect(closeOf("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")).toBe("Close(origin true)")
+    // A body of length 0 is a body: the origin and the proxy agree where it ends.
+    expect(closeOf("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).toBe("Close(origin false reusable)")
+    // After a 1xx the final response decides.
+    expect(closeOf("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")).toBe("Close(origin false reusable)")
+  })
+  it("pinned when the request or the response authenticates the connection (NTLM, Negotiate; issue 17 item 7)", () => {
+    const ok = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+    const withAuth = (value: string) => `GET http://a/ HTTP/1.1\r\nHost: a\r\nAuthorization: ${value}\r\n\r\n`
+    expect(closeOf(ok, withAuth("NTLM TlRMTVNTUAADAAAA"))).toBe("Close(origin true pinned)")
+    expect(closeOf(ok, withAuth("negotiate YIIGhgYGKwYBBQUCoIIGejCCBnagMDAu"))).toBe("Close(origin true pinned)")
+    expect(closeOf(ok, withAuth("Basic YTpi"))).toBe("Close(origin false reusable)")
+    expect(closeOf(ok, withAuth("Bearer NTLM"))).toBe("Close(origin false reusable)")
+    const challenge = (fields: string) => `HTTP/1.1 401 Unauthorized\r\n${fields}Content-Length: 1\r\n\r\nx`
+    expect(closeOf(challenge("WWW-Authenticate: NTLM\r\n"))).toBe("Close(origin true pinned)")
+    expect(closeOf(challenge('WWW-Authenticate: Basic realm="x", Negotiate\r\n'))).toBe("Close(origin true pinned)")
+    expect(closeOf(challenge('WWW-Authenticate: Basic realm="x"\r\nwww-authenticate: ntlm\r\n'))).toBe("Close(origin true pinned)")
+    expect(closeOf(challenge('WWW-Authenticate: Basic realm="NTLM"\r\n'))).toBe("Close(origin false reusable)")
+    // Not kept when it could not be reused anyway, nor when the client connection closes after this response.
+    expect(closeOf(`${challenge("WWW-Authenticate: NTLM\r\n")}y`)).toBe("Close(origin true)")
+    expect(closeOf(challenge("WWW-Authenticate: NTLM\r\nConnection: close\r\n"))).toBe("Close(origin true)")
+    expect(closeOf(challenge("WWW-Authenticate: NTLM\r\n"), "GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")).toBe(
+      "Close(origin true)",
+    )
+  })
 })
 
 describe("§4 activity and deadlines", () => {
@@ -334,7 +364,12 @@ describe("§5 rows the prose leans on", () => {
     expect(show(run([fromClient(GET), "abort"]).last)).toEqual(["Log(shutdown 0)", "Close(origin false)", "Close(client false)"])
   })
   it("F30: a reusable Close(origin) resumes a client paused by Blocked(origin)", () => {
-    const { last } = run([fromClient(GET), connected, { _tag: "Blocked", side: "origin" }, fromOrigin("HTTP/1.1 204 No Content\r\n\r\n")])
+    const { last } = run([
+      fromClient(GET),
+      connected,
+      { _tag: "Blocked", side: "origin" },
+      fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ])
     expect(show(last).slice(-2)).toEqual(["Close(origin false reusable)", "ResumeReading(client)"])
   })
   it("a full queue is taken at Connected: ResumeReading(client) comes before any Write", () => {

@@ -20,6 +20,7 @@ import {
 } from "./support/origins.ts"
 import { startProxy, type Proxy } from "./support/proxy.ts"
 import { curl, headerOf, run, splitIncluded } from "./support/run.ts"
+import { until } from "./support/wire.ts"
 
 let proxy: Proxy
 let origin: HttpOrigin
@@ -36,7 +37,7 @@ beforeAll(async () => {
     startHttpOrigin("a"),
     startTlsOrigin(cert.key, cert.cert),
     startWsEcho(),
-    startProxy({ workers: 2, graceMs: 2000 }),
+    startProxy({ workers: 2, graceMs: 2000, extraArgs: ["--via", PSEUDONYM] }),
   ])
   body = randomBytes(300_000)
   bodyFile = join(cert.dir, "body.bin")
@@ -51,26 +52,47 @@ afterAll(async () => {
 
 const o = (path: string): string => `http://localhost:${origin.port}${path}`
 
+/** The proxy's --via pseudonym: a request that carries it went through the proxy, not around it. */
+const PSEUDONYM = "clients-e2e"
+const VIA = `1.1 ${PSEUDONYM}`
+
+/** The origin saw `method path` with the proxy's Via: the request came through the proxy. */
+const expectSeenThroughProxy = (method: string, path: string): void => {
+  const seen = origin.seen.filter((s) => s.method === method && s.url === path)
+  expect(seen.map((s) => s.headers.via)).toEqual([VIA])
+}
+
+/**
+ * The proxy's access log has a tunnel to `authority` among the lines written since line `from` (a tunnel
+ * carries no Via to the origin: its access line is what shows it went through the proxy).
+ */
+const tunnelLogged = (authority: string, from: number): Promise<void> =>
+  until(`an access line for CONNECT ${authority}\n${proxy.output()}`, () =>
+    proxy.stdout.slice(from).some((l) => l.includes(` CONNECT ${authority} 200 `)),
+  )
+
 describe("curl", () => {
   it("GET in absolute form", async () => {
-    const r = await curl(proxy.url, ["-i", o("/small")])
+    const r = await curl(proxy.url, ["-i", o("/small?curl-get")])
     expect(r.code, r.stderr).toBe(0)
     const { heads, body } = splitIncluded(r.stdout)
     expect(heads).toHaveLength(1)
     expect(heads[0]).toMatch(/^HTTP\/1\.1 200 /)
-    expect(headerOf(heads[0]!, "via")).toMatch(/1\.1 /)
+    expect(headerOf(heads[0]!, "via")).toBe(VIA)
     expect(body.toString()).toBe("hello from a\n")
-    const seen = origin.seen.find((s) => s.url === "/small" && s.method === "GET")
+    expectSeenThroughProxy("GET", "/small?curl-get")
+    const seen = origin.seen.find((s) => s.url === "/small?curl-get" && s.method === "GET")
     expect(seen?.headers.host).toBe(`localhost:${origin.port}`)
   })
 
   it("HEAD: headers, no body", async () => {
-    const r = await curl(proxy.url, ["-sS", "-I", o("/small")])
+    const r = await curl(proxy.url, ["-sS", "-I", o("/small?curl-head")])
     expect(r.code, r.stderr).toBe(0)
     const { heads, body } = splitIncluded(r.stdout)
     expect(heads[0]).toMatch(/^HTTP\/1\.1 200 /)
     expect(headerOf(heads[0]!, "content-length")).toBe("13")
     expect(body.length).toBe(0)
+    expectSeenThroughProxy("HEAD", "/small?curl-head")
   })
 
   it("POST with a Content-Length body: the origin gets every byte", async () => {
@@ -81,6 +103,7 @@ describe("curl", () => {
     expect(echo.length).toBe(body.length)
     expect(echo.sha256).toBe(sha(body))
     expect(echo.headers["content-length"]).toBe(String(body.length))
+    expect(echo.headers.via).toBe(VIA)
   })
 
   it("chunked upload: forwarded chunked, every byte arrives", async () => {
@@ -91,6 +114,7 @@ describe("curl", () => {
     expect(echo.headers["content-length"]).toBeUndefined()
     expect(echo.length).toBe(body.length)
     expect(echo.sha256).toBe(sha(body))
+    expect(echo.headers.via).toBe(VIA)
   })
 
   it("Expect: 100-continue: the interim 100 reaches curl, then the final response", async () => {
@@ -101,6 +125,7 @@ describe("curl", () => {
     expect(heads[heads.length - 1]).toMatch(/^HTTP\/1\.1 200 /)
     const echo = JSON.parse(out.toString()) as EchoBody
     expect(echo.sha256).toBe(sha(body))
+    expect(echo.headers.via).toBe(VIA)
   })
 
   it("chunked download", async () => {
@@ -109,6 +134,7 @@ describe("curl", () => {
     const { heads, body: out } = splitIncluded(r.stdout)
     expect(headerOf(heads[0]!, "transfer-encoding")).toBe("chunked")
     expect(out.toString()).toBe([0, 1, 2, 3, 4, 5].map((i) => `chunk ${i}\n`).join(""))
+    expectSeenThroughProxy("GET", "/chunked?n=6")
   })
 
   it("a 100 MB download arrives whole (sha256)", { timeout: 90_000 }, async () => {
@@ -118,19 +144,22 @@ describe("curl", () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.length).toBe(size)
     expect(r.sha256).toBe(expected)
+    expectSeenThroughProxy("GET", `/big?size=${size}`)
   })
 
   it("HTTPS through CONNECT to the local TLS origin (--cacert)", async () => {
+    const from = proxy.stdout.length
     const r = await curl(proxy.url, ["-i", "--cacert", cert.certFile, `https://localhost:${tls.port}/small`])
     expect(r.code, r.stderr).toBe(0)
     const { heads, body: out } = splitIncluded(r.stdout)
     expect(heads[heads.length - 1]).toMatch(/^HTTP\/1\.1 200 /)
     expect(out.toString()).toBe("hello over tls\n")
-    await proxy.waitForLine((l) => l.includes("CONNECT") && l.includes(`localhost:${tls.port}`))
+    await tunnelLogged(`localhost:${tls.port}`, from)
   })
 
   it("-p: plain HTTP through a CONNECT tunnel", async () => {
     const before = origin.seen.length
+    const from = proxy.stdout.length
     const r = await curl(proxy.url, ["-p", o("/small?via-tunnel")])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.toString()).toBe("hello from a\n")
@@ -138,13 +167,14 @@ describe("curl", () => {
     const seen = origin.seen.slice(before).find((s) => s.url === "/small?via-tunnel")
     expect(seen).toBeDefined()
     expect(seen?.headers.via).toBeUndefined()
-    await proxy.waitForLine((l) => /\bCONNECT\b/.test(l) && l.includes(`localhost:${origin.port}`) && /\b200\b/.test(l))
+    await tunnelLogged(`localhost:${origin.port}`, from)
   })
 })
 
 describe("undici ProxyAgent", () => {
   it("GET through a tunnel (the default for ProxyAgent)", async () => {
     const agent = new ProxyAgent({ uri: proxy.url })
+    const from = proxy.stdout.length
     try {
       const res = await fetch(o("/small?undici-tunnel"), { dispatcher: agent })
       expect(res.status).toBe(200)
@@ -152,6 +182,7 @@ describe("undici ProxyAgent", () => {
     } finally {
       await agent.close()
     }
+    await tunnelLogged(`localhost:${origin.port}`, from) // written when the tunnel ends: the agent closed it
   })
 
   it("GET and POST in absolute form (proxyTunnel: false)", async () => {
@@ -159,14 +190,14 @@ describe("undici ProxyAgent", () => {
     try {
       const res = await fetch(o("/small?undici-plain"), { dispatcher: agent })
       expect(res.status).toBe(200)
-      expect(res.headers.get("via")).toMatch(/1\.1 /)
+      expect(res.headers.get("via")).toBe(VIA)
       expect(await res.text()).toBe("hello from a\n")
       const post = await fetch(o("/echo"), { method: "POST", body, dispatcher: agent })
       expect(post.status).toBe(200)
       const echo = (await post.json()) as EchoBody
       expect(echo.length).toBe(body.length)
       expect(echo.sha256).toBe(sha(body))
-      expect(echo.headers.via).toMatch(/1\.1 /)
+      expect(echo.headers.via).toBe(VIA)
     } finally {
       await agent.close()
     }
@@ -174,6 +205,7 @@ describe("undici ProxyAgent", () => {
 
   it("HTTPS through CONNECT to the TLS origin", async () => {
     const agent = new ProxyAgent({ uri: proxy.url, requestTls: { ca: cert.cert } })
+    const from = proxy.stdout.length
     try {
       const res = await fetch(`https://localhost:${tls.port}/echo`, { method: "POST", body: "over tls", dispatcher: agent })
       expect(res.status).toBe(200)
@@ -183,6 +215,7 @@ describe("undici ProxyAgent", () => {
     } finally {
       await agent.close()
     }
+    await tunnelLogged(`localhost:${tls.port}`, from) // written when the tunnel ends: the agent closed it
   })
 })
 
@@ -203,7 +236,8 @@ describe("python requests", () => {
     const out = JSON.parse(r.stdout.toString()) as { a: [number, string, string | null]; b: [number, string] }
     expect(out.a[0]).toBe(200)
     expect(out.a[1]).toBe("hello from a\n")
-    expect(out.a[2]).toMatch(/1\.1 /)
+    expect(out.a[2]).toBe(VIA)
+    expectSeenThroughProxy("GET", "/small?python")
     expect(out.b).toEqual([200, "hello over tls\n"])
   })
 })

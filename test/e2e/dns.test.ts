@@ -13,7 +13,8 @@ import { spawnSync } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startDnsServer, type TestDnsServer } from "./support/dns.ts"
 import { type HttpOrigin, startHttpOrigin } from "./support/origins.ts"
-import { cleanEnv, CLI, type Proxy, ROOT, startProxy } from "./support/proxy.ts"
+import { cleanEnv } from "./support/env.ts"
+import { CLI, type Proxy, ROOT, startProxy } from "./support/proxy.ts"
 import { Conn, get, openTunnel, until } from "./support/wire.ts"
 
 const HANGING = ["hang1.test", "hang2.test", "hang3.test", "hang4.test", "hang5.test", "hang6.test"]

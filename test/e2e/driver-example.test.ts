@@ -11,7 +11,8 @@ import http from "node:http"
 import net from "node:net"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { cleanEnv, ROOT } from "./support/proxy.ts"
+import { cleanEnv } from "./support/env.ts"
+import { ROOT } from "./support/proxy.ts"
 import { Conn, get, openTunnel } from "./support/wire.ts"
 
 let origin: http.Server

@@ -74,6 +74,31 @@ describe.concurrent("graceful shutdown", () => {
     await until("the origin side is closed too", () => o.ended || o.socket.destroyed, 5000)
     const exit = await p.exited
     expect(exit, p.output()).toEqual({ code: 0, signal: null })
+    // The tunnel, and the idle connection: the proxy ended its side at once, but this client never closed
+    // its own, so it was still open (lingering, LINGER_MS 5 s) when the grace period ended.
+    expect(p.stdout, p.output()).toContain("WARN grace period over: closed 2 connections still open")
+  })
+
+  it("a second SIGTERM closes what is still open at once, says how many, and exits 0", { timeout: 30_000 }, async ({ expect }) => {
+    // A grace period far longer than the test's timeout: only the second signal can end these tunnels in time.
+    const p = await launch({ workers: 2, graceMs: 120_000 })
+    const tunnels = [await openTunnel(p.port, `127.0.0.1:${echo.port}`), await openTunnel(p.port, `127.0.0.1:${echo.port}`)]
+    p.child.kill("SIGTERM")
+    await p.waitForLine(/shutting down: letting live connections finish for up to 120000 ms/)
+    for (const t of tunnels) {
+      await t.write("in grace")
+      expect((await t.readBytes(8)).toString()).toBe("in grace")
+    }
+    p.child.kill("SIGTERM")
+    for (const t of tunnels) await t.readToEnd(10_000)
+    const exit = await p.exited
+    expect(exit, p.output()).toEqual({ code: 0, signal: null })
+    expect(
+      p.stdout.filter((l) => l.startsWith("WARN second signal")),
+      p.output(),
+    ).toEqual(["WARN second signal: closed 2 connections at once"])
+    expect(p.stdout.filter((l) => / CONNECT 127\.0\.0\.1:\d+ 200 .* shutdown: grace period cut short$/.test(l))).toHaveLength(2)
+    expect(p.stderr.join("\n")).not.toMatch(/grace period/)
   })
 
   it("SIGTERM with nothing open exits 0", async ({ expect }) => {

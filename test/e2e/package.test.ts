@@ -17,8 +17,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startHttpOrigin, startTcpServer, type HttpOrigin } from "./support/origins.ts"
+import { cleanEnv } from "./support/env.ts"
 import { embeddingProgram, expectedReport, reportOf, runProgram } from "./support/embedding-program.ts"
-import { cleanEnv, ROOT, startProxy, type Proxy } from "./support/proxy.ts"
+import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
 import { Conn, get, openTunnel } from "./support/wire.ts"
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { name: string; version: string }

@@ -127,9 +127,22 @@ describe("an exposed proxy (listening on 0.0.0.0) denies loopback origins by def
   })
 
   it("the stats count the denials", async () => {
-    process.kill(exposed.pid, "SIGUSR1")
-    const line = await exposed.waitForLine(/ stats pid=/)
-    expect(Number(/ denied=(\d+)/.exec(line)?.[1])).toBeGreaterThan(0)
+    /** The `denied=` figure of a stats line printed now (SIGUSR1), after the lines already there. */
+    const denied = async (): Promise<number> => {
+      const from = exposed.stdout.length
+      process.kill(exposed.pid, "SIGUSR1")
+      await until("a stats line", () => exposed.stdout.slice(from).some((l) => / stats pid=/.test(l)))
+      const line = exposed.stdout.slice(from).find((l) => / stats pid=/.test(l)) as string
+      return Number(/ denied=(\d+)/.exec(line)?.[1])
+    }
+    const before = await denied()
+    expect((await ask(exposed, get(`http://127.0.0.1:${web.port}/counted`))).status).toBe(403)
+    expect((await ask(exposed, connect(`127.0.0.1:${tcp.port}`))).status).toBe(403)
+    // A stats line waits only briefly for the worker's fresh figures (the earlier one may have been behind
+    // too): ask again until the two denials are in.
+    let after = before
+    await until("the two denials counted", async () => (after = await denied()) >= before + 2)
+    expect(after).toBeGreaterThanOrEqual(before + 2)
   })
 })
 

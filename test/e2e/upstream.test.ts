@@ -4,7 +4,7 @@
  * what it got). Every name comes from --hosts maps given to both proxies; every address is loopback.
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import net from "node:net"
 import { join } from "node:path"
@@ -13,7 +13,7 @@ import { randomBytes, createHash } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeCert, type Cert } from "./support/cert.ts"
 import { freePort, LOOPBACK, startHttpOrigin, startTlsOrigin, type Closable, type EchoBody, type HttpOrigin } from "./support/origins.ts"
-import { ROOT, startProxy, type Proxy } from "./support/proxy.ts"
+import { startProxy, type Proxy } from "./support/proxy.ts"
 import { curl, headerOf, splitIncluded } from "./support/run.ts"
 import { Conn } from "./support/wire.ts"
 
@@ -214,10 +214,7 @@ describe("a parent that fails", () => {
   })
 })
 
-/** --auth-file comes from branch `auth`; without it in this build, these tests cannot run (skipped, not passed). */
-const hasAuthFile = readFileSync(join(ROOT, "src/cli/config.ts"), "utf8").includes("authFile")
-
-describe.skipIf(!hasAuthFile)("credentials checked by a parent hctunnel (--auth-file)", () => {
+describe("credentials checked by a parent hctunnel (--auth-file)", () => {
   let dir: string
   let guarded: Proxy
   let right: Proxy

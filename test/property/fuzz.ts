@@ -7,9 +7,15 @@
  *
  * (or `fc.assert(fc.property(spec.arbitrary, spec.predicate), { seed, path })` in a test). A failure found
  * this way belongs in test/property/regressions.test.ts as a plain example. Exit code 1 if any property fails.
+ *
+ * `--coverage`: run every property for the runs it has in `npm test` (with one seed, 22 unless `--seed N`;
+ * or for the time budget when `--seconds` is given) and print how often each (state, trigger) pair of the
+ * transition table was exercised (test/property/coverage.ts). Exit code 1 if a pair was reached fewer than
+ * 100 times or a property failed.
  */
 import * as fc from "fast-check"
-import { allProperties, type PropertySpec } from "./properties.ts"
+import { countPairs, report } from "./coverage.ts"
+import { allProperties, type PropertySpec, runsFor } from "./properties.ts"
 
 const args = process.argv.slice(2)
 const option = (name: string): string | undefined => {
@@ -17,6 +23,7 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined
 }
 
+const coverage = args.includes("--coverage")
 const seconds = Number(option("seconds") ?? 120)
 if (!Number.isFinite(seconds) || seconds <= 0) {
   console.error(`--seconds must be a positive number, got ${option("seconds")}`)
@@ -33,20 +40,28 @@ if (selected.length === 0) {
 }
 
 const budgetMs = Math.floor((seconds * 1000) / selected.length)
-console.log(`fuzzing ${selected.length} properties, ${(budgetMs / 1000).toFixed(1)} s each`)
+// Coverage counts the runs of `npm test` unless a time budget is asked for.
+const timed = !coverage || option("seconds") !== undefined
+console.log(
+  timed
+    ? `fuzzing ${selected.length} properties, ${(budgetMs / 1000).toFixed(1)} s each`
+    : `running ${selected.length} properties for their npm test runs, seed ${seedArg ?? 22}`,
+)
 
+const counted = coverage ? countPairs() : undefined
 let failures = 0
 for (const spec of selected as ReadonlyArray<PropertySpec<unknown>>) {
   const started = Date.now()
+  const runs = coverage ? { numRuns: runsFor(spec), seed: Number(seedArg ?? 22) } : undefined
   const details = fc.check(
     fc.property(spec.arbitrary, (v) => spec.predicate(v)),
     {
-      numRuns: seedArg === undefined ? Number.MAX_SAFE_INTEGER : 1,
+      numRuns: seedArg === undefined || coverage ? Number.MAX_SAFE_INTEGER : 1,
       // Stop generating new runs when the budget is spent; shrinking a failure gets the same budget again.
-      interruptAfterTimeLimit: budgetMs,
-      markInterruptAsFailure: false,
+      ...(timed ? { interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false } : {}),
       ...(seedArg === undefined ? {} : { seed: Number(seedArg) }),
       ...(pathArg === undefined ? {} : { path: pathArg }),
+      ...(timed ? {} : runs),
     },
   )
   const elapsed = ((Date.now() - started) / 1000).toFixed(1)
@@ -66,4 +81,9 @@ for (const spec of selected as ReadonlyArray<PropertySpec<unknown>>) {
 }
 
 console.log(failures === 0 ? "all properties hold" : `${failures} propert${failures === 1 ? "y" : "ies"} failed`)
+if (counted !== undefined) {
+  const { lines, reached, reachable } = report(counted())
+  for (const line of lines) console.log(line)
+  if (reached < reachable) failures++
+}
 process.exit(failures === 0 ? 0 : 1)

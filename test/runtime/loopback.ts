@@ -7,6 +7,7 @@ import * as net from "node:net"
 import { defaultLimits, type Limits } from "../../src/core/limits.ts"
 import { ProxyServer, type ProxyServerOptions } from "../../src/runtime/ProxyServer.ts"
 import type { WorkerInit } from "../../src/runtime/protocol.ts"
+import { until } from "../e2e/support/wire.ts"
 
 export const baseInit = (overrides: Partial<WorkerInit> = {}, limits: Partial<Limits> = {}): WorkerInit => ({
   id: 0,
@@ -43,7 +44,7 @@ export const startProxy = (init: WorkerInit, options: ProxyServerOptions = {}): 
         server,
         port: result.addresses[0]!.port,
         lines,
-        stop: (graceMs = 200) => new Promise<void>((done) => server.shutdown(graceMs, done)),
+        stop: (graceMs = 200) => new Promise<void>((done) => server.shutdown(graceMs, () => done())),
       })
     })
   })
@@ -108,7 +109,7 @@ export const rawClient = (port: number) => {
     closed = true
     for (const w of waiters.splice(0)) w()
   })
-  const until = (pred: () => boolean, what: string, ms = 5_000) =>
+  const arrived = (pred: () => boolean, what: string, ms = 5_000) =>
     new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(all().toString("latin1").slice(0, 300))}`)),
@@ -131,8 +132,8 @@ export const rawClient = (port: number) => {
     socket,
     text: () => all().toString("latin1"),
     bytes: () => all(),
-    waitFor: (s: string, ms?: number) => until(() => all().toString("latin1").includes(s), JSON.stringify(s), ms),
-    waitForBytes: (n: number, ms?: number) => until(() => length >= n, `${n} bytes`, ms),
+    waitFor: (s: string, ms?: number) => arrived(() => all().toString("latin1").includes(s), JSON.stringify(s), ms),
+    waitForBytes: (n: number, ms?: number) => arrived(() => length >= n, `${n} bytes`, ms),
     waitClose: (ms?: number) =>
       new Promise<void>((resolve, reject) => {
         if (closed) return resolve()
@@ -147,6 +148,18 @@ export const rawClient = (port: number) => {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Bounded waits (a bound, never a measurement: tests assert what happened, not how long it took). */
+export { until } from "../e2e/support/wire.ts"
+
+/** The first line of `p`'s log that matches, once it is there. */
+export const waitForLine = async (p: RunningProxy, pattern: RegExp): Promise<string> => {
+  let line: string | undefined
+  await until(`a log line matching ${String(pattern)}`, () => (line = p.lines.find((l) => pattern.test(l))) !== undefined, 5_000, 5).catch(
+    (e: unknown) => Promise.reject(new Error(`${String(e)}; the log:\n${p.lines.join("\n")}`)),
+  )
+  return line as string
+}
 
 /** A port on 127.0.0.1 that nobody listens on (bound, then released). */
 export const freePort = async (): Promise<number> => {

@@ -46,10 +46,8 @@ export type ContentLength =
 
 export const contentLength = (headers: ReadonlyArray<Field>): ContentLength => {
   let length: number | undefined
-  let present = false
   for (const [name, value] of headers) {
     if (name.length !== 14 || name.toLowerCase() !== "content-length") continue
-    present = true
     // Elements are split on "," and OWS around them trimmed; an empty element is not a number.
     for (const element of value.split(",")) {
       const digits = element.replace(/^[ \t]+|[ \t]+$/g, "")
@@ -60,8 +58,8 @@ export const contentLength = (headers: ReadonlyArray<Field>): ContentLength => {
       length = n
     }
   }
-  // `present` with no value cannot happen (an empty value is not a number); the check keeps the types honest.
-  if (!present || length === undefined) return { kind: "absent" }
+  // A field present with no value cannot get here (an empty element is not a number).
+  if (length === undefined) return { kind: "absent" }
   return { kind: "length", length }
 }
 

@@ -70,7 +70,7 @@ const parseIPv4 = (host: string): number | undefined => {
  * literal. Checked without splitting, so that the common case allocates nothing (new tunnels per
  * second, docs/performance.md "Round two").
  */
-const isCanonicalQuad = (host: string): boolean => {
+export const isCanonicalQuad = (host: string): boolean => {
   let parts = 0
   let value = 0
   let digits = 0
@@ -93,7 +93,7 @@ const isCanonicalQuad = (host: string): boolean => {
  * The last character of the last label (one trailing dot ignored) cannot end an IPv4 number: not a
  * digit, a-f or x (`example.com`). Lets most names skip endsInNumber's split.
  */
-const cannotEndInNumber = (host: string): boolean => {
+export const cannotEndInNumber = (host: string): boolean => {
   const end = host.charCodeAt(host.length - 1) === 0x2e ? host.length - 2 : host.length - 1
   const c = host.charCodeAt(end)
   return !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || c === 0x78)

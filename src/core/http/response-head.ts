@@ -71,9 +71,18 @@ const none: Framing = { kind: "none" }
 const chunked: Framing = { kind: "chunked" }
 const untilClose: Framing = { kind: "until-close" }
 
+/**
+ * RFC 9112 §6.3: a response to HEAD, a 1xx, a 204 or a 304 ends with its head, whatever its fields say.
+ * Such a head may still announce a length (that of the body a GET would get), and an origin that
+ * gets this wrong sends that body anyway: the one case where the origin and we may disagree on where a
+ * response ends without either reading a malformed byte.
+ */
+export const cannotHaveBody = (status: number, requestMethod: string): boolean =>
+  requestMethod === "HEAD" || status < 200 || status === 204 || status === 304
+
 export const responseFraming = (head: ResponseHead, requestMethod: string): ResponseFramingResult => {
   const { status } = head
-  if (requestMethod === "HEAD" || status < 200 || status === 204 || status === 304) return { ok: true, value: none }
+  if (cannotHaveBody(status, requestMethod)) return { ok: true, value: none }
   if (requestMethod === "CONNECT" && status < 300) return { ok: true, value: none }
   const te = transferCoding(head.headers)
   const cl = contentLength(head.headers)

@@ -141,7 +141,7 @@ export const receivedVia = (headers: ReadonlyArray<Field>): string | undefined =
 }
 
 /** 1*DIGIT without a leading zero (or "0"): a Content-Length value already in canonical form. */
-const isCanonicalLength = (value: string): boolean => {
+export const isCanonicalLength = (value: string): boolean => {
   const n = value.length
   if (n === 0 || n > 16 || (n > 1 && value.charCodeAt(0) === 0x30)) return false
   for (let i = 0; i < n; i++) {

@@ -40,9 +40,6 @@ export const isTchar: Uint8Array = table((b) => isAlpha(b) || isDigitByte(b) || 
 /** VCHAR: visible US-ASCII, 0x21..0x7E. */
 export const isVchar: Uint8Array = table((b) => b >= 0x21 && b <= 0x7e)
 
-/** obs-text: 0x80..0xFF, tolerated in field values and reason phrases, never interpreted. */
-export const isObsText: Uint8Array = table((b) => b >= 0x80)
-
 /** field-value characters (RFC 9110 §5.5): VCHAR / obs-text / SP / HTAB. No CR, LF, NUL or other controls. */
 export const isFieldValueChar: Uint8Array = table((b) => (b >= 0x21 && b <= 0x7e) || b >= 0x80 || b === SP || b === HTAB)
 

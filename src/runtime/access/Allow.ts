@@ -37,7 +37,7 @@ export class AllowList {
   readonly cidrs: ReadonlyArray<Cidr>
   /**
    * Verdicts by address text: clients come from few addresses, and parsing one for every accepted
-   * connection was ~1.5 % of the worker's CPU at thousands of new connections a second.
+   * connection showed in the worker's profile at thousands of new connections a second (docs/performance.md).
    */
   private readonly verdicts = new Map<string, boolean>()
 

@@ -2,9 +2,10 @@
  * VerifierHub (main thread) and PortVerifier (worker side): ONE bcrypt verifier thread for the whole
  * process, shared by the workers through a MessagePort each.
  *
- * Why one and not one per worker: a thread costs ~20 MB of RSS (a V8 isolate and bcrypt's WebAssembly
- * memory), and bcrypt work is what an attacker guessing passwords makes the proxy do, so it is bounded
- * to one core while the workers go on relaying bytes on the others. Its throughput (bench/bcrypt-rate.ts,
+ * Why one and not one per worker: a thread costs a V8 isolate and bcrypt's WebAssembly memory (its RSS:
+ * docs/performance.md, "Figures behind the code's comments"), and bcrypt work is what an attacker
+ * guessing passwords makes the proxy do, so it is bounded to one core while the workers go on relaying
+ * bytes on the others. Its throughput (bench/bcrypt-rate.ts,
  * docs/security.md) is paid once per client and worker, thanks to the workers' caches.
  *
  * The hub owns the thread, behind a FairVerifier (FairVerifier.ts: the process-wide failure limit, a

@@ -25,7 +25,8 @@
  *   a client's listeners are removed on 'close'. When the client socket is gone (and an origin the core
  *   released gracefully has flushed, bounded by LINGER_MS) the Connection is finished: anything left is
  *   destroyed, the deadline cancelled, and the owner told (`onFinished`).
- * - An origin the core releases as reusable goes back to the Dialer (its pool), not destroyed.
+ * - An origin the core releases as reusable goes back to the Dialer (its pool), not destroyed; one it
+ *   releases pinned (NTLM or Negotiate authenticated it) goes back to the Dialer for this client only.
  * - `Authenticate` goes to the worker's Authenticator (proxy authentication on): a verdict known at once
  *   (cached credentials, none, rate limit) is queued like any event an action gives rise to; a later one
  *   (after bcrypt, off the event loop) is fed when it comes, and dropped once the client is gone.
@@ -100,6 +101,12 @@ export interface ConnectionContext {
 /** The verdict when the core asks for authentication that this worker cannot check (never, once configured). */
 const noAuthenticator: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "no user file is loaded" }
 
+/** The engine calls `guard` makes (other than `handle`, which `feed` makes). */
+const START = 0
+const SHUTDOWN = 1
+const ABORT = 2
+type GuardedCall = typeof START | typeof SHUTDOWN | typeof ABORT
+
 /** Where a socket slot stands, as far as this adapter is concerned. */
 const IDLE = 0 // no socket (origin only)
 const CONNECTING = 1 // origin: the Dialer is at work (no socket of ours yet)
@@ -124,6 +131,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   private attempt: DialAttempt | undefined = undefined
   /** Where the Dialer keeps the current origin once the core releases it as reusable; undefined: not kept. */
   private originKey: string | undefined = undefined
+  /** DialClient: the mark of the origin connections pinned to this client (the Dialer sets it when it first keeps one). */
+  pinTag: string | undefined = undefined
   /** The client's "address:port" once something was logged (see `peer`). */
   private peerText: string | undefined = undefined
   private originPaused = false
@@ -161,7 +170,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.postman = ctx.makeEngine?.() ?? new Postman({ limits: ctx.limits, via: ctx.via, auth: ctx.auth !== undefined })
     if (ctx.keepalive === undefined) client.setKeepAlive(true, KEEPALIVE_DELAY_MS)
     listenClient(client, this)
-    this.guard(() => this.postman.start(ctx.deadlines.now()))
+    this.guard(START, ctx.deadlines.now())
   }
 
   /** The client's IP address (for per-client limits and rate limits): the PROXY header's, else the socket's peer. */
@@ -210,12 +219,12 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   /** Graceful stop (worker shutdown): idle connections close now, exchanges in flight finish first. */
   shutdown(now: number = this.ctx.deadlines.now()): void {
     if (this.postman.closed) return
-    this.guard(() => this.postman.shutdown(now))
+    this.guard(SHUTDOWN, now)
   }
 
   /** Stop now (grace period over): the core logs what was in flight, then every socket is destroyed. */
   abort(detail: string, now: number = this.ctx.deadlines.now()): void {
-    if (!this.postman.closed) this.guard(() => this.postman.abort(now, detail))
+    if (!this.postman.closed) this.guard(ABORT, now, detail)
     this.destroyAll()
   }
 
@@ -245,16 +254,20 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     }
   }
 
-  /** Carry out `make()`'s actions (start, shutdown, abort), then feed what was queued meanwhile. */
-  private guard(make: () => ReadonlyArray<Action>): void {
+  /**
+   * Carry out the actions of the engine's `start`, `shutdown` or `abort`, then feed what was queued
+   * meanwhile. Named by a constant, not passed as a closure: `start` runs for every connection.
+   */
+  private guard(call: GuardedCall, now: number, detail = ""): void {
     if (this.busy) {
       // Called from inside an action (not done today): run after the current action list, never in its middle.
-      queueMicrotask(() => this.guard(make))
+      queueMicrotask(() => this.guard(call, now, detail))
       return
     }
     this.busy = true
     try {
-      this.execute(make())
+      const postman = this.postman
+      this.execute(call === START ? postman.start(now) : call === SHUTDOWN ? postman.shutdown(now) : postman.abort(now, detail))
       this.drainQueue()
     } catch (e) {
       this.failed(e)
@@ -314,7 +327,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
         case "Close":
           this.uncorkAll() // nothing leaves our hands corked (the pool, a lingering close)
           if (a.side === "client") this.closeClient(a.graceful)
-          else this.closeOrigin(a.graceful, a.reusable)
+          else this.closeOrigin(a.graceful, a.reusable, a.pinned === true)
           break
         case "PauseReading":
           if (a.side === "origin") this.originPaused = true
@@ -333,7 +346,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
         case "Log":
           countExchange(this.ctx.stats, this.ctx.metrics, a.record, this.originMark)
           this.originMark = 0
-          this.ctx.log.access(this.peer, a.record)
+          // The client's "address:port" text is made only for a line that is written (not at --log-level none).
+          if (this.ctx.log.accessEnabled) this.ctx.log.access(this.peer, a.record)
           break
         case "Authenticate": {
           // The verdict may be known at once (cache, no credentials, rate limit): fed after this action list.
@@ -380,7 +394,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.ctx.deadlines.set(this, this.ctx.deadlines.now() + (this.ctx.lingerMs ?? LINGER_MS))
   }
 
-  private closeOrigin(graceful: boolean, reusable: boolean): void {
+  private closeOrigin(graceful: boolean, reusable: boolean, pinned: boolean): void {
     const socket = this.origin
     if (this.originState === CONNECTING) {
       // The core gave up on this attempt (timeout, client gone): the Dialer drops it and never answers.
@@ -389,10 +403,12 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     }
     if (this.originState !== OPEN || socket === undefined) return
     const key = this.originKey
-    if (reusable && key !== undefined && !socket.destroyed) {
+    if ((reusable || pinned) && key !== undefined && !socket.destroyed) {
       // At a message boundary: hand it to the Dialer (the worker's pool) instead of closing it.
       detachOrigin(socket)
-      this.ctx.dialer.keepIdle(key, this.releaseOrigin()!)
+      const idle = this.releaseOrigin()!
+      if (pinned) this.ctx.dialer.keepPinned(key, idle, this)
+      else this.ctx.dialer.keepIdle(key, idle)
       return
     }
     if (!graceful || socket.destroyed) {
@@ -481,8 +497,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
   /** @internal */ clientData(chunk: Buffer): void {
     if (this.clientState !== OPEN) return // lingering: discard
     // A full 64 KiB read means the client is streaming (an upload): from now on its reads go into our
-    // buffers (ReadArena.ts). Done lazily because user-buffer mode costs idle sockets ~5 KB
-    // of RSS each (measured), and they gain nothing from it.
+    // buffers (ReadArena.ts). Done lazily because user-buffer mode costs every idle socket RSS, and they
+    // gain nothing from it (docs/performance.md, "RSS per idle tunnel").
     if (chunk.length === SHARED_READ_BYTES && !this.clientStreaming && streamClient(this.client)) {
       this.clientStreaming = true
     }
@@ -490,16 +506,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     this.feed({ _tag: "Received", side: "client", bytes: chunk })
   }
 
-  /** @internal */ clientEnd(): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Ended", side: "client" })
-  }
-
-  /** @internal */ clientDrain(): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Drained", side: "client" })
-  }
-
-  /** @internal */ clientError(error: Error): void {
-    if (this.clientState === OPEN) this.feed({ _tag: "Errored", side: "client", message: error.message })
+  /** @internal */ clientEvent(event: Event): void {
+    if (this.clientState === OPEN) this.feed(event)
   }
 
   /** @internal */ clientClose(): void {
@@ -554,17 +562,8 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     if (this.busy || (to !== undefined && to.writableLength > 0) || this.postman.bufferedBytes > 0) giveUpBulk(this, side)
   }
 
-  /** @internal */ originEnd(socket: net.Socket): void {
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Ended", side: "origin" })
-  }
-
-  /** @internal */ originDrain(socket: net.Socket): void {
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Drained", side: "origin" })
-  }
-
-  /** @internal */ originError(socket: net.Socket, error: Error): void {
-    // The socket is being destroyed by Node; the core answers with Close(origin), which finds it destroyed.
-    if (socket === this.origin && this.originState === OPEN) this.feed({ _tag: "Errored", side: "origin", message: error.message })
+  /** @internal */ originEvent(socket: net.Socket, event: Event): void {
+    if (socket === this.origin && this.originState === OPEN) this.feed(event)
   }
 
   /** @internal */ originClose(socket: net.Socket): void {

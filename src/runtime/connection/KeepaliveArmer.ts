@@ -3,17 +3,16 @@
  *
  * Keepalive probes find a peer that vanished without a FIN or RST (a laptop closed, a NAT that forgot
  * the flow) after `delayMs` of silence (60 s), well before the idle timeout would. Turning them on costs
- * four setsockopt calls per socket (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): measured
- * ~7 µs of CPU each socket here, about 6 % of the proxy's CPU for a short-lived tunnel, which needs two
- * sockets and closes long before a probe could be sent. So the worker sweeps its connections every
+ * four setsockopt calls per socket (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT), a visible
+ * share of the CPU of a short-lived tunnel, which needs two sockets and closes long before a probe could be
+ * sent (docs/performance.md, "New tunnel per request"). So the worker sweeps its connections every
  * `sweepMs` (10 s) and each connection arms its sockets at the second sweep it sees, i.e. once it is
  * 10 to 20 s old: its first probe goes out at most that much later than if it had been armed at birth
  * (the kernel counts the idle time from the moment keepalive is switched on).
  *
  * It keeps nothing per connection (the connection counts its own sweeps, see `Connection.keepaliveSweep`),
- * and one deadline of the worker's `Deadlines`, set only while there are connections. A first version
- * queued every new socket with its due time: ~250 B per idle tunnel while it waited (weak references and
- * the queue's arrays), a third of what a tunnel costs beyond Node's sockets.
+ * and one deadline of the worker's `Deadlines`, set only while there are connections: a queue of new
+ * sockets with their due times cost memory per idle tunnel (docs/performance.md, "RSS per idle tunnel").
  * It must never: arm a socket twice for the same connection, or keep the timer running with no connection.
  */
 import type { Deadlines, Timed } from "../timers/Deadlines.ts"

@@ -12,7 +12,7 @@
  * It decides nothing: every event goes to the owner as it comes.
  */
 import * as net from "node:net"
-import type { Side } from "../../core/events.ts"
+import type { Event, Side } from "../../core/events.ts"
 import { readUnowned } from "../dial/Dialer.ts"
 import type { Resolved } from "../dial/Resolver.ts"
 import { readAcceptedInto } from "./ReadArena.ts"
@@ -23,14 +23,12 @@ export interface SocketEvents extends SocketOwner {
   clientData(chunk: Buffer): void
   /** Bytes a streaming client read into our buffers (`streamClient`). */
   clientRead(buffer: Buffer, n: number): void
-  clientEnd(): void
-  clientDrain(): void
-  clientError(error: Error): void
+  /** The client's end, drain or error, for the core (while the client is open). */
+  clientEvent(event: Event): void
   clientClose(): void
   originRead(socket: net.Socket, buffer: Buffer, n: number): void
-  originEnd(socket: net.Socket): void
-  originDrain(socket: net.Socket): void
-  originError(socket: net.Socket, error: Error): void
+  /** The origin's end, drain or error, for the core (while `socket` is this connection's open origin). */
+  originEvent(socket: net.Socket, event: Event): void
   originClose(socket: net.Socket): void
 }
 
@@ -98,14 +96,19 @@ export const listenDrain = (socket: net.Socket, side: Side): void => {
 function onClientData(this: Owned, chunk: Buffer): void {
   this[kConnection]?.clientData(chunk)
 }
+const CLIENT_ENDED: Event = { _tag: "Ended", side: "client" }
+const CLIENT_DRAINED: Event = { _tag: "Drained", side: "client" }
+const ORIGIN_ENDED: Event = { _tag: "Ended", side: "origin" }
+const ORIGIN_DRAINED: Event = { _tag: "Drained", side: "origin" }
+
 function onClientEnd(this: Owned): void {
-  this[kConnection]?.clientEnd()
+  this[kConnection]?.clientEvent(CLIENT_ENDED)
 }
 function onClientDrain(this: Owned): void {
-  this[kConnection]?.clientDrain()
+  this[kConnection]?.clientEvent(CLIENT_DRAINED)
 }
 function onClientError(this: Owned, error: Error): void {
-  this[kConnection]?.clientError(error)
+  this[kConnection]?.clientEvent({ _tag: "Errored", side: "client", message: error.message })
 }
 function onClientClose(this: Owned): void {
   const owner = this[kConnection]
@@ -133,13 +136,14 @@ function onOriginRead(this: Owned, n: number, buffer: Buffer): boolean {
   return true
 }
 function onOriginEnd(this: Owned): void {
-  this[kConnection]?.originEnd(this)
+  this[kConnection]?.originEvent(this, ORIGIN_ENDED)
 }
 function onOriginDrain(this: Owned): void {
-  this[kConnection]?.originDrain(this)
+  this[kConnection]?.originEvent(this, ORIGIN_DRAINED)
 }
 function onOriginError(this: Owned, error: Error): void {
-  this[kConnection]?.originError(this, error)
+  // Node is destroying the socket; the core answers with Close(origin), which finds it destroyed.
+  this[kConnection]?.originEvent(this, { _tag: "Errored", side: "origin", message: error.message })
 }
 function onOriginClose(this: Owned): void {
   const owner = this[kConnection]

@@ -35,7 +35,7 @@ export type ReadCallback = (this: net.Socket, n: number, buffer: Buffer) => bool
 /**
  * Called by Node without `this` or arguments: right after the read callback of the same socket, and once
  * when a connecting socket's handle is made. One module-level function can serve every socket if the read
- * callback notes its socket for it (Connection.ts does): a closure per socket costs ~150 B of heap.
+ * callback notes its socket for it (Connection.ts does), and no socket needs a closure of its own.
  */
 export type BufferGenerator = () => Buffer
 

@@ -8,7 +8,7 @@
  * - The 'end' listener trick (`listenEnd`): our listener takes the place of Node's no-op one.
  * - The `onread` generator plumbing (`noteRead`, `nextReadBuffer`): Node asks for the next read buffer
  *   without saying for which socket, so each read callback notes its socket and one module-level
- *   generator serves every socket (a closure per socket costs ~150 B of heap).
+ *   generator serves every socket (not a closure per socket: heap per idle tunnel, docs/performance.md).
  *
  * It decides nothing about buffers (ReadArena.ts does) and never feeds a Postman.
  */
@@ -34,7 +34,7 @@ let nodeEndListener: ((...args: Array<unknown>) => void) | null | undefined
 /**
  * Listen for the end of what `socket` sends. Node puts a listener on every socket's 'end'
  * (onReadableStreamEnd) that does nothing when the socket allows half-open connections, as ours all
- * do; with a second listener the socket keeps an array of them (~100 B). So ours takes its place.
+ * do; with a second listener the socket keeps an array of them (heap per socket). So ours takes its place.
  * If a Node version lacks it (found by name), both listeners stay.
  */
 export function listenEnd<S extends net.Socket>(socket: S, listener: (this: S) => void): void {

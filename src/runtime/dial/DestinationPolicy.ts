@@ -27,6 +27,7 @@
  * its list with it. `checkName` is the part that needs no address (name rules, `*` rules), run before
  * the lookup so that a denied name is never even resolved.
  */
+import { networkInterfaces } from "node:os"
 import { type Cidr, matches, parseAddress, parseCidr } from "../access/Allow.ts"
 import { hostPort } from "../access/Peer.ts"
 import { addressBytes, inPorts, isZero, normalHost, parseRule, type Rule, ruleMatches } from "./DestinationRules.ts"
@@ -334,3 +335,6 @@ export const denialCounter = {
   range: "deniedRange",
   port: "deniedPort",
 } as const satisfies Record<DenialKind, string>
+
+/** Every address of this machine's interfaces, now (a wildcard listener is reachable on all of them): `interfaces`. */
+export const localAddresses = (): Array<string> => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))

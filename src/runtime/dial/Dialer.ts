@@ -16,9 +16,14 @@
  *      never resolved); a destination that goes upstream in full (`checkUnresolved`: the parent resolves
  *      the name, so this is the only verdict it gets);
  *   3. reuse: an idle pooled connection to the same host:port (to the parent, for a plain request through
- *      it) is answered `Connected { reused }` at once: no DNS, no handshake. Pooled connections were dialled
- *      for plain requests; a tunnel that takes one judges its address again, as a tunnel's, and leaves a
- *      denied one in the pool. A tunnel through the parent needs a CONNECT of its own: never pooled;
+ *      it) is answered `Connected { reused }` at once: no DNS, no handshake. For a plain request, the
+ *      client's own pinned connection comes first (one the core released `pinned`: NTLM or Negotiate
+ *      authenticated it; `keepPinned`), kept in the pool under a key only this client asks for. A direct
+ *      connection is judged again, its address by the policy in force now and for what it will carry now,
+ *      as a fresh dial would be: a reload may have added a rule since it was dialled. A denied one is not
+ *      used, and the Connect goes on as if there were none (a tunnel leaves it in the pool: it was dialled
+ *      for plain requests, which may still go there). A tunnel through the parent needs a CONNECT of its
+ *      own: never pooled;
  *   4. resolve the origin's name (or the parent's);
  *   5. judge the resolved addresses (direct only; the parent's address is not the destination): the
  *      verdict is on the very addresses dialled next, with no second lookup in between;
@@ -69,14 +74,20 @@ export interface DialClient {
   /** The exchange the Connect is for (its method and authenticated user), told to a route hook. */
   readonly exchange?: ExchangeInfo | undefined
   /**
+   * Set by the Dialer the first time it keeps a connection pinned to this client (`keepPinned`): the
+   * mark of this client's keys in the pool. Undefined until then.
+   */
+  pinTag: string | undefined
+  /**
    * Start a TCP connection to `address`:`port` with the client's own socket options and read buffers.
    * May throw (invalid options): that address failed. The socket is the Dialer's until it is handed back.
    */
   openOrigin(address: Resolved, port: number): net.Socket
   /**
    * The answer when there is an origin: `socket` is connected and carries none of the Dialer's listeners.
-   * `poolKey`: where the socket may be kept idle once the core releases it as reusable (`keepIdle`);
-   * undefined when it must not be kept (a tunnel's, or no pool). `rest`: bytes a parent relayed from the
+   * `poolKey`: where the socket may be kept idle once the core releases it as reusable (`keepIdle`; a
+   * pinned connection's key is this client's own, so it stays pinned); undefined when it must not be
+   * kept (a tunnel's, or no pool). `rest`: bytes a parent relayed from the
    * origin right after its answer to our CONNECT, already read from the socket.
    */
   originConnected(socket: net.Socket, connected: Connected, poolKey: string | undefined, rest: Uint8Array | undefined): void
@@ -148,6 +159,15 @@ const REUSED: Connected = { _tag: "Connected", reused: true }
 
 /** Where the pool keeps idle connections to `host`:`port` (as the core asked for them). */
 const poolKey = (host: string, port: number): string => `${host}:${port}`
+
+/** Marks of the clients that pinned a connection, unique in this worker (its pool). */
+let pinTags = 0
+const PINNED = "pinned to "
+/**
+ * Where the pool keeps a connection pinned to one client: a key no other client asks for (a host has no
+ * space, and a parent's key starts with "upstream "). A pinned key stays the same when pinned again.
+ */
+const pinnedKey = (key: string, tag: string): string => (key.startsWith(PINNED) ? key : `${PINNED}${tag}: ${key}`)
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 const errorCode = (e: unknown): string | undefined =>
@@ -243,26 +263,59 @@ export class Dialer {
       }
     }
     // A tunnel through the parent needs a CONNECT of its own: never a pooled connection to the parent.
-    const key = pool === undefined ? undefined : parent === undefined ? poolKey(host, port) : tunnel ? undefined : parent.poolKey
-    const pooled = key === undefined ? undefined : pool?.take(key)
-    metrics?.count(pooled !== undefined ? POOL_HIT : POOL_MISS)
-    if (pooled !== undefined) {
-      const denial =
-        tunnel && parent === undefined && policy !== undefined
-          ? check(policy, { host, address: pooled.remoteAddress ?? "", port, kind: "connect" })
-          : undefined
-      if (denial !== undefined) {
-        pool?.put(key as string, pooled)
-        client.originFailed(this.denied(denial))
+    // A tunnel's key serves only to search the pool (its origin is never kept), so with the pool empty
+    // (every tunnel of a CONNECT-only workload) neither the key text is made nor the pool searched.
+    const key =
+      pool === undefined || (tunnel && (parent !== undefined || pool.size === 0))
+        ? undefined
+        : parent === undefined
+          ? poolKey(host, port)
+          : parent.poolKey
+    if (pool !== undefined && key !== undefined) {
+      const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined, client)
+      metrics?.count(reused !== undefined ? POOL_HIT : POOL_MISS)
+      if (reused !== undefined) {
+        const connected = parent === undefined ? REUSED : { _tag: "Connected" as const, reused: true, upstream: parent.hop }
+        client.originConnected(reused.socket, connected, tunnel ? undefined : reused.key, undefined)
         return undefined
       }
-      const connected = parent === undefined ? REUSED : { _tag: "Connected" as const, reused: true, upstream: parent.hop }
-      client.originConnected(pooled, connected, tunnel ? undefined : key, undefined)
-      return undefined
-    }
+    } else metrics?.count(POOL_MISS)
     const attempt = new Attempt(this, client, host, port, tunnel, parent, tunnel ? undefined : key, receivedVia)
     attempt.start()
     return attempt.over ? undefined : attempt
+  }
+
+  /**
+   * An idle connection for `key` that may serve this Connect, taken from the pool (step 3), with the key
+   * it goes back under; undefined when there is none. `policy`: the destination policy to judge it by
+   * (undefined through a parent: its address is the parent's, not the destination).
+   */
+  private reuse(
+    pool: OriginPool,
+    key: string,
+    host: string,
+    port: number,
+    tunnel: boolean,
+    policy: DestinationPolicy | undefined,
+    client: DialClient,
+  ): { readonly socket: net.Socket; readonly key: string } | undefined {
+    const tag = client.pinTag
+    const pinned = tag === undefined || tunnel ? undefined : pinnedKey(key, tag)
+    let from = pinned ?? key
+    let socket = pool.take(from)
+    if (socket === undefined && pinned !== undefined) socket = pool.take((from = key))
+    if (socket === undefined) return undefined
+    if (policy === undefined) return { socket, key: from }
+    const address = socket.remoteAddress
+    if (address === undefined) {
+      socket.destroy() // no address to judge: not a connection to use
+      return undefined
+    }
+    if (check(policy, { host, address, port, kind: tunnel ? "connect" : "http" }) === undefined) return { socket, key: from }
+    // Dialled for plain requests, which may still go there: a tunnel's denial leaves it in the pool.
+    if (tunnel) pool.put(from, socket)
+    else socket.destroy()
+    return undefined
   }
 
   /** Keep `socket` idle under `poolKey` (from `originConnected`) for a later Connect; it has no owner's listeners left. */
@@ -270,6 +323,15 @@ export class Dialer {
     const pool = this.options.pool
     if (pool === undefined) socket.destroy()
     else pool.put(poolKey, socket)
+  }
+
+  /**
+   * Keep `socket`, which the core released `pinned` (NTLM or Negotiate authenticated it), for `client`'s
+   * later requests only: under a key of its own (the pool's idle rules apply to it as to any other).
+   */
+  keepPinned(poolKey: string, socket: net.Socket, client: DialClient): void {
+    client.pinTag ??= `#${++pinTags}`
+    this.keepIdle(pinnedKey(poolKey, client.pinTag), socket)
   }
 
   /** The policy said no: nothing is dialled; the core answers 403 with the reason. */

@@ -11,6 +11,14 @@
  * Rules:
  * - An idle connection that the origin closes, resets, or sends anything on is dropped at once
  *   (bytes from an idle origin are not ours to interpret).
+ * - A connection put in the pool is not handed out in the same turn of the event loop (a pipelined
+ *   request, or another client's request read in the same batch of events): the loop must look at it
+ *   in between, so that bytes the origin sent after its response, and that already wait in the kernel,
+ *   are read while it idles, and spoil it, instead of being read as the next request's response. One
+ *   turn is enough for bytes that arrived before the request that takes the connection: epoll reports
+ *   sockets in the order they became readable. Bytes that arrive after it was handed out cannot be told
+ *   from a response: the rule of the core that keeps no connection after a response that cannot have a
+ *   body (docs/design.md §6.4) is what guards the common case of them.
  * - Idle connections expire after `idleMs` (default 2 s: shorter than common origin keep-alive
  *   timeouts, e.g. Node's 5 s, so we rarely reuse a connection the origin is about to close).
  *   A request can still meet a connection the origin closed a moment before: it gets a 502, as
@@ -19,7 +27,8 @@
  *   of concurrent clients to one origin keeps its connections; beyond that the oldest
  *   one of the key is destroyed.
  * - Every pooled socket is destroyed exactly once: on expiry, eviction, origin close, or `close()`.
- * It must never: hand out a socket that is destroyed, half-closed or has buffered unread data.
+ * It must never: hand out a socket that is destroyed, half-closed or has buffered unread data, or one in
+ * the turn of the event loop it was put in.
  */
 import type * as net from "node:net"
 import type { Deadlines, Timed } from "../timers/Deadlines.ts"
@@ -46,11 +55,14 @@ class Idle implements Timed {
   deadlineAt = 0
   readonly key: string
   readonly socket: PooledSocket
+  /** The pool's turn when it was put in: not handed out before the turn changes. */
+  readonly turn: number
   private readonly pool: OriginPool
-  constructor(key: string, socket: PooledSocket, pool: OriginPool) {
+  constructor(key: string, socket: PooledSocket, pool: OriginPool, turn: number) {
     this.key = key
     this.socket = socket
     this.pool = pool
+    this.turn = turn
   }
   onDeadline(): void {
     this.pool.drop(this)
@@ -77,6 +89,16 @@ export class OriginPool {
   private readonly options: OriginPoolOptions
   private total = 0
   private closed = false
+  /**
+   * Counts turns of the event loop in which something was put in (advanced by an immediate, after the
+   * poll phase that read the events of that turn); `turnPending`: that immediate is scheduled.
+   */
+  private turn = 0
+  private turnPending = false
+  private readonly nextTurn = (): void => {
+    this.turnPending = false
+    this.turn++
+  }
   /** Reuses, for stats. */
   hits = 0
 
@@ -100,7 +122,11 @@ export class OriginPool {
     if (list === undefined) this.byKey.set(key, (list = []))
     if (list.length >= this.options.maxPerOrigin) this.drop(list[0]!)
     if (this.total >= this.options.maxTotal) this.dropOldest()
-    const idle = new Idle(key, s, this)
+    const idle = new Idle(key, s, this, this.turn)
+    if (!this.turnPending) {
+      this.turnPending = true
+      setImmediate(this.nextTurn)
+    }
     s[kPooled] = idle
     if (s[kWatched] === undefined) {
       // Once per socket, not per put/take: a keep-alive connection goes in and out of the pool once per
@@ -118,13 +144,18 @@ export class OriginPool {
   }
 
   /**
-   * The most recently pooled live connection for `key`, detached from the pool, or undefined. It is still
-   * flowing (the taker pauses it if it must: pausing here and resuming there would cost two system calls).
+   * The most recently pooled live connection for `key` that was not put in during this turn of the event
+   * loop, detached from the pool, or undefined. It is still flowing (the taker pauses it if it must:
+   * pausing here and resuming there would cost two system calls).
    */
   take(key: string): net.Socket | undefined {
     const list = this.byKey.get(key)
-    while (list !== undefined && list.length > 0) {
-      const idle = list.pop()!
+    if (list === undefined) return undefined
+    // The newest are at the end: skip those of this turn (they stay), take the next one.
+    for (let i = list.length - 1; i >= 0; i--) {
+      const idle = list[i]!
+      if (idle.turn === this.turn) continue
+      list.splice(i, 1)
       this.detach(idle, list)
       const s = idle.socket
       if (!s.destroyed && s.readable && s.writable && s.readableLength === 0) {

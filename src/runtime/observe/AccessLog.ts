@@ -12,8 +12,8 @@
  * and JSON lines are one object per line with the same fields (plus `time`, `worker`, `kind`).
  * Lines are buffered and written with ONE `write` per event-loop turn (`setImmediate`), so a burst of
  * finished requests costs one write. In a worker thread `process.stdout` is forwarded to the main thread
- * by a `postMessage` per write, which cost 13-14 % of a worker's CPU with one line per turn (new tunnels
- * at ~2,000/s per worker, docs/performance.md "Round two"): there lines are batched for WORKER_BATCH_MS
+ * by a `postMessage` per write, a large share of a worker's CPU when tunnels come and go fast (docs/
+ * performance.md, "New tunnel per request: the profile"): there lines are batched for WORKER_BATCH_MS
  * instead (or until BATCH_BYTES are pending), so a line is written at most that late.
  * Access lines have level "info": they are written when logLevel is "debug" or "info".
  *

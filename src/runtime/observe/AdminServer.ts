@@ -28,9 +28,9 @@ import type * as Http from "node:http"
 import type * as Net from "node:net"
 
 /**
- * node:http as `require` loads it (~1.3 MB of RSS). An ESM `import` of it builds the module namespace,
- * which reads every export, lazy ones included, and so loads crypto, tls and http2 too (~12 MB, measured
- * with Node 24).
+ * node:http as `require` loads it. An ESM `import` of it builds the module namespace, which reads every
+ * export, lazy ones included, and so loads crypto, tls and http2 too (the RSS of each: docs/performance.md,
+ * "The admin endpoint's cost").
  */
 const http = process.getBuiltinModule("node:http")
 

@@ -25,7 +25,8 @@ export interface Slot {
   readonly id: number
   handle: EffectWorker<FromWorker, ToWorker> | undefined
   listening: boolean
-  drained: Deferred.Deferred<void>
+  /** Completed when the thread reported Drained (with how many connections it closed) or ended (0). */
+  drained: Deferred.Deferred<number>
   stats: WorkerStats
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** How many of this slot's threads have reported Listening. */
@@ -42,7 +43,7 @@ export const newSlot = (id: number): Slot => ({
   id,
   handle: undefined,
   listening: false,
-  drained: Deferred.makeUnsafe<void>(),
+  drained: Deferred.makeUnsafe<number>(),
   stats: zeroStats,
   fiber: undefined,
   runs: 0,

@@ -25,15 +25,10 @@ import type { Figures } from "./Figures.ts"
 import type { Roster, Slot } from "./Roster.ts"
 
 /**
- * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may
- * grow to 32 MB). A burst of new connections (each leaves a few KB of long-lived objects, copied through
- * the young generation) grows it as far as it may, and the RSS stays. Measured with the bundled build
- * (docs/performance.md), RSS per idle tunnel in the 10k-tunnel bench: 9.9 KB at 48 MB, 7.3 at 24, 6.05–6.4
- * at 8, 5.8–5.9 at 4. Its price is more, smaller collections where requests allocate: with --trace-gc
- * over the quick small-request and new-tunnel workloads, 4 MB spent 1,095 ms in scavenges and 56 ms in
- * mark-compacts against 966 and 32 ms at 24 MB, ~1 % of the ~15 CPU-s the proxy used; bulk transfers
- * allocate nothing per chunk and showed no difference (alternating A/B runs). The 4 MB trial that once cost
- * ~45 % more CPU per byte was made while every read still allocated a Node Buffer.
+ * Young-generation size of each worker's V8 heap (MB), far below V8's default (semi-spaces that may grow
+ * to 32 MB): a burst of new connections, whose long-lived objects are copied through the young generation,
+ * grows it as far as it may and the RSS stays, so a small one keeps idle tunnels cheap, for slightly more
+ * time in collections (the figures, per size tried: docs/performance.md, "RSS per idle tunnel").
  */
 export const WORKER_YOUNG_GENERATION_MB = 4
 
@@ -140,7 +135,7 @@ export class Spawner {
       const platform = yield* WorkerPlatform
       const worker = yield* platform.spawn<FromWorker, ToWorker>(slot.id)
       slot.handle = worker
-      slot.drained = Deferred.makeUnsafe<void>()
+      slot.drained = Deferred.makeUnsafe<number>()
       yield* worker.run((msg) => handleMessage(slot, first, figures, msg))
     }).pipe(
       Effect.ensuring(
@@ -150,7 +145,7 @@ export class Spawner {
           if (roster.init.connectionLimits !== undefined) releaseWorker(roster.init.connectionLimits, slot.id)
           slot.listening = false
           slot.handle = undefined
-          Deferred.doneUnsafe(slot.drained, Exit.void)
+          Deferred.doneUnsafe(slot.drained, Exit.succeed(0))
         }),
       ),
     )
@@ -179,7 +174,7 @@ const handleMessage = (
       figures.record(slot, msg)
       return Effect.void
     case "Drained":
-      return Deferred.succeed(slot.drained, undefined).pipe(Effect.asVoid)
+      return Deferred.succeed(slot.drained, msg.cut ?? 0).pipe(Effect.asVoid)
     case "Reconfigured": {
       const waiting = slot.reconfigured
       slot.reconfigured = undefined

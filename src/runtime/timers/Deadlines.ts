@@ -15,13 +15,16 @@
  * The clock is monotonic milliseconds (`performance.now()`); the same value is handed to the expired
  * entry so the runtime can pass it on as `now` to the Postman.
  *
+ * A callback that throws does not cost the others their turn: every entry due in a batch is called back,
+ * and the error is reported (`onError`) or, without a reporter, thrown once the batch is done.
+ *
  * It must never: create a timer per entry, call back into an entry while it is still in the heap, or
  * call back an entry whose deadline was set again (or cancelled) by an earlier callback of the same batch.
  */
 
 /** Something with at most one pending deadline. The fields belong to the heap: initialise them with `Deadlines.idle`. */
 export interface Timed {
-  /** Position in the heap, or -1 when no deadline is pending. */
+  /** Position in the heap; negative when no deadline is pending (-1, or DUE while its batch is delivered). */
   deadlineIndex: number
   /** The pending deadline (meaningless when `deadlineIndex` is -1). */
   deadlineAt: number
@@ -122,10 +125,17 @@ export class DeadlineHeap {
 }
 
 const MAX_DELAY = 2_147_483_647
+/** The index of an entry taken out of the heap for the batch being delivered, until its turn comes. */
+const DUE = -2
 
 export interface DeadlinesOptions {
   /** Monotonic milliseconds; default `performance.now()`. */
   readonly clock?: () => number
+  /**
+   * Told of each callback that threw, once every entry due in its batch has been called back. Without
+   * it, the batch's first error is thrown then.
+   */
+  readonly onError?: (error: unknown) => void
 }
 
 /** A DeadlineHeap driven by one re-armed `setTimeout`. */
@@ -139,9 +149,11 @@ export class Deadlines {
   private armedAt = Number.POSITIVE_INFINITY
   private readonly expired: Array<Timed> = []
   readonly now: () => number
+  private readonly onError: ((error: unknown) => void) | undefined
 
   constructor(options: DeadlinesOptions = {}) {
     this.now = options.clock ?? (() => performance.now())
+    this.onError = options.onError
   }
 
   get size(): number {
@@ -154,6 +166,7 @@ export class Deadlines {
   }
 
   cancel(entry: Timed): void {
+    if (entry.deadlineIndex === DUE) entry.deadlineIndex = -1 // its batch is being delivered: skip it
     this.heap.cancel(entry)
     if (this.heap.size === 0) this.disarm()
   }
@@ -166,22 +179,29 @@ export class Deadlines {
   /** Deliver every deadline that expired by `now` (exposed for tests; the timer calls it). */
   fire(now: number = this.now()): void {
     const batch = this.expired
-    for (let e = this.heap.popExpired(now); e !== undefined; e = this.heap.popExpired(now)) batch.push(e)
+    for (let e = this.heap.popExpired(now); e !== undefined; e = this.heap.popExpired(now)) {
+      e.deadlineIndex = DUE
+      batch.push(e)
+    }
     // Entries set again while this batch runs wait for the next turn of the timer, so a callback that
     // keeps setting a deadline in the past cannot starve the event loop.
+    let errors: Array<unknown> | undefined
     for (let i = 0; i < batch.length; i++) {
       const entry = batch[i] as Timed
-      if (entry.deadlineIndex !== -1) continue // set again by an earlier callback: not expired any more
+      if (entry.deadlineIndex !== DUE) continue // set again or cancelled by an earlier callback
+      entry.deadlineIndex = -1
       try {
         entry.onDeadline(now)
-      } catch (e) {
-        batch.length = 0
-        this.rearm()
-        throw e
+      } catch (error) {
+        ;(errors ??= []).push(error)
       }
     }
     batch.length = 0
     this.rearm()
+    // Reported once the batch is done, so the heap and the timer are in order whatever the reporter does.
+    if (errors === undefined) return
+    if (this.onError === undefined) throw errors[0]
+    for (const error of errors) this.onError(error)
   }
 
   private readonly onTimer = (): void => {

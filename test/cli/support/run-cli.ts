@@ -1,21 +1,15 @@
 /**
  * Running the built `hctunnel` command (dist/cli.js) as a user would, for the CLI tests: one process per
- * call, the machine's HCTUNNEL_* and proxy variables left out so they cannot change what is tested.
+ * call, in the same clean environment as the end-to-end tests' programs (e2e/support/env.ts).
  */
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { cleanEnv } from "../../e2e/support/env.ts"
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
 export const CLI = resolve(ROOT, "dist/cli.js")
-
-/** The environment without any HCTUNNEL_* or proxy variables of the machine, plus `extra`. */
-export const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!/^HCTUNNEL_|_proxy$/i.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
 
 /** `hctunnel ARGS` to completion: exit code and output. */
 export const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {

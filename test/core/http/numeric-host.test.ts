@@ -3,7 +3,7 @@
  * destination policy or resolver sees them.
  */
 import { describe, expect, it } from "vitest"
-import { normalizeNumericHost } from "../../../src/core/http/numeric-host.ts"
+import { cannotEndInNumber, isCanonicalQuad, normalizeNumericHost } from "../../../src/core/http/numeric-host.ts"
 import { parseAbsoluteForm, parseAuthorityForm } from "../../../src/core/http/target.ts"
 
 describe("normalizeNumericHost", () => {
@@ -26,6 +26,11 @@ describe("normalizeNumericHost", () => {
     ["10.0.0.010", "10.0.0.8"],
     ["4294967295", "255.255.255.255"],
     ["1.2.3.0x4", "1.2.3.4"],
+    // the hex prefix in either case (WHATWG), though the target parser lower-cases hosts first
+    ["0X7f.1", "127.0.0.1"],
+    ["0X7F000001", "127.0.0.1"],
+    ["255.0.0.01", "255.0.0.1"],
+    ["0255.0.0.1", "173.0.0.1"],
     // the canonical dotted quad (checked without splitting) and its near misses
     ["255.255.255.255", "255.255.255.255"],
     ["0.0.0.0", "0.0.0.0"],
@@ -47,6 +52,11 @@ describe("normalizeNumericHost", () => {
     ["example.org."],
     ["cafe"],
     ["box"],
+    // last labels that are no IPv4 number in any base
+    ["0xg1"],
+    ["0a7"],
+    ["07a"],
+    ["1a"],
   ])("leaves the name %s alone", (host) => {
     expect(normalizeNumericHost(host)).toEqual({ ok: true, host })
   })
@@ -56,6 +66,8 @@ describe("normalizeNumericHost", () => {
     ["1.2.3.256"],
     ["256.1.1.1"],
     ["1.2.3.4.5"],
+    ["1.2.3.4.0"],
+    ["09"],
     ["1..2"],
     ["1.2.3.4.5."],
     ["1.2.3.1000"],
@@ -96,5 +108,59 @@ describe("the target parser normalises before anything else", () => {
     }
     const r = parseAuthorityForm("4294967296:443")
     expect(r.ok ? undefined : r.rejection.status).toBe(400)
+  })
+})
+
+/** The fast paths: they must say yes exactly when the slow path would change nothing. */
+describe("isCanonicalQuad", () => {
+  it.each([
+    ["127.0.0.1", true],
+    ["0.0.0.0", true],
+    ["255.255.255.255", true],
+    ["1.22.103.9", true],
+    ["10.0.0.10", true],
+    ["1.2.3", false],
+    ["1.2.3.4.5", false],
+    ["1.2.3.", false],
+    [".1.2.3", false],
+    ["1..2.3", false],
+    ["1.2.3.4.", false],
+    ["01.2.3.4", false],
+    ["1.2.3.04", false],
+    ["1.2.3.00", false],
+    ["1.2.3.256", false],
+    ["1.2.3.1000", false],
+    ["1.2.3.0255", false],
+    ["1.2.3.a", false],
+    ["1.2.3.4a", false],
+    ["1.2.3./", false],
+    ["1.2.3.:", false],
+    ["", false],
+  ] as const)("%j: %s", (host, expected) => {
+    expect(isCanonicalQuad(host)).toBe(expected)
+  })
+})
+
+describe("cannotEndInNumber", () => {
+  it.each([
+    ["example.com", true],
+    ["example.com.", true],
+    ["localhost", true],
+    ["a.b-", true],
+    ["", true],
+    [".", true],
+    ["a/", true],
+    ["a:", true],
+    ["a`", true],
+    ["a.g", true],
+    ["a.y", true],
+    ["a.0", false],
+    ["a.9", false],
+    ["a.9.", false],
+    ["a.a", false],
+    ["a.f", false],
+    ["a.x", false],
+  ] as const)("%j: %s", (host, expected) => {
+    expect(cannotEndInNumber(host)).toBe(expected)
   })
 })

@@ -33,6 +33,11 @@ const cases: ReadonlyArray<readonly [string, string, Expect]> = [
   ["space before colon", "HTTP/1.1 200 OK\r\nA : b\r\n\r\n", { error: /colon/ }],
   ["as many fields as the limit", "HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nA: 3\r\n\r\n", { ok: { status: 200 } }],
   ["more fields than the limit", "HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nA: 3\r\nA: 4\r\n\r\n", { error: /more than 3/ }],
+  ["no line end at all", "HTTP/1.1 200 OK", { error: /^the response head does not end with an empty line$/ }],
+  ["a status line too short for a status", "HTTP/1.1 20\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no SP after the version", "HTTP/1.1-200 OK\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no SP after the status", "HTTP/1.1 200-OK\r\n\r\n", { error: /^malformed status line$/ }],
+  ["no empty line after the fields", "HTTP/1.1 200 OK\r\nA: b\r\n", { error: /^the head does not end with an empty line$/ }],
 ]
 
 describe("parseResponseHead: rules", () => {
@@ -70,6 +75,10 @@ const framings: ReadonlyArray<readonly [string, string, string, string, FramingE
   ["205 is not exempt", "GET", "HTTP/1.1 205 Reset Content", "Content-Length: 0\r\n", { kind: "none" }],
   ["2xx to CONNECT: none", "CONNECT", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", { kind: "none" }],
   ["non-2xx to CONNECT has a body", "CONNECT", "HTTP/1.1 407 Auth", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
+  ["299 to CONNECT: none", "CONNECT", "HTTP/1.1 299 X", "Content-Length: 5\r\n", { kind: "none" }],
+  ["300 to CONNECT has a body", "CONNECT", "HTTP/1.1 300 Multiple Choices", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
+  ["199: none", "GET", "HTTP/1.1 199 X", "Content-Length: 5\r\n", { kind: "none" }],
+  ["200 has its body", "GET", "HTTP/1.1 200 OK", "Content-Length: 5\r\n", { kind: "length", length: 5 }],
 ]
 
 describe("responseFraming: rules", () => {

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest"
 import { parseRequestHead } from "../../../src/core/http/request-head.ts"
-import { fieldValues, hasToken, serializeRequestHead, serializeResponseHead, wantsClose } from "../../../src/core/http/serialize.ts"
+import {
+  fieldValues,
+  hasToken,
+  hostPort,
+  isCanonicalLength,
+  serializeRequestHead,
+  serializeResponseHead,
+  wantsClose,
+} from "../../../src/core/http/serialize.ts"
 import type { Field, HttpVersion, RequestHead, ResponseHead } from "../../../src/core/http/types.ts"
 import { bytes, text } from "./helpers.ts"
 
@@ -231,11 +239,73 @@ const responses: ReadonlyArray<readonly [string, ResponseHead, { close: boolean;
     { close: false, keepUpgrade: false },
     "HTTP/1.1 200 OK\r\nVia: 1.1 cdn, 1.1 hct\r\n\r\n",
   ],
+  [
+    "an equal Content-Length list becomes one number",
+    response(200, [["Content-Length", "3, 3"]]),
+    { close: false, keepUpgrade: false },
+    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nVia: 1.1 hct\r\n\r\n",
+  ],
+  [
+    "a 101 to a request that closes after it: Connection lists both",
+    response(101, [["Upgrade", "websocket"]], "1.1", "Switching Protocols"),
+    { close: true, keepUpgrade: true },
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nVia: 1.1 hct\r\nConnection: upgrade, close\r\n\r\n",
+  ],
 ]
 
 describe("serializeResponseHead", () => {
   it.each(responses)("%s", (_rule, head, opts, forwarded) => {
     expect(text(serializeResponseHead(head, { via: "hct", ...opts }))).toBe(forwarded)
+  })
+})
+
+describe("serializeRequestHead: targets", () => {
+  const head = (target: RequestHead["target"]): RequestHead => ({ method: "CONNECT", rawTarget: "x", target, version: "1.1", headers: [] })
+  it.each([
+    // CONNECT never reaches serializeRequestHead in the Postman; if it did, authority-form keeps its port.
+    [{ form: "authority", host: "a.test", port: 80 }, undefined, "CONNECT a.test:80 HTTP/1.1\r\nHost: a.test:80\r\n"],
+    [{ form: "authority", host: "::1", port: 443 }, undefined, "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n"],
+    [{ form: "absolute", host: "a.test", port: 80, path: "/x" }, undefined, "CONNECT /x HTTP/1.1\r\nHost: a.test\r\n"],
+    [{ form: "absolute", host: "a.test", port: 80, path: "/x" }, {}, "CONNECT http://a.test/x HTTP/1.1\r\nHost: a.test\r\n"],
+    [
+      { form: "absolute", host: "::1", port: 8080, path: "/" },
+      { authorization: "Basic eA==" },
+      "CONNECT http://[::1]:8080/ HTTP/1.1\r\nHost: [::1]:8080\r\nProxy-Authorization: Basic eA==\r\n",
+    ],
+  ] as const)("%j, upstream %j", (target, upstream, start) => {
+    expect(text(serializeRequestHead(head(target), { via: "hct", keepUpgrade: false, upstream }))).toBe(`${start}Via: 1.1 hct\r\n\r\n`)
+  })
+  it.each([
+    ["a.test", 443, "a.test:443"],
+    ["::1", 8443, "[::1]:8443"],
+    ["10.0.0.1", 1, "10.0.0.1:1"],
+  ] as const)("hostPort(%s, %i) is %s", (host, port, expected) => {
+    expect(hostPort(host, port)).toBe(expected)
+  })
+})
+
+/** The fast path of Content-Length forwarding: yes exactly for a value the slow path would leave as it is. */
+describe("isCanonicalLength", () => {
+  it.each([
+    ["0", true],
+    ["7", true],
+    ["10", true],
+    ["1234567890123456", true],
+    ["9", true],
+    ["", false],
+    ["00", false],
+    ["07", false],
+    ["12345678901234567", false],
+    ["3, 3", false],
+    ["3,3", false],
+    [" 3", false],
+    ["3 ", false],
+    ["/", false],
+    [":", false],
+    ["1a", false],
+    ["-1", false],
+  ] as const)("%j: %s", (value, expected) => {
+    expect(isCanonicalLength(value)).toBe(expected)
   })
 })
 

@@ -7,7 +7,7 @@
  * process, where the origin lives.
  */
 import { spawn } from "node:child_process"
-import { cleanEnv } from "./proxy.ts"
+import { cleanEnv } from "./env.ts"
 
 /** The program: everything on loopback; prints one JSON line of what it saw, then returns from its top level. */
 export const embeddingProgram = (library: string): string => `

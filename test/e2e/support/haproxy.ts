@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import net from "node:net"
-import { cleanEnv } from "./proxy.ts"
+import { cleanEnv } from "./env.ts"
 
 export const HAPROXY = "/usr/sbin/haproxy"
 

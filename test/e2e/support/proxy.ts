@@ -8,11 +8,12 @@
  * - `stop` sends SIGTERM, waits for the exit, SIGKILLs after a bound. Every proxy started is also
  *   killed when the test process exits, so a failed test leaves nothing running.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process"
+import { spawn, type ChildProcess } from "node:child_process"
 import { existsSync } from "node:fs"
 import net from "node:net"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { cleanEnv } from "./env.ts"
 import { freePort, LOOPBACK } from "./origins.ts"
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
@@ -29,8 +30,8 @@ export interface ProxyOptions {
   readonly graceMs?: number
   readonly maxHeadBytes?: number
   readonly maxRequestLine?: number
-  /** Access log format; "text" unless told. */
-  readonly logFormat?: "text" | "json"
+  /** Log format: "text" unless told; "config" passes no --log-format, so that the config file decides. */
+  readonly logFormat?: "text" | "json" | "config"
   /** Extra raw flags. */
   readonly extraArgs?: ReadonlyArray<string>
   /** Extra environment (e.g. HCTUNNEL_TEST_HOOKS=1). */
@@ -44,33 +45,12 @@ export interface ProxyOptions {
   readonly wrap?: ReadonlyArray<string>
 }
 
-let graceFlagName: string | undefined
-/** The shutdown grace flag was renamed once (--grace -> --shutdown-grace): ask --help which one this build has. */
-const graceFlag = (): string => {
-  if (graceFlagName === undefined) {
-    let help = ""
-    try {
-      help = execFileSync(process.execPath, [CLI, "--help"], { encoding: "utf8", env: cleanEnv(), timeout: 10_000 })
-    } catch (e) {
-      help = String((e as { stdout?: unknown }).stdout ?? "")
-    }
-    graceFlagName = /--shutdown-grace\b/.test(help) ? "--shutdown-grace" : "--grace"
-  }
-  return graceFlagName
-}
-
 /**
  * The CLI's flag names (src/cli/config.ts). Kept in one place so a rename is a one-line change here.
  */
 export const flagsFor = (port: number, o: ProxyOptions): string[] => {
-  const args = [
-    "--listen",
-    `${o.listenHost ?? LOOPBACK}:${port}`,
-    "--workers",
-    String(o.workers ?? 2),
-    "--log-format",
-    o.logFormat ?? "text",
-  ]
+  const args = ["--listen", `${o.listenHost ?? LOOPBACK}:${port}`, "--workers", String(o.workers ?? 2)]
+  if (o.logFormat !== "config") args.push("--log-format", o.logFormat ?? "text")
   const ms = (flag: string, v: number | undefined): void => {
     if (v !== undefined) args.push(flag, `${v}ms`)
   }
@@ -78,7 +58,7 @@ export const flagsFor = (port: number, o: ProxyOptions): string[] => {
   ms("--head-timeout", o.headTimeoutMs)
   ms("--keep-alive-timeout", o.keepAliveTimeoutMs)
   ms("--idle-timeout", o.idleTimeoutMs)
-  ms(graceFlag(), o.graceMs)
+  ms("--shutdown-grace", o.graceMs)
   if (o.maxHeadBytes !== undefined) args.push("--max-head-bytes", String(o.maxHeadBytes))
   if (o.maxRequestLine !== undefined) args.push("--max-request-line", String(o.maxRequestLine))
   args.push(...(o.extraArgs ?? []))
@@ -110,17 +90,6 @@ export interface Proxy {
   stop(boundMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** Everything it printed, for failure messages. */
   output(): string
-}
-
-/** Node 24 env for children: no proxy variables leaking in from the machine. */
-export const cleanEnv = (extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^(https?|all|no|ftp)_proxy$/i.test(k)) continue
-    if (/^HCTUNNEL_/.test(k)) continue // the CLI reads HCTUNNEL_* settings: only what a test sets
-    env[k] = v
-  }
-  return { ...env, ...extra }
 }
 
 export const canConnect = (port: number): Promise<boolean> =>

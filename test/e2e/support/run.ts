@@ -1,7 +1,7 @@
 /** Running real clients (curl, python3) as child processes, with a clean environment and a time bound. */
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { cleanEnv } from "./proxy.ts"
+import { cleanEnv } from "./env.ts"
 
 export interface RunResult {
   readonly code: number | null
@@ -55,9 +55,17 @@ export const run = (
     child.stdin.end(opts.input)
   })
 
-/** curl through the proxy: `-sS --noproxy '' -x <proxy>` plus args. */
+/**
+ * curl through the proxy: `-sS --noproxy '' -x <proxy>` plus args. `--noproxy ''` makes curl use the proxy
+ * for every host, whatever NO_PROXY says; curl forgets it at `--next`, so it is given again after each one
+ * (the test passes `-x` again there).
+ */
 export const curl = (proxyUrl: string, args: ReadonlyArray<string>, opts: { timeoutMs?: number; keepBytes?: number } = {}) =>
-  run(CURL, ["-sS", "--max-time", "30", "-x", proxyUrl, ...args], opts)
+  run(
+    CURL,
+    ["-sS", "--noproxy", "", "--max-time", "30", "-x", proxyUrl, ...args.flatMap((a) => (a === "--next" ? [a, "--noproxy", ""] : [a]))],
+    opts,
+  )
 
 /** Split `curl -i` output into its heads and body. Returns every head (1xx first) and the final body. */
 export const splitIncluded = (out: Buffer): { heads: string[]; body: Buffer } => {

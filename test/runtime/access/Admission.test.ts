@@ -10,7 +10,7 @@ import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeConnectionLimits } from "../../../src/runtime/access/ConnectionLimits.ts"
 import type { WorkerInit } from "../../../src/runtime/protocol.ts"
-import { baseInit, httpServer, type RunningProxy, startProxy } from "../loopback.ts"
+import { baseInit, httpServer, type RunningProxy, startProxy, waitForLine } from "../loopback.ts"
 
 let origin: Awaited<ReturnType<typeof httpServer>>
 
@@ -56,15 +56,6 @@ const client = async (port: number, localAddress: string) => {
 }
 
 const get = (): string => `GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`
-
-const waitForLine = async (proxy: RunningProxy, pattern: RegExp): Promise<string> => {
-  for (let i = 0; i < 300; i++) {
-    const line = proxy.lines.find((l) => pattern.test(l))
-    if (line !== undefined) return line
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  throw new Error(`no log line matching ${String(pattern)}:\n${proxy.lines.join("\n")}`)
-}
 
 describe("the allow-list is judged before a connection slot is taken (issue 17 item 12)", () => {
   it("a refused client whose 403 lingers holds no slot; allowed clients get every slot", () =>

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { WorkerInit } from "../../../src/runtime/protocol.ts"
 import { V2_SIGNATURE } from "../../../src/runtime/access/ProxyProtocol.ts"
-import { baseInit, httpServer, rawClient, type RunningProxy, startProxy } from "../loopback.ts"
+import { baseInit, httpServer, rawClient, type RunningProxy, startProxy, until, waitForLine } from "../loopback.ts"
 
 let origin: Awaited<ReturnType<typeof httpServer>>
 
@@ -36,15 +36,6 @@ const withProxy = async (overrides: Partial<WorkerInit>, body: (proxy: RunningPr
   } finally {
     await proxy.stop()
   }
-}
-
-const waitForLine = async (proxy: RunningProxy, pattern: RegExp): Promise<string> => {
-  for (let i = 0; i < 200; i++) {
-    const line = proxy.lines.find((l) => pattern.test(l))
-    if (line !== undefined) return line
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  throw new Error(`no log line matching ${String(pattern)}:\n${proxy.lines.join("\n")}`)
 }
 
 describe("PROXY protocol on the accept path", () => {
@@ -149,7 +140,7 @@ describe("PROXY protocol on the accept path", () => {
     const proxy = await startProxy(baseInit({ proxyProtocolFrom: ["127.0.0.1/32"] }))
     const c = rawClient(proxy.port)
     c.socket.write("PROXY ")
-    await new Promise((r) => setTimeout(r, 20))
+    await until("the connection accepted", () => proxy.server.stats.connectionsAccepted === 1)
     await proxy.stop(50) // resolves once drained
     await c.waitClose()
     expect(c.text()).toBe("")

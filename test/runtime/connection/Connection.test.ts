@@ -4,7 +4,7 @@ import type * as net from "node:net"
 import type { Connection } from "../../../src/runtime/connection/Connection.ts"
 import { makeResolve } from "../../../src/runtime/dial/Resolver.ts"
 import { startDnsServer } from "../../e2e/support/dns.ts"
-import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, sleep, startProxy } from "../loopback.ts"
+import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, startProxy, until, waitForLine } from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -38,9 +38,8 @@ describe("Connection over loopback", () => {
     // Client half-closes: the FIN travels to the echo origin, which ends too; the tunnel finishes.
     c.socket.end()
     await c.waitClose()
-    await sleep(20)
-    expect(p.server.liveConnections).toBe(0)
-    const line = p.lines.find((l) => l.includes("CONNECT"))
+    await until("the tunnel to finish", () => p.server.liveConnections === 0)
+    const line = await waitForLine(p, /CONNECT/)
     expect(line).toMatch(new RegExp(`^127\\.0\\.0\\.1:\\d+ CONNECT origin\\.test:${echo.port} 200 \\d+/\\d+ \\d+ms ok`))
     expect(p.server.stats.tunnels).toBe(1)
     expect(p.server.stats.bytesFromClients).toBeGreaterThan(23)
@@ -92,8 +91,7 @@ describe("Connection over loopback", () => {
     await c.waitClose()
     expect(c.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     expect(c.text()).toContain("hello from /path?q=1 via 1.1 hctunnel-test")
-    await sleep(20)
-    expect(p.lines.some((l) => / GET http:\/\/origin\.test:\d+\/path\?q=1 200 /.test(l))).toBe(true)
+    await waitForLine(p, / GET http:\/\/origin\.test:\d+\/path\?q=1 200 /)
     expect(p.server.stats.requests).toBe(1)
   })
 
@@ -132,8 +130,7 @@ describe("Connection over loopback", () => {
     await c.waitClose()
     expect(c.text()).toMatch(/^HTTP\/1\.1 502 /)
     expect(c.text()).toContain("refused")
-    await sleep(20)
-    expect(p.lines.some((l) => l.includes(" 502 ") && l.includes("origin-error"))).toBe(true)
+    await waitForLine(p, / 502 .*origin-error/)
   })
 
   it("drops a DNS answer that arrives after the connect deadline: 504, and no origin socket is opened", async () => {
@@ -155,10 +152,14 @@ describe("Connection over loopback", () => {
     c.socket.write(`CONNECT slow.test:${echo.port} HTTP/1.1\r\nHost: slow.test:${echo.port}\r\n\r\n`)
     await c.waitClose()
     expect(c.text()).toMatch(/^HTTP\/1\.1 504 /)
-    await sleep(400)
-    expect(answered).toBe(true)
-    expect(echo.accepted()).toBe(0)
-    expect(p.server.liveConnections).toBe(0)
+    await until("the connection to finish", () => p.server.liveConnections === 0)
+    await until("the late DNS answer", () => answered)
+    // A tunnel opened after the answer arrived reaches the origin; had the late answer been dialled, that
+    // connection would have been accepted first.
+    const probe = await tunnelClient(p, `127.0.0.1:${echo.port}`)
+    probe.socket.write("probe")
+    await probe.waitFor("\r\n\r\nprobe")
+    expect(echo.accepted()).toBe(1)
   })
 
   it("closes an idle kept-alive client after keepAliveTimeout", async () => {
@@ -172,8 +173,7 @@ describe("Connection over loopback", () => {
     // Closed quietly: nothing is written after the response (no timing thresholds: the machine may be busy).
     await c.waitClose(5_000)
     expect(c.bytes().length).toBe(answered)
-    await sleep(20)
-    expect(p.server.liveConnections).toBe(0)
+    await until("the connection to finish", () => p.server.liveConnections === 0)
   })
 
   it("refuses a client outside the allow-list with 403 and never starts a Postman", async () => {
@@ -204,31 +204,50 @@ describe("Connection over loopback", () => {
     const p = await proxy(baseInit())
     const c = await tunnelClient(p, `origin.test:${echo.port}`)
     c.socket.resetAndDestroy()
-    for (let i = 0; i < 50 && p.server.liveConnections > 0; i++) await sleep(10)
-    expect(p.server.liveConnections).toBe(0)
+    await until("both sockets released", () => p.server.liveConnections === 0)
     expect(p.server.stats.connectionsLive).toBe(0)
   })
 
-  it("shutdown closes idle connections at once and aborts a tunnel after the grace period", async () => {
+  it("shutdown closes idle connections at once and aborts a tunnel when the grace period ends on the worker's clock", async () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
-    const p = await startProxy(baseInit())
+    let now = 0
+    const p = await startProxy(baseInit(), { clock: () => now })
     const idle = rawClient(p.port)
-    const tunnel = rawClient(p.port)
-    tunnel.socket.write(`CONNECT origin.test:${echo.port} HTTP/1.1\r\nHost: origin.test:${echo.port}\r\n\r\n`)
-    await tunnel.waitFor("\r\n\r\n")
-    await sleep(20)
-    expect(p.server.liveConnections).toBe(2)
-    const t0 = Date.now()
-    let drained = false
-    const stopped = p.stop(300).then(() => (drained = true))
-    await idle.waitClose(5_000)
-    expect(drained).toBe(false) // the idle connection went first; the tunnel holds the drain
-    expect(tunnel.isClosed()).toBe(false)
-    await stopped
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(290)
-    await tunnel.waitClose(5_000)
+    const tunnel = await tunnelClient(p, `origin.test:${echo.port}`)
+    await until("both connections accepted", () => p.server.liveConnections === 2)
+    const cut: Array<number> = []
+    p.server.shutdown(300, (n) => cut.push(n))
+    p.server.shutdown(10_000, (n) => cut.push(n)) // a later, longer one never extends the grace period
+    await idle.waitClose()
+    // 299 ms into the grace period (whatever the real time): the tunnel still relays.
+    now = 299
+    p.server.deadlines.fire()
+    tunnel.socket.write("in grace")
+    await tunnel.waitFor("in grace")
+    expect(cut).toEqual([])
+    now = 300
+    p.server.deadlines.fire()
+    await tunnel.waitClose()
+    await until("drained", () => cut.length === 2)
+    expect(cut).toEqual([1, 1]) // the tunnel; the idle connection had gone at once
     expect(p.server.liveConnections).toBe(0)
-    expect(p.lines.some((l) => l.includes("CONNECT") && l.includes("shutdown"))).toBe(true)
+    expect(p.lines.filter((l) => l.includes("CONNECT"))).toEqual([expect.stringMatching(/ shutdown shutdown: grace period over$/)])
+  })
+
+  it("a second shutdown with no grace aborts what is open at once (a second signal)", async () => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const p = await startProxy(baseInit(), { clock: () => 0 })
+    const tunnels = [await tunnelClient(p, `origin.test:${echo.port}`), await tunnelClient(p, `origin.test:${echo.port}`)]
+    const first = new Promise<number>((resolve) => p.server.shutdown(60_000, resolve))
+    for (const t of tunnels) {
+      t.socket.write("in grace")
+      await t.waitFor("in grace")
+    }
+    const second = new Promise<number>((resolve) => p.server.shutdown(0, resolve))
+    for (const t of tunnels) await t.waitClose()
+    expect([await first, await second]).toEqual([2, 2])
+    expect(p.lines.filter((l) => l.includes("grace period cut short"))).toHaveLength(2)
   })
 })

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import type { Connection } from "../../../src/runtime/connection/Connection.ts"
 import { Deadlines } from "../../../src/runtime/timers/Deadlines.ts"
 import { type Aging, KeepaliveArmer } from "../../../src/runtime/connection/KeepaliveArmer.ts"
-import { baseInit, echoServer, rawClient, type RunningProxy, sleep, startProxy } from "../loopback.ts"
+import { baseInit, echoServer, rawClient, type RunningProxy, startProxy, until } from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -80,7 +80,6 @@ describe("a connection's keepalive", () => {
     expect([onClient.length, onOrigin.length]).toEqual([1, 1])
     c.socket.end()
     await c.waitClose()
-    await sleep(20)
-    expect(p.server.liveConnections).toBe(0)
+    await until("the connection to finish", () => p.server.liveConnections === 0)
   })
 })

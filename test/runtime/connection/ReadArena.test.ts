@@ -14,7 +14,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { BULK_READ_BYTES, readAcceptedInto } from "../../../src/runtime/connection/ReadArena.ts"
-import { baseInit, closeServer, listen, startProxy } from "../loopback.ts"
+import { baseInit, closeServer, listen, startProxy, until } from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -170,7 +170,7 @@ describe("bulk reads on a reused origin connection", () => {
         req.end()
       })
     const first = await fetchOnce()
-    await new Promise((r) => setTimeout(r, 50))
+    await until("the origin connection back in the pool", () => proxy.server.pool.size === 1)
     const second = await fetchOnce()
     expect(sha(first)).toBe(sha(body))
     expect(sha(second)).toBe(sha(body))

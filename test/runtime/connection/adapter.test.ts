@@ -14,7 +14,7 @@ import { emptyStats } from "../../../src/runtime/observe/Stats.ts"
 import { Deadlines } from "../../../src/runtime/timers/Deadlines.ts"
 import { makeResolve } from "../../../src/runtime/dial/Resolver.ts"
 import { Dialer } from "../../../src/runtime/dial/Dialer.ts"
-import { closeServer, echoServer, listen, rawClient, sleep } from "../loopback.ts"
+import { closeServer, echoServer, listen, rawClient, sleep, until } from "../loopback.ts"
 
 type Script = (event: Event, engine: ScriptedEngine) => ReadonlyArray<Action>
 
@@ -72,12 +72,15 @@ afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f()
 })
 
-/** A listener whose connections are driven by `script`; returns the port, the engines and the shared context. */
-const harness = async (script: Script, hosts: Record<string, string> = {}, lingerMs?: number) => {
+/**
+ * A listener whose connections are driven by `script`; returns the port, the engines and the shared context.
+ * `clock`: the connections' clock (default the real one); a test that sets it fires the deadlines itself.
+ */
+const harness = async (script: Script, hosts: Record<string, string> = {}, lingerMs?: number, clock?: () => number) => {
   const engines: Array<ScriptedEngine> = []
   const lines: Array<string> = []
   const finished: Array<Connection> = []
-  const deadlines = new Deadlines()
+  const deadlines = new Deadlines(clock === undefined ? {} : { clock })
   const stats = emptyStats()
   const ctx: ConnectionContext = {
     limits: defaultLimits,
@@ -162,24 +165,35 @@ describe("Connection adapter rules", () => {
   it("a Connect abandoned by the engine (Close origin while connecting) never reports back and leaves no socket", async () => {
     const echo = await echoServer()
     cleanups.push(echo.close)
+    // "go": Connect, and give it up at once. "probe" (a second client, afterwards): Connect, and report the
+    // echo of "hi" to the client, which tells the test that a dial made later than the abandoned one is done.
     const h = await harness(
-      (event) =>
-        event._tag === "Received"
-          ? [
-              { _tag: "Connect", host: "origin.test", port: echo.port },
-              { _tag: "Close", side: "origin", graceful: false, reusable: false },
-            ]
-          : [],
+      (event) => {
+        if (event._tag === "Received" && event.side === "client") {
+          return new TextDecoder().decode(event.bytes) === "go"
+            ? [
+                { _tag: "Connect", host: "origin.test", port: echo.port },
+                { _tag: "Close", side: "origin", graceful: false, reusable: false },
+              ]
+            : [{ _tag: "Connect", host: "origin.test", port: echo.port }]
+        }
+        if (event._tag === "Connected") return [{ _tag: "Write", side: "origin", bytes: text("hi") }]
+        if (event._tag === "Received") return [{ _tag: "Write", side: "client", bytes: text("probe done") }]
+        return []
+      },
       { "origin.test": "127.0.0.1" },
     )
     const c = rawClient(h.port)
     c.socket.write("go")
-    await sleep(200)
-    const engine = h.engines[0]!
-    expect(engine.events.map((e) => e._tag)).toEqual(["Received"])
+    await until("the engine to read", () => h.engines[0]?.events.length === 1)
+    const probe = rawClient(h.port)
+    probe.socket.write("probe")
+    await probe.waitFor("probe done")
+    expect(h.engines[0]!.events.map((e) => e._tag)).toEqual(["Received"])
+    expect(echo.accepted()).toBe(1) // the probe's: the abandoned attempt never connected
     c.socket.destroy()
-    await sleep(50)
-    expect(h.finished.length).toBe(1)
+    await until("the connection to finish", () => h.finished.length === 1)
+    probe.socket.destroy()
   })
 
   it("a second Connect replaces the first; only the current one reports Connected", async () => {
@@ -194,17 +208,19 @@ describe("Connection adapter rules", () => {
           ]
         }
         if (event._tag === "Connected") return [{ _tag: "Write", side: "origin", bytes: text("hi") }]
+        if (event._tag === "Received" && event.side === "origin") return [{ _tag: "Write", side: "client", bytes: text("echoed") }]
         return []
       },
       { "origin.test": "127.0.0.1" },
     )
     const c = rawClient(h.port)
     c.socket.write("go")
-    await sleep(200)
+    // The echo of "hi" came back from the current origin; the first attempt, dialled earlier, would have
+    // connected by then.
+    await c.waitFor("echoed")
     const tags = h.engines[0]!.events.map((e) => e._tag)
     expect(tags.filter((t) => t === "Connected")).toEqual(["Connected"])
-    // The echo of "hi" came back from the current origin.
-    expect(h.engines[0]!.events.some((e) => e._tag === "Received" && e.side === "origin")).toBe(true)
+    expect(echo.accepted()).toBe(1)
     c.socket.destroy()
   })
 
@@ -239,8 +255,7 @@ describe("Connection adapter rules", () => {
     if (!c.isClosed()) c.socket.write("late bytes")
     await c.waitClose()
     expect(h.engines[0]!.events.map((e) => e._tag)).toEqual(["Received"])
-    await sleep(20)
-    expect(h.finished.length).toBe(1)
+    await until("the connection to finish", () => h.finished.length === 1)
   })
 
   it("an engine that throws is contained: logged, counted, connection destroyed", async () => {
@@ -250,28 +265,30 @@ describe("Connection adapter rules", () => {
     const c = rawClient(h.port)
     c.socket.write("x")
     await c.waitClose()
-    await sleep(20)
+    await until("the connection to finish", () => h.finished.length === 1)
     expect(h.ctx.stats.errors).toBe(1)
-    expect(h.finished.length).toBe(1)
-    await sleep(10)
-    expect(h.lines.join("")).toContain("internal error: Error: boom")
+    await until("the log line", () => h.lines.join("").includes("internal error: Error: boom"))
   })
 
   it("an origin released gracefully may flush after the client is gone, but only for the linger time", async () => {
     // An origin that never ends its side: our FIN does not make it close.
     const originSockets: Array<net.Socket> = []
     let originClosed = false
+    let originRead = ""
+    let originEnded = false
     const stubborn = net.createServer({ allowHalfOpen: true }, (s) => {
       originSockets.push(s)
       s.on("error", () => {})
       s.on("close", () => (originClosed = true))
-      s.resume()
+      s.on("data", (d: Buffer) => (originRead += d.toString()))
+      s.on("end", () => (originEnded = true))
     })
     const port = await listen(stubborn)
     cleanups.push(async () => {
       for (const s of originSockets) s.destroy()
       await closeServer(stubborn)
     })
+    let now = 0
     const h = await harness(
       (event) =>
         event._tag === "Received" && event.side === "client"
@@ -285,15 +302,22 @@ describe("Connection adapter rules", () => {
             : [],
       {},
       150,
+      () => now,
     )
     const c = rawClient(h.port)
     c.socket.write("go")
     await c.waitClose()
-    await sleep(50)
+    // The origin got the last words and our FIN, and never ends its side: the linger deadline decides.
+    await until("the origin to read our FIN", () => originEnded)
+    expect(originRead).toBe("last words")
     expect(h.finished.length).toBe(0) // the origin is still lingering
+    now = 149
+    h.ctx.deadlines.fire()
+    expect(h.finished.length).toBe(0)
     expect(originClosed).toBe(false)
-    await sleep(300)
-    expect(h.finished.length).toBe(1)
+    now = 150
+    h.ctx.deadlines.fire()
+    await until("the connection to finish", () => h.finished.length === 1)
     // Our origin socket is gone: a write from the origin now meets a reset.
     // (The first write draws the reset, the next one sees it.)
     for (let i = 0; i < 50 && !originClosed; i++) {

@@ -56,6 +56,7 @@ const recordingClient = () => {
   const opened: Array<net.Socket> = []
   const client: DialClient = {
     clientAddress: "127.0.0.1",
+    pinTag: undefined,
     openOrigin(address: Resolved, port: number): net.Socket {
       const socket = net.connect({
         host: address.address,
@@ -105,8 +106,13 @@ const dialerWith = (options: Partial<DialerOptions> & Pick<DialerOptions, "resol
 /** Resolves once `socket` has closed (at once if it has). */
 const closed = (socket: net.Socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once("close", () => resolve())))
 
-/** A few turns of the event loop, for late callbacks that must not come. */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50))
+/**
+ * The rest of this turn of the event loop and the next one: a late callback that must not come would be
+ * queued by then (the events that could cause one, a socket's connect or close, have been awaited).
+ */
+const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)))
+/** The next turn of the event loop: a connection put in the pool can be taken from then on. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe("connectFailure", () => {
   it.each([
@@ -233,6 +239,7 @@ describe("Dialer", () => {
     const socket = first.answers[0]!.socket!
     dialer.keepIdle(first.answers[0]!.key!, socket)
     expect(pool.size).toBe(1)
+    await nextTurn()
 
     const second = recordingClient()
     expect(dialer.connect("origin.test", echo.port, false, second.client)).toBeUndefined()
@@ -242,6 +249,92 @@ describe("Dialer", () => {
     expect(second.opened).toEqual([])
     expect(lookups).toEqual(["origin.test"])
     expect(pool.size).toBe(0)
+  })
+
+  /** A Dialer with a pool, and one connection to `origin.test` on the echo server kept idle in it by a first client. */
+  const withPooled = async (policy?: Parameters<typeof makePolicy>[0]) => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    cleanups.push(() => pool.close())
+    const { resolve, lookups } = scriptedResolve({ "origin.test": LOOPBACK })
+    const { dialer, stats } = dialerWith({ resolve, pool, ...(policy === undefined ? {} : { policy: makePolicy(policy) }) })
+    const first = recordingClient()
+    dialer.connect("origin.test", echo.port, false, first.client)
+    await first.answered()
+    return { echo, pool, dialer, stats, lookups, first, socket: first.answers[0]!.socket!, key: first.answers[0]!.key! }
+  }
+  const loopbackPolicy = (denyTo: ReadonlyArray<string> = []) => ({
+    listen: [{ host: "127.0.0.1", port: 3128 }],
+    clientAllow: ["127.0.0.0/8"],
+    denyTo,
+  })
+
+  it("judges a pooled connection again by the policy in force: after a reload denies its address, a plain request does not reuse it (issue 17 item 5)", async () => {
+    const { echo, pool, dialer, lookups, socket, key } = await withPooled(loopbackPolicy())
+    dialer.keepIdle(key, socket)
+    await nextTurn()
+    const reloaded = dialer.with({ policy: makePolicy(loopbackPolicy([`127.0.0.1:${echo.port}`])) })
+    const c = recordingClient()
+    expect(reloaded.connect("origin.test", echo.port, false, c.client)).toBeUndefined()
+    // Answered as a fresh dial is: the name resolved, the address judged, nothing dialled.
+    expect(c.answers.map((a) => a.failed?.reason)).toEqual(["denied"])
+    expect(c.answers[0]?.failed?.message).toContain(`--deny-to 127.0.0.1:${echo.port}`)
+    expect(c.opened).toEqual([])
+    expect(lookups).toEqual(["origin.test", "origin.test"])
+    expect(reloaded.options.stats.deniedRule).toBe(1)
+    // Useless to plain requests now: destroyed, not left for the next one.
+    expect(pool.size).toBe(0)
+    await closed(socket)
+  })
+
+  it("a tunnel denied a pooled connection's address leaves it in the pool (it was dialled for plain requests)", async () => {
+    const { echo, pool, dialer, socket, key } = await withPooled(loopbackPolicy())
+    dialer.keepIdle(key, socket)
+    await nextTurn()
+    dialer.policy = makePolicy(loopbackPolicy([`127.0.0.1:${echo.port}`]))
+    const tunnel = recordingClient()
+    dialer.connect("origin.test", echo.port, true, tunnel.client)
+    expect(tunnel.answers.map((a) => a.failed?.reason)).toEqual(["denied"])
+    expect(pool.size).toBe(1)
+    expect(socket.destroyed).toBe(false)
+  })
+
+  it("keeps a pinned connection for its client only, and pinned when that client releases it again (issue 17 item 7)", async () => {
+    const { echo, pool, dialer, first, socket, key } = await withPooled()
+    dialer.keepPinned(key, socket, first.client)
+    expect(first.client.pinTag).toBeDefined()
+    await nextTurn()
+    // Another client does not get it: it dials its own.
+    const other = recordingClient()
+    dialer.connect("origin.test", echo.port, false, other.client)
+    await other.answered()
+    expect(other.answers[0]?.connected?.reused).toBeUndefined()
+    expect(other.answers[0]?.socket).not.toBe(socket)
+    expect(pool.size).toBe(1)
+    // Nor does a tunnel of the same client.
+    const firstAgain = first.answers.length
+    dialer.connect("origin.test", echo.port, true, first.client)
+    await vi.waitFor(() => expect(first.answers.length).toBe(firstAgain + 1), { timeout: 5_000, interval: 5 })
+    expect(first.answers.at(-1)?.socket).not.toBe(socket)
+    // Its client's next plain request gets it, under a key of its own.
+    expect(dialer.connect("origin.test", echo.port, false, first.client)).toBeUndefined()
+    const again = first.answers.at(-1)!
+    expect(again).toMatchObject({ connected: { _tag: "Connected", reused: true } })
+    expect(again.socket).toBe(socket)
+    expect(again.key).not.toBe(key)
+    // Released reusable after a request without credentials, it is still the client's only.
+    dialer.keepIdle(again.key!, socket)
+    await nextTurn()
+    const third = recordingClient()
+    dialer.connect("origin.test", echo.port, false, third.client)
+    await third.answered()
+    expect(third.answers[0]?.socket).not.toBe(socket)
+    expect(pool.size).toBeGreaterThanOrEqual(1)
+    expect(dialer.connect("origin.test", echo.port, false, first.client)).toBeUndefined()
+    expect(first.answers.at(-1)?.socket).toBe(socket)
   })
 
   it("cancel while resolving: the late answer of the resolver is dropped, nothing is dialled or answered", async () => {

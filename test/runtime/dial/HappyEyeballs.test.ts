@@ -5,7 +5,7 @@ import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { CONNECTION_ATTEMPT_DELAY_MS, dial, dialOrder } from "../../../src/runtime/dial/HappyEyeballs.ts"
 import type { Resolved } from "../../../src/runtime/dial/Resolver.ts"
-import { closeServer, freePort, listen } from "../loopback.ts"
+import { closeServer, freePort, listen, until } from "../loopback.ts"
 
 const v4 = (address: string): Resolved => ({ address, family: 4 })
 const v6 = (address: string): Resolved => ({ address, family: 6 })
@@ -129,7 +129,7 @@ describe("dial", () => {
       () => calls++,
       1,
     )
-    await new Promise((r) => setTimeout(r, 20)) // the second attempt has started (after 1 ms)
+    await until("the second attempt to start (after 1 ms)", () => sockets.length === 2)
     dialing.cancel()
     await new Promise((r) => setImmediate(r))
     expect(sockets.length).toBe(2)

@@ -8,7 +8,7 @@ import * as net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { Deadlines } from "../../../src/runtime/timers/Deadlines.ts"
 import { OriginPool } from "../../../src/runtime/dial/OriginPool.ts"
-import { baseInit, closeServer, listen, startProxy } from "../loopback.ts"
+import { baseInit, closeServer, listen, startProxy, until } from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -53,7 +53,8 @@ const get = (proxyPort: number, url: string): Promise<string> =>
     req.end()
   })
 
-const settle = () => new Promise((r) => setTimeout(r, 50))
+/** The next turn of the event loop: a connection put in the pool can be taken from then on. */
+const nextTurn = () => new Promise((r) => setImmediate(r))
 
 describe("origin connection reuse", () => {
   it("serves sequential requests from different clients over one origin connection", async () => {
@@ -62,7 +63,7 @@ describe("origin connection reuse", () => {
     cleanups.push(() => proxy.stop())
     for (const path of ["/a", "/b", "/c"]) {
       expect(await get(proxy.port, `http://127.0.0.1:${origin.port}${path}`)).toBe(`200 ${path}`)
-      await settle()
+      await until("the origin connection back in the pool", () => proxy.server.pool.size === 1)
     }
     expect(origin.connections()).toBe(1)
     expect(proxy.server.pool.hits).toBe(2)
@@ -73,11 +74,9 @@ describe("origin connection reuse", () => {
     const proxy = await startProxy(baseInit())
     cleanups.push(() => proxy.stop())
     expect(await get(proxy.port, `http://127.0.0.1:${origin.port}/one`)).toBe("200 /one")
-    await settle()
-    expect(proxy.server.pool.size).toBe(1)
+    await until("the origin connection in the pool", () => proxy.server.pool.size === 1)
     origin.dropAll()
-    await settle()
-    expect(proxy.server.pool.size).toBe(0)
+    await until("the closed connection out of the pool", () => proxy.server.pool.size === 0)
     expect(await get(proxy.port, `http://127.0.0.1:${origin.port}/two`)).toBe("200 /two")
     expect(origin.connections()).toBe(2)
   })
@@ -88,7 +87,7 @@ describe("origin connection reuse", () => {
     const proxy = await startProxy(baseInit())
     cleanups.push(() => proxy.stop())
     expect(await get(proxy.port, `http://127.0.0.1:${a.port}/x`)).toBe("200 /x")
-    await settle()
+    await until("a's connection in the pool", () => proxy.server.pool.size === 1)
     expect(await get(proxy.port, `http://127.0.0.1:${b.port}/y`)).toBe("200 /y")
     expect([a.connections(), b.connections()]).toEqual([1, 1])
   })
@@ -110,13 +109,19 @@ describe("OriginPool", () => {
   }
 
   it("expires idle connections at the idle deadline and destroys them", async () => {
-    const deadlines = new Deadlines()
+    let now = 1_000
+    const deadlines = new Deadlines({ clock: () => now })
     cleanups.push(() => deadlines.stop())
     const pool = new OriginPool(deadlines, { idleMs: 30, maxPerOrigin: 4, maxTotal: 8 })
     const { client } = await pair()
     pool.put("o:80", client)
     expect(pool.size).toBe(1)
-    await new Promise((r) => setTimeout(r, 120))
+    now = 1_029
+    deadlines.fire()
+    expect(pool.size).toBe(1)
+    expect(client.destroyed).toBe(false)
+    now = 1_030
+    deadlines.fire()
     expect(pool.size).toBe(0)
     expect(client.destroyed).toBe(true)
     expect(pool.take("o:80")).toBeUndefined()
@@ -130,6 +135,7 @@ describe("OriginPool", () => {
     for (const { client } of sockets) pool.put("o:80", client)
     expect(pool.size).toBe(2)
     expect(sockets[0]!.client.destroyed).toBe(true)
+    await nextTurn()
     expect(pool.take("o:80")).toBe(sockets[2]!.client)
     pool.close()
     expect(pool.size).toBe(0)
@@ -147,21 +153,43 @@ describe("OriginPool", () => {
     pool.put("o:80", client)
     const once = counts()
     for (let i = 0; i < 5; i++) {
+      await nextTurn()
       expect(pool.take("o:80")).toBe(client)
       expect(client.isPaused()).toBe(false) // the taker decides whether it flows
       pool.put("o:80", client)
     }
     expect(counts()).toEqual(once)
+    await nextTurn()
     expect(pool.take("o:80")).toBe(client)
-    accepted[0]!.write("a response") // while taken, bytes are the taker's business: the pool leaves it alone
-    await settle()
+    // While taken, bytes are the taker's business: the pool leaves it alone. (Our listener comes after the
+    // pool's, so when it runs the pool has seen the bytes.)
+    const read = new Promise((r) => client.once("data", r))
+    accepted[0]!.write("a response")
+    await read
     expect(client.destroyed).toBe(false)
     pool.put("o:80", client)
     expect(pool.size).toBe(1)
     accepted[0]!.end() // while pooled again, the origin's FIN drops it
-    await settle()
-    expect(pool.size).toBe(0)
+    await until("the connection out of the pool", () => pool.size === 0)
     expect(client.destroyed).toBe(true)
+  })
+
+  it("hands out no connection in the turn of the event loop it was put in: bytes already sent are read first (issue 17 item 6)", async () => {
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    const [older, newer] = await Promise.all([pair(), pair()])
+    pool.put("o:80", older.client)
+    await nextTurn()
+    // The origin's stray bytes are on their way when the connection comes back, not yet read.
+    newer.accepted[0]!.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+    expect(newer.client.readableLength).toBe(0)
+    pool.put("o:80", newer.client)
+    expect(pool.take("o:80")).toBe(older.client) // the older one, whose turn has passed
+    expect(pool.take("o:80")).toBeUndefined() // the newer one waits for the loop to look at it
+    expect(pool.size).toBe(1)
+    await until("the newer connection dropped for its stray bytes", () => newer.client.destroyed)
+    expect(pool.size).toBe(0)
   })
 
   it("drops a connection on which the idle origin sends bytes", async () => {
@@ -170,10 +198,8 @@ describe("OriginPool", () => {
     const pool = new OriginPool(deadlines)
     const { client, accepted } = await pair()
     pool.put("o:80", client)
-    await settle()
     accepted[0]!.write("unsolicited")
-    await settle()
-    expect(pool.size).toBe(0)
+    await until("the connection out of the pool", () => pool.size === 0)
     expect(client.destroyed).toBe(true)
   })
 })

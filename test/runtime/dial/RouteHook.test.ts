@@ -49,6 +49,7 @@ const setup = (route: RouteFunction, options: Partial<DialerOptions> = {}) => {
   const answers: Array<{ connected?: Connected; failed?: ConnectFailed }> = []
   const client: DialClient = {
     clientAddress: "192.0.2.9",
+    pinTag: undefined,
     exchange: { method: "POST", target: "http://x/", user: "alice" },
     openOrigin(address: Resolved, port: number): net.Socket {
       const socket = net.connect({

@@ -131,8 +131,10 @@ describe("plain HTTP through a parent", () => {
     })
     const get = (path: string) =>
       `GET http://origin.test:8080${path} HTTP/1.1\r\nHost: origin.test:8080\r\nProxy-Authorization: Basic Y2xpZW50\r\n\r\n`
-    const got = await exchange(proxy.port, get("/1") + get("/2"), (g) => (g.match(/\r\n\r\nok/g) ?? []).length === 2)
-    expect(got).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok[\s\S]*HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/)
+    // One request after the other (a pipelined one would not get a connection released in the same turn).
+    for (const path of ["/1", "/2"]) {
+      expect(await exchange(proxy.port, get(path), (g) => g.endsWith("\r\n\r\nok"))).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/)
+    }
     expect(connections).toBe(1)
     const all = parent.received.join("")
     expect(all).toContain("GET http://origin.test:8080/1 HTTP/1.1\r\nHost: origin.test:8080\r\nProxy-Authorization: Basic dTpw\r\n")

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import type { AccessRecord } from "../../../src/core/actions.ts"
 import { AccessLog, BATCH_BYTES, formatJson, formatText } from "../../../src/runtime/observe/AccessLog.ts"
+import { until } from "../loopback.ts"
 
 const record: AccessRecord = {
   kind: "http",
@@ -47,15 +48,25 @@ describe("AccessLog", () => {
     expect(writes[0]!.split("\n").length).toBe(3)
   })
 
-  it("with batchMs, collects lines for that long, and writes at once past BATCH_BYTES", async () => {
+  it("with batchMs, its timer writes the batch", async () => {
     const writes: Array<string> = []
     const log = new AccessLog({ format: "text", level: "info", write: (s) => writes.push(s), batchMs: 30 })
+    log.access("a", record)
+    log.access("b", record)
+    await until("the batch to be written", () => writes.length > 0)
+    expect(writes).toEqual([formatText("a", record) + formatText("b", record)])
+  })
+
+  it("with batchMs, collects the lines of several turns until the timer, and writes at once past BATCH_BYTES", async () => {
+    const writes: Array<string> = []
+    // A timer far beyond the test: only BATCH_BYTES or flush() can write.
+    const log = new AccessLog({ format: "text", level: "info", write: (s) => writes.push(s), batchMs: 600_000 })
     log.access("a", record)
     await nextTurn()
     log.access("b", record)
     await nextTurn()
     expect(writes).toEqual([])
-    await new Promise((r) => setTimeout(r, 60))
+    log.flush()
     expect(writes.length).toBe(1)
     expect(writes[0]!.split("\n").length).toBe(3)
     const lines = Math.ceil(BATCH_BYTES / formatText("c", record).length)

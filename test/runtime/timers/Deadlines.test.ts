@@ -158,3 +158,77 @@ describe("Deadlines (timer driven)", () => {
     d.stop()
   })
 })
+
+describe("Deadlines: a batch is delivered whole", () => {
+  const thrower = (id: number, calls: Array<number>): Timed => ({
+    deadlineIndex: -1,
+    deadlineAt: 0,
+    onDeadline() {
+      calls.push(id)
+      throw new Error(`callback ${id} failed`)
+    },
+  })
+
+  it("a callback that throws does not keep the later ones of its batch from running; onError hears of it", () => {
+    const errors: Array<string> = []
+    const d = new Deadlines({ clock: () => 0, onError: (e) => errors.push((e as Error).message) })
+    const calls: Array<number> = []
+    const fired: Array<[number, number]> = []
+    const later = [entry(2, fired), entry(3, fired)]
+    d.set(thrower(1, calls), 1)
+    d.set(later[0]!, 2)
+    d.set(later[1]!, 3)
+    d.fire(10)
+    expect(calls).toEqual([1])
+    expect(fired).toEqual([
+      [2, 10],
+      [3, 10],
+    ])
+    expect(errors).toEqual(["callback 1 failed"])
+    expect(d.size).toBe(0)
+    d.stop()
+  })
+
+  it("without onError, every due callback runs and then the first error is thrown; the timer stays armed for the rest", () => {
+    const d = new Deadlines({ clock: () => 0 })
+    const calls: Array<number> = []
+    const fired: Array<[number, number]> = []
+    const pending = entry(9, fired)
+    d.set(thrower(1, calls), 1)
+    d.set(thrower(2, calls), 2)
+    d.set(entry(3, fired), 3)
+    d.set(pending, 50)
+    expect(() => d.fire(10)).toThrow("callback 1 failed")
+    expect(calls).toEqual([1, 2])
+    expect(fired).toEqual([[3, 10]])
+    expect(pending.deadlineIndex).toBe(0) // still pending
+    d.fire(50)
+    expect(fired).toEqual([
+      [3, 10],
+      [9, 50],
+    ])
+    d.stop()
+  })
+
+  it("an entry cancelled by an earlier callback of the same batch is not delivered", () => {
+    const d = new Deadlines({ clock: () => 0 })
+    const fired: Array<[number, number]> = []
+    const b = entry(2, fired)
+    const a: Timed = {
+      deadlineIndex: -1,
+      deadlineAt: 0,
+      onDeadline() {
+        d.cancel(b)
+      },
+    }
+    d.set(a, 5)
+    d.set(b, 6)
+    d.fire(10)
+    expect(fired).toEqual([])
+    expect(b.deadlineIndex).toBe(-1)
+    d.set(b, 20) // and it can be set again afterwards
+    d.fire(20)
+    expect(fired).toEqual([[2, 20]])
+    d.stop()
+  })
+})

@@ -167,9 +167,14 @@ export class Faults {
     const w = this.d.ledger.killStarted()
     this.d.ledger.faults++
     const before = (await this.d.proxy.stats())["restarts"] ?? 0
+    // A replaced worker is attached a moment after it starts (the inspector asks the new thread its id): wait for it.
+    for (let i = 0; i < 100 && !this.d.inspector.proxyWorkers().includes(id); i++) await sleep(100)
     const stopped = this.d.proxy.waitFor((l) => new RegExp(`worker ${id} stopped`).test(l), 15_000)
     const replaced = this.d.proxy.waitFor((l) => new RegExp(`worker ${id} replaced: listening again`).test(l), 30_000)
     if (!this.d.inspector.endWorker(id, how)) {
+      // Nobody awaits these two now: their time-outs must not end the soak as unhandled rejections.
+      stopped.catch(() => {})
+      replaced.catch(() => {})
       w.end = performance.now()
       return this.problem(`worker ${id} not found through the inspector (attached: ${this.d.inspector.proxyWorkers().join(", ")})`)
     }
