@@ -394,6 +394,8 @@ export class ProxyServer {
 
   private accept(socket: net.Socket): void {
     this.stats.connectionsAccepted++
+    // Reset while in the accept queue: no peer to judge or answer, so closed, neither refused nor an error (F1).
+    if (socket.remoteAddress === undefined) return void socket.destroy()
     if (!this.accepting) {
       this.metrics.count(REFUSED_SHUTTING_DOWN)
       socket.destroy()

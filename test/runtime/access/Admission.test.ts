@@ -4,11 +4,15 @@
  * - the allow-list is judged before a connection slot is taken, so refused clients whose 403 lingers
  *   hold no slot of --max-connections (issue 17 item 12), with or without PROXY protocol;
  * - every per-client mechanism sees the same effective client: the PROXY header's client, else the
- *   socket's peer (issue 17 item 2): the per-client connection limit, the refusal log, the access log, allow.
+ *   socket's peer (issue 17 item 2): the per-client connection limit, the refusal log, the access log, allow;
+ * - a client that reset its connection before the worker accepted it is no client to judge (finding F1 of
+ *   docs/reliability.md): closed quietly, never refused.
  */
+import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeConnectionLimits } from "../../../src/runtime/access/ConnectionLimits.ts"
+import { counterSlot } from "../../../src/runtime/observe/Metrics.ts"
 import type { WorkerInit } from "../../../src/runtime/protocol.ts"
 import { baseInit, httpServer, type RunningProxy, startProxy, waitForLine } from "../loopback.ts"
 
@@ -140,4 +144,49 @@ describe("every per-client mechanism uses the effective client address (issue 17
         for (const c of [a1, a2, a3, b, denied]) c.socket.destroy()
       },
     ))
+})
+
+/**
+ * A client that connects and resets at once, while this thread is blocked (spawnSync): the connection
+ * waits in the accept queue, reset, and the proxy accepts a socket that has no peer any more.
+ */
+const connectAndResetBeforeAccept = (port: number): void => {
+  const script = `const s = require("node:net").connect(${port}, "127.0.0.1", () => s.resetAndDestroy()); s.on("close", () => process.exit(0))`
+  const child = spawnSync(process.execPath, ["-e", script], { timeout: 10_000 })
+  expect(child.status).toBe(0)
+}
+
+const waitUntil = async (what: string, done: () => boolean): Promise<void> => {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10))
+  if (!done()) throw new Error(`timed out waiting for ${what}`)
+}
+
+describe("a client gone before it was accepted is closed quietly (docs/reliability.md, F1)", () => {
+  const refusedTotal = (proxy: RunningProxy): number => {
+    const counters = proxy.server.metricsSnapshot({ p50: 0, p99: 0, max: 0 }).counters
+    return ["not_allowed", "not_proxy_source"].reduce((n, reason) => n + (counters[counterSlot("connectionsRefused", { reason })] ?? 0), 0)
+  }
+
+  const check = (overrides: Partial<WorkerInit>) =>
+    withProxy({ ...overrides, connectionLimits: makeConnectionLimits(100, 1, 1) }, async (proxy) => {
+      connectAndResetBeforeAccept(proxy.port)
+      await waitUntil("the accept", () => proxy.server.stats.connectionsAccepted === 1)
+      // Neither a refusal nor an error, nothing held.
+      expect(proxy.lines.filter((l) => /refused|not a --proxy-protocol-from source|limit reached/.test(l))).toEqual([])
+      expect(refusedTotal(proxy)).toBe(0)
+      expect(proxy.server.stats.errors).toBe(0)
+      expect(proxy.server.liveConnections).toBe(0)
+      expect(proxy.server.connectionLimits.total).toBe(0)
+      // The one slot of the per-client limit is free for the next client.
+      const next = await client(proxy.port, "127.0.0.1")
+      if (overrides.proxyProtocolFrom !== undefined) next.socket.write(`PROXY TCP4 127.0.0.1 127.0.0.1 5555 ${proxy.port}\r\n`)
+      next.socket.write(get())
+      await next.waitFor("hello")
+      next.socket.destroy()
+    })
+
+  it("with an allow-list: not logged or counted as refused", () => check({ allow: ["127.0.0.0/8"] }))
+
+  it("with --proxy-protocol-from: not logged or counted as an unlisted source", () =>
+    check({ allow: ["127.0.0.0/8"], proxyProtocolFrom: ["127.0.0.1/32"], allowTo: ["127.0.0.0/8"] }))
 })

@@ -11,15 +11,6 @@ export interface Known {
 
 export const KNOWN: ReadonlyArray<Known> = [
   {
-    // docs/reliability.md, finding 1: a client that resets its connection before the worker accepts it has no
-    // remote address any more; the allow-list check takes `undefined` for an address outside the list, so
-    // a loopback client is logged (and counted) as refused.
-    id: "F1 reset-before-accept logged as not allowed",
-    applies: (kind, detail) =>
-      kind === "proxy log" &&
-      /refused client \?:0: not in the allow-list|refused \d+ more connections? from \d+ address(es)? not in the allow-list/.test(detail),
-  },
-  {
     // docs/reliability.md, finding 2: the one retry after a reused origin connection failed (design §6.3,
     // F18/F19) may be given another pooled connection to the same origin; when the origin had closed all
     // of them (a restart, an idle sweep), the client gets a 502 although a fresh connection would have worked.
