@@ -45,6 +45,9 @@ export type Action =
    * `receivedVia` (CONNECT only, present only when the request had `Via` values): those values in
    * order, joined with ", ". The parent's CONNECT carries them before this proxy's own hop, as a
    * forwarded request does, so a loop through parents comes back with this proxy's pseudonym in it.
+   * `fresh` (present only on the one retry after a reused origin connection failed, rows F18/F19): dial
+   * a new connection, never a pooled one; the pool's other idle connections to that origin were likely
+   * closed by it at the same moment (an origin restart, an idle sweep).
    */
   | {
       readonly _tag: "Connect"
@@ -52,6 +55,7 @@ export type Action =
       readonly port: number
       readonly tunnel?: true
       readonly receivedVia?: string
+      readonly fresh?: true
     }
   /** Write bytes to a side. */
   | { readonly _tag: "Write"; readonly side: Side; readonly bytes: Uint8Array }

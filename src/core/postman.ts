@@ -440,7 +440,9 @@ export class Postman {
     this.current = { _tag: "Connecting", exchange, origin: { reused: false, ended: false, pause: 0 }, since: now }
     this.emit(
       exchange.request !== undefined
-        ? { _tag: "Connect", host: exchange.host, port: exchange.port }
+        ? exchange.retried
+          ? { _tag: "Connect", host: exchange.host, port: exchange.port, fresh: true }
+          : { _tag: "Connect", host: exchange.host, port: exchange.port }
         : exchange.receivedVia === undefined
           ? { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true }
           : { _tag: "Connect", host: exchange.host, port: exchange.port, tunnel: true, receivedVia: exchange.receivedVia },
@@ -824,7 +826,8 @@ export class Postman {
   /**
    * A kept-alive origin connection from the pool can be closed by the origin at the very moment we send
    * a request on it. If nothing came back yet and the request can safely be sent again (idempotent, no
-   * body), dial again once instead of answering 502 (RFC 9112 §9.3.1).
+   * body), dial again once instead of answering 502 (RFC 9112 §9.3.1). The retry's `Connect` is `fresh`:
+   * another pooled connection to the same origin is likely just as dead, and there is no third try.
    */
   private retryOnFreshConnection(state: Forwarding, now: number): boolean {
     const exchange = state.exchange

@@ -317,7 +317,7 @@ export const transitions: ReadonlyArray<Transition> = [
     "Ended(origin)",
     "reused origin connection, nothing received, idempotent request without body, first try",
     "Connecting",
-    ["Close(origin)", "Connect"],
+    ["Close(origin)", "Connect(fresh)"],
     { origin: "abrupt" },
   ),
   row(
@@ -326,7 +326,7 @@ export const transitions: ReadonlyArray<Transition> = [
     "Errored(origin)",
     "reused origin connection, nothing received, idempotent request without body, first try",
     "Connecting",
-    ["Close(origin)", "Connect"],
+    ["Close(origin)", "Connect(fresh)"],
     { origin: "abrupt" },
   ),
   row(

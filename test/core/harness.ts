@@ -40,6 +40,8 @@ export const describe = (a: Action): string => {
       return `${a._tag}(${a.side})`
     case "Close":
       return `Close(${a.side}${a.reusable ? " reusable" : a.pinned === true ? " pinned" : ""})`
+    case "Connect":
+      return a.fresh === true ? "Connect(fresh)" : "Connect"
     default:
       return a._tag
   }

@@ -41,7 +41,7 @@ const show = (actions: ReadonlyArray<Action>): string[] =>
       case "SetDeadline":
         return `SetDeadline(${a.at})`
       case "Connect":
-        return `Connect(${a.host}:${a.port})`
+        return `Connect(${a.host}:${a.port}${a.fresh === true ? " fresh" : ""})`
       case "HalfClose":
       case "PauseReading":
       case "ResumeReading":
@@ -384,7 +384,7 @@ describe("§6.11 every origin socket gets exactly one Close(origin), also after 
   const reset: Event = { _tag: "Errored", side: "origin", message: "reset" }
   it("F19: a retry closes the failed socket (abrupt) before dialling again, without a Log", () => {
     const { last } = run([fromClient(GET), reusedConnected, reset])
-    expect(show(last)).toEqual(["Close(origin false)", "Connect(a:80)"])
+    expect(show(last)).toEqual(["Close(origin false)", "Connect(a:80 fresh)"])
   })
   it("F24: after the final head, both sockets destroyed; the status is the response's", () => {
     const { last } = run([fromClient(GET), connected, fromOrigin("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"), reset])

@@ -341,7 +341,7 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
           if (this.clientState === OPEN) this.ctx.deadlines.set(this, a.at)
           break
         case "Connect":
-          this.connect(a.host, a.port, a.tunnel === true, a.receivedVia)
+          this.connect(a.host, a.port, a.tunnel === true, a.receivedVia, a.fresh === true)
           break
         case "Log":
           countExchange(this.ctx.stats, this.ctx.metrics, a.record, this.originMark)
@@ -428,10 +428,10 @@ export class Connection implements Timed, AuthWaiter, SocketEvents, DialClient, 
     return socket
   }
 
-  private connect(host: string, port: number, tunnel: boolean, receivedVia: string | undefined): void {
+  private connect(host: string, port: number, tunnel: boolean, receivedVia: string | undefined, fresh: boolean): void {
     this.abandonOrigin()
     this.originState = CONNECTING
-    const attempt = this.ctx.dialer.connect(host, port, tunnel, this, receivedVia)
+    const attempt = this.ctx.dialer.connect(host, port, tunnel, this, receivedVia, fresh)
     // Undefined: answered already (a pooled origin, a denial...), and the answer is queued behind this action list.
     if (attempt === undefined) return
     this.attempt = attempt

@@ -23,7 +23,8 @@
  *      as a fresh dial would be: a reload may have added a rule since it was dialled. A denied one is not
  *      used, and the Connect goes on as if there were none (a tunnel leaves it in the pool: it was dialled
  *      for plain requests, which may still go there). A tunnel through the parent needs a CONNECT of its
- *      own: never pooled;
+ *      own: never pooled. A `fresh` Connect (the core's one retry after a reused connection failed)
+ *      skips this step: the pool's other connections to that origin are likely dead too;
  *   4. resolve the origin's name (or the parent's);
  *   5. judge the resolved addresses (direct only; the parent's address is not the destination): the
  *      verdict is on the very addresses dialled next, with no second lookup in between;
@@ -191,12 +192,15 @@ export class Dialer {
   /**
    * Find an origin for `host`:`port` (a tunnel's when `tunnel`) and answer `client` once (see the module
    * comment). `receivedVia`: the Via values the client's request came with (the core's `Connect`), which a
-   * CONNECT to a parent carries before our hop, so a loop through parents meets our pseudonym.
+   * CONNECT to a parent carries before our hop, so a loop through parents meets our pseudonym. `fresh`:
+   * dial, never take a pooled connection (the core's `Connect.fresh`, design §6.3).
    * Undefined when the answer was given already, before returning; else the attempt in progress.
    */
-  connect(host: string, port: number, tunnel: boolean, client: DialClient, receivedVia?: string): DialAttempt | undefined {
+  connect(host: string, port: number, tunnel: boolean, client: DialClient, receivedVia?: string, fresh = false): DialAttempt | undefined {
     const route = this.options.route
-    if (route === undefined) return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
+    if (route === undefined) {
+      return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia, fresh)
+    }
     const exchange = client.exchange
     const request = {
       method: exchange?.method ?? (tunnel ? "CONNECT" : "GET"),
@@ -210,8 +214,8 @@ export class Dialer {
     let routing: Routing | undefined
     let answered: DialAttempt | undefined
     const pending = route.ask(request, (decision) => {
-      if (routing === undefined) answered = this.routed(decision, host, port, tunnel, client, receivedVia)
-      else routing.decided(this.routed(decision, host, port, tunnel, client, receivedVia))
+      if (routing === undefined) answered = this.routed(decision, host, port, tunnel, client, receivedVia, fresh)
+      else routing.decided(this.routed(decision, host, port, tunnel, client, receivedVia, fresh))
     })
     if (pending === undefined) return answered
     routing = new Routing(pending)
@@ -226,14 +230,15 @@ export class Dialer {
     tunnel: boolean,
     client: DialClient,
     receivedVia: string | undefined,
+    fresh: boolean,
   ): DialAttempt | undefined {
     switch (route._tag) {
       case "Configured":
-        return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia)
+        return this.connectVia(host, port, tunnel, client, this.options.upstream?.parentFor(host, port), receivedVia, fresh)
       case "Direct":
-        return this.connectVia(host, port, tunnel, client, undefined, receivedVia)
+        return this.connectVia(host, port, tunnel, client, undefined, receivedVia, fresh)
       case "Through":
-        return this.connectVia(host, port, tunnel, client, route.parent, receivedVia)
+        return this.connectVia(host, port, tunnel, client, route.parent, receivedVia, fresh)
       case "Deny":
         client.originFailed({ _tag: "ConnectFailed", reason: "denied", message: route.message })
         return undefined
@@ -243,7 +248,7 @@ export class Dialer {
     }
   }
 
-  /** Steps 2-7 of the module comment, through `parent` (undefined: direct). */
+  /** Steps 2-7 of the module comment, through `parent` (undefined: direct); `fresh`: no step 3. */
   private connectVia(
     host: string,
     port: number,
@@ -251,6 +256,7 @@ export class Dialer {
     client: DialClient,
     parent: Parent | undefined,
     receivedVia: string | undefined,
+    fresh: boolean,
   ): DialAttempt | undefined {
     const { pool, metrics } = this.options
     const policy = this.policy
@@ -271,7 +277,8 @@ export class Dialer {
         : parent === undefined
           ? poolKey(host, port)
           : parent.poolKey
-    if (pool !== undefined && key !== undefined) {
+    // A fresh dial still keeps its connection under `key` afterwards: only the lookup is skipped.
+    if (pool !== undefined && key !== undefined && !fresh) {
       const reused = this.reuse(pool, key, host, port, tunnel, parent === undefined ? policy : undefined, client)
       metrics?.count(reused !== undefined ? POOL_HIT : POOL_MISS)
       if (reused !== undefined) {

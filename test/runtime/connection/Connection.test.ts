@@ -1,10 +1,22 @@
 import { randomBytes } from "node:crypto"
-import { afterEach, describe, expect, it } from "vitest"
-import type * as net from "node:net"
+import * as net from "node:net"
+import { afterEach, describe, expect, it, vi } from "vitest"
 import type { Connection } from "../../../src/runtime/connection/Connection.ts"
 import { makeResolve } from "../../../src/runtime/dial/Resolver.ts"
 import { startDnsServer } from "../../e2e/support/dns.ts"
-import { baseInit, echoServer, freePort, httpServer, rawClient, type RunningProxy, startProxy, until, waitForLine } from "../loopback.ts"
+import {
+  baseInit,
+  closeServer,
+  echoServer,
+  freePort,
+  httpServer,
+  listen,
+  rawClient,
+  type RunningProxy,
+  startProxy,
+  until,
+  waitForLine,
+} from "../loopback.ts"
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -109,6 +121,49 @@ describe("Connection over loopback", () => {
     expect(c.isClosed()).toBe(false)
     c.socket.end()
     await c.waitClose()
+  })
+
+  it("the retry after a reused origin connection failed dials afresh, not another pooled one (docs/reliability.md, F2)", async () => {
+    // An origin that answers the first request of each connection and closes a connection on its second
+    // request, as one does that closed all its idle connections at once. The first answers wait until two
+    // connections each have a request, so that two connections end up in the proxy's pool.
+    const sockets: Array<net.Socket> = []
+    const waiting: Array<net.Socket> = []
+    const answer = (s: net.Socket) => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    const origin = net.createServer((s) => {
+      sockets.push(s)
+      s.on("error", () => {})
+      let requests = 0
+      let head = ""
+      s.on("data", (d: Buffer) => {
+        head += d.toString("latin1")
+        if (!head.endsWith("\r\n\r\n")) return
+        head = ""
+        if (++requests > 1) return void s.destroy()
+        waiting.push(s)
+        if (waiting.length === 2) waiting.splice(0).forEach(answer)
+        else if (sockets.length > 2) answer(waiting.shift()!)
+      })
+    })
+    const port = await listen(origin)
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy()
+      await closeServer(origin)
+    })
+    const p = await proxy(baseInit())
+    const get = `GET http://origin.test:${port}/ HTTP/1.1\r\nHost: origin.test:${port}\r\n\r\n`
+    const first = [rawClient(p.port), rawClient(p.port)]
+    for (const c of first) c.socket.write(get)
+    for (const c of first) await c.waitFor("\r\n\r\nok")
+    await vi.waitFor(() => expect(p.server.pool.size).toBe(2), { timeout: 5_000, interval: 5 })
+    // The third request takes a pooled connection, which the origin closes; the one retry must not take the other.
+    const third = rawClient(p.port)
+    third.socket.write(get)
+    await third.waitFor("\r\n\r\n")
+    expect(third.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    await third.waitFor("\r\n\r\nok")
+    expect(sockets).toHaveLength(3)
+    for (const c of [...first, third]) c.socket.destroy()
   })
 
   it("answers 502 for a .invalid name without any DNS query", async () => {

@@ -337,6 +337,36 @@ describe("Dialer", () => {
     expect(first.answers.at(-1)?.socket).toBe(socket)
   })
 
+  it("a fresh Connect (the core's retry, design §6.3) dials a new connection and leaves the pooled one idle", async () => {
+    const echo = await echoServer()
+    cleanups.push(echo.close)
+    const deadlines = new Deadlines()
+    cleanups.push(() => deadlines.stop())
+    const pool = new OriginPool(deadlines)
+    cleanups.push(() => pool.close())
+    const { resolve, lookups } = scriptedResolve({ "origin.test": LOOPBACK })
+    const { dialer } = dialerWith({ resolve, pool })
+    const first = recordingClient()
+    dialer.connect("origin.test", echo.port, false, first.client)
+    await first.answered()
+    const pooled = first.answers[0]!.socket!
+    dialer.keepIdle(first.answers[0]!.key!, pooled)
+    await settle()
+    expect(pool.size).toBe(1)
+
+    const retry = recordingClient()
+    dialer.connect("origin.test", echo.port, false, retry.client, undefined, true)
+    await retry.answered()
+    expect(retry.answers[0]).toMatchObject({ connected: { _tag: "Connected" }, key: `origin.test:${echo.port}` })
+    expect(retry.answers[0]?.connected?.reused).toBeUndefined()
+    expect(retry.opened).toHaveLength(1)
+    expect(retry.answers[0]?.socket).toBe(retry.opened[0])
+    expect(retry.answers[0]?.socket).not.toBe(pooled)
+    expect(lookups).toEqual(["origin.test", "origin.test"])
+    expect(echo.accepted()).toBe(2)
+    expect(pool.size).toBe(1)
+  })
+
   it("cancel while resolving: the late answer of the resolver is dropped, nothing is dialled or answered", async () => {
     const held = heldResolve()
     const { dialer } = dialerWith({ resolve: held.resolve })

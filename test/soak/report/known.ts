@@ -11,15 +11,6 @@ export interface Known {
 
 export const KNOWN: ReadonlyArray<Known> = [
   {
-    // docs/reliability.md, finding 2: the one retry after a reused origin connection failed (design §6.3,
-    // F18/F19) may be given another pooled connection to the same origin; when the origin had closed all
-    // of them (a restart, an idle sweep), the client gets a 502 although a fresh connection would have worked.
-    id: "F2 retry on another stale pooled connection",
-    applies: (kind, detail) =>
-      kind === "origin closes on reuse" &&
-      /^status 502 Bad Gateway \(the origin (closed the connection without a response|connection failed: .*)\), expected 200$/.test(detail),
-  },
-  {
     // docs/reliability.md, finding 3: a SIGHUP while a worker thread is being replaced skips the new thread,
     // which was spawned with the old settings: it serves the old configuration until the next reload.
     id: "F3 reload skips a worker being replaced",
