@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
 import { type StatsSnapshot, zeroStats } from "../../src/runtime/observe/Stats.ts"
 import type { ListenAddress } from "../../src/runtime/protocol.ts"
+import { reloadedLine } from "../../src/runtime/supervise/Reload.ts"
 import { ListenError, supervise } from "../../src/runtime/supervisor.ts"
 import { describeListenFailure, formatStatsText, lifecycleLog } from "../../src/cli/wording.ts"
 
@@ -109,6 +110,11 @@ describe("supervisor", () => {
     Deferred.doneUnsafe(h.stop, Exit.void)
     expect(Exit.isSuccess(await done)).toBe(true)
     expect(h.logs.join("\n")).toMatch(/restarts=1/)
+  })
+
+  it("words the reload's confirmation for one worker and for several (docs/reliability.md, F4)", () => {
+    expect(reloadedLine(1)).toBe("configuration reloaded: 1 worker uses the new settings for new requests")
+    expect(reloadedLine(2)).toBe("configuration reloaded: 2 workers use the new settings for new requests")
   })
 
   it("formats the stats line", () => {

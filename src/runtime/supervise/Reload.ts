@@ -60,11 +60,13 @@ const applyPlan = (roster: Roster, plan: ReloadPlan): Effect.Effect<ReloadOutcom
     roster.graceMs = plan.graceMs
     const outcome = yield* reconfigureWorkers(roster, plan.settings)
     if (outcome.errors.length > 0) yield* Effect.logError(`reload incomplete: ${outcome.errors.join("; ")}`)
-    yield* Effect.logInfo(
-      `configuration reloaded: ${outcome.applied} worker${outcome.applied === 1 ? "" : "s"} use the new settings for new requests`,
-    )
+    yield* Effect.logInfo(reloadedLine(outcome.applied))
     return outcome
   })
+
+/** The confirmation: how many workers use the new settings. */
+export const reloadedLine = (applied: number): string =>
+  `configuration reloaded: ${applied} worker${applied === 1 ? " uses" : "s use"} the new settings for new requests`
 
 /** `Reconfigure` to each listening worker in turn, and its answer: how many applied it, and what the others said. */
 const reconfigureWorkers = (roster: Roster, settings: LiveSettings) =>
