@@ -96,6 +96,12 @@ export const START_FAILED = "ESTARTFAILED"
 
 export type ToWorker =
   /**
+   * Listen now, then report Listening (or ListenFailed): the first message of a thread, sent once its runner
+   * is up. `settings`: those of a reload that came after the thread was spawned (its `workerData` holds older
+   * ones); they apply before the first connection is accepted. Absent: the thread's init is current.
+   */
+  | { readonly _tag: "Listen"; readonly settings?: LiveSettings }
+  /**
    * Stop accepting; let live connections finish; after graceMs close the rest; then reply Drained. A second
    * Shutdown may shorten the grace period (graceMs 0: close the rest now), never extend it.
    */

@@ -18,7 +18,8 @@
  * - stats (Figures.ts): each worker pushes `Stats` every statsInterval; the sums feed the SIGUSR1 line,
  *   the debug line each statsInterval, and the admin endpoint's /stats and /metrics;
  * - reload (Reload.ts, SIGHUP, when `options.reload` is given): validated first, applied as a whole or
- *   not at all; then `Reconfigure` to every listening worker, later restarts start with it;
+ *   not at all; then `Reconfigure` to every started worker; a thread still starting gets the settings with
+ *   its `Listen` (Spawn.ts), later restarts start with them;
  * - drain (Drain.ts, the first SIGINT/SIGTERM): no more restarts; `Shutdown { graceMs }` to every worker;
  *   wait for every `Drained` (bounded by grace + margin; a second signal has every worker close what is
  *   still open at once); then the threads are closed. The returned effect succeeds when every worker

@@ -8,11 +8,14 @@
  *
  * Sequence:
  * 1. `workerData` is the `WorkerInit`. With `init.hooks`, the worker first imports the embedding program's
- *    hooks module (Hooks.ts; one that cannot be loaded is a START_FAILED). The worker listens on every `init.listen` address
- *    (`reusePort: init.reusePort`) and sends `Listening` with the bound addresses (port 0 resolved),
- *    or `ListenFailed` with the error code (e.g. "EADDRINUSE", or START_FAILED with the reason when the
- *    worker could not be set up at all); after `ListenFailed` it accepts nothing
- *    and waits for the main thread to close it (a `Shutdown` is answered `Drained` at once).
+ *    hooks module (Hooks.ts; one that cannot be loaded is a START_FAILED). It sets up, starts its runner,
+ *    and waits for `Listen`: the main thread sends it once the runner is up, with the settings of a reload
+ *    that came after this thread was spawned (docs/reliability.md, F3), which it takes before it accepts
+ *    anything. Then it listens on every `init.listen` address (`reusePort: init.reusePort`) and sends
+ *    `Listening` with the bound addresses (port 0 resolved), or `ListenFailed` with the error code (e.g.
+ *    "EADDRINUSE", or START_FAILED with the reason when the worker could not be set up at all, which it
+ *    says at once); after `ListenFailed` it accepts nothing and waits for the main thread to close it (a
+ *    `Shutdown` is answered `Drained` at once).
  * 2. Every `init.statsIntervalMs` (if > 0) it sends `Stats`; `ReportStats` gets one `Stats` at once.
  * 3. `Reconfigure { settings }` (SIGHUP): requests and tunnels that start afterwards use the new settings
  *    (ProxyServer.reconfigure says what applies when); answered `Reconfigured`.
@@ -28,12 +31,15 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import { WorkerRunnerPlatform } from "effect/workers/WorkerRunner"
 import { workerData } from "node:worker_threads"
 import { type ListenResult, ProxyServer } from "./ProxyServer.ts"
-import { type FromWorker, START_FAILED, type ToWorker, type WorkerInit } from "./protocol.ts"
+import { type FromWorker, type LiveSettings, START_FAILED, type ToWorker, type WorkerInit } from "./protocol.ts"
 import { AccessLog } from "./observe/AccessLog.ts"
 import { emptyStats } from "./observe/Stats.ts"
 import { Resolver, resolverOptionsFor } from "./dial/Resolver.ts"
@@ -71,16 +77,6 @@ const program = Effect.gen(function* () {
   }
   yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
 
-  const listened = yield* Effect.callback<ListenResult>((resume) => {
-    server.listen((result) => resume(Effect.succeed(result)))
-  })
-  if (listened.ok) {
-    yield* runner.send(0, { _tag: "Listening", id: init.id, addresses: listened.addresses })
-  } else {
-    server.log.message("error", `cannot listen: ${listened.message}`)
-    yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
-  }
-
   // Event-loop delay for /metrics (only with --admin: node:perf_hooks costs RSS in every thread), sampled
   // every 10 ms; reset at every report, so each report covers the time since the previous one.
   const loop =
@@ -97,33 +93,65 @@ const program = Effect.gen(function* () {
   const sendStats = Effect.suspend(() =>
     runner.send(0, { _tag: "Stats", id: init.id, stats: server.snapshot(), metrics: server.metricsSnapshot(loopDelay()) }),
   )
+
+  // The runner first (the main thread's `Listen` comes through it); it returns when the main thread closes it.
+  const listenOrder = Deferred.makeUnsafe<LiveSettings | undefined>()
+  const handling = yield* Effect.forkScoped(
+    runner.run((_port, message) => {
+      switch (message._tag) {
+        case "Listen":
+          Deferred.doneUnsafe(listenOrder, Exit.succeed(message.settings))
+          return Effect.void
+        case "Shutdown":
+          return Effect.callback<number>((resume) => {
+            server.shutdown(message.graceMs, (cut) => resume(Effect.succeed(cut)))
+          }).pipe(
+            Effect.tap(() => sendStats),
+            Effect.flatMap((cut) => runner.send(0, { _tag: "Drained", id: init.id, cut })),
+          )
+        case "ReportStats":
+          return sendStats
+        case "Reconfigure": {
+          let error: string | undefined
+          try {
+            server.reconfigure(message.settings)
+          } catch (e) {
+            error = e instanceof Error ? e.message : String(e)
+          }
+          return runner.send(0, { _tag: "Reconfigured", id: init.id, ...(error === undefined ? {} : { error }) })
+        }
+      }
+    }),
+  )
+  const order = yield* Effect.raceFirst(
+    Deferred.await(listenOrder).pipe(Effect.map((settings) => ({ settings }))),
+    Fiber.join(handling).pipe(Effect.as(undefined)),
+  )
+  if (order === undefined) return // closed before it was told to listen
+
+  // A reload came while this thread was starting: its settings before the first connection.
+  if (order.settings !== undefined) {
+    try {
+      server.reconfigure(order.settings)
+    } catch (e) {
+      const message = `the reloaded settings: ${e instanceof Error ? e.message : String(e)}`
+      yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: START_FAILED, message })
+      return yield* Fiber.join(handling)
+    }
+  }
+  const listened = yield* Effect.callback<ListenResult>((resume) => {
+    server.listen((result) => resume(Effect.succeed(result)))
+  })
+  if (listened.ok) {
+    yield* runner.send(0, { _tag: "Listening", id: init.id, addresses: listened.addresses })
+  } else {
+    server.log.message("error", `cannot listen: ${listened.message}`)
+    yield* runner.send(0, { _tag: "ListenFailed", id: init.id, code: listened.code, message: listened.message })
+  }
   if (listened.ok && init.statsIntervalMs > 0) {
     yield* Effect.forkScoped(sendStats.pipe(Effect.delay(init.statsIntervalMs), Effect.repeat(Schedule.spaced(init.statsIntervalMs))))
   }
-
-  // Returns when the main thread closes the runner.
-  yield* runner.run((_port, message) => {
-    switch (message._tag) {
-      case "Shutdown":
-        return Effect.callback<number>((resume) => {
-          server.shutdown(message.graceMs, (cut) => resume(Effect.succeed(cut)))
-        }).pipe(
-          Effect.tap(() => sendStats),
-          Effect.flatMap((cut) => runner.send(0, { _tag: "Drained", id: init.id, cut })),
-        )
-      case "ReportStats":
-        return sendStats
-      case "Reconfigure": {
-        let error: string | undefined
-        try {
-          server.reconfigure(message.settings)
-        } catch (e) {
-          error = e instanceof Error ? e.message : String(e)
-        }
-        return runner.send(0, { _tag: "Reconfigured", id: init.id, ...(error === undefined ? {} : { error }) })
-      }
-    }
-  })
+  yield* Fiber.join(handling)
 }).pipe(
   Effect.scoped,
   Effect.provide(NodeWorkerRunner.layer),

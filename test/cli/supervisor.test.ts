@@ -1,18 +1,19 @@
 /**
  * The supervisor against a stand-in worker (fixtures/fake-worker.ts) that speaks protocol.ts:
  * start-up with port 0 resolved for every worker, the reusePort fallback, a listen error, a crashed
- * worker replaced, stats summed, Shutdown -> Drained -> success.
+ * worker replaced, stats summed, Shutdown -> Drained -> success; a reload (SIGHUP's steps, through the
+ * SupervisorControl) that comes while a worker is being replaced.
  */
 import { Deferred, Effect, Exit, Logger } from "effect"
-import { mkdtempSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { defaultLimits } from "../../src/core/limits.ts"
 import { type StatsSnapshot, zeroStats } from "../../src/runtime/observe/Stats.ts"
-import type { ListenAddress } from "../../src/runtime/protocol.ts"
+import type { ListenAddress, LiveSettings } from "../../src/runtime/protocol.ts"
 import { reloadedLine } from "../../src/runtime/supervise/Reload.ts"
-import { ListenError, supervise } from "../../src/runtime/supervisor.ts"
+import { ListenError, type SupervisorControl, supervise } from "../../src/runtime/supervisor.ts"
 import { describeListenFailure, formatStatsText, lifecycleLog } from "../../src/cli/wording.ts"
 
 const FAKE = new URL("./fixtures/fake-worker.ts", import.meta.url)
@@ -24,6 +25,7 @@ const harness = (
 ) => {
   const logs: string[] = []
   const ready: Array<{ addresses: ReadonlyArray<ListenAddress>; workers: number }> = []
+  const controls: Array<SupervisorControl> = []
   const stats: StatsSnapshot[] = []
   const stop = Deferred.makeUnsafe<void>()
   const run = supervise(
@@ -40,7 +42,11 @@ const harness = (
       },
       workers,
       graceMs: 200,
-      onReady: (addresses, n) => Effect.sync(() => void ready.push({ addresses, workers: n })),
+      onReady: (addresses, n, _admin, control) =>
+        Effect.sync(() => {
+          ready.push({ addresses, workers: n })
+          controls.push(control)
+        }),
       printStats: (s) => Effect.sync(() => void stats.push(s)),
       ...lifecycleLog,
       workerUrl: FAKE,
@@ -48,7 +54,7 @@ const harness = (
     },
     stop,
   ).pipe(Effect.provide(Logger.layer([Logger.make((o) => void logs.push(String(o.message)))])))
-  return { logs, ready, stats, stop, run }
+  return { logs, ready, controls, stats, stop, run }
 }
 
 const until = async (what: string, f: () => boolean, ms = 20_000) => {
@@ -112,9 +118,41 @@ describe("supervisor", () => {
     expect(h.logs.join("\n")).toMatch(/restarts=1/)
   })
 
+  it("a reload while a worker is being replaced: the new thread listens with the reloaded settings (docs/reliability.md, F3)", {
+    timeout: 60_000,
+  }, async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "hctunnel-sup-")), "crashed")
+    const reloaded: LiveSettings = {
+      limits: defaultLimits,
+      via: "reloaded",
+      allow: ["127.0.0.0/8"],
+      logFormat: "text",
+      logLevel: "none",
+      authFile: undefined,
+    }
+    const h = harness(2, { mode: "hold1", marker })
+    const done = Effect.runPromiseExit(h.run)
+    await until("ready", () => h.ready.length === 1)
+    // Worker 1's first thread crashed; its replacement was spawned (with the settings of then) and is loading.
+    await until("the replacement loading", () => existsSync(`${marker}.loading`))
+    const outcome = await Effect.runPromise(h.controls[0]!.reload({ settings: reloaded, graceMs: 200 }))
+    expect(outcome).toEqual({ applied: 1, starting: 1, errors: [] })
+    expect(h.logs.filter((l) => /reload/.test(l))).toEqual([
+      "configuration reloaded: 2 workers use the new settings for new requests (1 starting with them)",
+    ])
+    writeFileSync(`${marker}.go`, "")
+    await until("the replacement", () => h.logs.some((l) => /worker 1 replaced: listening again/.test(l)))
+    expect(readFileSync(`${marker}.via0`, "latin1")).toBe("reloaded")
+    expect(readFileSync(`${marker}.via1`, "latin1")).toBe("reloaded")
+    Deferred.doneUnsafe(h.stop, Exit.void)
+    expect(Exit.isSuccess(await done)).toBe(true)
+  })
+
   it("words the reload's confirmation for one worker and for several (docs/reliability.md, F4)", () => {
-    expect(reloadedLine(1)).toBe("configuration reloaded: 1 worker uses the new settings for new requests")
-    expect(reloadedLine(2)).toBe("configuration reloaded: 2 workers use the new settings for new requests")
+    expect(reloadedLine(1, 0)).toBe("configuration reloaded: 1 worker uses the new settings for new requests")
+    expect(reloadedLine(2, 0)).toBe("configuration reloaded: 2 workers use the new settings for new requests")
+    expect(reloadedLine(1, 1)).toBe("configuration reloaded: 2 workers use the new settings for new requests (1 starting with them)")
+    expect(reloadedLine(0, 1)).toBe("configuration reloaded: 1 worker uses the new settings for new requests (1 starting with them)")
   })
 
   it("formats the stats line", () => {

@@ -1,15 +1,21 @@
 /**
  * The worker thread end to end: spawned with Effect's NodeWorker exactly as the supervisor does,
- * speaking the protocol.ts messages; one CONNECT through it over loopback; ReportStats; Shutdown -> Drained.
+ * speaking the protocol.ts messages (`Listen` once its runner is up); one CONNECT through it over loopback;
+ * ReportStats; Shutdown -> Drained; `Listen` with the settings of a reload it missed while starting.
  */
 import { NodeWorker } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Queue } from "effect"
 import { WorkerPlatform } from "effect/workers/Worker"
 import { Worker } from "node:worker_threads"
-import type { FromWorker, ToWorker } from "../../src/runtime/protocol.ts"
+import type { Worker as EffectWorker } from "effect/workers/Worker"
+import type { FromWorker, LiveSettings, ToWorker } from "../../src/runtime/protocol.ts"
 import { requestSlot } from "../../src/runtime/observe/Metrics.ts"
-import { baseInit, echoServer, rawClient } from "./loopback.ts"
+import { baseInit, echoServer, httpServer, rawClient } from "./loopback.ts"
+
+/** What the supervisor sends a thread once its runner is up (supervise/Spawn.ts). */
+const listen = (worker: EffectWorker<FromWorker, ToWorker>, settings?: LiveSettings) =>
+  worker.send(settings === undefined ? { _tag: "Listen" } : { _tag: "Listen", settings }).pipe(Effect.ignore)
 
 const takeTag = <T extends FromWorker["_tag"]>(queue: Queue.Queue<FromWorker>, tag: T) =>
   Effect.gen(function* () {
@@ -33,7 +39,7 @@ describe("worker thread", () => {
       )
       const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(7)
       const inbox = yield* Queue.unbounded<FromWorker>()
-      yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
+      yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg), { onSpawn: listen(worker) }))
 
       const listening = yield* takeTag(inbox, "Listening")
       assert.strictEqual(listening.id, 7)
@@ -74,7 +80,7 @@ describe("worker thread", () => {
       yield* Effect.gen(function* () {
         const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(1)
         const inbox = yield* Queue.unbounded<FromWorker>()
-        yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg)))
+        yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg), { onSpawn: listen(worker) }))
         const failed = yield* takeTag(inbox, "ListenFailed")
         assert.strictEqual(failed.code, "EADDRINUSE")
         yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
@@ -87,7 +93,7 @@ describe("worker thread", () => {
     Effect.gen(function* () {
       const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(2)
       const inbox = yield* Queue.unbounded<FromWorker>()
-      const running = yield* Effect.forkScoped(Effect.exit(worker.run((msg) => Queue.offer(inbox, msg))))
+      const running = yield* Effect.forkScoped(Effect.exit(worker.run((msg) => Queue.offer(inbox, msg), { onSpawn: listen(worker) })))
       const port = (yield* takeTag(inbox, "Listening")).addresses[0]?.port ?? 0
       const c = rawClient(port)
       c.socket.write("GET http://crash.hctunnel.invalid/ HTTP/1.1\r\nHost: crash.hctunnel.invalid\r\n\r\n")
@@ -96,5 +102,37 @@ describe("worker thread", () => {
       assert.include(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : ""), "70")
       c.socket.destroy()
     }).pipe(Effect.scoped, Effect.provide(spawnLayer(baseInit({ id: 2, logLevel: "none" }), { HCTUNNEL_TEST_HOOKS: "1" }))),
+  )
+
+  const spawnedWith = baseInit({ id: 3, logLevel: "none", via: "spawned-with" })
+  it.live("Listen with settings: the thread serves with them from its first connection (docs/reliability.md, F3)", () =>
+    Effect.gen(function* () {
+      const origin = yield* Effect.acquireRelease(
+        Effect.promise(() => httpServer((req, res) => res.end(`via ${req.headers.via}`))),
+        (o) => Effect.promise(() => o.close()),
+      )
+      const reloaded: LiveSettings = {
+        limits: spawnedWith.limits,
+        via: "reloaded",
+        allow: spawnedWith.allow,
+        logFormat: spawnedWith.logFormat,
+        logLevel: spawnedWith.logLevel,
+        authFile: undefined,
+      }
+      const worker = yield* (yield* WorkerPlatform).spawn<FromWorker, ToWorker>(3)
+      const inbox = yield* Queue.unbounded<FromWorker>()
+      yield* Effect.forkScoped(worker.run((msg) => Queue.offer(inbox, msg), { onSpawn: listen(worker, reloaded) }))
+      const port = (yield* takeTag(inbox, "Listening")).addresses[0]?.port ?? 0
+      const text = yield* Effect.promise(async () => {
+        const c = rawClient(port)
+        c.socket.write(`GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: close\r\n\r\n`)
+        await c.waitClose()
+        return c.text()
+      })
+      assert.include(text, "via 1.1 reloaded")
+      assert.notInclude(text, "spawned-with")
+      yield* worker.send({ _tag: "Shutdown", graceMs: 100 })
+      yield* takeTag(inbox, "Drained")
+    }).pipe(Effect.scoped, Effect.provide(spawnLayer(spawnedWith))),
   )
 })

@@ -5,7 +5,7 @@
  *   Spawn.ts        a slot's thread: started, its messages handled, replaced when it dies;
  *   FirstListen.ts  worker 0's verdict: every worker with reusePort, exactly one without, or a listen error;
  *   Figures.ts      the counters: collected from the workers, summed, read by the stats line, /stats, /metrics;
- *   Reload.ts       SIGHUP: the new settings to every listening worker, and their answers;
+ *   Reload.ts       SIGHUP: the new settings to every started worker, and their answers;
  *   Drain.ts        SIGINT/SIGTERM: Shutdown to every worker, and the wait for their Drained.
  * supervisor.ts composes them, owns the signals and the admin endpoint, and words nothing: failures
  * come back to it as data and it turns them into its tagged errors.
@@ -18,7 +18,7 @@ import type * as Fiber from "effect/Fiber"
 import type { Worker as EffectWorker } from "effect/workers/Worker"
 import type { WorkerMetricsSnapshot } from "../observe/Metrics.ts"
 import { type WorkerStats, zeroStats } from "../observe/Stats.ts"
-import type { FromWorker, ListenAddress, ToWorker, WorkerInit } from "../protocol.ts"
+import type { FromWorker, ListenAddress, LiveSettings, ToWorker, WorkerInit } from "../protocol.ts"
 
 /** One place for a worker: the thread running in it now (replaced when it dies) and its latest figures. */
 export interface Slot {
@@ -31,6 +31,17 @@ export interface Slot {
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** How many of this slot's threads have reported Listening. */
   runs: number
+  /**
+   * The current thread was told to `Listen` (Spawn.ts): from then on it answers `Reconfigure`, also while
+   * its Listening is on its way, so a reload reaches it.
+   */
+  started: boolean
+  /**
+   * The settings of the last reload the current thread has (its init when it was spawned, or sent with
+   * `Listen`); undefined: the start-up ones. `Listen` brings a thread whose settings are not the roster's
+   * up to date.
+   */
+  settings: LiveSettings | undefined
   /** Set while a Reconfigure is unanswered: completed with the worker's error, if any. */
   reconfigured: Deferred.Deferred<string | undefined> | undefined
   /** Called at the next Stats message (a scrape waiting for fresh figures). */
@@ -47,6 +58,8 @@ export const newSlot = (id: number): Slot => ({
   stats: zeroStats,
   fiber: undefined,
   runs: 0,
+  started: false,
+  settings: undefined,
   reconfigured: undefined,
   statsWaiters: [],
   metrics: undefined,
@@ -58,6 +71,8 @@ export interface Roster {
   readonly slots: Array<Slot>
   /** What new and restarted workers start with: the CLI's init, updated by each reload (Reload.ts). */
   init: Omit<WorkerInit, "id" | "reusePort">
+  /** The settings of the last reload (merged into `init` too, Reload.ts); undefined until one. */
+  settings: LiveSettings | undefined
   /** The drain's grace period: the configured one, updated by each reload. */
   graceMs: number
   /** False once worker 0 found no SO_REUSEPORT (FirstListen.ts): then exactly one worker runs. */
@@ -75,6 +90,7 @@ export interface Roster {
 export const makeRoster = (init: Roster["init"], graceMs: number): Roster => ({
   slots: [],
   init,
+  settings: undefined,
   graceMs,
   reusePort: true,
   listen: init.listen,
@@ -86,3 +102,7 @@ export const makeRoster = (init: Roster["init"], graceMs: number): Roster => ({
 /** A listening worker is one that can be sent a message and will answer it; asked of each slot just before sending. */
 export const isListening = (slot: Slot): slot is Slot & { handle: EffectWorker<FromWorker, ToWorker> } =>
   slot.handle !== undefined && slot.listening
+
+/** A worker told to listen: it answers `Reconfigure`, whether its Listening has arrived yet or not (Reload.ts). */
+export const isStarted = (slot: Slot): slot is Slot & { handle: EffectWorker<FromWorker, ToWorker> } =>
+  slot.handle !== undefined && slot.started

@@ -5,6 +5,12 @@
  * and counted in the restarts. Each thread starts with the roster's current init, reusePort and listen
  * addresses, so a restart picks up the last reload and the port worker 0 bound.
  *
+ * A thread listens only when told to: once its runner is up (`onSpawn`), it is sent `Listen`, with the
+ * roster's settings when a reload came after it was spawned (a thread takes a while to load, and its init
+ * is fixed when it is spawned: docs/reliability.md, F3). Reading the roster, marking the slot started and
+ * queueing `Listen` happen in one synchronous step, so a reload either comes before it (and its settings
+ * go with `Listen`) or after it (and finds the slot started: its `Reconfigure` is queued behind `Listen`).
+ *
  * A run's messages go where they belong: Listening and ListenFailed to the first-listen verdict (or the
  * log), Stats to the figures, Drained and Reconfigured to whoever waits for them.
  */
@@ -136,7 +142,18 @@ export class Spawner {
       const worker = yield* platform.spawn<FromWorker, ToWorker>(slot.id)
       slot.handle = worker
       slot.drained = Deferred.makeUnsafe<number>()
-      yield* worker.run((msg) => handleMessage(slot, first, figures, msg))
+      // Taken before the thread reads the roster's init (in `run`): at worst one Listen too many carries settings.
+      slot.settings = roster.settings
+      slot.started = false
+      const start = Effect.sync(() => {
+        const settings = roster.settings
+        const stale = settings !== slot.settings
+        slot.settings = settings
+        slot.started = true
+        // Queued in this same step (Effect's worker holds it until the thread's runner is ready).
+        Effect.runSyncExit(worker.send(stale && settings !== undefined ? { _tag: "Listen", settings } : { _tag: "Listen" }))
+      })
+      yield* worker.run((msg) => handleMessage(slot, first, figures, msg), { onSpawn: start })
     }).pipe(
       Effect.ensuring(
         Effect.sync(() => {
@@ -144,6 +161,7 @@ export class Spawner {
           // The thread is gone: give back its share of the connection limits (ConnectionLimits.ts).
           if (roster.init.connectionLimits !== undefined) releaseWorker(roster.init.connectionLimits, slot.id)
           slot.listening = false
+          slot.started = false
           slot.handle = undefined
           Deferred.doneUnsafe(slot.drained, Exit.succeed(0))
         }),

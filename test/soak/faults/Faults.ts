@@ -87,8 +87,9 @@ export class Faults {
         this.d.ledger.reloads++
         this.d.ledger.note(`reload -> ${CONFIGS[to].via}`)
         if (Number(m[1]) < this.d.workers) {
-          // A worker was being replaced: it started with the old settings and the reload skipped it (finding
-          // F3), so it serves the old configuration until the next reload reaches every worker.
+          // Fewer workers than run: one of them keeps the old configuration (finding F3, fixed: a thread that
+          // was starting gets the settings before it listens, and is counted). Unexpected if it comes back;
+          // both configurations stay acceptable until a reload reaches every worker.
           this.d.ledger.record("reload", "unexpected", `F3: the reload reached ${m[1]} of ${this.d.workers} workers`)
           this.partial.push(r)
           return

@@ -9,11 +9,4 @@ export interface Known {
   readonly applies: (kind: string, detail: string) => boolean
 }
 
-export const KNOWN: ReadonlyArray<Known> = [
-  {
-    // docs/reliability.md, finding 3: a SIGHUP while a worker thread is being replaced skips the new thread,
-    // which was spawned with the old settings: it serves the old configuration until the next reload.
-    id: "F3 reload skips a worker being replaced",
-    applies: (kind, detail) => kind === "reload" && /^F3: the reload reached \d+ of \d+ workers$/.test(detail),
-  },
-]
+export const KNOWN: ReadonlyArray<Known> = []
