@@ -118,6 +118,21 @@ describe("supervisor", () => {
     expect(h.logs.join("\n")).toMatch(/restarts=1/)
   })
 
+  it("a worker killed by an uncaught exception is logged with that exception's message (docs/reliability.md, F5)", {
+    timeout: 60_000,
+  }, async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "hctunnel-sup-")), "crashed")
+    const h = harness(2, { mode: "throw1", marker })
+    const done = Effect.runPromiseExit(h.run)
+    await until("ready", () => h.ready.length === 1)
+    await until("the replacement", () => h.logs.some((l) => /worker 1 replaced: listening again/.test(l)))
+    expect(h.logs.filter((l) => /stopped/.test(l))).toEqual([
+      "worker 1 stopped: uncaught TypeError: cannot read the fake's state; starting a new one",
+    ])
+    Deferred.doneUnsafe(h.stop, Exit.void)
+    expect(Exit.isSuccess(await done)).toBe(true)
+  })
+
   it("a reload while a worker is being replaced: the new thread listens with the reloaded settings (docs/reliability.md, F3)", {
     timeout: 60_000,
   }, async () => {

@@ -23,6 +23,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import { WorkerPlatform } from "effect/workers/Worker"
+import { isWorkerError } from "effect/workers/WorkerError"
 import { Worker } from "node:worker_threads"
 import { releaseWorker } from "../access/ConnectionLimits.ts"
 import type { VerifierHub } from "../auth/VerifierHub.ts"
@@ -201,13 +202,28 @@ const handleMessage = (
   }
 }
 
-/** Why a worker's run ended, in one line: its exit code, or its error's first line; never a stack or a printed Cause. */
+/**
+ * Why a worker's run ended, in one line: its exit code, or its error's first line; never a stack or a
+ * printed Cause. A thread that died of an uncaught exception (Node's `error` event) is named by that
+ * exception, `uncaught TypeError: ...`: Effect's worker error around it only says "An error event was
+ * emitted" (docs/reliability.md, F5).
+ */
 export const exitReason = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "exited"
   const text = String(exit.cause)
   const m = /The worker has exited with code: -?\d+/.exec(text)
   if (m !== null) return m[0]
   const error = Cause.squash(exit.cause)
-  const message = error instanceof Error ? error.message : String(error)
-  return message.split("\n")[0] ?? message
+  if (isWorkerError(error) && error.reason._tag === "WorkerReceiveError" && error.reason.cause !== undefined) {
+    return `uncaught ${describeThrown(error.reason.cause)}`
+  }
+  return firstLine(error instanceof Error ? error.message : String(error))
 }
+
+/** What a thread threw, in one line: `TypeError: message`, or the value itself when it is not an Error. */
+const describeThrown = (thrown: unknown): string => {
+  if (!(thrown instanceof Error)) return `exception: ${firstLine(String(thrown))}`
+  return `${thrown.name || "Error"}: ${firstLine(thrown.message)}`
+}
+
+const firstLine = (text: string): string => text.split("\n")[0] ?? text

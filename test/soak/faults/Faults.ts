@@ -182,6 +182,9 @@ export class Faults {
     try {
       const line = await stopped
       this.d.ledger.note(`worker ${id} ended (${how}): ${line.replace(/^.*?worker/, "worker")}`)
+      // The line names what ended it: the exception's own message (finding F5), or the exit code.
+      const why = how === "throw" ? /stopped: uncaught Error: ended on purpose by the soak/ : /stopped: .*exited with code: 71/
+      if (!why.test(line)) this.problem(`worker ${id} ended (${how}), but the log says: ${line}`)
       await replaced
       const after = (await this.d.proxy.stats())["restarts"] ?? 0
       if (after !== before + 1) this.problem(`restarts went from ${before} to ${after} after one worker was ended`)
