@@ -85,8 +85,9 @@ interface Cached {
   readonly expiresAt: number
 }
 
-const missing: AuthVerdict = { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" }
-const rateLimited: AuthVerdict = {
+/** Verdicts the users file and the authenticate hook give alike (HookAuthenticator.ts). */
+export const missing: AuthVerdict = { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" }
+export const rateLimited: AuthVerdict = {
   _tag: "AuthenticationFailed",
   reason: "rate-limited",
   message: "too many failed attempts from this address: try again later",
@@ -96,7 +97,7 @@ const busy: AuthVerdict = {
   reason: "rate-limited",
   message: "too many password checks pending from this address: wait for their answers",
 }
-const malformed: AuthVerdict = {
+export const malformed: AuthVerdict = {
   _tag: "AuthenticationFailed",
   reason: "invalid",
   message: "malformed credentials: expected Basic base64(user:password), in canonical base64",

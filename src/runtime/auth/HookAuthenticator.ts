@@ -29,6 +29,9 @@ import {
   CACHE_MAX,
   CACHE_TTL_MS,
   decodeBasic,
+  malformed,
+  missing,
+  rateLimited,
 } from "./Authenticator.ts"
 import { FailureLimit } from "./FailureLimit.ts"
 
@@ -48,17 +51,6 @@ export type AuthenticateAnswer = boolean | { readonly user: string }
 
 export type AuthenticateFunction = (request: AuthenticateRequest) => AuthenticateAnswer | PromiseLike<AuthenticateAnswer>
 
-const missing: AuthVerdict = { _tag: "AuthenticationFailed", reason: "missing", message: "proxy authentication required" }
-const malformed: AuthVerdict = {
-  _tag: "AuthenticationFailed",
-  reason: "invalid",
-  message: "malformed credentials: expected Basic base64(user:password), in canonical base64",
-}
-const rateLimited: AuthVerdict = {
-  _tag: "AuthenticationFailed",
-  reason: "rate-limited",
-  message: "too many failed attempts from this address: try again later",
-}
 const failedHook: AuthVerdict = { _tag: "AuthenticationFailed", reason: "unavailable", message: "the proxy's authenticate hook failed" }
 const oddAnswer: AuthVerdict = {
   _tag: "AuthenticationFailed",
